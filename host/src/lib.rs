@@ -1,0 +1,1 @@
+//! kubewasm host.
