@@ -1,1 +1,14 @@
-//! kubewasm host.
+//! kubewasm: a Kubernetes controller host whose reconcile logic runs as
+//! WebAssembly components.
+//!
+//! The data path (see `DESIGN.md`): discovery and informers feed events
+//! through a work queue into the [`runtime`], which runs plugins in a
+//! sandbox and returns [`intent`]s for the applier.
+
+pub mod cache;
+pub mod cli;
+pub mod intent;
+pub mod offline;
+pub mod plugin;
+pub mod runtime;
+pub mod selector;

@@ -1,0 +1,182 @@
+//! Command-line interface: the `kubewasm` binary's flags and sub-commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::runtime::RuntimeConfig;
+
+/// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "kubewasm", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KUBEWASM_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `kubewasm=debug`.
+    /// Wasmtime and Cranelift are kept at `warn` unless named here.
+    #[arg(long, global = true, default_value = "info", env = "KUBEWASM_LOG")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a plugin component and print its description.
+    Check(CheckArgs),
+    /// Run one reconcile offline and print the intents.
+    Eval(EvalArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    Applied,
+    Deleted,
+    Resync,
+}
+
+/// Limits every plugin call runs under.
+#[derive(Clone, Debug, Args)]
+pub struct RuntimeArgs {
+    /// Linear memory one plugin call may use, in MiB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_memory_mib: u32,
+
+    /// Wall time one plugin call may take, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub call_timeout_ms: u64,
+
+    /// Bytes of intents one reconcile may return, in KiB.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_result_kib: u32,
+
+    /// Directory for compiled plugins, keyed by content hash and engine
+    /// configuration [default: $XDG_CACHE_HOME/kubewasm/compiled].
+    #[arg(long, env = "KUBEWASM_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
+
+    /// Compile every plugin from scratch instead of using the cache.
+    #[arg(long)]
+    pub no_compile_cache: bool,
+}
+
+impl RuntimeArgs {
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            max_memory_bytes: (self.max_memory_mib as usize) << 20,
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            max_result_bytes: (self.max_result_kib as usize) << 10,
+            cache_dir: if self.no_compile_cache {
+                None
+            } else {
+                self.compile_cache.clone().or_else(default_compile_cache)
+            },
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/kubewasm/compiled`, else `$HOME/.cache/kubewasm/compiled`.
+pub fn default_compile_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("kubewasm").join("compiled"))
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin component (`.wasm`).
+    pub plugin: PathBuf,
+
+    /// Settings (JSON) to validate with the plugin's `validate-settings`.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The plugin component (`.wasm`).
+    pub plugin: PathBuf,
+
+    /// The object to reconcile (YAML or JSON, one document).
+    #[arg(long)]
+    pub object: PathBuf,
+
+    /// The event type delivered with the object.
+    #[arg(long, value_enum, default_value_t = EventArg::Applied)]
+    pub event: EventArg,
+
+    /// Settings (JSON) handed to the plugin.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+
+    /// Directory of YAML/JSON objects the plugin may read through the host cache.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_limits_are_refused_by_name() {
+        let err = Cli::try_parse_from(["kubewasm", "check", "x.wasm", "--call-timeout-ms", "0"])
+            .unwrap_err();
+        assert!(err.to_string().contains("--call-timeout-ms"));
+    }
+
+    #[test]
+    fn limits_become_runtime_config() {
+        let cli = Cli::try_parse_from([
+            "kubewasm",
+            "check",
+            "x.wasm",
+            "--max-memory-mib",
+            "16",
+            "--no-compile-cache",
+        ])
+        .unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("parsed as another command")
+        };
+        let config = args.runtime.runtime_config();
+        assert_eq!(config.max_memory_bytes, 16 << 20);
+        assert_eq!(config.cache_dir, None);
+    }
+}

@@ -1,0 +1,154 @@
+//! Bindings generated from `wit/` (the one place the host runs `bindgen!`),
+//! and conversions between the generated types and the host's own.
+
+use crate::intent::{self, Intent, IntentError, ObjectRef, Outcome, Patch, Propagation, Severity};
+use crate::plugin::{EventType, PluginInfo, ResourceKind, Subscription, WriteScope};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+pub use kubewasm::plugin::host;
+pub use kubewasm::plugin::types as wit;
+
+impl From<wit::PluginInfo> for PluginInfo {
+    fn from(info: wit::PluginInfo) -> Self {
+        PluginInfo {
+            name: info.name,
+            version: info.version,
+            subscriptions: info
+                .subscriptions
+                .into_iter()
+                .map(|s| Subscription {
+                    group: s.group,
+                    version: s.version,
+                    kind: s.kind,
+                    namespaces: s.namespaces,
+                    label_selector: s.label_selector,
+                })
+                .collect(),
+            writes: info
+                .writes
+                .into_iter()
+                .map(|w| WriteScope {
+                    group: w.group,
+                    kind: w.kind,
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn event_to_wit(event: &crate::plugin::Event) -> wit::Event {
+    let ResourceKind {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+    } = event.kind.clone();
+    wit::Event {
+        event_type: match event.event_type {
+            EventType::Applied => wit::EventType::Applied,
+            EventType::Deleted => wit::EventType::Deleted,
+            EventType::Resync => wit::EventType::Resync,
+        },
+        kind: wit::ResourceKind {
+            group,
+            version,
+            kind,
+            plural,
+            namespaced,
+        },
+        object: event.object.to_string(),
+    }
+}
+
+/// Bytes of text an outcome carries, the measure of the result-size limit.
+pub fn outcome_size(outcome: &wit::Outcome) -> usize {
+    let target = |t: &wit::ObjectRef| {
+        t.api_version.len()
+            + t.kind.len()
+            + t.name.len()
+            + t.namespace.as_ref().map_or(0, String::len)
+    };
+    outcome
+        .intents
+        .iter()
+        .map(|i| match i {
+            wit::Intent::Apply(a) => a.object.len(),
+            wit::Intent::MergePatch(p) | wit::Intent::JsonPatch(p) => {
+                target(&p.target)
+                    + p.patch.len()
+                    + p.resource_version.as_ref().map_or(0, String::len)
+            }
+            wit::Intent::Create(c) => c.object.len(),
+            wit::Intent::Delete(d) => target(&d.target),
+            wit::Intent::RecordEvent(e) => {
+                target(&e.regarding) + e.reason.len() + e.note.len() + e.action.len()
+            }
+        })
+        .sum()
+}
+
+fn object_ref(r: wit::ObjectRef) -> ObjectRef {
+    ObjectRef {
+        api_version: r.api_version,
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+    }
+}
+
+fn patch(index: usize, name: &'static str, p: wit::PatchIntent) -> Result<Patch, IntentError> {
+    Ok(Patch {
+        target: object_ref(p.target),
+        patch: intent::parse_json(index, name, "patch", &p.patch)?,
+        status: p.status,
+        resource_version: p.resource_version,
+    })
+}
+
+/// Parses and validates every intent; the first bad one refuses the outcome.
+pub fn outcome_from_wit(outcome: wit::Outcome) -> Result<Outcome, IntentError> {
+    let mut intents = Vec::with_capacity(outcome.intents.len());
+    for (index, raw) in outcome.intents.into_iter().enumerate() {
+        let parsed = match raw {
+            wit::Intent::Apply(a) => Intent::Apply {
+                object: intent::parse_json(index, "apply", "object", &a.object)?,
+                status: a.status,
+                force: a.force,
+            },
+            wit::Intent::MergePatch(p) => Intent::MergePatch(patch(index, "merge-patch", p)?),
+            wit::Intent::JsonPatch(p) => Intent::JsonPatch(patch(index, "json-patch", p)?),
+            wit::Intent::Create(c) => Intent::Create {
+                object: intent::parse_json(index, "create", "object", &c.object)?,
+            },
+            wit::Intent::Delete(d) => Intent::Delete {
+                target: object_ref(d.target),
+                propagation: d.propagation.map(|p| match p {
+                    wit::PropagationPolicy::Background => Propagation::Background,
+                    wit::PropagationPolicy::Foreground => Propagation::Foreground,
+                    wit::PropagationPolicy::Orphan => Propagation::Orphan,
+                }),
+            },
+            wit::Intent::RecordEvent(e) => Intent::RecordEvent {
+                regarding: object_ref(e.regarding),
+                severity: match e.severity {
+                    wit::EventSeverity::Normal => Severity::Normal,
+                    wit::EventSeverity::Warning => Severity::Warning,
+                },
+                reason: e.reason,
+                note: e.note,
+                action: e.action,
+            },
+        };
+        intent::validate(index, &parsed)?;
+        intents.push(parsed);
+    }
+    Ok(Outcome {
+        intents,
+        requeue_after_ms: outcome.requeue_after_ms,
+    })
+}

@@ -1,0 +1,593 @@
+//! The plugin runtime: compiles components, checks they target the kubewasm
+//! world and ask for nothing the host does not grant, and runs `describe`,
+//! `validate-settings` and `reconcile` inside per-call limits.
+//!
+//! Wasmtime types stay inside this module; the rest of the host talks in
+//! [`PluginInfo`], [`Event`] and [`Outcome`].
+//!
+//! # Instances
+//!
+//! A component is compiled once and pre-instantiated once ([`Plugin`] holds
+//! the `InstancePre`). Every call gets a cheap new `Store` and a fresh
+//! instance, so nothing a plugin keeps in its globals or heap survives from
+//! one object to the next: isolation between objects holds by construction.
+//! With the pooling allocator (memory kept resident between uses) a fresh
+//! instance costs a few microseconds more than reusing one; see
+//! `host/benches/README.md` for the measurements behind this choice.
+//! [`Session`] reuses one instance and exists for that comparison.
+
+mod bindings;
+mod host_functions;
+mod sandbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+pub use host_functions::{MAX_LOG_BYTES, MAX_LOG_RECORDS, ReadAccess};
+pub use sandbox::{RECONCILER_EXPORT, WORLD_VERSION};
+
+use crate::intent::{IntentError, Outcome};
+use crate::plugin::{Event, PluginInfo};
+use bindings::{PluginPre, wit};
+use host_functions::CallState;
+
+/// How often the epoch advances; the granularity of call time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Table elements a call may grow to.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Limits and tuning of the runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Linear memory one call may use, in bytes (all memories summed).
+    pub max_memory_bytes: usize,
+    /// Wall time one call may take, instantiation included.
+    pub call_timeout: Duration,
+    /// Bytes of text (objects, patches, messages) one outcome may carry.
+    pub max_result_bytes: usize,
+    /// Where compiled artefacts are cached by content hash and engine
+    /// configuration; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may exist at once with the pooling allocator (bounds
+    /// concurrent calls). `0` disables pooling (on-demand allocation).
+    pub pool_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 128 << 20,
+            call_timeout: Duration::from_secs(2),
+            max_result_bytes: 4 << 20,
+            cache_dir: None,
+            pool_instances: 64,
+        }
+    }
+}
+
+/// The runtime could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("failed to configure the Wasm engine: {0}")]
+    Engine(String),
+    #[error("failed to open the compiled-artefact cache at {path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
+}
+
+/// A component that cannot become a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{origin}: not a WebAssembly file (it does not start with the \\0asm magic bytes)")]
+    NotWasm { origin: String },
+    #[error(
+        "{origin}: a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)"
+    )]
+    NotComponent { origin: String },
+    #[error("{origin}: failed to compile: {reason}")]
+    Compile { origin: String, reason: String },
+    #[error("{origin}: {reason}")]
+    NotGranted { origin: String, reason: String },
+    #[error(
+        "{origin}: does not export `{RECONCILER_EXPORT}`, so it targets another world (it exports: {exports})"
+    )]
+    WrongWorld { origin: String, exports: String },
+    #[error("{origin}: does not match the kubewasm world: {reason}")]
+    Link { origin: String, reason: String },
+    #[error("{origin}: describe failed")]
+    Describe {
+        origin: String,
+        #[source]
+        source: CallError,
+    },
+    #[error("{origin}: invalid description: {reason}")]
+    InvalidDescription { origin: String, reason: String },
+}
+
+impl LoadError {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            LoadError::NotWasm { .. } => "not_wasm",
+            LoadError::NotComponent { .. } => "not_component",
+            LoadError::Compile { .. } => "compile",
+            LoadError::NotGranted { .. } => "not_granted",
+            LoadError::WrongWorld { .. } | LoadError::Link { .. } => "wrong_world",
+            LoadError::Describe { .. } => "describe",
+            LoadError::InvalidDescription { .. } => "invalid_description",
+        }
+    }
+}
+
+/// One call that failed. The host and other calls are unaffected.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin {plugin} trapped: {message}{}", stderr_suffix(.stderr))]
+    Trap {
+        plugin: String,
+        message: String,
+        stderr: String,
+    },
+    #[error("plugin {plugin} exceeded its time limit of {limit:?}")]
+    Timeout { plugin: String, limit: Duration },
+    #[error(
+        "plugin {plugin} exceeded its memory limit of {limit} bytes (it asked for {requested})"
+    )]
+    MemoryLimit {
+        plugin: String,
+        limit: usize,
+        requested: usize,
+    },
+    #[error("plugin {plugin} returned {size} bytes of intents, over the limit of {limit}")]
+    ResultTooLarge {
+        plugin: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("plugin {plugin} returned a malformed intent")]
+    MalformedIntent {
+        plugin: String,
+        #[source]
+        source: IntentError,
+    },
+    #[error("plugin {plugin} reported an error: {message}")]
+    Failed { plugin: String, message: String },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(" (stderr: {stderr})")
+    }
+}
+
+impl CallError {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            CallError::Trap { .. } => "trap",
+            CallError::Timeout { .. } => "timeout",
+            CallError::MemoryLimit { .. } => "memory_limit",
+            CallError::ResultTooLarge { .. } => "result_too_large",
+            CallError::MalformedIntent { .. } => "malformed_intent",
+            CallError::Failed { .. } => "error",
+        }
+    }
+}
+
+/// The shared Wasm engine, linker and limits. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    config: RuntimeConfig,
+    pooling: bool,
+    cache: Option<wasmtime::Cache>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        tracing::debug!("wasm runtime dropped");
+    }
+}
+
+fn engine_config(
+    config: &RuntimeConfig,
+    pooling: bool,
+) -> Result<(Config, Option<wasmtime::Cache>), RuntimeError> {
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true).epoch_interruption(true);
+    if pooling {
+        let n = config.pool_instances;
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(8))
+            .max_memory_size(config.max_memory_bytes)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .max_core_instance_size(8 << 20)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 20)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    if let Some(dir) = &config.cache_dir {
+        let cache_err = |reason: String| RuntimeError::Cache {
+            path: dir.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| cache_err(e.to_string()))?;
+        let mut cache_config = wasmtime::CacheConfig::new();
+        cache_config.with_directory(dir);
+        let cache = wasmtime::Cache::new(cache_config).map_err(|e| cache_err(format!("{e:#}")))?;
+        cfg.cache(Some(cache.clone()));
+        return Ok((cfg, Some(cache)));
+    }
+    Ok((cfg, None))
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, falling back to on-demand
+    /// allocation where the pool cannot be reserved) and starts the epoch
+    /// ticker that enforces call time limits.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let pooling_wanted = config.pool_instances > 0;
+        let (cfg, cache) = engine_config(&config, pooling_wanted)?;
+        let (engine, cache, pooling) = match Engine::new(&cfg) {
+            Ok(engine) => (engine, cache, pooling_wanted),
+            Err(e) if pooling_wanted => {
+                tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable, using on-demand allocation");
+                let (cfg, cache) = engine_config(&config, false)?;
+                let engine =
+                    Engine::new(&cfg).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+                (engine, cache, false)
+            }
+            Err(e) => return Err(RuntimeError::Engine(format!("{e:#}"))),
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        spawn_epoch_ticker(&engine);
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                config,
+                pooling,
+                cache,
+            }),
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Loads served from the compiled-artefact cache, and loads that had to
+    /// compile, since the runtime started (both 0 without a cache).
+    pub fn compile_cache_stats(&self) -> (usize, usize) {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.cache_hits(), c.cache_misses()))
+    }
+
+    /// Compiles, validates and describes a component. `origin` names it in
+    /// errors (usually its path). CPU-heavy on a cache miss: call it off the
+    /// async runtime (`spawn_blocking`).
+    pub fn load(&self, origin: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let origin_s = origin.to_string();
+        check_header(origin, bytes)?;
+        let component =
+            Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
+                origin: origin_s.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        self.check_imports_and_exports(origin, &component)?;
+        let instance_pre =
+            self.inner
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link {
+                    origin: origin_s.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Link {
+            origin: origin_s.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let mut plugin = Plugin {
+            runtime: self.clone(),
+            pre,
+            info: Arc::new(PluginInfo {
+                name: origin_s.clone(),
+                version: String::new(),
+                subscriptions: vec![],
+                writes: vec![],
+            }),
+            digest: hex::encode(Sha256::digest(bytes)),
+        };
+        let info = plugin.describe().map_err(|source| LoadError::Describe {
+            origin: origin_s.clone(),
+            source,
+        })?;
+        info.validate()
+            .map_err(|reason| LoadError::InvalidDescription {
+                origin: origin_s,
+                reason,
+            })?;
+        plugin.info = Arc::new(info);
+        Ok(plugin)
+    }
+
+    fn check_imports_and_exports(
+        &self,
+        origin: &str,
+        component: &Component,
+    ) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.inner.engine) {
+            if let Some(reason) = sandbox::refused_import(name) {
+                return Err(LoadError::NotGranted {
+                    origin: origin.to_string(),
+                    reason,
+                });
+            }
+        }
+        let exports: Vec<&str> = ty.exports(&self.inner.engine).map(|(n, _)| n).collect();
+        if !exports.contains(&RECONCILER_EXPORT) {
+            return Err(LoadError::WrongWorld {
+                origin: origin.to_string(),
+                exports: if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Tells a non-Wasm file and a core module apart from a component before
+/// handing bytes to the compiler, for clearer errors.
+fn check_header(origin: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm {
+            origin: origin.to_string(),
+        });
+    }
+    // Bytes 4..8: a core module has version 1 and layer 0; a component has layer 1.
+    if bytes.len() >= 8 && bytes[6..8] == [0, 0] {
+        return Err(LoadError::NotComponent {
+            origin: origin.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("kubewasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker a looping plugin would never be interrupted.
+        tracing::error!(error = %e, "failed to start the epoch ticker; call time limits are not enforced");
+    }
+}
+
+/// A compiled, validated plugin ready to be called. Cheap to clone; clones
+/// share the compiled code.
+#[derive(Clone)]
+pub struct Plugin {
+    runtime: Runtime,
+    pre: PluginPre<CallState>,
+    info: Arc<PluginInfo>,
+    digest: String,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("info", &self.info)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An instance of a plugin, reused across calls. Only for measuring the cost
+/// of fresh instances; the host never shares an instance between objects.
+pub struct Session {
+    plugin: Plugin,
+    store: Store<CallState>,
+    instance: bindings::Plugin,
+}
+
+impl Plugin {
+    /// What the plugin said about itself at load time.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// SHA-256 of the component's bytes, hex encoded.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn new_store(&self, access: ReadAccess) -> Store<CallState> {
+        let config = &self.runtime.inner.config;
+        let state = CallState::new(
+            self.info.clone(),
+            access,
+            config.max_memory_bytes,
+            MAX_TABLE_ELEMENTS,
+        );
+        let mut store = Store::new(&self.runtime.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        self.arm_deadline(&mut store);
+        store
+    }
+
+    fn arm_deadline(&self, store: &mut Store<CallState>) {
+        let timeout = self.runtime.inner.config.call_timeout;
+        let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
+        store.set_epoch_deadline(ticks.max(1) + 1);
+    }
+
+    fn call_error(&self, store: &Store<CallState>, error: wasmtime::Error) -> CallError {
+        let plugin = self.info.name.clone();
+        let state = store.data();
+        if let Some(requested) = state.limiter.memory_exceeded {
+            return CallError::MemoryLimit {
+                plugin,
+                limit: self.runtime.inner.config.max_memory_bytes,
+                requested,
+            };
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Timeout {
+                plugin,
+                limit: self.runtime.inner.config.call_timeout,
+            };
+        }
+        let message = match error.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        CallError::Trap {
+            plugin,
+            message,
+            stderr: state.stderr(),
+        }
+    }
+
+    fn instantiate(&self, store: &mut Store<CallState>) -> Result<bindings::Plugin, CallError> {
+        self.pre
+            .instantiate(&mut *store)
+            .map_err(|e| self.call_error(store, e))
+    }
+
+    fn describe(&self) -> Result<PluginInfo, CallError> {
+        let mut store = self.new_store(ReadAccess::offline("{}"));
+        let instance = self.instantiate(&mut store)?;
+        let info = instance
+            .kubewasm_plugin_reconciler()
+            .call_describe(&mut store)
+            .map_err(|e| self.call_error(&store, e))?;
+        Ok(info.into())
+    }
+
+    /// Asks the plugin whether `settings` (JSON) are acceptable.
+    pub fn validate_settings(&self, settings: &str) -> Result<(), CallError> {
+        let mut store = self.new_store(ReadAccess::offline(settings));
+        let instance = self.instantiate(&mut store)?;
+        instance
+            .kubewasm_plugin_reconciler()
+            .call_validate_settings(&mut store, settings)
+            .map_err(|e| self.call_error(&store, e))?
+            .map_err(|message| CallError::Failed {
+                plugin: self.info.name.clone(),
+                message,
+            })
+    }
+
+    /// Reconciles one event in a fresh instance.
+    pub fn reconcile(&self, event: &Event, access: ReadAccess) -> Result<Outcome, CallError> {
+        let mut store = self.new_store(access);
+        let instance = self.instantiate(&mut store)?;
+        self.reconcile_in(&mut store, &instance, event)
+    }
+
+    fn reconcile_in(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &bindings::Plugin,
+        event: &Event,
+    ) -> Result<Outcome, CallError> {
+        let plugin = || self.info.name.clone();
+        let result = instance
+            .kubewasm_plugin_reconciler()
+            .call_reconcile(&mut *store, &bindings::event_to_wit(event))
+            .map_err(|e| self.call_error(store, e))?;
+        if store.data().logs_dropped > 0 {
+            tracing::warn!(
+                plugin = %self.info.name,
+                dropped = store.data().logs_dropped,
+                "plugin exceeded {MAX_LOG_RECORDS} log records in one call; the rest were dropped"
+            );
+        }
+        let outcome: wit::Outcome = result.map_err(|e| CallError::Failed {
+            plugin: plugin(),
+            message: e.message,
+        })?;
+        let size = bindings::outcome_size(&outcome);
+        let limit = self.runtime.inner.config.max_result_bytes;
+        if size > limit {
+            return Err(CallError::ResultTooLarge {
+                plugin: plugin(),
+                size,
+                limit,
+            });
+        }
+        bindings::outcome_from_wit(outcome).map_err(|source| CallError::MalformedIntent {
+            plugin: plugin(),
+            source,
+        })
+    }
+
+    /// Creates one instance to be reused across calls (see [`Session`]).
+    pub fn session(&self, access: ReadAccess) -> Result<Session, CallError> {
+        let mut store = self.new_store(access);
+        let instance = self.instantiate(&mut store)?;
+        Ok(Session {
+            plugin: self.clone(),
+            store,
+            instance,
+        })
+    }
+}
+
+impl Session {
+    /// Reconciles one event in this session's instance.
+    pub fn reconcile(&mut self, event: &Event) -> Result<Outcome, CallError> {
+        self.plugin.arm_deadline(&mut self.store);
+        self.plugin
+            .reconcile_in(&mut self.store, &self.instance, event)
+    }
+}
+
+impl ReadAccess {
+    /// Access with no objects to read and the given settings.
+    pub fn offline(settings: &str) -> Self {
+        Self {
+            reader: Arc::new(crate::cache::StaticObjects::default()),
+            settings: settings.into(),
+        }
+    }
+}

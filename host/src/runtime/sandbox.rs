@@ -1,0 +1,154 @@
+//! What a plugin may touch: the imports it is allowed to have, the inert WASI
+//! context it gets, and the per-call resource limiter.
+//!
+//! The host grants no ambient authority. Ordinary toolchain output (Rust's
+//! `wasm32-wasip2` std, for example) imports WASI interfaces for stdio,
+//! environment, clocks, random and the filesystem, so those are linked, but
+//! against a context with no preopened directories, no environment, no
+//! arguments, empty stdin, stdout discarded and stderr captured (its tail is
+//! attached to trap errors so a Rust panic message reaches the log). Sockets
+//! and HTTP are never linked: a component importing them fails to load, as
+//! does one importing anything else the host does not offer.
+
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+/// Interfaces a plugin may import, by `namespace:package/` prefix.
+const GRANTED: [&str; 6] = [
+    "kubewasm:plugin/",
+    "wasi:io/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
+
+/// The WIT package version this host implements.
+pub const WORLD_PACKAGE: &str = "kubewasm:plugin";
+pub const WORLD_VERSION: &str = "0.1.0";
+/// The export every plugin must have.
+pub const RECONCILER_EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";
+
+/// Why an import is refused, or `None` when it is granted.
+pub fn refused_import(name: &str) -> Option<String> {
+    if !GRANTED.iter().any(|prefix| name.starts_with(prefix)) {
+        return Some(format!(
+            "imports `{name}`, which kubewasm does not grant (plugins may only import \
+             kubewasm:plugin/host and inert WASI cli, io, clocks, random and filesystem)"
+        ));
+    }
+    if let Some(rest) = name.strip_prefix("kubewasm:plugin/") {
+        let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
+        if !same_minor(version, WORLD_VERSION) {
+            return Some(format!(
+                "imports `{name}`, but this host implements {WORLD_PACKAGE}@{WORLD_VERSION}"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether two `0.x.y` versions are semver-compatible (same major, and the
+/// same minor while the major is 0).
+fn same_minor(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<String> { v.split('.').take(2).map(str::to_string).collect() };
+    !a.is_empty() && parts(a) == parts(b)
+}
+
+/// A WASI context that grants nothing: no files, no network, no environment.
+pub fn inert_wasi(stderr: MemoryOutputPipe) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stderr(stderr)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
+/// Caps the linear memory (summed over a store's memories) and table
+/// elements of one call, and remembers whether the memory cap was hit so the
+/// failure can be reported as exactly that.
+#[derive(Debug)]
+pub struct Limiter {
+    max_memory: usize,
+    max_table_elements: usize,
+    memory_in_use: usize,
+    /// The total the plugin asked for when it exceeded `max_memory`.
+    pub memory_exceeded: Option<usize>,
+}
+
+impl Limiter {
+    pub fn new(max_memory: usize, max_table_elements: usize) -> Self {
+        Self {
+            max_memory,
+            max_table_elements,
+            memory_in_use: 0,
+            memory_exceeded: None,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.memory_in_use - current.min(self.memory_in_use) + desired;
+        if total > self.max_memory {
+            self.memory_exceeded = Some(total);
+            // An error (not `Ok(false)`) turns the failed growth into a trap,
+            // so a plugin cannot carry on in a half-failed state.
+            return Err(wasmtime::format_err!(
+                "linear memory limit of {} bytes exceeded",
+                self.max_memory
+            ));
+        }
+        self.memory_in_use = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.max_table_elements)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_only_the_host_and_inert_wasi() {
+        assert_eq!(refused_import("kubewasm:plugin/host@0.1.0"), None);
+        assert_eq!(refused_import("kubewasm:plugin/types@0.1.2"), None);
+        assert_eq!(refused_import("wasi:cli/environment@0.2.6"), None);
+        assert_eq!(refused_import("wasi:filesystem/preopens@0.2.0"), None);
+        assert!(
+            refused_import("wasi:sockets/tcp@0.2.6")
+                .unwrap()
+                .starts_with("imports `wasi:sockets/tcp@0.2.6`, which kubewasm does not grant")
+        );
+        assert!(refused_import("wasi:http/outgoing-handler@0.2.6").is_some());
+        assert_eq!(
+            refused_import("kubewasm:plugin/host@0.2.0").unwrap(),
+            "imports `kubewasm:plugin/host@0.2.0`, but this host implements kubewasm:plugin@0.1.0"
+        );
+    }
+
+    #[test]
+    fn limiter_sums_memories_and_records_the_excess() {
+        let mut limiter = Limiter::new(100, 10);
+        assert!(limiter.memory_growing(0, 60, None).unwrap());
+        assert!(limiter.memory_growing(0, 30, None).unwrap());
+        assert!(limiter.memory_growing(60, 101, None).is_err());
+        assert_eq!(limiter.memory_exceeded, Some(131));
+        assert!(!limiter.table_growing(0, 11, None).unwrap());
+    }
+}
