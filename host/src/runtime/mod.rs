@@ -477,7 +477,10 @@ impl Plugin {
             };
         }
         let message = match error.downcast_ref::<Trap>() {
-            Some(trap) => trap.to_string(),
+            Some(trap) => {
+                let text = trap.to_string();
+                text.strip_prefix("wasm trap: ").unwrap_or(&text).to_string()
+            }
             None => format!("{error:#}"),
         };
         CallError::Trap {

@@ -1,0 +1,299 @@
+//! The runtime against hostile and broken components: each case fails with
+//! its own named error, and the runtime keeps serving other calls.
+
+mod support;
+
+use std::time::Duration;
+
+use kubewasm::plugin::{Event, EventType, ResourceKind};
+use kubewasm::runtime::{CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
+use serde_json::json;
+use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET};
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        max_memory_bytes: 16 << 20,
+        call_timeout: Duration::from_millis(200),
+        max_result_bytes: 64 << 10,
+        cache_dir: None,
+        pool_instances: 8,
+    })
+    .expect("runtime starts")
+}
+
+fn event() -> Event {
+    Event {
+        event_type: EventType::Applied,
+        kind: ResourceKind {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            namespaced: true,
+        },
+        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b"}}),
+    }
+}
+
+fn access() -> ReadAccess {
+    ReadAccess::offline("{}")
+}
+
+fn load(runtime: &Runtime, name: &str, body: &str) -> kubewasm::runtime::Plugin {
+    runtime
+        .load(name, &support::plugin(name, body))
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+/// A healthy plugin still answers after a hostile call on the same runtime.
+fn assert_still_serving(runtime: &Runtime) {
+    let healthy = load(runtime, "healthy", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let outcome = healthy.reconcile(&event(), access()).expect("healthy call");
+    assert_eq!(outcome.requeue_after_ms, Some(5000));
+}
+
+#[test]
+fn a_well_behaved_plugin_describes_itself_and_reconciles() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "healthy", &format!("(i32.const {OK_REQUEUE_RET})"));
+    assert_eq!(plugin.info().name, "healthy");
+    assert_eq!(plugin.info().version, "1.0.0");
+    assert_eq!(plugin.digest().len(), 64);
+    let outcome = plugin.reconcile(&event(), access()).unwrap();
+    assert!(outcome.intents.is_empty());
+    assert_eq!(outcome.requeue_after_ms, Some(5000));
+    plugin.validate_settings("{}").unwrap();
+}
+
+#[test]
+fn a_trap_fails_only_that_call() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "trapper", "unreachable");
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    assert!(matches!(err, CallError::Trap { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugin trapper trapped: wasm `unreachable` instruction executed"
+    );
+    assert_eq!(err.metric_label(), "trap");
+    // The same plugin is called again, and fails the same way, not worse.
+    assert!(matches!(
+        plugin.reconcile(&event(), access()),
+        Err(CallError::Trap { .. })
+    ));
+    assert_still_serving(&runtime);
+}
+
+#[test]
+fn an_infinite_loop_is_interrupted_at_the_time_limit() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "looper", "(loop $forever (br $forever)) unreachable");
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugin looper exceeded its time limit of 200ms"
+    );
+    assert_still_serving(&runtime);
+}
+
+#[test]
+fn unbounded_memory_growth_hits_the_memory_limit() {
+    let runtime = runtime();
+    let plugin = load(
+        &runtime,
+        "hog",
+        "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable",
+    );
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    let CallError::MemoryLimit {
+        plugin: name,
+        limit,
+        requested,
+    } = &err
+    else {
+        panic!("expected a memory limit error, got {err:?}");
+    };
+    assert_eq!(name, "hog");
+    assert_eq!(*limit, 16 << 20);
+    assert!(*requested > 16 << 20);
+    assert!(
+        err.to_string()
+            .starts_with("plugin hog exceeded its memory limit of 16777216 bytes")
+    );
+    assert_still_serving(&runtime);
+}
+
+#[test]
+fn an_oversized_result_is_refused() {
+    let runtime = runtime();
+    let plugin = load(
+        &runtime,
+        "chatty",
+        &format!("(drop (memory.grow (i32.const 20))) (i32.const {OVERSIZED_RET})"),
+    );
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin chatty returned 1048576 bytes of intents, over the limit of 65536"
+    );
+    assert_eq!(err.metric_label(), "result_too_large");
+    assert_still_serving(&runtime);
+}
+
+#[test]
+fn a_malformed_intent_refuses_the_outcome() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "sloppy", &format!("(i32.const {MALFORMED_RET})"));
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    let CallError::MalformedIntent { source, .. } = &err else {
+        panic!("expected a malformed intent, got {err:?}");
+    };
+    assert!(
+        source
+            .to_string()
+            .starts_with("intent 0 (create): object is not valid JSON"),
+        "{source}"
+    );
+}
+
+#[test]
+fn a_plugin_error_is_reported_with_its_message() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "picky", &format!("(i32.const {ERR_RET})"));
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    assert_eq!(err.to_string(), "plugin picky reported an error: not ready");
+    assert_eq!(err.metric_label(), "error");
+}
+
+#[test]
+fn fresh_instances_share_no_state_between_calls() {
+    // Each reconcile bumps a global counter and returns it as the requeue delay.
+    let body = format!(
+        "(global.set $count (i64.add (global.get $count) (i64.const 1)))
+         (i64.store (i32.const {value}) (global.get $count))
+         (i32.const {OK_REQUEUE_RET})",
+        value = OK_REQUEUE_RET + 24
+    );
+    let runtime = runtime();
+    let plugin = load(&runtime, "counter", &body);
+    for _ in 0..3 {
+        let outcome = plugin.reconcile(&event(), access()).unwrap();
+        assert_eq!(outcome.requeue_after_ms, Some(1), "state leaked between calls");
+    }
+    // A reused instance (what the host does not do) would carry state over.
+    let mut session = plugin.session(access()).unwrap();
+    let counts: Vec<_> = (0..3)
+        .map(|_| session.reconcile(&event()).unwrap().requeue_after_ms)
+        .collect();
+    assert_eq!(counts, [Some(1), Some(2), Some(3)]);
+}
+
+#[test]
+fn a_capability_that_is_not_granted_fails_to_load() {
+    let net = r#"
+        package wasi:sockets@0.2.6;
+        interface tcp { connect: func(address: string) -> u32; }
+        world networked-plugin {
+            import tcp;
+            export kubewasm:plugin/reconciler@0.1.0;
+        }
+    "#;
+    let core = support::core_module(
+        "networked",
+        r#"(import "wasi:sockets/tcp@0.2.6" "connect" (func $connect (param i32 i32) (result i32)))"#,
+        &format!("(drop (call $connect (i32.const 0x100) (i32.const 4))) (i32.const {OK_REQUEUE_RET})"),
+        "",
+    );
+    let bytes = support::componentize(&core, "networked-plugin", &[net]);
+    let err = runtime().load("net.wasm", &bytes).unwrap_err();
+    assert!(matches!(err, LoadError::NotGranted { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("net.wasm: imports `wasi:sockets/tcp@0.2.6`, which kubewasm does not grant"),
+        "{err}"
+    );
+    assert_eq!(err.metric_label(), "not_granted");
+}
+
+#[test]
+fn a_component_of_another_world_fails_to_load() {
+    let other = r#"
+        package acme:tool@1.0.0;
+        world tool { export run: func() -> u32; }
+    "#;
+    let core = r#"(module
+        (memory (export "memory") 1)
+        (func (export "run") (result i32) (i32.const 7)))"#;
+    let bytes = support::componentize(core, "tool", &[other]);
+    let err = runtime().load("tool.wasm", &bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tool.wasm: does not export `kubewasm:plugin/reconciler@0.1.0`, so it targets another world (it exports: run)"
+    );
+    assert_eq!(err.metric_label(), "wrong_world");
+}
+
+#[test]
+fn a_file_that_is_not_wasm_fails_to_load() {
+    let err = runtime()
+        .load("notes.wasm", b"#!/bin/sh\necho hi\n")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "notes.wasm: not a WebAssembly file (it does not start with the \\0asm magic bytes)"
+    );
+}
+
+#[test]
+fn a_core_module_is_not_a_component() {
+    let core = wat::parse_str("(module)").unwrap();
+    let err = runtime().load("core.wasm", &core).unwrap_err();
+    assert!(matches!(err, LoadError::NotComponent { .. }), "{err:?}");
+}
+
+#[test]
+fn a_truncated_file_fails_to_compile() {
+    let bytes = support::plugin("whole", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let half = &bytes[..bytes.len() / 2];
+    let err = runtime().load("half.wasm", half).unwrap_err();
+    assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("half.wasm: failed to compile:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_invalid_description_is_refused() {
+    let runtime = runtime();
+    let bytes = support::plugin("Not_A_Label", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let err = runtime.load("bad-name.wasm", &bytes).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad-name.wasm: invalid description: plugin name \"Not_A_Label\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn compiled_artefacts_are_reused_across_runtimes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        pool_instances: 0,
+        ..RuntimeConfig::default()
+    };
+    let bytes = support::plugin("cached", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let first = Runtime::new(config.clone()).unwrap();
+    first.load("cached.wasm", &bytes).unwrap();
+    assert_eq!(first.compile_cache_stats(), (0, 1));
+    // A restart: a new engine with the same configuration finds the artefact.
+    let second = Runtime::new(config).unwrap();
+    let plugin = second.load("cached.wasm", &bytes).unwrap();
+    assert_eq!(second.compile_cache_stats(), (1, 0));
+    assert_eq!(
+        plugin.reconcile(&event(), access()).unwrap().requeue_after_ms,
+        Some(5000)
+    );
+}

@@ -1,0 +1,143 @@
+//! Tiny plugins written by hand in WAT, turned into components against the
+//! real `wit/` package with wit-component: no guest toolchain needed.
+//!
+//! Every plugin shares one core module skeleton: a bump allocator, a
+//! `describe` that returns static data, an accepting `validate-settings`, and a
+//! `reconcile` whose body each test supplies. The canonical ABI layouts used
+//! in the data segments are written out next to each constant.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+pub const EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";
+
+/// Return area of `describe`: plugin-info = {name, version, subscriptions,
+/// writes}, each a (ptr, len) pair of i32.
+const DESCRIBE_RET: u32 = 0x200;
+/// Return area of `validate-settings`: result<_, string>, discriminant 0 = ok.
+const SETTINGS_RET: u32 = 0x300;
+/// Return area of `reconcile` for ok(outcome) with no intents and
+/// `requeue-after-ms = some(5000)`: result discriminant at +0, outcome at +8:
+/// intents (ptr, len) at +8, option<u64> discriminant at +16, value at +24.
+pub const OK_REQUEUE_RET: u32 = 0x400;
+/// Return area for ok(outcome) with one `create` intent whose object is 1 MiB
+/// of NUL bytes at 0x10000 (variant discriminant 3 = create, payload at +4).
+pub const OVERSIZED_RET: u32 = 0x500;
+/// Return area for ok(outcome) with one `create` intent whose object is `{nope`.
+pub const MALFORMED_RET: u32 = 0x580;
+/// Return area for err(reconcile-error { message: "not ready" }).
+pub const ERR_RET: u32 = 0x900;
+
+fn le32(values: &[u32]) -> String {
+    values
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .map(|b| format!("\\{b:02x}"))
+        .collect()
+}
+
+fn le64(value: u64) -> String {
+    value
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect()
+}
+
+/// A core module implementing the kubewasm exports; `reconcile_body` must
+/// leave the address of a return area on the stack. `extra` adds module
+/// fields (imports go first, so they are given separately).
+pub fn core_module(name: &str, imports: &str, reconcile_body: &str, extra: &str) -> String {
+    let name_len = name.len() as u32;
+    format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 0x20000))
+  (global $count (mut i64) (i64.const 0))
+  (data (i32.const 0x100) "{name}")
+  (data (i32.const 0x110) "1.0.0")
+  (data (i32.const {DESCRIBE_RET}) "{describe}")
+  (data (i32.const {OK_REQUEUE_RET}) "\00\00\00\00\00\00\00\00{empty_list}\01\00\00\00\00\00\00\00{requeue}")
+  (data (i32.const {OVERSIZED_RET}) "\00\00\00\00\00\00\00\00{oversized_list}\00")
+  (data (i32.const 0x600) "\03\00\00\00{oversized_string}")
+  (data (i32.const {MALFORMED_RET}) "\00\00\00\00\00\00\00\00{malformed_list}\00")
+  (data (i32.const 0x680) "\03\00\00\00{malformed_string}")
+  (data (i32.const 0x700) "{{nope")
+  (data (i32.const {ERR_RET}) "\01\00\00\00\00\00\00\00{err_string}")
+  (data (i32.const 0x980) "not ready")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr
+      (i32.and
+        (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+        (i32.xor (i32.sub (local.get 2) (i32.const 1)) (i32.const -1))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then
+        (if (i32.eq
+              (memory.grow
+                (i32.add
+                  (i32.div_u
+                    (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+                    (i32.const 65536))
+                  (i32.const 1)))
+              (i32.const -1))
+          (then unreachable))))
+    (local.get $ptr))
+  (func (export "{EXPORT}#describe") (result i32)
+    (i32.const {DESCRIBE_RET}))
+  (func (export "{EXPORT}#validate-settings") (param i32 i32) (result i32)
+    (i32.const {SETTINGS_RET}))
+  (func (export "{EXPORT}#reconcile")
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+    {reconcile_body})
+  {extra}
+)"#,
+        describe = le32(&[0x100, name_len, 0x110, 5, 0, 0, 0, 0]),
+        empty_list = le32(&[0, 0]),
+        requeue = le64(5000),
+        oversized_list = le32(&[0x600, 1]),
+        oversized_string = le32(&[0x10000, 1 << 20]),
+        malformed_list = le32(&[0x680, 1]),
+        malformed_string = le32(&[0x700, 5]),
+        err_string = le32(&[0x980, 9]),
+    )
+}
+
+/// Encodes a core module (WAT) as a component of `world` in the WIT package
+/// at `wit/` plus any `extra_wit` packages.
+pub fn componentize(core_wat: &str, world: &str, extra_wit: &[&str]) -> Vec<u8> {
+    let mut module = wat::parse_str(core_wat).expect("test WAT parses");
+    let mut resolve = wit_parser::Resolve::default();
+    let wit_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let (kubewasm, _) = resolve.push_dir(&wit_dir).expect("wit/ parses");
+    let mut main = kubewasm;
+    for (i, text) in extra_wit.iter().enumerate() {
+        main = resolve
+            .push_str(format!("extra{i}.wit"), text)
+            .expect("extra WIT parses");
+    }
+    let world = resolve
+        .select_world(&[main], Some(world))
+        .expect("world exists");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("metadata embeds");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("module is accepted")
+        .validate(true)
+        .encode()
+        .expect("component encodes")
+}
+
+/// A kubewasm plugin component whose `reconcile` runs `reconcile_body`.
+pub fn plugin(name: &str, reconcile_body: &str) -> Vec<u8> {
+    componentize(&core_module(name, "", reconcile_body, ""), "plugin", &[])
+}
