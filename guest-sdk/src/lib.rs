@@ -1,1 +1,137 @@
-//! SDK
+//! Write [kubewasm](https://github.com/kubewasm/kubewasm) reconcile plugins
+//! in Rust.
+//!
+//! A plugin is a WebAssembly component built for `wasm32-wasip2` against the
+//! `kubewasm:plugin@0.1.0` WIT world. With this crate it is one [`Plugin`]
+//! impl and one [`export_plugin!`] line: the host calls
+//! [`Plugin::reconcile`] for every change of an object the plugin subscribes
+//! to, and makes the writes ([`Intent`]s) it returns with the plugin's own
+//! field manager.
+//!
+//! ```
+//! use kubewasm_guest::{Apply, Error, Event, Outcome, Plugin, PluginInfo, Subscription, WriteScope};
+//! use serde_json::json;
+//!
+//! struct Stamp;
+//!
+//! impl Plugin for Stamp {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::new("stamp", "0.1.0")
+//!             .subscribe(Subscription::new("", "v1", "ConfigMap"))
+//!             .writes(WriteScope::new("", "ConfigMap"))
+//!     }
+//!
+//!     fn reconcile(event: &Event) -> Result<Outcome, Error> {
+//!         if event.is_deleted() || event.object.label("stamped") == Some("yes") {
+//!             return Ok(Outcome::new());
+//!         }
+//!         let labels = json!({"metadata": {"labels": {"stamped": "yes"}}});
+//!         Ok(Outcome::new().with(Apply::fields(&event.object.object_ref(), labels)))
+//!     }
+//! }
+//!
+//! kubewasm_guest::export_plugin!(Stamp);
+//! # fn main() {}
+//! ```
+//!
+//! What the SDK offers:
+//!
+//! - reading the object: [`Object`] accessors (`name`, `namespace`, `uid`,
+//!   `labels`, `annotations`, `generation`, nested fields with
+//!   [`Object::get_path`]), typed access with [`Event::object_as`] and, with
+//!   the default `k8s-openapi` feature, kind-checked k8s-openapi types
+//!   (`Object::to_resource`);
+//! - building intents: [`Apply`], [`Patch`] and [`JsonPatch`], [`Create`],
+//!   [`Delete`], [`RecordEvent`], collected in an [`Outcome`];
+//! - children and status: [`OwnerReference::controller`],
+//!   [`Condition`] and [`set_condition`];
+//! - the host: [`log`](mod@log) and its macros ([`info!`] ...),
+//!   [`settings()`], the [`cache`];
+//! - offline tests: [`testing`] answers the host calls on native targets and
+//!   runs conformance fixtures.
+//!
+//! Build a plugin crate (`crate-type = ["cdylib"]`) with
+//! `cargo build --release --target wasm32-wasip2`; the output `.wasm` is the
+//! component. Keep plugins free of files, environment, network and clocks:
+//! the host grants none of them.
+
+pub mod cache;
+pub mod log;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+mod apply;
+#[doc(hidden)]
+pub mod bindings;
+mod condition;
+mod error;
+mod event;
+#[doc(hidden)]
+pub mod export;
+mod host;
+mod object;
+mod outcome;
+mod owner;
+mod patch;
+mod path;
+mod plugin;
+mod record;
+mod settings;
+#[cfg(feature = "k8s-openapi")]
+mod typed;
+
+pub use apply::{Apply, Create, Delete, Propagation};
+pub use condition::{Condition, Status, set_condition};
+pub use error::Error;
+pub use event::{Event, EventType, ResourceKind};
+#[cfg(feature = "k8s-openapi")]
+pub use k8s_openapi;
+pub use object::{Object, ObjectRef};
+pub use outcome::{Intent, Outcome};
+pub use owner::OwnerReference;
+pub use patch::{JsonPatch, Patch};
+pub use path::{escape_pointer, get_path};
+pub use plugin::{Plugin, PluginInfo, Subscription, WriteScope};
+pub use record::{RecordEvent, Severity};
+pub use settings::{parse_settings, raw_settings, settings};
+
+/// Exports a [`Plugin`] as the component's `reconciler` interface. Use it
+/// once, at the top level of the plugin crate.
+///
+/// ```
+/// use kubewasm_guest::{Error, Event, Outcome, Plugin, PluginInfo};
+///
+/// struct Noop;
+///
+/// impl Plugin for Noop {
+///     fn describe() -> PluginInfo {
+///         PluginInfo::new("noop", "0.1.0")
+///     }
+///
+///     fn reconcile(_event: &Event) -> Result<Outcome, Error> {
+///         Ok(Outcome::new())
+///     }
+/// }
+///
+/// kubewasm_guest::export_plugin!(Noop);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        // The generated exports are `extern "C"` functions with
+        // `#[unsafe(export_name)]`: unsafe by construction, so allowed here
+        // even in crates that deny unsafe code. They exist only in the
+        // component: native linkers reject their names (`ns:pkg/iface#func`).
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type KubewasmPluginAdapter = $crate::export::Adapter<$plugin>;
+    $crate::bindings::export_world!(KubewasmPluginAdapter with_types_in $crate::bindings);
+        };
+        // On native targets (tests, clippy) still check that the type is a
+        // plugin.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() = $crate::export::assert_plugin::<$plugin>;
+    };
+}

@@ -17,6 +17,7 @@ fn runtime() -> Runtime {
         max_result_bytes: 64 << 10,
         cache_dir: None,
         pool_instances: 8,
+        epoch_interruption: true,
     })
     .expect("runtime starts")
 }
@@ -55,7 +56,11 @@ fn assert_still_serving(runtime: &Runtime) {
 #[test]
 fn a_well_behaved_plugin_describes_itself_and_reconciles() {
     let runtime = runtime();
-    let plugin = load(&runtime, "healthy", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let plugin = load(
+        &runtime,
+        "healthy",
+        &format!("(i32.const {OK_REQUEUE_RET})"),
+    );
     assert_eq!(plugin.info().name, "healthy");
     assert_eq!(plugin.info().version, "1.0.0");
     assert_eq!(plugin.digest().len(), 64);
@@ -87,7 +92,11 @@ fn a_trap_fails_only_that_call() {
 #[test]
 fn an_infinite_loop_is_interrupted_at_the_time_limit() {
     let runtime = runtime();
-    let plugin = load(&runtime, "looper", "(loop $forever (br $forever)) unreachable");
+    let plugin = load(
+        &runtime,
+        "looper",
+        "(loop $forever (br $forever)) unreachable",
+    );
     let err = plugin.reconcile(&event(), access()).unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
     assert_eq!(
@@ -179,7 +188,11 @@ fn fresh_instances_share_no_state_between_calls() {
     let plugin = load(&runtime, "counter", &body);
     for _ in 0..3 {
         let outcome = plugin.reconcile(&event(), access()).unwrap();
-        assert_eq!(outcome.requeue_after_ms, Some(1), "state leaked between calls");
+        assert_eq!(
+            outcome.requeue_after_ms,
+            Some(1),
+            "state leaked between calls"
+        );
     }
     // A reused instance (what the host does not do) would carry state over.
     let mut session = plugin.session(access()).unwrap();
@@ -202,15 +215,18 @@ fn a_capability_that_is_not_granted_fails_to_load() {
     let core = support::core_module(
         "networked",
         r#"(import "wasi:sockets/tcp@0.2.6" "connect" (func $connect (param i32 i32) (result i32)))"#,
-        &format!("(drop (call $connect (i32.const 0x100) (i32.const 4))) (i32.const {OK_REQUEUE_RET})"),
+        &format!(
+            "(drop (call $connect (i32.const 0x100) (i32.const 4))) (i32.const {OK_REQUEUE_RET})"
+        ),
         "",
     );
     let bytes = support::componentize(&core, "networked-plugin", &[net]);
     let err = runtime().load("net.wasm", &bytes).unwrap_err();
     assert!(matches!(err, LoadError::NotGranted { .. }), "{err:?}");
     assert!(
-        err.to_string()
-            .starts_with("net.wasm: imports `wasi:sockets/tcp@0.2.6`, which kubewasm does not grant"),
+        err.to_string().starts_with(
+            "net.wasm: imports `wasi:sockets/tcp@0.2.6`, which kubewasm does not grant"
+        ),
         "{err}"
     );
     assert_eq!(err.metric_label(), "not_granted");
@@ -293,7 +309,10 @@ fn compiled_artefacts_are_reused_across_runtimes() {
     let plugin = second.load("cached.wasm", &bytes).unwrap();
     assert_eq!(second.compile_cache_stats(), (1, 0));
     assert_eq!(
-        plugin.reconcile(&event(), access()).unwrap().requeue_after_ms,
+        plugin
+            .reconcile(&event(), access())
+            .unwrap()
+            .requeue_after_ms,
         Some(5000)
     );
 }

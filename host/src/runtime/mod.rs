@@ -56,6 +56,10 @@ pub struct RuntimeConfig {
     /// Instances that may exist at once with the pooling allocator (bounds
     /// concurrent calls). `0` disables pooling (on-demand allocation).
     pub pool_instances: u32,
+    /// Enforce `call_timeout` by epoch interruption. Only the runtime
+    /// benchmark turns this off, to measure its cost: without it a looping
+    /// plugin is never stopped.
+    pub epoch_interruption: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +70,7 @@ impl Default for RuntimeConfig {
             max_result_bytes: 4 << 20,
             cache_dir: None,
             pool_instances: 64,
+            epoch_interruption: true,
         }
     }
 }
@@ -205,7 +210,8 @@ fn engine_config(
     pooling: bool,
 ) -> Result<(Config, Option<wasmtime::Cache>), RuntimeError> {
     let mut cfg = Config::new();
-    cfg.wasm_component_model(true).epoch_interruption(true);
+    cfg.wasm_component_model(true)
+        .epoch_interruption(config.epoch_interruption);
     if pooling {
         let n = config.pool_instances;
         let mut pool = wasmtime::PoolingAllocationConfig::new();
@@ -259,7 +265,9 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        spawn_epoch_ticker(&engine);
+        if config.epoch_interruption {
+            spawn_epoch_ticker(&engine);
+        }
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -449,8 +457,10 @@ impl Plugin {
         );
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        self.arm_deadline(&mut store);
+        if config.epoch_interruption {
+            store.epoch_deadline_trap();
+            self.arm_deadline(&mut store);
+        }
         store
     }
 
@@ -479,7 +489,9 @@ impl Plugin {
         let message = match error.downcast_ref::<Trap>() {
             Some(trap) => {
                 let text = trap.to_string();
-                text.strip_prefix("wasm trap: ").unwrap_or(&text).to_string()
+                text.strip_prefix("wasm trap: ")
+                    .unwrap_or(&text)
+                    .to_string()
             }
             None => format!("{error:#}"),
         };
@@ -579,7 +591,9 @@ impl Plugin {
 impl Session {
     /// Reconciles one event in this session's instance.
     pub fn reconcile(&mut self, event: &Event) -> Result<Outcome, CallError> {
-        self.plugin.arm_deadline(&mut self.store);
+        if self.plugin.runtime.inner.config.epoch_interruption {
+            self.plugin.arm_deadline(&mut self.store);
+        }
         self.plugin
             .reconcile_in(&mut self.store, &self.instance, event)
     }

@@ -1,0 +1,184 @@
+//! Runs a plugin natively against conformance fixtures, the same files the
+//! host's `kubewasm eval` runs the built component against.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{TestHost, read_yaml_objects};
+use crate::{Error, Event, EventType, Plugin};
+
+/// Environment variable that makes [`assert_fixtures`] write each case's
+/// actual outcome to its `expected.json` instead of comparing.
+const BLESS: &str = "KUBEWASM_BLESS";
+
+/// Runs `P::reconcile` on `event` and returns the result as fixture JSON:
+/// the serialized [`Outcome`](crate::Outcome), or `{"error": message}`.
+///
+/// ```
+/// use kubewasm_guest::{testing, Error, Event, EventType, Object, Outcome, Plugin, PluginInfo};
+///
+/// struct Noop;
+/// impl Plugin for Noop {
+///     fn describe() -> PluginInfo { PluginInfo::new("noop", "0.1.0") }
+///     fn reconcile(_: &Event) -> Result<Outcome, Error> { Ok(Outcome::new()) }
+/// }
+///
+/// let event = Event::new(EventType::Applied, Object::default());
+/// assert_eq!(testing::run_event::<Noop>(&event), serde_json::json!({"intents": [], "requeueAfterMs": null}));
+/// ```
+pub fn run_event<P: Plugin>(event: &Event) -> Value {
+    match P::reconcile(event) {
+        Ok(outcome) => {
+            serde_json::to_value(outcome).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+        }
+        Err(err) => json!({ "error": err.message() }),
+    }
+}
+
+/// Runs every case under `dir` and panics with a readable diff if any
+/// outcome differs from its `expected.json`. With `KUBEWASM_BLESS=1` in the environment it writes the
+/// actual outcomes instead, for review.
+///
+/// The layout of a fixtures directory:
+///
+/// ```text
+/// fixtures/
+///   settings.json          settings for every case (optional, default {})
+///   cache/*.yaml           objects the plugin can read through the cache (optional)
+///   <case>/object.yaml     the object of the event
+///   <case>/event           the event type: applied, deleted or resync
+///                          (optional, default applied)
+///   <case>/settings.json   settings for this case, instead of ../settings.json
+///   <case>/cache/          cache for this case, instead of ../cache/
+///   <case>/expected.json   the outcome: {"intents": [...], "requeueAfterMs": null}
+///                          or, for a failed reconcile, {"error": "message"}
+/// ```
+///
+/// ```no_run
+/// # struct MyPlugin;
+/// # impl kubewasm_guest::Plugin for MyPlugin {
+/// #     fn describe() -> kubewasm_guest::PluginInfo { kubewasm_guest::PluginInfo::new("p", "1") }
+/// #     fn reconcile(_: &kubewasm_guest::Event) -> Result<kubewasm_guest::Outcome, kubewasm_guest::Error> { Ok(Default::default()) }
+/// # }
+/// // tests/fixtures.rs of a plugin crate
+/// #[test]
+/// fn fixtures() {
+///     kubewasm_guest::testing::assert_fixtures::<MyPlugin>(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"));
+/// }
+/// ```
+pub fn assert_fixtures<P: Plugin>(dir: impl AsRef<Path>) {
+    let dir = dir.as_ref();
+    let bless = std::env::var_os(BLESS).is_some_and(|v| !v.is_empty() && v != "0");
+    let cases = case_dirs(dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !cases.is_empty(),
+        "no fixture cases under {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match run_case::<P>(dir, case) {
+            Err(err) => failures.push(format!("case {name}: {err}")),
+            Ok(actual) => {
+                let expected_path = case.join("expected.json");
+                let pretty = serde_json::to_string_pretty(&actual).unwrap_or_default() + "\n";
+                if bless {
+                    if let Err(e) = std::fs::write(&expected_path, pretty) {
+                        failures.push(format!(
+                            "case {name}: writing {}: {e}",
+                            expected_path.display()
+                        ));
+                    }
+                    continue;
+                }
+                match read_json(&expected_path) {
+                    Err(err) => failures.push(format!("case {name}: {err}")),
+                    Ok(expected) if expected != actual => failures.push(format!(
+                        "case {name}: outcome differs from {}\n--- expected\n{}\n--- actual\n{pretty}",
+                        expected_path.display(),
+                        serde_json::to_string_pretty(&expected).unwrap_or_default()
+                    )),
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixture cases failed (set {BLESS}=1 to rewrite expected.json):\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Subdirectories of `dir` other than `cache`, sorted.
+fn case_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::from(e).context(format!("reading {}", dir.display())))?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|p| p.is_dir() && !p.ends_with("cache"))
+        .collect();
+    cases.sort();
+    Ok(cases)
+}
+
+/// Runs one case and returns its actual outcome JSON.
+fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
+    let event_type = match read_optional(&case.join("event"))? {
+        None => EventType::Applied,
+        Some(text) => EventType::parse(text.trim()).ok_or_else(|| {
+            Error::msg(format!(
+                "{}/event: unknown event type {:?}",
+                case.display(),
+                text.trim()
+            ))
+        })?,
+    };
+    let object_path = case.join("object.yaml");
+    let mut objects = read_yaml_objects(&object_path)?;
+    if objects.len() != 1 {
+        return Err(Error::msg(format!(
+            "{} must hold exactly one object",
+            object_path.display()
+        )));
+    }
+    let settings = match read_optional(&case.join("settings.json"))? {
+        Some(settings) => Some(settings),
+        None => read_optional(&dir.join("settings.json"))?,
+    }
+    .unwrap_or_else(|| "{}".to_string());
+    P::validate_settings(&settings)
+        .map_err(|e| e.context("settings rejected by validate_settings"))?;
+    let mut host = TestHost::new().settings(settings);
+    if let Some(cache) = [case.join("cache"), dir.join("cache")]
+        .into_iter()
+        .find(|p| p.is_dir())
+    {
+        host = host.objects_from_dir(cache)?;
+    }
+    host.install();
+    Ok(run_event::<P>(&Event::new(event_type, objects.remove(0))))
+}
+
+/// The content of a file, or none if it does not exist.
+fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::from(e).context(format!("reading {}", path.display()))),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::from(e).context(format!("reading {}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::from(e).context(format!("parsing {}", path.display())))
+}

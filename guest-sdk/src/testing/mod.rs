@@ -1,0 +1,241 @@
+//! An offline stand-in for the host, for `cargo test` on native targets.
+//!
+//! Outside a component there is no host to answer the imports, so on native
+//! targets they are answered by a [`TestHost`] installed for the current
+//! thread: it serves settings and cache reads from memory and records log
+//! lines. Unless a test installs one, an empty host (settings `{}`, empty
+//! cache) answers.
+//!
+//! ```
+//! use kubewasm_guest::testing::{self, TestHost};
+//! use serde_json::json;
+//!
+//! TestHost::new()
+//!     .settings(r#"{"labels": ["team"]}"#)
+//!     .object(json!({"apiVersion": "v1", "kind": "Namespace",
+//!                    "metadata": {"name": "a", "labels": {"team": "x"}}}))
+//!     .install();
+//! let ns = kubewasm_guest::cache::get("v1", "Namespace", None, "a")?.unwrap();
+//! kubewasm_guest::info!("found"; team = ns.label("team").unwrap());
+//! assert_eq!(testing::logs()[0].fields, [("team".to_string(), "x".to_string())]);
+//! # Ok::<(), kubewasm_guest::Error>(())
+//! ```
+
+mod fixtures;
+mod selector;
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use fixtures::{assert_fixtures, run_event};
+
+use crate::log::Level;
+use crate::{Error, Object};
+
+/// The settings and cache contents a test runs against.
+#[derive(Clone, Debug)]
+pub struct TestHost {
+    settings: String,
+    objects: Vec<Object>,
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        TestHost {
+            settings: "{}".to_string(),
+            objects: Vec::new(),
+        }
+    }
+}
+
+/// One log record a plugin emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    /// The record's level.
+    pub level: Level,
+    /// The message.
+    pub message: String,
+    /// Key, value pairs in the order given.
+    pub fields: Vec<(String, String)>,
+}
+
+thread_local! {
+    static HOST: RefCell<TestHost> = RefCell::new(TestHost::default());
+    static LOGS: RefCell<Vec<LogRecord>> = const { RefCell::new(Vec::new()) };
+}
+
+impl TestHost {
+    /// Settings `{}` and an empty cache.
+    ///
+    /// ```
+    /// kubewasm_guest::testing::TestHost::new().install();
+    /// assert!(kubewasm_guest::cache::list("v1", "Pod", None, None)?.is_empty());
+    /// # Ok::<(), kubewasm_guest::Error>(())
+    /// ```
+    pub fn new() -> Self {
+        TestHost::default()
+    }
+
+    /// The settings document (JSON text) the plugin reads.
+    ///
+    /// ```
+    /// kubewasm_guest::testing::TestHost::new().settings(r#"{"a": 1}"#).install();
+    /// let s: serde_json::Value = kubewasm_guest::settings()?;
+    /// assert_eq!(s["a"], 1);
+    /// # Ok::<(), kubewasm_guest::Error>(())
+    /// ```
+    pub fn settings(mut self, json: impl Into<String>) -> Self {
+        self.settings = json.into();
+        self
+    }
+
+    /// Adds an object to the cache.
+    ///
+    /// ```
+    /// use kubewasm_guest::testing::TestHost;
+    /// TestHost::new().object(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})).install();
+    /// assert!(kubewasm_guest::cache::get("v1", "Namespace", None, "a")?.is_some());
+    /// # Ok::<(), kubewasm_guest::Error>(())
+    /// ```
+    pub fn object(mut self, object: impl Into<Object>) -> Self {
+        self.objects.push(object.into());
+        self
+    }
+
+    /// Adds every object of every `*.yaml`/`*.yml` file in `dir` (several
+    /// documents per file allowed), the layout `kubewasm eval --cache`
+    /// reads.
+    ///
+    /// ```no_run
+    /// kubewasm_guest::testing::TestHost::new().objects_from_dir("fixtures/cache")?.install();
+    /// # Ok::<(), kubewasm_guest::Error>(())
+    /// ```
+    pub fn objects_from_dir(mut self, dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::from(e).context(format!("reading {}", dir.display())))?
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            self.objects.extend(read_yaml_objects(&path)?);
+        }
+        Ok(self)
+    }
+
+    /// Makes this the host for the current thread (tests run on their own
+    /// threads, so they do not see each other's hosts) and clears the
+    /// recorded logs.
+    ///
+    /// ```
+    /// kubewasm_guest::testing::TestHost::new().install();
+    /// ```
+    pub fn install(self) {
+        HOST.with(|host| *host.borrow_mut() = self);
+        LOGS.with(|logs| logs.borrow_mut().clear());
+    }
+}
+
+/// Takes the log records emitted on this thread since the host was
+/// installed or the logs were last taken.
+///
+/// ```
+/// kubewasm_guest::testing::TestHost::new().install();
+/// kubewasm_guest::warn!("careful");
+/// assert_eq!(kubewasm_guest::testing::logs()[0].message, "careful");
+/// assert!(kubewasm_guest::testing::logs().is_empty());
+/// ```
+pub fn logs() -> Vec<LogRecord> {
+    LOGS.with(|logs| std::mem::take(&mut *logs.borrow_mut()))
+}
+
+/// Reads every object of one YAML file (documents separated by `---`).
+pub(crate) fn read_yaml_objects(path: &Path) -> Result<Vec<Object>, Error> {
+    let context = || format!("reading {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::from(e).context(context()))?;
+    let mut objects = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = Value::deserialize(document).map_err(|e| Error::from(e).context(context()))?;
+        match value {
+            Value::Null => {}
+            Value::Object(_) => objects.push(Object::from(value)),
+            _ => return Err(Error::msg("a document is not a Kubernetes object").context(context())),
+        }
+    }
+    Ok(objects)
+}
+
+/// The host imports, answered from the current thread's [`TestHost`].
+pub(crate) mod host {
+    use super::{HOST, LOGS, LogRecord, selector};
+    use crate::Object;
+    use crate::log::Level;
+
+    pub fn log(level: Level, message: &str, fields: &[(String, String)]) {
+        LOGS.with(|logs| {
+            logs.borrow_mut().push(LogRecord {
+                level,
+                message: message.to_string(),
+                fields: fields.to_vec(),
+            })
+        });
+    }
+
+    pub fn settings() -> String {
+        HOST.with(|host| host.borrow().settings.clone())
+    }
+
+    pub fn get(
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<String>, String> {
+        HOST.with(|host| {
+            Ok(host
+                .borrow()
+                .objects
+                .iter()
+                .find(|o| {
+                    same_kind(o, api_version, kind)
+                        && o.namespace() == namespace
+                        && o.name() == name
+                })
+                .map(|o| o.value().to_string()))
+        })
+    }
+
+    pub fn list(
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, String> {
+        let selector = selector::Selector::parse(label_selector.unwrap_or_default())?;
+        HOST.with(|host| {
+            Ok(host
+                .borrow()
+                .objects
+                .iter()
+                .filter(|o| same_kind(o, api_version, kind))
+                .filter(|o| namespace.is_none() || o.namespace() == namespace)
+                .filter(|o| selector.matches(&o.labels()))
+                .map(|o| o.value().to_string())
+                .collect())
+        })
+    }
+
+    /// Same group and kind; like the host, the version is not compared.
+    fn same_kind(object: &Object, api_version: &str, kind: &str) -> bool {
+        let group = |v: &str| {
+            v.split_once('/')
+                .map(|(g, _)| g.to_string())
+                .unwrap_or_default()
+        };
+        object.kind() == kind && group(object.api_version()) == group(api_version)
+    }
+}

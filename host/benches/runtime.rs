@@ -1,0 +1,181 @@
+//! Runtime cost of a plugin call: fresh versus reused instance, 1 KB and
+//! 10 KB objects, with and without epoch interruption; compile time and
+//! precompiled (cached) load time.
+//!
+//! ```text
+//! cargo bench -p kubewasm --bench runtime -- [PLUGIN.wasm [SETTINGS.json]]
+//! ```
+//!
+//! Without arguments it uses `plugins/dist/label-propagator.wasm` when built
+//! (`plugins/build.sh`), else a hand-written WAT plugin. Results and their
+//! interpretation are in `host/benches/README.md`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kubewasm::cache::StaticObjects;
+use kubewasm::plugin::{Event, EventType, ResourceKind};
+use kubewasm::runtime::{Plugin, ReadAccess, Runtime, RuntimeConfig};
+use serde_json::{Value, json};
+
+const CALLS: usize = 2000;
+
+fn object(bytes: usize) -> Value {
+    let mut object = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "bench", "namespace": "team-a", "uid": "5b1c", "resourceVersion": "42",
+                     "labels": {"app": "bench"}},
+        "data": {}
+    });
+    let base = object.to_string().len();
+    let filler = "x".repeat(bytes.saturating_sub(base + 20));
+    object["data"]["filler"] = Value::String(filler);
+    object
+}
+
+fn event(bytes: usize) -> Event {
+    Event {
+        event_type: EventType::Applied,
+        kind: ResourceKind {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            namespaced: true,
+        },
+        object: object(bytes),
+    }
+}
+
+fn access(settings: &str) -> ReadAccess {
+    ReadAccess {
+        reader: Arc::new(StaticObjects::new([json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "team-a", "labels": {"team": "a", "cost-center": "42"}}
+        })])),
+        settings: settings.into(),
+    }
+}
+
+/// Median and 90th percentile of `calls` runs of `f`.
+fn measure(calls: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..calls / 10 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..calls)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    (samples[calls / 2], samples[calls * 9 / 10])
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+fn runtime(pooling: bool, epochs: bool, cache: Option<PathBuf>) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        pool_instances: if pooling { 16 } else { 0 },
+        epoch_interruption: epochs,
+        cache_dir: cache,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let default_plugin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/label-propagator.wasm");
+    let (name, bytes) = match args.first() {
+        Some(path) => (path.clone(), std::fs::read(path).expect("read plugin")),
+        None if default_plugin.exists() => (
+            default_plugin.display().to_string(),
+            std::fs::read(&default_plugin).expect("read plugin"),
+        ),
+        None => (
+            "WAT plugin (tests/support)".to_string(),
+            support::plugin("wat", &format!("(i32.const {})", support::OK_REQUEUE_RET)),
+        ),
+    };
+    let settings = match args.get(1) {
+        Some(path) => std::fs::read_to_string(path).expect("read settings"),
+        None if default_plugin.exists() && args.is_empty() => {
+            r#"{"labels": ["team", "cost-center"]}"#.to_string()
+        }
+        None => "{}".to_string(),
+    };
+    println!("plugin: {name} ({} KiB)", bytes.len() / 1024);
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // Compile and cached-load times.
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (compile, _) = measure(3, || {
+        runtime(true, true, None).load(&name, &bytes).expect("load");
+    });
+    runtime(true, true, Some(cache.path().into()))
+        .load(&name, &bytes)
+        .expect("load");
+    let (cached, _) = measure(10, || {
+        let rt = runtime(true, true, Some(cache.path().into()));
+        rt.load(&name, &bytes).expect("load");
+        assert_eq!(rt.compile_cache_stats().0, 1, "cache hit expected");
+    });
+    println!(
+        "\nload (compile + validate + describe): {} ms",
+        compile.as_millis()
+    );
+    println!(
+        "load from precompiled cache:          {} ms",
+        cached.as_millis()
+    );
+
+    println!("\nper call (median / p90, µs, {CALLS} calls)");
+    println!(
+        "{:<10} {:<8} {:<8} {:>18} {:>18}",
+        "allocator", "epochs", "object", "fresh instance", "reused instance"
+    );
+    for (pooling, epochs) in [(true, true), (true, false), (false, true)] {
+        let rt = runtime(pooling, epochs, Some(cache.path().into()));
+        let plugin: Plugin = rt.load(&name, &bytes).expect("load");
+        for size in [1024, 10 * 1024] {
+            let ev = event(size);
+            let first = plugin.reconcile(&ev, access(&settings)).expect("call");
+            let (fresh, fresh90) = measure(CALLS, || {
+                let outcome = plugin.reconcile(&ev, access(&settings)).expect("call");
+                assert_eq!(outcome, first);
+            });
+            let mut session = plugin.session(access(&settings)).expect("session");
+            let (reused, reused90) = measure(CALLS, || {
+                session.reconcile(&ev).expect("call");
+            });
+            println!(
+                "{:<10} {:<8} {:<8} {:>18} {:>18}",
+                if rt.is_pooling() {
+                    "pooling"
+                } else {
+                    "on-demand"
+                },
+                if epochs { "on" } else { "off" },
+                format!("{} KB", size / 1024),
+                format!("{} / {}", us(fresh), us(fresh90)),
+                format!("{} / {}", us(reused), us(reused90)),
+            );
+        }
+    }
+}

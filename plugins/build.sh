@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds every example plugin into a WebAssembly component <out>/<name>.wasm.
+#
+#   plugins/build.sh [OUT_DIR]
+#
+# OUT_DIR defaults to $KUBEWASM_PLUGIN_OUT, then to plugins/dist/ (gitignored).
+#
+# Rust plugins (the workspace in plugins/Cargo.toml) are built in release mode
+# for wasm32-wasip2, which rustup installs if it is missing. Cargo's target
+# directory defaults to ${XDG_CACHE_HOME:-~/.cache}/kubewasm/plugins-target,
+# outside the repository, so CI and fresh clones reuse earlier builds; set
+# CARGO_TARGET_DIR to override it. Each output is checked to be a component
+# (not a core module), and replaced atomically and only when its content
+# changes, so a host watching OUT_DIR reloads only what really changed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+target="wasm32-wasip2"
+
+# The Rust plugins: crate names in plugins/Cargo.toml, one component each.
+rust_plugins=(label-propagator website)
+
+out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+log() { echo "plugins: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Fails unless $1 is a WebAssembly component: magic "\0asm", then version 13
+# with layer 1 (a core module has version 1, layer 0).
+check_component() {
+    local header
+    header="$(od -An -tx1 -N8 "$1" | tr -d ' \n')"
+    [[ "$header" == "0061736d0d000100" ]] \
+        || die "$1 is not a WebAssembly component (header $header)"
+}
+
+# Copies $1 to $2 unless identical, through a temporary file in $2's directory.
+install_file() {
+    if cmp -s "$1" "$2"; then
+        return
+    fi
+    local tmp
+    tmp="$(mktemp "$(dirname "$2")/.$(basename "$2").XXXXXX")"
+    cp "$1" "$tmp"
+    mv -f "$tmp" "$2"
+}
+
+# --- Rust plugins ----------------------------------------------------------
+
+command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    log "installing the $target target"
+    rustup target add "$target"
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/plugins-target}"
+log "building ${rust_plugins[*]} for $target (target dir $CARGO_TARGET_DIR)"
+packages=()
+for name in "${rust_plugins[@]}"; do
+    packages+=(--package "$name")
+done
+cargo build --manifest-path "$here/Cargo.toml" --release --target "$target" "${packages[@]}"
+
+for name in "${rust_plugins[@]}"; do
+    built="$CARGO_TARGET_DIR/$target/release/${name//-/_}.wasm"
+    [[ -f "$built" ]] || die "cargo did not produce $built"
+    check_component "$built"
+    install_file "$built" "$out/$name.wasm"
+    log "$out/$name.wasm ($(wc -c <"$out/$name.wasm") bytes)"
+done
+
+# --- JavaScript plugins ----------------------------------------------------
+# plugins/js/build.sh builds each plugins/js/<name>/ into $out/<name>.wasm;
+# it is wired in here by the JavaScript plugins' change.
