@@ -85,6 +85,10 @@ for plugin_dir in "$here"/*/; do
     log "$name: unchanged, using cached component"
     touch "$cached"
   else
+    # componentize-js reports syntax errors without a location; Node names it.
+    while IFS= read -r -d '' file; do
+      node --check "$file" || die "$name: syntax error in $file"
+    done < <(find "$plugin_dir/src" -type f -name '*.js' -print0)
     ensure_deps
     log "$name: componentizing (takes a few seconds)"
     start=$(date +%s)

@@ -71,7 +71,7 @@ for (const name of plugins) {
       const host = {
         log: (level, message, fields) => logs.push({ level, message, fields }),
         settings: () => settings,
-        get: () => undefined,
+        getObject: () => undefined,
         listObjects: () => [],
       };
       const instance = await mod.instantiate(getCoreModule, { 'kubewasm:plugin/host': host });

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every kubewasm test on a fresh or warm machine:
+#
+#   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
+#      npm packages) and builds the example plugins (Rust and JavaScript);
+#   2. builds the test control plane from Go modules (once, cached);
+#   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
+#   4. starts a private control plane on loopback, runs `cargo test` for the
+#      whole workspace against it, and stops it however the tests end.
+#
+# Heavy builds are cached outside the repository, under
+# ${XDG_CACHE_HOME:-~/.cache}/kubewasm: cargo's target directories, the
+# control-plane binaries, componentized JavaScript and compiled plugins.
+# Extra arguments are passed to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+export KUBEWASM_PLUGIN_DIR="${KUBEWASM_PLUGIN_DIR:-$repo/plugins/dist}"
+cd "$repo"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "toolchain components"
+for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" \
+        || rustup component add "$component"
+done
+
+step "example plugins"
+plugins/build.sh "$KUBEWASM_PLUGIN_DIR"
+
+step "test control plane binaries"
+tests/control-plane/cluster.sh build
+
+step "formatting and lints"
+cargo fmt --all --check
+(cd plugins && cargo fmt --all --check)
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests against a private control plane"
+data_dir="$(mktemp -d "${TMPDIR:-/tmp}/kubewasm-test-cp.XXXXXX")"
+stop() { tests/control-plane/cluster.sh down --dir "$data_dir" >/dev/null 2>&1 || true; }
+trap stop EXIT
+KUBEWASM_TEST_KUBECONFIG="$(tests/control-plane/cluster.sh up --dir "$data_dir")"
+export KUBEWASM_TEST_KUBECONFIG
+cargo test --workspace --locked "$@"
