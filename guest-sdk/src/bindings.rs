@@ -2,7 +2,7 @@
 #![allow(unsafe_code, missing_docs)]
 
 wit_bindgen::generate!({
-    path: "/tmp/kwwit",
+    path: "../wit",
     world: "kubewasm:plugin/plugin",
     pub_export_macro: true,
     export_macro_name: "export_world",

@@ -64,7 +64,7 @@ mod imp {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<String>, String> {
-        host::get(api_version, kind, namespace, name)
+        host::get_object(api_version, kind, namespace, name)
     }
 
     pub fn list(
@@ -73,7 +73,7 @@ mod imp {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, String> {
-        host::list(api_version, kind, namespace, label_selector)
+        host::list_objects(api_version, kind, namespace, label_selector)
     }
 }
 

@@ -5,10 +5,13 @@
 //! through a work queue into the [`runtime`], which runs plugins in a
 //! sandbox and returns [`intent`]s for the applier.
 
+pub mod applier;
 pub mod cache;
 pub mod cli;
+pub mod discovery;
 pub mod intent;
 pub mod offline;
 pub mod plugin;
+pub mod queue;
 pub mod runtime;
 pub mod selector;

@@ -53,6 +53,10 @@ pub fn run_event<P: Plugin>(event: &Event) -> Value {
 ///   <case>/cache/          cache for this case, instead of ../cache/
 ///   <case>/expected.json   the outcome: {"intents": [...], "requeueAfterMs": null}
 ///                          or, for a failed reconcile, {"error": "message"}
+///
+///   <case>/settings.json   a settings-only case (no object.yaml): settings
+///   <case>/expected-error.txt  that validate_settings must refuse with an
+///                          error containing this text
 /// ```
 ///
 /// ```no_run
@@ -83,6 +87,12 @@ pub fn assert_fixtures<P: Plugin>(dir: impl AsRef<Path>) {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
+        if !case.join("object.yaml").exists() {
+            if let Err(err) = run_settings_case::<P>(dir, case) {
+                failures.push(format!("case {name}: {err}"));
+            }
+            continue;
+        }
         match run_case::<P>(dir, case) {
             Err(err) => failures.push(format!("case {name}: {err}")),
             Ok(actual) => {
@@ -129,6 +139,34 @@ fn case_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(cases)
 }
 
+/// Checks that `validate_settings` refuses the case's settings with the
+/// message in `expected-error.txt`.
+fn run_settings_case<P: Plugin>(dir: &Path, case: &Path) -> Result<(), Error> {
+    let expected = read_optional(&case.join("expected-error.txt"))?
+        .ok_or_else(|| Error::msg("no object.yaml and no expected-error.txt"))?;
+    match P::validate_settings(&case_settings(dir, case)?) {
+        Err(err) if err.message().contains(expected.trim()) => Ok(()),
+        Err(err) => Err(Error::msg(format!(
+            "settings refused with {:?}, expected a message containing {:?}",
+            err.message(),
+            expected.trim()
+        ))),
+        Ok(()) => Err(Error::msg(format!(
+            "settings accepted, expected them refused with {:?}",
+            expected.trim()
+        ))),
+    }
+}
+
+/// The case's settings, else the shared ones, else `{}`.
+fn case_settings(dir: &Path, case: &Path) -> Result<String, Error> {
+    Ok(match read_optional(&case.join("settings.json"))? {
+        Some(settings) => Some(settings),
+        None => read_optional(&dir.join("settings.json"))?,
+    }
+    .unwrap_or_else(|| "{}".to_string()))
+}
+
 /// Runs one case and returns its actual outcome JSON.
 fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
     let event_type = match read_optional(&case.join("event"))? {
@@ -149,11 +187,7 @@ fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
             object_path.display()
         )));
     }
-    let settings = match read_optional(&case.join("settings.json"))? {
-        Some(settings) => Some(settings),
-        None => read_optional(&dir.join("settings.json"))?,
-    }
-    .unwrap_or_else(|| "{}".to_string());
+    let settings = case_settings(dir, case)?;
     P::validate_settings(&settings)
         .map_err(|e| e.context("settings rejected by validate_settings"))?;
     let mut host = TestHost::new().settings(settings);
