@@ -45,6 +45,7 @@ install_file() {
     local tmp
     tmp="$(mktemp "$(dirname "$2")/.$(basename "$2").XXXXXX")"
     cp "$1" "$tmp"
+    chmod 0644 "$tmp" # mktemp creates 0600
     mv -f "$tmp" "$2"
 }
 
@@ -73,5 +74,7 @@ for name in "${rust_plugins[@]}"; do
 done
 
 # --- JavaScript plugins ----------------------------------------------------
-# plugins/js/build.sh builds each plugins/js/<name>/ into $out/<name>.wasm;
-# it is wired in here by the JavaScript plugins' change.
+# plugins/js/build.sh builds each plugins/js/<name>/ into $out/<name>.wasm
+# with componentize-js (npm), caching the result by input hash.
+"$here/js/build.sh" "$out"
+

@@ -36,8 +36,17 @@ tests/control-plane/cluster.sh build
 
 step "formatting and lints"
 cargo fmt --all --check
-(cd plugins && cargo fmt --all --check)
+cargo fmt --manifest-path plugins/Cargo.toml -p label-propagator -p website --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+(
+    export CARGO_TARGET_DIR="$cache/plugins-target"
+    cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets --locked -- -D warnings
+    cargo clippy --manifest-path plugins/Cargo.toml --workspace --target wasm32-wasip2 --locked -- -D warnings
+)
+
+step "plugin unit tests (Rust natively, JavaScript in Node)"
+CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
+(cd plugins/js && npm test --silent)
 
 step "tests against a private control plane"
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/kubewasm-test-cp.XXXXXX")"

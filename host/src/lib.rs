@@ -8,7 +8,9 @@
 pub mod applier;
 pub mod cache;
 pub mod cli;
+pub mod controller;
 pub mod discovery;
+pub mod informer;
 pub mod intent;
 pub mod offline;
 pub mod plugin;

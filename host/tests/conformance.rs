@@ -53,7 +53,11 @@ fn case_or_shared(case: &Path, name: &str) -> Option<PathBuf> {
 }
 
 fn event_of(case: &Path) -> EventArg {
-    match std::fs::read_to_string(case.join("event")).ok().as_deref().map(str::trim) {
+    match std::fs::read_to_string(case.join("event"))
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("applied") => EventArg::Applied,
         Some("deleted") => EventArg::Deleted,
         Some("resync") => EventArg::Resync,
@@ -203,5 +207,9 @@ fn exit_codes_tell_usage_errors_from_plugin_failures() {
     );
 
     let bad_flag = kubewasm(&["eval", junk.to_str().unwrap()]);
-    assert_eq!(bad_flag.status.code(), Some(2), "missing --object is a usage error");
+    assert_eq!(
+        bad_flag.status.code(),
+        Some(2),
+        "missing --object is a usage error"
+    );
 }

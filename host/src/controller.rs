@@ -1,0 +1,382 @@
+//! The cluster loop: loaded plugins, their subscriptions turned into
+//! informers, informer events turned into queue items, and workers that run
+//! each item through its plugin and hand the intents to the applier.
+//!
+//! Reconciles are level-triggered: the queue coalesces changes of one object
+//! and keeps only the newest state, never runs one key twice at once, and
+//! backs failing keys off. A plugin that writes the object it is called for
+//! on every call is reported as a reconcile loop and slowed down.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::applier::{Applier, IntentResult};
+use crate::discovery::SharedRegistry;
+use crate::informer::{InformerRegistry, KindEvent};
+use crate::plugin::{Event, EventType, ResourceKind};
+use crate::queue::{self, QueueKey, WorkQueue};
+use crate::runtime::{Plugin, ReadAccess};
+use crate::selector::LabelSelector;
+
+/// Writes in a row, each answering a change the previous write caused,
+/// after which a plugin is considered to be in a reconcile loop.
+const LOOP_THRESHOLD: u32 = 10;
+/// Writes further apart than this do not count as one loop.
+const LOOP_WINDOW: Duration = Duration::from_secs(30);
+
+/// A plugin as the controller runs it: compiled code plus its settings.
+#[derive(Clone, Debug)]
+pub struct LoadedPlugin {
+    pub plugin: Plugin,
+    /// Settings JSON, already accepted by the plugin's `validate-settings`.
+    pub settings: Arc<str>,
+}
+
+/// One unit of work: an object of a kind, for one plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkKey {
+    pub plugin: String,
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl QueueKey for WorkKey {
+    type Group = String;
+    fn group(&self) -> &String {
+        &self.plugin
+    }
+}
+
+/// The newest state of a key: why it is queued and the object.
+#[derive(Clone, Debug)]
+pub struct Work {
+    pub event_type: EventType,
+    pub kind: ResourceKind,
+    pub object: Arc<Value>,
+}
+
+/// Loaded plugins by name; replaced as a whole entry on reload.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    inner: Arc<RwLock<BTreeMap<String, LoadedPlugin>>>,
+}
+
+impl Plugins {
+    pub fn get(&self, name: &str) -> Option<LoadedPlugin> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<LoadedPlugin> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Inserts or replaces a plugin; returns the previous version.
+    pub fn insert(&self, loaded: LoadedPlugin) -> Option<LoadedPlugin> {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(loaded.plugin.info().name.clone(), loaded)
+    }
+
+    pub fn remove(&self, name: &str) -> Option<LoadedPlugin> {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+    }
+}
+
+/// Whether `plugin` wants events of `object` of `kind`.
+pub fn wants(plugin: &Plugin, kind: &ResourceKind, object: &Value) -> bool {
+    let namespace = object["metadata"]["namespace"].as_str();
+    plugin.info().subscriptions.iter().any(|s| {
+        s.matches_kind(kind)
+            && s.matches_namespace(namespace)
+            && s.label_selector.as_deref().is_none_or(|sel| {
+                LabelSelector::parse(sel).is_ok_and(|sel| sel.matches_object(object))
+            })
+    })
+}
+
+fn work_key(plugin: &str, kind: &ResourceKind, object: &Value) -> WorkKey {
+    WorkKey {
+        plugin: plugin.to_string(),
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// The running controller.
+#[derive(Clone)]
+pub struct Controller {
+    pub plugins: Plugins,
+    pub informers: InformerRegistry,
+    pub registry: SharedRegistry,
+    pub queue: WorkQueue<WorkKey, Work>,
+    applier: Arc<Applier>,
+    /// Kinds each plugin subscribes to (for informer refcounts).
+    subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
+    loops: Arc<RwLock<HashMap<WorkKey, (u32, Instant)>>>,
+}
+
+impl Controller {
+    pub fn new(
+        informers: InformerRegistry,
+        registry: SharedRegistry,
+        applier: Arc<Applier>,
+    ) -> Self {
+        Self {
+            plugins: Plugins::default(),
+            informers,
+            registry,
+            queue: WorkQueue::new(queue::Backoff::default()),
+            applier,
+            subscribed: Arc::default(),
+            loops: Arc::default(),
+        }
+    }
+
+    /// The kinds the cluster serves that a plugin's subscriptions cover.
+    fn kinds_for(&self, plugin: &Plugin) -> Vec<ResourceKind> {
+        let registry = self.registry.current();
+        let mut kinds: Vec<ResourceKind> = Vec::new();
+        for subscription in &plugin.info().subscriptions {
+            for info in registry.matching(subscription) {
+                if !kinds.contains(&info.resource) {
+                    kinds.push(info.resource.clone());
+                }
+            }
+        }
+        kinds
+    }
+
+    /// Loads or replaces a plugin: informers follow its subscriptions, and
+    /// every cached object it subscribes to is queued for a resync.
+    pub fn install(&self, loaded: LoadedPlugin) {
+        let name = loaded.plugin.info().name.clone();
+        let kinds = self.kinds_for(&loaded.plugin);
+        for kind in &kinds {
+            self.informers.subscribe(kind);
+        }
+        let previous = self
+            .subscribed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), kinds.clone());
+        for kind in previous.into_iter().flatten() {
+            self.informers.unsubscribe(&kind);
+        }
+        let plugin = loaded.plugin.clone();
+        self.plugins.insert(loaded);
+        tracing::info!(plugin = %name, version = %plugin.info().version, kinds = kinds.len(), "plugin installed");
+        for kind in &kinds {
+            self.resync(&plugin, kind);
+        }
+    }
+
+    /// Unloads a plugin: drops its queued work and releases its informers.
+    pub fn uninstall(&self, name: &str) {
+        self.plugins.remove(name);
+        self.queue.remove_group(&name.to_string());
+        let kinds = self
+            .subscribed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        for kind in kinds.into_iter().flatten() {
+            self.informers.unsubscribe(&kind);
+        }
+        tracing::info!(plugin = %name, "plugin removed");
+    }
+
+    /// Queues every cached object of `kind` the plugin wants, as a resync.
+    fn resync(&self, plugin: &Plugin, kind: &ResourceKind) {
+        for object in self.informers.objects(kind) {
+            if wants(plugin, kind, &object) {
+                self.queue.add(
+                    work_key(&plugin.info().name, kind, &object),
+                    Work {
+                        event_type: EventType::Resync,
+                        kind: kind.clone(),
+                        object,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A kind appeared in the cluster: plugins whose subscriptions cover it
+    /// start receiving its objects.
+    pub fn kind_added(&self, kind: &ResourceKind) {
+        for loaded in self.plugins.all() {
+            let covers = loaded
+                .plugin
+                .info()
+                .subscriptions
+                .iter()
+                .any(|s| s.matches_kind(kind));
+            if covers {
+                self.informers.subscribe(kind);
+                self.subscribed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(loaded.plugin.info().name.clone())
+                    .or_default()
+                    .push(kind.clone());
+            }
+        }
+    }
+
+    /// A kind disappeared: its informer stops; nothing else restarts.
+    pub fn kind_removed(&self, kind: &ResourceKind) {
+        self.informers.remove_kind(kind);
+        let mut subscribed = self.subscribed.write().unwrap_or_else(|e| e.into_inner());
+        for kinds in subscribed.values_mut() {
+            kinds.retain(|k| !(k.group == kind.group && k.kind == kind.kind));
+        }
+    }
+
+    /// Routes informer events to the plugins that want them.
+    pub async fn dispatch(self, mut events: mpsc::UnboundedReceiver<KindEvent>) {
+        while let Some(event) = events.recv().await {
+            for loaded in self.plugins.all() {
+                if wants(&loaded.plugin, &event.kind, &event.object) {
+                    self.queue.add(
+                        work_key(&loaded.plugin.info().name, &event.kind, &event.object),
+                        Work {
+                            event_type: event.event_type,
+                            kind: event.kind.clone(),
+                            object: event.object.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// One worker: takes items until the queue shuts down.
+    pub async fn work(self) {
+        while let Some(item) = self.queue.next().await {
+            let waited = item.waited;
+            let key = item.key().clone();
+            let (work, lease) = item.into_parts();
+            let span = tracing::info_span!(
+                "reconcile",
+                plugin = %key.plugin,
+                kind = %key.kind,
+                object = %format!("{}/{}", key.namespace.as_deref().unwrap_or(""), key.name),
+                reason = ?work.event_type,
+            );
+            let outcome = {
+                let _entered = span.enter();
+                tracing::debug!(waited_ms = waited.as_millis() as u64, "reconcile started");
+                drop(_entered);
+                tracing::Instrument::instrument(self.reconcile(&key, work), span).await
+            };
+            lease.done(outcome);
+        }
+    }
+
+    async fn reconcile(&self, key: &WorkKey, work: Work) -> queue::Outcome {
+        let Some(loaded) = self.plugins.get(&key.plugin) else {
+            return queue::Outcome::Success {
+                requeue_after: None,
+            };
+        };
+        let event = Event {
+            event_type: work.event_type,
+            kind: work.kind,
+            object: (*work.object).clone(),
+        };
+        let access = ReadAccess {
+            reader: Arc::new(self.informers.clone()),
+            settings: loaded.settings.clone(),
+        };
+        let plugin = loaded.plugin.clone();
+        let called = tokio::task::spawn_blocking(move || plugin.reconcile(&event, access)).await;
+        let outcome = match called {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
+                return queue::Outcome::Failure;
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "reconcile task failed");
+                return queue::Outcome::Failure;
+            }
+        };
+        let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
+        match self.applier.apply(loaded.plugin.info(), &outcome).await {
+            Ok(report) => {
+                let wrote = report
+                    .intents
+                    .iter()
+                    .any(|i| i.result == IntentResult::Applied);
+                if self.is_looping(key, wrote, work.event_type) {
+                    tracing::warn!(
+                        "plugin changes this object on every call (reconcile loop); backing off"
+                    );
+                    return queue::Outcome::Failure;
+                }
+                tracing::debug!(intents = report.intents.len(), "reconcile done");
+                queue::Outcome::Success { requeue_after }
+            }
+            Err(error) if error.is_conflict() => {
+                tracing::debug!(error = %error, "conflict; reconciling again with the newest state");
+                queue::Outcome::Failure
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, kind = error.metric_label(), "intents not applied");
+                queue::Outcome::Failure
+            }
+        }
+    }
+
+    /// Counts writes that answer a change; true once they form a loop.
+    fn is_looping(&self, key: &WorkKey, wrote: bool, event_type: EventType) -> bool {
+        let mut loops = self.loops.write().unwrap_or_else(|e| e.into_inner());
+        if !wrote || event_type != EventType::Applied {
+            loops.remove(key);
+            return false;
+        }
+        let now = Instant::now();
+        let entry = loops.entry(key.clone()).or_insert((0, now));
+        if now.duration_since(entry.1) > LOOP_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        entry.1 = now;
+        entry.0 >= LOOP_THRESHOLD
+    }
+
+    /// Names of the plugins subscribed to a kind (for status).
+    pub fn subscribers(&self, kind: &ResourceKind) -> HashSet<String> {
+        self.subscribed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, kinds)| kinds.iter().any(|k| k == kind))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}

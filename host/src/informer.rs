@@ -1,0 +1,348 @@
+//! The informer registry: one kube-runtime watcher per kind, shared by every
+//! plugin that subscribes to it, started with the first subscriber and
+//! stopped with the last.
+//!
+//! Each informer keeps a cache of its kind's objects (with
+//! `metadata.managedFields` stripped, which is often half an object's size)
+//! that answers the plugins' `get-object`/`list-objects` calls, and forwards
+//! every change as a [`KindEvent`]. kube-runtime's watcher handles bookmarks,
+//! re-lists after `410 Gone` and backs off on errors; on a re-list the
+//! informer diffs the new set against its cache, so objects deleted while the
+//! watch was down still produce a `deleted` event with their last known
+//! state. A kind the host may not list (403) is reported and skipped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cache::{GroupKind, ObjectReader, ReadError};
+use crate::plugin::{EventType, ResourceKind};
+use crate::selector::LabelSelector;
+
+/// One change of one object, as the informers see it.
+#[derive(Clone, Debug)]
+pub struct KindEvent {
+    pub kind: ResourceKind,
+    pub event_type: EventType,
+    pub object: Arc<Value>,
+}
+
+/// What an informer knows: objects by (namespace, name), and whether the
+/// first list completed.
+#[derive(Default)]
+struct Cache {
+    objects: BTreeMap<(Option<String>, String), Arc<Value>>,
+    synced: bool,
+    forbidden: bool,
+}
+
+struct Informer {
+    kind: ResourceKind,
+    cache: Arc<RwLock<Cache>>,
+    task: JoinHandle<()>,
+    subscribers: usize,
+}
+
+impl Drop for Informer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The informers the host runs. Cheap to clone; clones share the informers.
+#[derive(Clone)]
+pub struct InformerRegistry {
+    client: kube::Client,
+    namespace: Option<String>,
+    events: mpsc::UnboundedSender<KindEvent>,
+    informers: Arc<RwLock<HashMap<GroupKind, Informer>>>,
+}
+
+fn key_of(object: &Value) -> (Option<String>, String) {
+    let metadata = &object["metadata"];
+    (
+        metadata["namespace"].as_str().map(str::to_string),
+        metadata["name"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn group_kind(kind: &ResourceKind) -> GroupKind {
+    GroupKind {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+    }
+}
+
+/// Objects as plugins see them: JSON, without `managedFields`.
+fn to_value(mut object: DynamicObject) -> Value {
+    object.metadata.managed_fields = None;
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+impl InformerRegistry {
+    /// A registry watching all namespaces, or only `namespace` (cluster-scoped
+    /// kinds are watched regardless). Events arrive on the returned receiver.
+    pub fn new(
+        client: kube::Client,
+        namespace: Option<String>,
+    ) -> (Self, mpsc::UnboundedReceiver<KindEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let registry = Self {
+            client,
+            namespace,
+            events,
+            informers: Arc::default(),
+        };
+        (registry, receiver)
+    }
+
+    /// Adds a subscriber to `kind`, starting its informer if it is the first.
+    pub fn subscribe(&self, kind: &ResourceKind) {
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        let key = group_kind(kind);
+        if let Some(informer) = informers.get_mut(&key) {
+            informer.subscribers += 1;
+            return;
+        }
+        tracing::info!(group = %kind.group, version = %kind.version, kind = %kind.kind, "starting informer");
+        let cache = Arc::new(RwLock::new(Cache::default()));
+        let task = tokio::spawn(run_informer(
+            self.api(kind),
+            kind.clone(),
+            cache.clone(),
+            self.events.clone(),
+        ));
+        informers.insert(
+            key,
+            Informer {
+                kind: kind.clone(),
+                cache,
+                task,
+                subscribers: 1,
+            },
+        );
+    }
+
+    /// Removes a subscriber from `kind`, stopping its informer if it was the last.
+    pub fn unsubscribe(&self, kind: &ResourceKind) {
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        let key = group_kind(kind);
+        let last = informers.get_mut(&key).is_some_and(|i| {
+            i.subscribers = i.subscribers.saturating_sub(1);
+            i.subscribers == 0
+        });
+        if last {
+            tracing::info!(group = %kind.group, kind = %kind.kind, "stopping informer: no subscriber left");
+            informers.remove(&key);
+        }
+    }
+
+    /// Stops the informer of a kind that no longer exists, whatever its
+    /// subscribers (a deleted CRD).
+    pub fn remove_kind(&self, kind: &ResourceKind) {
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        if informers.remove(&group_kind(kind)).is_some() {
+            tracing::info!(group = %kind.group, kind = %kind.kind, "stopped informer: kind removed from the cluster");
+        }
+    }
+
+    /// The kinds being watched, with their subscriber counts.
+    pub fn watched(&self) -> Vec<(ResourceKind, usize)> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let mut kinds: Vec<_> = informers
+            .values()
+            .map(|i| (i.kind.clone(), i.subscribers))
+            .collect();
+        kinds.sort_by(|a, b| (&a.0.group, &a.0.kind).cmp(&(&b.0.group, &b.0.kind)));
+        kinds
+    }
+
+    /// Whether every informer finished its first list (forbidden kinds,
+    /// which will never list, count as done).
+    pub fn all_synced(&self) -> bool {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers.values().all(|i| {
+            let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
+            cache.synced || cache.forbidden
+        })
+    }
+
+    /// Number of cached objects per kind.
+    pub fn cached_counts(&self) -> Vec<(ResourceKind, usize)> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers
+            .values()
+            .map(|i| {
+                let count = i.cache.read().map_or(0, |c| c.objects.len());
+                (i.kind.clone(), count)
+            })
+            .collect()
+    }
+
+    /// The cached objects of a kind (for a resync after a plugin reload).
+    pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<Value>> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers
+            .get(&group_kind(kind))
+            .map(|i| {
+                let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
+                cache.objects.values().cloned().collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn api(&self, kind: &ResourceKind) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
+        match (&self.namespace, kind.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            _ => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    fn with_cache<T>(&self, kind: &GroupKind, f: impl FnOnce(&Cache) -> T) -> Result<T, ReadError> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let informer = informers.get(kind).ok_or_else(|| ReadError::NotWatched {
+            group: kind.group.clone(),
+            kind: kind.kind.clone(),
+        })?;
+        let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
+        if !cache.synced {
+            return Err(ReadError::NotSynced {
+                group: kind.group.clone(),
+                kind: kind.kind.clone(),
+            });
+        }
+        Ok(f(&cache))
+    }
+}
+
+impl ObjectReader for InformerRegistry {
+    fn get(
+        &self,
+        kind: &GroupKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Arc<Value>>, ReadError> {
+        let key = (namespace.map(str::to_string), name.to_string());
+        self.with_cache(kind, |cache| cache.objects.get(&key).cloned())
+    }
+
+    fn list(
+        &self,
+        kind: &GroupKind,
+        namespace: Option<&str>,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Arc<Value>>, ReadError> {
+        self.with_cache(kind, |cache| {
+            cache
+                .objects
+                .iter()
+                .filter(|((ns, _), o)| {
+                    namespace.is_none_or(|want| ns.as_deref() == Some(want))
+                        && selector.matches_object(o)
+                })
+                .map(|(_, o)| o.clone())
+                .collect()
+        })
+    }
+}
+
+fn is_forbidden(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => status.code == 403,
+        _ => false,
+    }
+}
+
+/// Runs one kind's watcher until aborted, updating the cache and sending
+/// events.
+async fn run_informer(
+    api: Api<DynamicObject>,
+    kind: ResourceKind,
+    cache: Arc<RwLock<Cache>>,
+    events: mpsc::UnboundedSender<KindEvent>,
+) {
+    let config = watcher::Config::default().any_semantic();
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    // Keys seen during a re-list, to find objects deleted while disconnected.
+    let mut relisted: Option<BTreeMap<(Option<String>, String), Arc<Value>>> = None;
+    let send = |event_type, object: Arc<Value>| {
+        let _ = events.send(KindEvent {
+            kind: kind.clone(),
+            event_type,
+            object,
+        });
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::InitApply(object)) => {
+                let object = Arc::new(to_value(object));
+                let key = key_of(&object);
+                if let Some(seen) = relisted.as_mut() {
+                    seen.insert(key.clone(), object.clone());
+                }
+                let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+                let unchanged = c.objects.get(&key).is_some_and(|old| {
+                    old["metadata"]["resourceVersion"] == object["metadata"]["resourceVersion"]
+                });
+                c.objects.insert(key, object.clone());
+                drop(c);
+                if !unchanged {
+                    send(EventType::Applied, object);
+                }
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                let object = Arc::new(to_value(object));
+                cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .objects
+                    .remove(&key_of(&object));
+                send(EventType::Deleted, object);
+            }
+            Ok(watcher::Event::Init) => relisted = Some(BTreeMap::new()),
+            Ok(watcher::Event::InitDone) => {
+                let seen = relisted.take().unwrap_or_default();
+                let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+                let gone: Vec<Arc<Value>> = c
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| !seen.contains_key(*k))
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                c.objects = seen;
+                let first = !c.synced;
+                c.synced = true;
+                c.forbidden = false;
+                drop(c);
+                for object in gone {
+                    send(EventType::Deleted, object);
+                }
+                if first {
+                    tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
+                }
+            }
+            Err(error) if is_forbidden(&error) => {
+                let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+                if !c.forbidden {
+                    tracing::warn!(
+                        group = %kind.group, kind = %kind.kind, error = %error,
+                        "missing RBAC to list/watch this kind; it is skipped until access is granted"
+                    );
+                }
+                c.forbidden = true;
+            }
+            Err(error) => {
+                tracing::debug!(group = %kind.group, kind = %kind.kind, error = %error, "watch error; retrying with backoff");
+            }
+        }
+    }
+}
