@@ -30,6 +30,72 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one reconcile offline and print the intents.
     Eval(EvalArgs),
+    /// Run the controller host against the cluster.
+    Run(RunArgs),
+    /// List the kinds the cluster serves (list and watch), one version each.
+    Discover,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory of plugin components (`NAME.wasm`, settings in `NAME.settings.json`).
+    #[arg(long, env = "KUBEWASM_PLUGINS")]
+    pub plugins: PathBuf,
+
+    /// Watch only this namespace (cluster-scoped kinds are still watched).
+    #[arg(long, env = "KUBEWASM_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Reconciles that may run at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Send every write with server-side `dryRun=All` and log it; nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Seconds in-flight reconciles get to finish on SIGTERM.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_seconds: u64,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+impl RunArgs {
+    /// Checks what clap cannot: the plugin directory exists and the
+    /// namespace is a DNS label.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.plugins.is_dir() {
+            return Err(format!(
+                "--plugins {}: not a directory",
+                self.plugins.display()
+            ));
+        }
+        if let Some(ns) = &self.namespace {
+            let valid = !ns.is_empty()
+                && ns.len() <= 63
+                && ns
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !ns.starts_with('-')
+                && !ns.ends_with('-');
+            if !valid {
+                return Err(format!("--namespace {ns:?}: not a valid namespace name"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn run_options(&self) -> crate::run::RunOptions {
+        crate::run::RunOptions {
+            plugins: self.plugins.clone(),
+            namespace: self.namespace.clone(),
+            concurrency: self.concurrency as usize,
+            dry_run: self.dry_run,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -159,6 +225,41 @@ mod tests {
         let err = Cli::try_parse_from(["kubewasm", "check", "x.wasm", "--call-timeout-ms", "0"])
             .unwrap_err();
         assert!(err.to_string().contains("--call-timeout-ms"));
+    }
+
+    #[test]
+    fn run_flags_are_validated_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["kubewasm", "run", "--plugins", plugins];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let Command::Run(args) = parse(&["--namespace", "Bad_NS"]).unwrap().command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            "--namespace \"Bad_NS\": not a valid namespace name"
+        );
+        assert!(
+            parse(&["--concurrency", "0"])
+                .unwrap_err()
+                .to_string()
+                .contains("--concurrency")
+        );
+        let Command::Run(args) =
+            Cli::try_parse_from(["kubewasm", "run", "--plugins", "/nonexistent"])
+                .unwrap()
+                .command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            "--plugins /nonexistent: not a directory"
+        );
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl Controller {
 
     /// The kinds the cluster serves that a plugin's subscriptions cover.
     fn kinds_for(&self, plugin: &Plugin) -> Vec<ResourceKind> {
-        let registry = self.registry.current();
+        let registry = self.registry.load();
         let mut kinds: Vec<ResourceKind> = Vec::new();
         for subscription in &plugin.info().subscriptions {
             for info in registry.matching(subscription) {
@@ -378,5 +378,13 @@ impl Controller {
             .filter(|(_, kinds)| kinds.iter().any(|k| k == kind))
             .map(|(name, _)| name.clone())
             .collect()
+    }
+}
+
+impl crate::applier::ResolveKind for SharedRegistry {
+    fn resolve(&self, api_version: &str, kind: &str) -> Option<ResourceKind> {
+        self.load()
+            .get_api_version(api_version, kind)
+            .map(|info| info.resource)
     }
 }

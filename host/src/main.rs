@@ -3,8 +3,38 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use kubewasm::cli::RunArgs;
 use kubewasm::cli::{Cli, Command, LogFormat};
-use kubewasm::offline;
+use kubewasm::offline::{self, OfflineError};
+use kubewasm::runtime::Runtime;
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, OfflineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| OfflineError::Internal(format!("failed to start the async runtime: {e}")))
+}
+
+/// `kubewasm run`: exit 2 for bad flags, 1 if the host cannot start.
+fn run(args: &RunArgs) -> ExitCode {
+    if let Err(message) = args.validate() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let started = tokio_runtime().and_then(|rt| {
+        let runtime = Runtime::new(args.runtime.runtime_config())
+            .map_err(|e| OfflineError::Internal(e.to_string()))?;
+        rt.block_on(kubewasm::run::run(args.run_options(), runtime))
+            .map_err(|e| OfflineError::Plugin(offline::error_chain(&e)))
+    });
+    match started {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 fn init_logging(cli: &Cli) {
     // Cranelift and wasmtime log at debug while compiling; keep them quiet
@@ -31,6 +61,11 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => offline::check(args),
         Command::Eval(args) => offline::eval(args),
+        Command::Run(args) => return run(args),
+        Command::Discover => tokio_runtime().and_then(|rt| {
+            rt.block_on(kubewasm::run::discover_table())
+                .map_err(|e| OfflineError::Internal(offline::error_chain(&e)))
+        }),
     };
     match result {
         Ok(output) => {

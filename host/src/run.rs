@@ -1,0 +1,173 @@
+//! `kubewasm run`: connect, discover, load plugins, and run the cluster loop
+//! until SIGTERM or SIGINT, then drain in-flight reconciles.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::applier::{Applier, ApplierOptions};
+use crate::controller::Controller;
+use crate::discovery::{self, KindRegistry, SharedRegistry};
+use crate::informer::InformerRegistry;
+use crate::loader;
+use crate::offline::error_chain;
+use crate::runtime::Runtime;
+
+/// Settings of the cluster loop.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub plugins: PathBuf,
+    pub namespace: Option<String>,
+    pub concurrency: usize,
+    pub dry_run: bool,
+    pub shutdown_grace: Duration,
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("failed to configure the Kubernetes client (kubeconfig or in-cluster)")]
+    Client(#[source] kube::Error),
+    #[error("failed to discover the API server's kinds")]
+    Discovery(#[source] discovery::DiscoveryError),
+    #[error("failed to read the plugin directory {path}")]
+    PluginDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs the host until a shutdown signal.
+pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(RunError::Client)?;
+    let discovered = discovery::discover(&client)
+        .await
+        .map_err(RunError::Discovery)?;
+    for failure in &discovered.failures {
+        tracing::warn!(group = %failure.group, version = %failure.version, reason = %failure.reason, "API group skipped: discovery failed");
+    }
+    let registry = SharedRegistry::new(KindRegistry::from(discovered));
+    tracing::info!(
+        kinds = registry.load().len(),
+        "discovered the cluster's kinds"
+    );
+
+    let (informers, events) = InformerRegistry::new(client.clone(), options.namespace.clone());
+    let applier = Applier::new(
+        client.clone(),
+        Arc::new(registry.clone()),
+        Arc::new(informers.clone()),
+        ApplierOptions {
+            dry_run: options.dry_run,
+            reporting_instance: std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| "kubewasm".into()),
+            ..ApplierOptions::default()
+        },
+    );
+    let controller = Controller::new(informers, registry.clone(), Arc::new(applier));
+
+    let loaded = loader::load_dir(&runtime, &options.plugins)
+        .await
+        .map_err(|source| RunError::PluginDir {
+            path: options.plugins.clone(),
+            source,
+        })?;
+    for (path, result) in loaded {
+        match result {
+            Ok(plugin) => controller.install(plugin),
+            Err(error) => {
+                tracing::error!(path = %path.display(), error = %error_chain(&error), "plugin not loaded")
+            }
+        }
+    }
+
+    tokio::spawn(controller.clone().dispatch(events));
+    let workers: Vec<_> = (0..options.concurrency.max(1))
+        .map(|_| tokio::spawn(controller.clone().work()))
+        .collect();
+    let watcher_controller = controller.clone();
+    tokio::spawn(async move {
+        let changes = discovery::kind_changes(client.clone());
+        let mut diffs = std::pin::pin!(discovery::run_rediscovery(
+            client,
+            registry,
+            changes,
+            discovery::RediscoveryOptions::default(),
+        ));
+        while let Some(diff) = diffs.next().await {
+            for info in &diff.added {
+                tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind appeared");
+                watcher_controller.kind_added(&info.resource);
+            }
+            for info in &diff.removed {
+                tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind disappeared");
+                watcher_controller.kind_removed(&info.resource);
+            }
+        }
+    });
+    tracing::info!(
+        plugins = controller.plugins.all().len(),
+        concurrency = options.concurrency,
+        dry_run = options.dry_run,
+        "kubewasm running"
+    );
+
+    shutdown_signal().await;
+    tracing::info!(grace = ?options.shutdown_grace, "shutting down: draining in-flight reconciles");
+    controller.queue.shutdown();
+    let drained =
+        tokio::time::timeout(options.shutdown_grace, futures::future::join_all(workers)).await;
+    if drained.is_err() {
+        tracing::warn!("in-flight reconciles did not finish within the grace period");
+    }
+    Ok(())
+}
+
+/// `kubewasm discover`: the kinds the cluster serves, as a table.
+pub async fn discover_table() -> Result<String, RunError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(RunError::Client)?;
+    let discovered = discovery::discover(&client)
+        .await
+        .map_err(RunError::Discovery)?;
+    let mut text = String::new();
+    for failure in &discovered.failures {
+        text.push_str(&format!(
+            "# skipped {}/{}: {}\n",
+            failure.group, failure.version, failure.reason
+        ));
+    }
+    text.push_str(&discovery::render_table(&KindRegistry::from(discovered)));
+    Ok(text)
+}
