@@ -43,6 +43,7 @@ pub use registry::{KindInfo, KindRegistry, RegistryDiff, SharedRegistry, render_
 pub use watch::{KindChange, RediscoveryOptions, kind_changes, run_rediscovery};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use futures::{StreamExt, TryFutureExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
@@ -54,6 +55,11 @@ use crate::plugin::ResourceKind;
 
 /// How many group versions the per-group fallback queries at once.
 const PARALLEL_QUERIES: usize = 8;
+/// How long the per-group fallback waits for one group version. kube's
+/// client retries `503 Service Unavailable` (what an aggregated API whose
+/// Service is gone answers) with backoff for minutes; discovery reports the
+/// group as failing instead and lets re-discovery try again later.
+const GROUP_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why discovery, or watching for new kinds, failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,11 @@ pub enum DiscoveryError {
         #[source]
         source: kube::Error,
     },
+    #[error("no answer listing the resources of {group_version} within {after:?}")]
+    Timeout {
+        group_version: String,
+        after: Duration,
+    },
     #[error("failed to watch {resource} for kinds appearing and disappearing")]
     Watch {
         resource: &'static str,
@@ -84,6 +95,7 @@ impl DiscoveryError {
         match self {
             Self::ListGroups { .. } => "list_groups",
             Self::ListResources { .. } => "list_resources",
+            Self::Timeout { .. } => "timeout",
             Self::Watch { .. } => "watch",
         }
     }
@@ -101,6 +113,7 @@ impl DiscoveryError {
                 kube::runtime::watcher::Error::WatchError(status) => Some(status.code),
                 kube::runtime::watcher::Error::NoResourceVersion => None,
             },
+            Self::Timeout { .. } => None,
         }
     }
 }
@@ -238,15 +251,24 @@ pub async fn discover_per_group(client: &kube::Client) -> Result<Discovered, Dis
             let group = groups[index].name.clone();
             async move {
                 let group_version = crate::plugin::api_version(&group, &version);
-                let answer = if group.is_empty() {
-                    client.list_core_api_resources(&version).await
-                } else {
-                    client.list_api_group_resources(&group_version).await
+                let query = async {
+                    if group.is_empty() {
+                        client.list_core_api_resources(&version).await
+                    } else {
+                        client.list_api_group_resources(&group_version).await
+                    }
                 };
-                let answer = answer.map_err(|source| DiscoveryError::ListResources {
-                    group_version,
-                    source,
-                });
+                let answer = match tokio::time::timeout(GROUP_QUERY_TIMEOUT, query).await {
+                    Ok(Ok(list)) => Ok(list),
+                    Ok(Err(source)) => Err(DiscoveryError::ListResources {
+                        group_version,
+                        source,
+                    }),
+                    Err(_) => Err(DiscoveryError::Timeout {
+                        group_version,
+                        after: GROUP_QUERY_TIMEOUT,
+                    }),
+                };
                 (index, version, answer)
             }
         })
@@ -303,9 +325,15 @@ fn failure_reason(error: &DiscoveryError) -> String {
     let source = match error {
         DiscoveryError::ListResources { source, .. }
         | DiscoveryError::ListGroups { source, .. } => source,
-        DiscoveryError::Watch { .. } => return error.to_string(),
+        DiscoveryError::Timeout { .. } | DiscoveryError::Watch { .. } => {
+            return error.to_string();
+        }
     };
     match source {
+        // kube reports a body that is not a `Status` with this reason.
+        kube::Error::Api(status) if status.reason == "Failed to parse error data" => {
+            format!("{}: {}", status.code, status.message)
+        }
         kube::Error::Api(status) => {
             format!("{} {}: {}", status.code, status.reason, status.message)
         }

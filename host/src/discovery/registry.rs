@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn shared_registry_swaps_and_reports_the_diff() {
         let shared = SharedRegistry::default();
-        let mut updates = shared.subscribe();
+        let updates = shared.subscribe();
         let before = shared.load();
         let diff = shared.replace(sample());
         assert_eq!(diff.added.len(), sample().len());

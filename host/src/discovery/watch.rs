@@ -451,7 +451,9 @@ fn crd_changes(old: Option<&CrdState>, new: Option<&CrdState>) -> Vec<KindChange
 struct ApiServiceState {
     group: String,
     version: String,
-    available: bool,
+    /// The `Available` condition; `None` until the aggregator has set it,
+    /// so that its first verdict is a change of its own.
+    available: Option<bool>,
 }
 
 fn api_service_state(api_service: &APIService) -> ApiServiceState {
@@ -460,11 +462,8 @@ fn api_service_state(api_service: &APIService) -> ApiServiceState {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Available" && c.status == "True")
-        });
+        .and_then(|conditions| conditions.iter().find(|c| c.type_ == "Available"))
+        .map(|c| c.status == "True");
     ApiServiceState {
         group: spec.and_then(|s| s.group.clone()).unwrap_or_default(),
         version: spec.and_then(|s| s.version.clone()).unwrap_or_default(),
@@ -476,19 +475,16 @@ fn api_service_changes(
     old: Option<&ApiServiceState>,
     new: Option<&ApiServiceState>,
 ) -> Vec<KindChange> {
-    match (old, new) {
-        (_, Some(new)) => vec![KindChange::ApiService {
-            group: new.group.clone(),
-            version: new.version.clone(),
-            available: new.available,
-        }],
-        (Some(old), None) => vec![KindChange::ApiService {
-            group: old.group.clone(),
-            version: old.version.clone(),
-            available: false,
-        }],
-        (None, None) => Vec::new(),
-    }
+    let (state, available) = match (old, new) {
+        (_, Some(new)) => (new, new.available == Some(true)),
+        (Some(old), None) => (old, false),
+        (None, None) => return Vec::new(),
+    };
+    vec![KindChange::ApiService {
+        group: state.group.clone(),
+        version: state.version.clone(),
+        available,
+    }]
 }
 
 /// Turns a watcher's events into [`KindChange`]s through a [`Tracker`].
@@ -791,15 +787,19 @@ mod tests {
             available,
         };
         assert_eq!(
-            api_service_changes(None, Some(&state(false))),
+            api_service_changes(None, Some(&state(None))),
             [change(false)]
         );
         assert_eq!(
-            api_service_changes(Some(&state(false)), Some(&state(true))),
+            api_service_changes(Some(&state(None)), Some(&state(Some(false)))),
+            [change(false)]
+        );
+        assert_eq!(
+            api_service_changes(Some(&state(Some(false))), Some(&state(Some(true)))),
             [change(true)]
         );
         assert_eq!(
-            api_service_changes(Some(&state(true)), None),
+            api_service_changes(Some(&state(Some(true))), None),
             [change(false)]
         );
     }

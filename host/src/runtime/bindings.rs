@@ -9,8 +9,8 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use kubewasm::plugin::host;
-pub use kubewasm::plugin::types as wit;
+pub use self::kubewasm::plugin::host;
+pub use self::kubewasm::plugin::types as wit;
 
 impl From<wit::PluginInfo> for PluginInfo {
     fn from(info: wit::PluginInfo) -> Self {

@@ -1,0 +1,273 @@
+//! Recording Kubernetes Events (`events.k8s.io/v1`) for plugins.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::error::{ApplyError, Call};
+use super::noop::uid;
+use super::plan::{Planned, describe};
+use super::{Applier, lock};
+use crate::intent::Severity;
+use crate::plugin::PluginInfo;
+
+impl Applier {
+    /// Creates an Event about `p.target`, or counts a repeat of one recorded
+    /// in the last few minutes on that Event's `series`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn record_event(
+        &self,
+        plugin: &PluginInfo,
+        manager: &str,
+        p: &Planned<'_>,
+        severity: Severity,
+        reason: &str,
+        note: &str,
+        action: &str,
+    ) -> Result<Option<String>, ApplyError> {
+        let regarding = &p.target;
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let note = truncate(note, 1024);
+        let cached = self.cached(regarding);
+        let uid = cached.as_deref().map(uid).unwrap_or_default().to_string();
+        let controller = format!("{}/{}", self.options.reporting_controller, plugin.name);
+        let type_ = match severity {
+            Severity::Normal => "Normal",
+            Severity::Warning => "Warning",
+        };
+        let key = EventKey {
+            controller: controller.clone(),
+            regarding: describe(regarding),
+            uid: uid.clone(),
+            type_,
+            reason: reason.into(),
+            action: action.into(),
+        };
+        let now = Timestamp::now();
+        let call = |verb| {
+            Call(format!(
+                "{verb} events in group \"events.k8s.io\" in namespace {namespace}"
+            ))
+        };
+
+        // A repeat: count it on the existing Event (not in a dry run, which
+        // records nothing to repeat).
+        let repeat = (!self.options.dry_run)
+            .then(|| lock(&self.event_series).repeat(&key, now))
+            .flatten();
+        if let Some((name, count)) = repeat {
+            let params = PatchParams {
+                field_manager: Some(manager.into()),
+                ..Default::default()
+            };
+            // Only the series: the rest of an Event is immutable.
+            let patch = Patch::Merge(json!({
+                "series": {"count": count, "lastObservedTime": MicroTime(now)},
+            }));
+            match self
+                .send(&p.site, &call("patch"), true, || {
+                    events.patch(&name, &params, &patch)
+                })
+                .await
+            {
+                Ok(event) => return Ok(event.metadata.resource_version),
+                // Expired (Events live about an hour): record a new one.
+                Err(ApplyError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+
+        let cached_rv = cached
+            .as_deref()
+            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+            .map(String::from);
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(event_name(&regarding.name, now)),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            },
+            action: Some(action.into()),
+            reason: Some(reason.into()),
+            note: (!note.is_empty()).then(|| note.to_string()),
+            type_: Some(type_.into()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(ObjectReference {
+                api_version: Some(regarding.api_version.clone()),
+                kind: Some(regarding.kind.clone()),
+                namespace: regarding.namespace.clone(),
+                name: Some(regarding.name.clone()),
+                uid: (!uid.is_empty()).then_some(uid),
+                resource_version: cached_rv,
+                field_path: None,
+            }),
+            reporting_controller: Some(controller),
+            reporting_instance: Some(self.options.reporting_instance.clone()),
+            ..Default::default()
+        };
+        let params = PostParams {
+            dry_run: self.options.dry_run,
+            field_manager: Some(manager.into()),
+        };
+        let created = match self
+            .send(&p.site, &call("create"), false, || {
+                events.create(&params, &event)
+            })
+            .await
+        {
+            Ok(created) => created,
+            // A retry of a create that reached the server the first time.
+            Err(ApplyError::Rejected { source, .. }) if source.is_already_exists() => event,
+            Err(e) => return Err(e),
+        };
+        if !self.options.dry_run {
+            let name = created.metadata.name.clone().unwrap_or_default();
+            lock(&self.event_series).insert(key, name, now);
+        }
+        Ok(created.metadata.resource_version)
+    }
+}
+
+/// Events recorded recently, so a repeat increments a series instead of
+/// creating another Event (as client-go and kube-rs do).
+#[derive(Default)]
+pub(super) struct EventSeries {
+    entries: HashMap<EventKey, RecordedEvent>,
+}
+
+/// Isomorphic Events: same reporter, object, type, reason and action.
+#[derive(Hash, PartialEq, Eq)]
+pub(super) struct EventKey {
+    controller: String,
+    regarding: String,
+    uid: String,
+    type_: &'static str,
+    reason: String,
+    action: String,
+}
+
+pub(super) struct RecordedEvent {
+    name: String,
+    count: i32,
+    last: Timestamp,
+}
+
+/// How long after its last occurrence an Event is counted on rather than
+/// created anew (client-go and kube-rs use the same).
+pub(super) const EVENT_SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
+pub(super) const MAX_EVENT_SERIES: usize = 4096;
+
+impl EventSeries {
+    /// For a repeat of a recent Event: its name and the new count.
+    pub(super) fn repeat(&mut self, key: &EventKey, now: Timestamp) -> Option<(String, i32)> {
+        let recorded = self.entries.get_mut(key)?;
+        if recorded.last + EVENT_SERIES_WINDOW < now {
+            self.entries.remove(key);
+            return None;
+        }
+        recorded.count += 1;
+        recorded.last = now;
+        Some((recorded.name.clone(), recorded.count))
+    }
+
+    pub(super) fn insert(&mut self, key: EventKey, name: String, now: Timestamp) {
+        if self.entries.len() >= MAX_EVENT_SERIES {
+            self.entries
+                .retain(|_, e| e.last + EVENT_SERIES_WINDOW >= now);
+            if self.entries.len() >= MAX_EVENT_SERIES {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(
+            key,
+            RecordedEvent {
+                name,
+                count: 1,
+                last: now,
+            },
+        );
+    }
+}
+
+/// A unique Event name: the object's name (made a DNS subdomain) and the
+/// time, as kubectl shows them (`web.17d9c0a1b2c3d4e5`), plus a counter.
+pub(super) fn event_name(object_name: &str, now: Timestamp) -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let cleaned: String = object_name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-' | '.') => c,
+            _ => '-',
+        })
+        .take(200)
+        .collect();
+    let base = match cleaned.trim_matches(|c| c == '-' || c == '.') {
+        "" => "object",
+        trimmed => trimmed,
+    };
+    format!("{base}.{:016x}{seq:x}", now.as_nanosecond() as u64)
+}
+
+pub(super) fn truncate(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_repeats_count_within_the_window() {
+        let key = || EventKey {
+            controller: "kubewasm.dev/labels".into(),
+            regarding: "v1 Namespace a".into(),
+            uid: "u".into(),
+            type_: "Normal",
+            reason: "Labelled".into(),
+            action: "Reconcile".into(),
+        };
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let mut series = EventSeries::default();
+        assert_eq!(series.repeat(&key(), t0), None);
+        series.insert(key(), "a.1".into(), t0);
+        let t1 = t0 + SignedDuration::from_mins(5);
+        assert_eq!(series.repeat(&key(), t1), Some(("a.1".into(), 2)));
+        let t2 = t1 + SignedDuration::from_mins(5);
+        assert_eq!(series.repeat(&key(), t2), Some(("a.1".into(), 3)));
+        let late = t2 + SignedDuration::from_mins(7);
+        assert_eq!(
+            series.repeat(&key(), late),
+            None,
+            "an old Event is not reused"
+        );
+    }
+
+    #[test]
+    fn event_names_are_valid_and_unique() {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let a = event_name("system:controller:Foo", now);
+        let b = event_name("system:controller:Foo", now);
+        assert_ne!(a, b);
+        assert!(a.starts_with("system-controller-foo."), "{a}");
+        assert!(event_name(&"x".repeat(300), now).len() <= 253);
+        assert!(event_name(":", now).starts_with("object."));
+    }
+
+    #[test]
+    fn truncate_respects_characters() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,266 @@
+//! Checking a whole outcome and preparing its requests before any is sent.
+
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+
+use super::Applier;
+use super::error::{ApplyError, IntentSite};
+use crate::intent::{self, Intent, ObjectRef, Outcome, Propagation, Severity};
+use crate::plugin::{PluginInfo, ResourceKind};
+
+/// A write ready to send, checked by [`Applier::plan`].
+pub(super) struct Planned<'a> {
+    pub(super) site: IntentSite,
+    pub(super) target: ObjectRef,
+    pub(super) write: Write<'a>,
+}
+
+pub(super) enum Write<'a> {
+    Apply {
+        kind: ResourceKind,
+        object: &'a Value,
+        status: bool,
+        force: bool,
+    },
+    MergePatch {
+        kind: ResourceKind,
+        patch: &'a Value,
+        sent: Value,
+        status: bool,
+        precondition: bool,
+    },
+    JsonPatch {
+        kind: ResourceKind,
+        patch: json_patch::Patch,
+        sent: json_patch::Patch,
+        status: bool,
+        /// Whether the patch has a `test` (the plugin's or ours).
+        precondition: bool,
+        /// 1 if a `resourceVersion` test was put before the plugin's ops.
+        offset: usize,
+    },
+    Create {
+        kind: ResourceKind,
+        object: Box<DynamicObject>,
+    },
+    Delete {
+        kind: ResourceKind,
+        propagation: Option<Propagation>,
+    },
+    RecordEvent {
+        severity: Severity,
+        reason: &'a str,
+        note: &'a str,
+        action: &'a str,
+    },
+}
+
+impl Applier {
+    /// Checks every intent and prepares its request; sends nothing.
+    pub(super) fn plan<'a>(
+        &self,
+        plugin: &PluginInfo,
+        outcome: &'a Outcome,
+    ) -> Result<Vec<Planned<'a>>, ApplyError> {
+        let sites: Vec<(ObjectRef, IntentSite)> = outcome
+            .intents
+            .iter()
+            .enumerate()
+            .map(|(index, intent)| {
+                let target = target_of(intent);
+                let site = IntentSite {
+                    plugin: plugin.name.clone(),
+                    index,
+                    intent: intent.type_name(),
+                    object: describe(&target),
+                };
+                (target, site)
+            })
+            .collect();
+        intent::check_scope(plugin, outcome).map_err(|source| ApplyError::OutOfScope {
+            site: sites[source.index].1.clone(),
+            source: Box::new(source),
+        })?;
+        outcome
+            .intents
+            .iter()
+            .zip(sites)
+            .map(|(intent, (target, site))| self.plan_one(intent, target, site))
+            .collect()
+    }
+
+    fn plan_one<'a>(
+        &self,
+        intent: &'a Intent,
+        target: ObjectRef,
+        site: IntentSite,
+    ) -> Result<Planned<'a>, ApplyError> {
+        let invalid = |reason: String| ApplyError::Invalid {
+            site: site.clone(),
+            reason,
+        };
+        if let Intent::RecordEvent {
+            severity,
+            reason,
+            note,
+            action,
+            ..
+        } = intent
+        {
+            if action.is_empty() || action.len() > 128 {
+                return Err(invalid(
+                    "an Event action must be 1 to 128 characters".into(),
+                ));
+            }
+            let write = Write::RecordEvent {
+                severity: *severity,
+                reason,
+                note,
+                action,
+            };
+            return Ok(Planned {
+                site,
+                target,
+                write,
+            });
+        }
+        let kind = self
+            .kinds
+            .resolve(&target.api_version, &target.kind)
+            .ok_or_else(|| ApplyError::UnknownKind {
+                site: site.clone(),
+                api_version: target.api_version.clone(),
+                kind: target.kind.clone(),
+            })?;
+        match (kind.namespaced, &target.namespace) {
+            (true, None) => {
+                return Err(invalid(format!(
+                    "{} is namespaced but no namespace is given",
+                    kind.kind
+                )));
+            }
+            (false, Some(ns)) => {
+                return Err(invalid(format!(
+                    "{} is cluster-scoped but namespace {ns:?} is given",
+                    kind.kind
+                )));
+            }
+            _ => {}
+        }
+        let write = match intent {
+            Intent::Apply {
+                object,
+                status,
+                force,
+            } => Write::Apply {
+                kind,
+                object,
+                status: *status,
+                force: *force,
+            },
+            Intent::MergePatch(p) => {
+                let mut sent = p.patch.clone();
+                if let Some(rv) = &p.resource_version {
+                    match sent["metadata"].as_object_mut() {
+                        Some(metadata) => {
+                            metadata.insert("resourceVersion".into(), json!(rv));
+                        }
+                        None => sent["metadata"] = json!({"resourceVersion": rv}),
+                    }
+                }
+                Write::MergePatch {
+                    kind,
+                    patch: &p.patch,
+                    sent,
+                    status: p.status,
+                    precondition: p.resource_version.is_some(),
+                }
+            }
+            Intent::JsonPatch(p) => {
+                let parse = |value: Value| {
+                    serde_json::from_value::<json_patch::Patch>(value)
+                        .map_err(|e| invalid(format!("the JSON patch does not parse: {e}")))
+                };
+                let patch = parse(p.patch.clone())?;
+                let sent = match &p.resource_version {
+                    Some(rv) => {
+                        let mut ops = vec![
+                            json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}),
+                        ];
+                        ops.extend(p.patch.as_array().into_iter().flatten().cloned());
+                        parse(Value::Array(ops))?
+                    }
+                    None => patch.clone(),
+                };
+                let precondition = p.resource_version.is_some()
+                    || patch
+                        .0
+                        .iter()
+                        .any(|op| matches!(op, json_patch::PatchOperation::Test(_)));
+                Write::JsonPatch {
+                    kind,
+                    patch,
+                    sent,
+                    status: p.status,
+                    precondition,
+                    offset: usize::from(p.resource_version.is_some()),
+                }
+            }
+            Intent::Create { object } => {
+                let object = serde_json::from_value(object.clone())
+                    .map_err(|e| invalid(format!("the object is not a Kubernetes object: {e}")))?;
+                Write::Create {
+                    kind,
+                    object: Box::new(object),
+                }
+            }
+            Intent::Delete { propagation, .. } => Write::Delete {
+                kind,
+                propagation: *propagation,
+            },
+            Intent::RecordEvent { .. } => unreachable!("handled above"),
+        };
+        Ok(Planned {
+            site,
+            target,
+            write,
+        })
+    }
+}
+
+/// The object an intent writes (for an Event, the object it is about).
+pub(super) fn target_of(intent: &Intent) -> ObjectRef {
+    match intent {
+        Intent::Apply { object, .. } | Intent::Create { object } => {
+            let metadata = &object["metadata"];
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            ObjectRef {
+                api_version: text(&object["apiVersion"]),
+                kind: text(&object["kind"]),
+                namespace: metadata["namespace"]
+                    .as_str()
+                    .filter(|ns| !ns.is_empty())
+                    .map(String::from),
+                name: metadata["name"]
+                    .as_str()
+                    .or_else(|| metadata["generateName"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            }
+        }
+        Intent::MergePatch(p) | Intent::JsonPatch(p) => p.target.clone(),
+        Intent::Delete { target, .. } => target.clone(),
+        Intent::RecordEvent { regarding, .. } => regarding.clone(),
+    }
+}
+
+/// `apps/v1 Deployment team-a/web`, or `v1 Namespace team-a`.
+pub(super) fn describe(target: &ObjectRef) -> String {
+    match &target.namespace {
+        Some(ns) => format!(
+            "{} {} {ns}/{}",
+            target.api_version, target.kind, target.name
+        ),
+        None => format!("{} {} {}", target.api_version, target.kind, target.name),
+    }
+}

@@ -1,0 +1,65 @@
+//! What the applier did, intent by intent, for logs and metrics.
+
+use serde::Serialize;
+
+use crate::intent::ObjectRef;
+
+/// What happened to one intent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentResult {
+    /// Sent and accepted (in a dry run: accepted, not persisted).
+    Applied,
+    /// Not sent: the cached object already is what the write would make it.
+    SkippedNoop,
+    /// A create whose object already exists. Counts as done: create means
+    /// "make sure it exists"; use apply to converge its content.
+    AlreadyExists,
+    /// A delete whose object is already gone. Counts as done.
+    AlreadyGone,
+}
+
+impl IntentResult {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            IntentResult::Applied => "applied",
+            IntentResult::SkippedNoop => "skipped_noop",
+            IntentResult::AlreadyExists => "already_exists",
+            IntentResult::AlreadyGone => "already_gone",
+        }
+    }
+}
+
+/// One intent's result. `target` is the object written (for an Event: the
+/// object it is about); for a create with `generateName` it carries the name
+/// the server chose.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentReport {
+    pub index: usize,
+    pub intent: &'static str,
+    pub target: ObjectRef,
+    pub result: IntentResult,
+    /// The object's `resourceVersion` after the write, when the server
+    /// returned the object (apply, patch, create; the Event for record-event).
+    pub resource_version: Option<String>,
+}
+
+/// What [`Applier::apply`] did, intent by intent, in order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    pub dry_run: bool,
+    pub intents: Vec<IntentReport>,
+}
+
+impl ApplyReport {
+    /// How many intents were sent to the API server.
+    pub fn sent(&self) -> usize {
+        self.intents
+            .iter()
+            .filter(|i| i.result != IntentResult::SkippedNoop)
+            .count()
+    }
+}

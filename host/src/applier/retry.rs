@@ -1,0 +1,228 @@
+//! Retrying requests that failed for a reason that may pass: throttling,
+//! unavailability, dropped connections, and one unexplained conflict.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use super::error::is_ownership_conflict;
+
+/// How often and how long a failed request is retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// The first delay; each next one doubles (with jitter) up to `max_delay`.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// The most time spent waiting across the retries of one request; a
+    /// retry that would pass it (e.g. a long `Retry-After`) is not made.
+    pub max_total_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_total_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A request that failed for good, and how often it was tried.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub(super) error: kube::Error,
+    pub(super) attempts: usize,
+}
+
+pub(super) enum Retry {
+    Transient { retry_after: Option<Duration> },
+    Conflict,
+    No,
+}
+
+pub(super) fn retry_class(error: &kube::Error) -> Retry {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            429 | 500 | 502 | 503 | 504 => Retry::Transient {
+                retry_after: status
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .filter(|&s| s > 0)
+                    .map(|s| Duration::from_secs(s.into())),
+            },
+            409 if !status.is_already_exists() && !is_ownership_conflict(status) => Retry::Conflict,
+            _ => Retry::No,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            Retry::Transient { retry_after: None }
+        }
+        _ => Retry::No,
+    }
+}
+
+/// Runs `op` until it succeeds, fails for good, or the policy is spent.
+/// Delays come from `policy` (exponential, with jitter) but are never
+/// shorter than the server's `retryAfterSeconds`. `sleep` is a parameter so
+/// tests can observe the delays.
+pub(super) async fn with_retries<T, F, Fut, S, SFut>(
+    policy: &RetryPolicy,
+    retry_conflict: bool,
+    mut op: F,
+    mut sleep: S,
+) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = kube::Result<T>>,
+    S: FnMut(Duration) -> SFut,
+    SFut: Future<Output = ()>,
+{
+    let mut delays = ExponentialBuilder::new()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.max_retries)
+        .with_jitter()
+        .build();
+    let mut conflict_retried = !retry_conflict;
+    let mut waited = Duration::ZERO;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let error = match op().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let delay = match retry_class(&error) {
+            Retry::Transient { retry_after } => delays
+                .next()
+                .map(|d| retry_after.map_or(d, |after| after.max(d))),
+            Retry::Conflict if !conflict_retried => {
+                conflict_retried = true;
+                Some(policy.min_delay)
+            }
+            Retry::Conflict | Retry::No => None,
+        };
+        match delay {
+            Some(delay) if waited + delay <= policy.max_total_delay => {
+                sleep(delay).await;
+                waited += delay;
+            }
+            _ => return Err(Failure { error, attempts }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::super::error::api_error;
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 5,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            max_total_delay: Duration::from_secs(10),
+        }
+    }
+
+    /// Runs `with_retries` over `errors` (then success), returning the
+    /// attempts made, the delays slept and whether it succeeded.
+    async fn run(
+        policy: &RetryPolicy,
+        retry_conflict: bool,
+        errors: Vec<kube::Error>,
+    ) -> (usize, Vec<Duration>, Result<(), Failure>) {
+        let errors = Mutex::new(errors.into_iter());
+        let attempts = AtomicU64::new(0);
+        let slept = Mutex::new(Vec::new());
+        let result = with_retries(
+            policy,
+            retry_conflict,
+            || {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let next = errors.lock().unwrap().next();
+                async move { next.map_or(Ok(()), Err) }
+            },
+            |d| {
+                slept.lock().unwrap().push(d);
+                std::future::ready(())
+            },
+        )
+        .await;
+        let attempts = attempts.load(Ordering::Relaxed) as usize;
+        (attempts, slept.into_inner().unwrap(), result)
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_with_growing_delays_honouring_retry_after() {
+        let errors = vec![
+            api_error(429, "TooManyRequests", 0),
+            api_error(503, "ServiceUnavailable", 0),
+            api_error(429, "TooManyRequests", 3),
+        ];
+        let (attempts, slept, result) = run(&policy(), false, errors).await;
+        assert!(result.is_ok());
+        assert_eq!(attempts, 4);
+        assert!(slept[0] >= Duration::from_millis(100) && slept[0] < Duration::from_millis(200));
+        assert!(slept[1] >= Duration::from_millis(200), "{slept:?}");
+        assert_eq!(slept[2], Duration::from_secs(3), "Retry-After is honoured");
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_in_number_and_time() {
+        let many = || {
+            (0..10)
+                .map(|_| api_error(500, "InternalError", 0))
+                .collect()
+        };
+        let (attempts, _, result) = run(&policy(), false, many()).await;
+        assert_eq!(attempts, 6, "one attempt and five retries");
+        assert_eq!(result.unwrap_err().attempts, 6);
+
+        let budget = RetryPolicy {
+            max_total_delay: Duration::from_secs(5),
+            ..policy()
+        };
+        let errors = vec![api_error(429, "TooManyRequests", 30)];
+        let (attempts, slept, result) = run(&budget, false, errors).await;
+        assert_eq!(
+            (attempts, slept.len()),
+            (1, 0),
+            "a Retry-After past the budget ends it"
+        );
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_retried_once_without_a_precondition_and_never_with_one() {
+        let conflicts = || vec![api_error(409, "Conflict", 0), api_error(409, "Conflict", 0)];
+        let (attempts, _, result) = run(&policy(), true, conflicts()).await;
+        assert_eq!(attempts, 2);
+        assert!(result.is_err());
+        let (attempts, _, _) = run(&policy(), false, conflicts()).await;
+        assert_eq!(attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_are_not_retried() {
+        for error in [
+            api_error(403, "Forbidden", 0),
+            api_error(404, "NotFound", 0),
+            api_error(409, "AlreadyExists", 0),
+            api_error(422, "Invalid", 0),
+        ] {
+            let (attempts, _, result) = run(&policy(), true, vec![error]).await;
+            assert_eq!(attempts, 1);
+            assert!(result.is_err());
+        }
+    }
+}

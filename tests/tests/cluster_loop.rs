@@ -1,0 +1,302 @@
+//! The cluster loop end to end: the `kubewasm run` binary against the real
+//! control plane, with the example plugins built by `plugins/build.sh`.
+//! Everything asserted is what a user would see in the cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kubewasm_e2e::{TestNamespace, eventually};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `kubewasm` binary next to this test's target directory, built on
+/// demand when only this crate's tests were compiled.
+fn kubewasm_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target_profile = exe.parent().and_then(Path::parent).expect("target dir");
+    let binary = target_profile.join("kubewasm");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "kubewasm", "--bin", "kubewasm"])
+            .current_dir(repo())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the kubewasm binary failed");
+    }
+    binary
+}
+
+fn component(name: &str) -> PathBuf {
+    let dir = std::env::var_os("KUBEWASM_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("plugins/dist"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run plugins/build.sh first",
+        path.display()
+    );
+    path
+}
+
+/// A running `kubewasm run`, killed when dropped; its log is kept in a file
+/// and printed if the test fails.
+struct Host {
+    child: Child,
+    log: PathBuf,
+    _plugins: tempfile::TempDir,
+}
+
+impl Host {
+    fn start(ns: &TestNamespace, plugins: &[(&str, Option<serde_json::Value>)], extra: &[&str]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, settings) in plugins {
+            std::fs::copy(component(name), dir.path().join(format!("{name}.wasm"))).unwrap();
+            if let Some(settings) = settings {
+                std::fs::write(
+                    dir.path().join(format!("{name}.settings.json")),
+                    settings.to_string(),
+                )
+                .unwrap();
+            }
+        }
+        let log = dir.path().join("host.log");
+        let child = Command::new(kubewasm_binary())
+            .args(["run", "--plugins"])
+            .arg(dir.path())
+            .args(extra)
+            .env("KUBECONFIG", ns.control_plane().kubeconfig_path())
+            .env("KUBEWASM_LOG", "info,kubewasm=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("kubewasm run starts");
+        Host {
+            child,
+            log,
+            _plugins: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- kubewasm log ----\n{}", self.log());
+        }
+    }
+}
+
+async fn label_namespace(ns: &TestNamespace, labels: serde_json::Value) {
+    let namespaces: Api<Namespace> = Api::all(ns.client().clone());
+    namespaces
+        .patch(
+            ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": labels}})),
+        )
+        .await
+        .unwrap();
+}
+
+fn config_map(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
+}
+
+#[tokio::test]
+async fn label_propagator_labels_objects_of_several_kinds() {
+    let ns = TestNamespace::create("loop-labels").await.unwrap();
+    label_namespace(&ns, json!({"team": "blue", "cost-center": "4711"})).await;
+    let configmaps: Api<ConfigMap> = ns.api();
+    configmaps
+        .create(&PostParams::default(), &config_map("before-start"))
+        .await
+        .unwrap();
+
+    let host = Host::start(
+        &ns,
+        &[(
+            "label-propagator",
+            Some(json!({"labels": ["team", "cost-center"]})),
+        )],
+        &[],
+    );
+
+    // An object that existed before the host started is labelled...
+    let existing = eventually(WAIT, || async {
+        let cm = configmaps.get("before-start").await?;
+        anyhow::ensure!(cm.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str) == Some("blue"));
+        Ok(cm)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    assert_eq!(existing.metadata.labels.unwrap()["cost-center"], "4711");
+    let managers: Vec<String> = existing
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"kubewasm/label-propagator".to_string()),
+        "field managers: {managers:?}"
+    );
+
+    // ...and so are new objects of another kind.
+    let deployments: Api<Deployment> = ns.api();
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
+        }
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        let d = deployments.get("web").await?;
+        anyhow::ensure!(d.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str) == Some("blue"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+}
+
+#[tokio::test]
+async fn namespace_flag_confines_the_host() {
+    let inside = TestNamespace::create("loop-inside").await.unwrap();
+    let outside = TestNamespace::create("loop-outside").await.unwrap();
+    for ns in [&inside, &outside] {
+        label_namespace(ns, json!({"team": "green"})).await;
+        ns.api::<ConfigMap>()
+            .create(&PostParams::default(), &config_map("cm"))
+            .await
+            .unwrap();
+    }
+    let host = Host::start(
+        &inside,
+        &[("label-propagator", Some(json!({"labels": ["team"]})))],
+        &["--namespace", inside.name()],
+    );
+    let inside_cms: Api<ConfigMap> = inside.api();
+    eventually(WAIT, || async {
+        let cm = inside_cms.get("cm").await?;
+        anyhow::ensure!(cm.metadata.labels.is_some_and(|l| l.get("team").is_some()));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    // The inside object is done; the outside one must still be untouched.
+    let cm = outside.api::<ConfigMap>().get("cm").await.unwrap();
+    assert!(
+        cm.metadata.labels.unwrap_or_default().get("team").is_none(),
+        "an object outside --namespace was labelled"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_but_logs_the_writes() {
+    let ns = TestNamespace::create("loop-dry").await.unwrap();
+    label_namespace(&ns, json!({"team": "red"})).await;
+    let configmaps: Api<ConfigMap> = ns.api();
+    configmaps
+        .create(&PostParams::default(), &config_map("dry"))
+        .await
+        .unwrap();
+    let host = Host::start(
+        &ns,
+        &[("label-propagator", Some(json!({"labels": ["team"]})))],
+        &["--dry-run", "--namespace", ns.name()],
+    );
+    eventually(WAIT, || async {
+        anyhow::ensure!(host.log().contains("dry run"), "no dry-run write logged yet");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let cm = configmaps.get("dry").await.unwrap();
+    assert!(cm.metadata.labels.unwrap_or_default().get("team").is_none());
+}
+
+#[tokio::test]
+async fn website_plugin_creates_child_and_reports_ready() {
+    let ns = TestNamespace::create("loop-website").await.unwrap();
+    let client = ns.client().clone();
+    // The CRD is cluster-scoped and shared by the runs of this test.
+    let crd: serde_json::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo().join("plugins/website/deploy/crd.yaml")).unwrap(),
+    )
+    .unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    crds.patch(
+        "websites.demo.kubewasm.dev",
+        &PatchParams::apply("kubewasm-e2e").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("demo.kubewasm.dev", "v1alpha1", "Website"),
+        "websites",
+    );
+    let websites: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns.name(), &resource);
+    eventually(WAIT, || async {
+        websites.list(&Default::default()).await?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let host = Host::start(&ns, &[("website", None)], &[]);
+    let site: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+        "metadata": {"name": "blog"},
+        "spec": {"title": "Hello", "content": "Reconciled by Wasm."}
+    }))
+    .unwrap();
+    websites.create(&PostParams::default(), &site).await.unwrap();
+
+    let configmaps: Api<ConfigMap> = ns.api();
+    let child = eventually(WAIT, || async { Ok(configmaps.get("blog").await?) })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let owner = &child.metadata.owner_references.unwrap()[0];
+    assert_eq!(owner.kind, "Website");
+    assert_eq!(owner.name, "blog");
+    assert_eq!(owner.controller, Some(true));
+    assert!(child.data.unwrap().values().any(|html| html.contains("Hello")));
+
+    let ready = eventually(WAIT, || async {
+        let site = websites.get("blog").await?;
+        let conditions = site.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned();
+        anyhow::ensure!(ready.as_ref().is_some_and(|c| c["status"] == "True"), "not ready: {:?}", site.data["status"]);
+        Ok(site)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    assert_eq!(ready.data["status"]["observedGeneration"], 1);
+}
