@@ -31,6 +31,27 @@
 //! [`ApplyError::Conflict`], never retried; any other 409 is retried once.
 //! With [`ApplierOptions::dry_run`] every write carries `dryRun=All` and is
 //! logged at info: the API server validates it and changes nothing.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use kubewasm::applier::{Applier, ApplierOptions};
+//! use kubewasm::cache::StaticObjects;
+//! # async fn example(
+//! #     plugin: kubewasm::plugin::PluginInfo,
+//! #     outcome: kubewasm::intent::Outcome,
+//! # ) -> anyhow::Result<()> {
+//! let client = kube::Client::try_default().await?;
+//! let kinds = Arc::new(kube::Discovery::new(client.clone()).run().await?);
+//! let cache = Arc::new(StaticObjects::default());
+//! let applier = Applier::new(client, kinds, cache, ApplierOptions::default());
+//! let report = applier.apply(&plugin, &outcome).await?;
+//! for done in &report.intents {
+//!     println!("{} {}: {}", done.intent, done.target.name, done.result.metric_label());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod events;
@@ -184,9 +205,9 @@ impl Applier {
             dry_run: self.options.dry_run,
             intents: Vec::with_capacity(planned.len()),
         };
+        let manager = plugin.field_manager();
         for p in planned {
-            let manager = plugin.field_manager();
-            let done = self.execute(plugin, &manager, &p).await;
+            let done = self.execute(&manager, &p).await;
             let (result, target, resource_version) = match done {
                 Ok(done) => done,
                 Err(e) => {
@@ -218,7 +239,6 @@ impl Applier {
 
     async fn execute(
         &self,
-        plugin: &PluginInfo,
         manager: &str,
         p: &Planned<'_>,
     ) -> Result<(IntentResult, ObjectRef, Option<String>), ApplyError> {
@@ -242,7 +262,7 @@ impl Applier {
                     } else {
                         (&**current, *object)
                     };
-                    let sent = lock(&self.sent_applies).contains(&key, uid(current), fingerprint);
+                    let sent = lock(&self.sent_applies).contains(key, uid(current), fingerprint);
                     if sent && contains(have, want) {
                         return Ok((IntentResult::SkippedNoop, target.clone(), None));
                     }
@@ -256,10 +276,10 @@ impl Applier {
                 };
                 let patch = Patch::Apply(*object);
                 let call = Call::new("patch", kind, *status, target);
-                self.log_dry_run(plugin, p);
+                self.log_dry_run(p);
                 let (api, params, patch, status) = (&api, &params, &patch, *status);
                 let applied = self
-                    .send(&p.site, &call, false, || async move {
+                    .send(&p.site, &call, true, || async move {
                         if status {
                             api.patch_status(name, params, patch).await
                         } else {
@@ -268,12 +288,8 @@ impl Applier {
                     })
                     .await?;
                 if !dry_run {
-                    let key = SentKey::new(manager, target, status);
-                    lock(&self.sent_applies).insert(
-                        key,
-                        applied.metadata.uid.clone().unwrap_or_default(),
-                        fingerprint,
-                    );
+                    let uid = applied.metadata.uid.as_deref().unwrap_or_default();
+                    lock(&self.sent_applies).insert(key, uid, fingerprint);
                 }
                 Ok((IntentResult::Applied, target.clone(), rv(&applied)))
             }
@@ -293,7 +309,7 @@ impl Applier {
                 }
                 let patch = Patch::Merge(sent);
                 let patched = self
-                    .patch(plugin, manager, p, kind, &patch, *status, *precondition)
+                    .patch(manager, p, kind, &patch, *status, *precondition)
                     .await?;
                 Ok((IntentResult::Applied, target.clone(), rv(&patched)))
             }
@@ -313,7 +329,7 @@ impl Applier {
                 }
                 let json = Patch::<()>::Json(sent.clone());
                 let patched = match self
-                    .patch(plugin, manager, p, kind, &json, *status, *precondition)
+                    .patch(manager, p, kind, &json, *status, *precondition)
                     .await
                 {
                     Err(ApplyError::Rejected { site, source, .. })
@@ -334,7 +350,7 @@ impl Applier {
                     field_manager: Some(manager.into()),
                 };
                 let call = Call::new("create", kind, false, target);
-                self.log_dry_run(plugin, p);
+                self.log_dry_run(p);
                 match self
                     .send(&p.site, &call, false, || api.create(&params, object))
                     .await
@@ -364,7 +380,7 @@ impl Applier {
                     ..Default::default()
                 };
                 let call = Call::new("delete", kind, false, target);
-                self.log_dry_run(plugin, p);
+                self.log_dry_run(p);
                 match self
                     .send(&p.site, &call, false, || api.delete(name, &params))
                     .await
@@ -382,19 +398,17 @@ impl Applier {
                 note,
                 action,
             } => {
-                self.log_dry_run(plugin, p);
+                self.log_dry_run(p);
                 let rv = self
-                    .record_event(plugin, manager, p, *severity, reason, note, action)
+                    .record_event(manager, p, *severity, reason, note, action)
                     .await?;
                 Ok((IntentResult::Applied, target.clone(), rv))
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn patch<P: Serialize + fmt::Debug + Send + Sync>(
         &self,
-        plugin: &PluginInfo,
         manager: &str,
         p: &Planned<'_>,
         kind: &ResourceKind,
@@ -410,7 +424,7 @@ impl Applier {
         };
         let name = p.target.name.as_str();
         let call = Call::new("patch", kind, status, &p.target);
-        self.log_dry_run(plugin, p);
+        self.log_dry_run(p);
         let (api, params) = (&api, &params);
         self.send(&p.site, &call, !precondition, || async move {
             if status {
@@ -479,10 +493,10 @@ impl Applier {
             .flatten()
     }
 
-    fn log_dry_run(&self, plugin: &PluginInfo, p: &Planned<'_>) {
+    fn log_dry_run(&self, p: &Planned<'_>) {
         if self.options.dry_run {
             info!(
-                plugin = %plugin.name,
+                plugin = %p.site.plugin,
                 intent = p.site.intent,
                 object = %p.site.object,
                 "dry run: sending with dryRun=All, the cluster is not changed"

@@ -36,11 +36,13 @@
 //! # }
 //! ```
 
+mod rediscovery;
 mod registry;
 mod watch;
 
+pub use rediscovery::{RediscoveryOptions, run_rediscovery};
 pub use registry::{KindInfo, KindRegistry, RegistryDiff, SharedRegistry, render_table};
-pub use watch::{KindChange, RediscoveryOptions, kind_changes, run_rediscovery};
+pub use watch::{KindChange, kind_changes};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -209,7 +211,7 @@ pub async fn discover_aggregated(
 }
 
 /// Discovery with one request per group version (`/api/v1`, `/apis/G/V`),
-/// at most [`PARALLEL_QUERIES`] at a time.
+/// a few at a time, each given up on after 10 s.
 pub async fn discover_per_group(client: &kube::Client) -> Result<Discovered, DiscoveryError> {
     let core = client
         .list_core_api_versions()
@@ -339,6 +341,17 @@ fn failure_reason(error: &DiscoveryError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The causes of `error`, outermost first, joined with ": ".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    chain.join(": ")
 }
 
 /// A group as the server describes it, before a version is chosen.

@@ -79,9 +79,14 @@ fn group_kind(kind: &ResourceKind) -> GroupKind {
     }
 }
 
-/// Objects as plugins see them: JSON, without `managedFields`.
-fn to_value(mut object: DynamicObject) -> Value {
+/// Objects as plugins see them: JSON, without `managedFields`, and always
+/// with `apiVersion` and `kind` (items of a list response carry neither).
+fn to_value(mut object: DynamicObject, kind: &ResourceKind) -> Value {
     object.metadata.managed_fields = None;
+    object.types = Some(kube::core::TypeMeta {
+        api_version: kind.api_version(),
+        kind: kind.kind.clone(),
+    });
     serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
@@ -284,7 +289,7 @@ async fn run_informer(
     while let Some(item) = stream.next().await {
         match item {
             Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::InitApply(object)) => {
-                let object = Arc::new(to_value(object));
+                let object = Arc::new(to_value(object, &kind));
                 let key = key_of(&object);
                 if let Some(seen) = relisted.as_mut() {
                     seen.insert(key.clone(), object.clone());
@@ -300,7 +305,7 @@ async fn run_informer(
                 }
             }
             Ok(watcher::Event::Delete(object)) => {
-                let object = Arc::new(to_value(object));
+                let object = Arc::new(to_value(object, &kind));
                 cache
                     .write()
                     .unwrap_or_else(|e| e.into_inner())

@@ -72,9 +72,6 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
     let discovered = discovery::discover(&client)
         .await
         .map_err(RunError::Discovery)?;
-    for failure in &discovered.failures {
-        tracing::warn!(group = %failure.group, version = %failure.version, reason = %failure.reason, "API group skipped: discovery failed");
-    }
     let registry = SharedRegistry::new(KindRegistry::from(discovered));
     tracing::info!(
         kinds = registry.load().len(),
@@ -125,13 +122,15 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             discovery::RediscoveryOptions::default(),
         ));
         while let Some(diff) = diffs.next().await {
-            for info in &diff.added {
-                tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind appeared");
-                watcher_controller.kind_added(&info.resource);
-            }
+            // Removed first: a kind whose preferred version changed comes as
+            // removed (old version) plus added (new version).
             for info in &diff.removed {
                 tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind disappeared");
                 watcher_controller.kind_removed(&info.resource);
+            }
+            for info in &diff.added {
+                tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind appeared");
+                watcher_controller.kind_added(&info.resource);
             }
         }
     });

@@ -19,22 +19,24 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `kubewasm` binary next to this test's target directory, built on
-/// demand when only this crate's tests were compiled.
+/// The `kubewasm` binary in this test's target directory, (re)built once per
+/// test process: depending on the library does not make cargo build the bin.
 fn kubewasm_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let target_profile = exe.parent().and_then(Path::parent).expect("target dir");
-    let binary = target_profile.join("kubewasm");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "kubewasm", "--bin", "kubewasm"])
-            .current_dir(repo())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the kubewasm binary failed");
-    }
-    binary
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let target_profile = exe.parent().and_then(Path::parent).expect("target dir");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "kubewasm", "--bin", "kubewasm"])
+                .current_dir(repo())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the kubewasm binary failed");
+            target_profile.join("kubewasm")
+        })
+        .clone()
 }
 
 fn component(name: &str) -> PathBuf {
@@ -59,7 +61,11 @@ struct Host {
 }
 
 impl Host {
-    fn start(ns: &TestNamespace, plugins: &[(&str, Option<serde_json::Value>)], extra: &[&str]) -> Host {
+    fn start(
+        ns: &TestNamespace,
+        plugins: &[(&str, Option<serde_json::Value>)],
+        extra: &[&str],
+    ) -> Host {
         let dir = tempfile::tempdir().unwrap();
         for (name, settings) in plugins {
             std::fs::copy(component(name), dir.path().join(format!("{name}.wasm"))).unwrap();
@@ -142,7 +148,14 @@ async fn label_propagator_labels_objects_of_several_kinds() {
     // An object that existed before the host started is labelled...
     let existing = eventually(WAIT, || async {
         let cm = configmaps.get("before-start").await?;
-        anyhow::ensure!(cm.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str) == Some("blue"));
+        anyhow::ensure!(
+            cm.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("team"))
+                .map(String::as_str)
+                == Some("blue")
+        );
         Ok(cm)
     })
     .await
@@ -177,7 +190,14 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         .unwrap();
     eventually(WAIT, || async {
         let d = deployments.get("web").await?;
-        anyhow::ensure!(d.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str) == Some("blue"));
+        anyhow::ensure!(
+            d.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("team"))
+                .map(String::as_str)
+                == Some("blue")
+        );
         Ok(())
     })
     .await
@@ -231,7 +251,10 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
         &["--dry-run", "--namespace", ns.name()],
     );
     eventually(WAIT, || async {
-        anyhow::ensure!(host.log().contains("dry run"), "no dry-run write logged yet");
+        anyhow::ensure!(
+            host.log().contains("dry run"),
+            "no dry-run write logged yet"
+        );
         Ok(())
     })
     .await
@@ -277,7 +300,10 @@ async fn website_plugin_creates_child_and_reports_ready() {
         "spec": {"title": "Hello", "content": "Reconciled by Wasm."}
     }))
     .unwrap();
-    websites.create(&PostParams::default(), &site).await.unwrap();
+    websites
+        .create(&PostParams::default(), &site)
+        .await
+        .unwrap();
 
     let configmaps: Api<ConfigMap> = ns.api();
     let child = eventually(WAIT, || async { Ok(configmaps.get("blog").await?) })
@@ -287,13 +313,26 @@ async fn website_plugin_creates_child_and_reports_ready() {
     assert_eq!(owner.kind, "Website");
     assert_eq!(owner.name, "blog");
     assert_eq!(owner.controller, Some(true));
-    assert!(child.data.unwrap().values().any(|html| html.contains("Hello")));
+    assert!(
+        child
+            .data
+            .unwrap()
+            .values()
+            .any(|html| html.contains("Hello"))
+    );
 
     let ready = eventually(WAIT, || async {
         let site = websites.get("blog").await?;
-        let conditions = site.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let conditions = site.data["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned();
-        anyhow::ensure!(ready.as_ref().is_some_and(|c| c["status"] == "True"), "not ready: {:?}", site.data["status"]);
+        anyhow::ensure!(
+            ready.as_ref().is_some_and(|c| c["status"] == "True"),
+            "not ready: {:?}",
+            site.data["status"]
+        );
         Ok(site)
     })
     .await

@@ -32,12 +32,14 @@ impl fmt::Display for IntentSite {
 /// were applied; none after it were sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// An intent outside the plugin's declared write scope.
     #[error("{site}: refused, nothing of this outcome was sent")]
     OutOfScope {
         site: IntentSite,
         #[source]
         source: Box<intent::ScopeViolation>,
     },
+    /// The cluster does not serve the intent's kind in that version.
     #[error(
         "{site}: refused, nothing of this outcome was sent: the API server does not serve {api_version} {kind}"
     )]
@@ -46,20 +48,27 @@ pub enum ApplyError {
         api_version: String,
         kind: String,
     },
+    /// A malformed intent, or a namespace that does not fit its kind.
     #[error("{site}: refused, nothing of this outcome was sent: {reason}")]
     Invalid { site: IntentSite, reason: String },
+    /// A failed precondition (`resourceVersion`, a JSON patch `test`) or a
+    /// write that conflicted twice: reconcile the key again with fresh
+    /// state. Not retried here.
     #[error("{site}: conflict, the object changed since the plugin read it; reconcile again")]
     Conflict {
         site: IntentSite,
         #[source]
         source: Box<Status>,
     },
+    /// Server-side apply without force met fields another manager owns (the
+    /// source names them). Does not resolve by itself.
     #[error("{site}: fields are owned by another field manager and the apply does not force")]
     OwnershipConflict {
         site: IntentSite,
         #[source]
         source: Box<Status>,
     },
+    /// The host's credentials may not make this request. Not retried.
     #[error("{site}: forbidden: missing RBAC to {access}")]
     Forbidden {
         site: IntentSite,
@@ -67,12 +76,15 @@ pub enum ApplyError {
         #[source]
         source: Box<Status>,
     },
+    /// A patch of an object that does not exist (a delete of one is done).
     #[error("{site}: the object does not exist")]
     NotFound {
         site: IntentSite,
         #[source]
         source: Box<Status>,
     },
+    /// Any other refusal (validation, admission); `detail` adds what the
+    /// server's message leaves out.
     #[error("{site}: rejected by the API server{detail}")]
     Rejected {
         site: IntentSite,
@@ -80,6 +92,8 @@ pub enum ApplyError {
         #[source]
         source: Box<Status>,
     },
+    /// Throttling, 5xx or connection errors that outlasted the retry
+    /// policy: back the key off.
     #[error("{site}: API server unavailable or throttling; gave up after {attempts} attempts")]
     Unavailable {
         site: IntentSite,
@@ -87,6 +101,7 @@ pub enum ApplyError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// The request could not be built or its answer not read.
     #[error("{site}: request failed")]
     Request {
         site: IntentSite,

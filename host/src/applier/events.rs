@@ -15,15 +15,12 @@ use super::noop::uid;
 use super::plan::{Planned, describe};
 use super::{Applier, lock};
 use crate::intent::Severity;
-use crate::plugin::PluginInfo;
 
 impl Applier {
     /// Creates an Event about `p.target`, or counts a repeat of one recorded
     /// in the last few minutes on that Event's `series`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn record_event(
         &self,
-        plugin: &PluginInfo,
         manager: &str,
         p: &Planned<'_>,
         severity: Severity,
@@ -37,7 +34,7 @@ impl Applier {
         let note = truncate(note, 1024);
         let cached = self.cached(regarding);
         let uid = cached.as_deref().map(uid).unwrap_or_default().to_string();
-        let controller = format!("{}/{}", self.options.reporting_controller, plugin.name);
+        let controller = format!("{}/{}", self.options.reporting_controller, p.site.plugin);
         let type_ = match severity {
             Severity::Normal => "Normal",
             Severity::Warning => "Warning",

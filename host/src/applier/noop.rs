@@ -24,9 +24,14 @@ pub(super) fn contains(have: &Value, want: &Value) -> bool {
     }
 }
 
+/// A hash of the apply configuration, to recognise it when it comes again.
 pub(super) fn fingerprint(value: &Value) -> u64 {
+    hash(&value.to_string())
+}
+
+fn hash(value: &impl Hash) -> u64 {
     let mut hasher = DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
+    value.hash(&mut hasher);
     hasher.finish()
 }
 
@@ -35,44 +40,37 @@ pub(super) fn uid(object: &Value) -> &str {
 }
 
 /// The apply configurations sent, by field manager, object and subresource.
+/// Keys and values are hashes (24 bytes an entry): a collision would need
+/// key, uid and configuration hashes to collide at once.
 #[derive(Default)]
 pub(super) struct SentApplies {
-    entries: HashMap<SentKey, (String, u64)>,
+    /// Hash of the object's uid and fingerprint of the configuration.
+    entries: HashMap<SentKey, (u64, u64)>,
 }
 
-#[derive(Hash, PartialEq, Eq)]
-pub(super) struct SentKey {
-    manager: String,
-    object: String,
-    status: bool,
-}
+#[derive(Clone, Copy, Hash, PartialEq, Eq)]
+pub(super) struct SentKey(u64);
 
 impl SentKey {
     pub(super) fn new(manager: &str, target: &ObjectRef, status: bool) -> Self {
-        Self {
-            manager: manager.into(),
-            object: describe(target),
-            status,
-        }
+        Self(hash(&(manager, describe(target), status)))
     }
 }
 
 /// Bounds the memory of [`SentApplies`]; when full it starts over, which
 /// costs one extra (no-op) apply per object.
-pub(super) const MAX_SENT_APPLIES: usize = 65_536;
+pub(super) const MAX_SENT_APPLIES: usize = 1 << 17;
 
 impl SentApplies {
-    pub(super) fn contains(&self, key: &SentKey, uid: &str, fingerprint: u64) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|(u, f)| u == uid && *f == fingerprint)
+    pub(super) fn contains(&self, key: SentKey, uid: &str, fingerprint: u64) -> bool {
+        self.entries.get(&key) == Some(&(hash(&uid), fingerprint))
     }
 
-    pub(super) fn insert(&mut self, key: SentKey, uid: String, fingerprint: u64) {
+    pub(super) fn insert(&mut self, key: SentKey, uid: &str, fingerprint: u64) {
         if self.entries.len() >= MAX_SENT_APPLIES && !self.entries.contains_key(&key) {
             self.entries.clear();
         }
-        self.entries.insert(key, (uid, fingerprint));
+        self.entries.insert(key, (hash(&uid), fingerprint));
     }
 }
 
@@ -119,16 +117,12 @@ mod tests {
         };
         let mut sent = SentApplies::default();
         let config = fingerprint(&json!({"metadata": {"labels": {"a": "1"}}}));
-        sent.insert(
-            SentKey::new("kubewasm/a", &target, false),
-            "u1".into(),
-            config,
-        );
-        assert!(sent.contains(&SentKey::new("kubewasm/a", &target, false), "u1", config));
-        assert!(!sent.contains(&SentKey::new("kubewasm/a", &target, true), "u1", config));
-        assert!(!sent.contains(&SentKey::new("kubewasm/b", &target, false), "u1", config));
-        assert!(!sent.contains(&SentKey::new("kubewasm/a", &target, false), "u2", config));
+        sent.insert(SentKey::new("kubewasm/a", &target, false), "u1", config);
+        assert!(sent.contains(SentKey::new("kubewasm/a", &target, false), "u1", config));
+        assert!(!sent.contains(SentKey::new("kubewasm/a", &target, true), "u1", config));
+        assert!(!sent.contains(SentKey::new("kubewasm/b", &target, false), "u1", config));
+        assert!(!sent.contains(SentKey::new("kubewasm/a", &target, false), "u2", config));
         let other = fingerprint(&json!({"metadata": {"labels": {"a": "2"}}}));
-        assert!(!sent.contains(&SentKey::new("kubewasm/a", &target, false), "u1", other));
+        assert!(!sent.contains(SentKey::new("kubewasm/a", &target, false), "u1", other));
     }
 }

@@ -99,6 +99,16 @@ impl Applier {
             site: site.clone(),
             reason,
         };
+        // The runtime validated the intents already; an outcome built
+        // elsewhere gets the same checks.
+        intent::validate(site.index, intent).map_err(|e| {
+            invalid(match e {
+                intent::IntentError::Malformed { reason, .. } => reason,
+                intent::IntentError::InvalidJson { field, reason, .. } => {
+                    format!("{field} is not valid JSON: {reason}")
+                }
+            })
+        })?;
         if let Intent::RecordEvent {
             severity,
             reason,
@@ -262,5 +272,132 @@ pub(super) fn describe(target: &ObjectRef) -> String {
             target.api_version, target.kind, target.name
         ),
         None => format!("{} {} {}", target.api_version, target.kind, target.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::applier::{ApplierOptions, StaticKinds};
+    use crate::cache::StaticObjects;
+    use crate::intent::Patch;
+    use crate::plugin::WriteScope;
+
+    /// An applier whose client points nowhere: planning never sends.
+    fn applier() -> Applier {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let kind = |kind: &str, plural: &str, namespaced| ResourceKind {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespaced,
+        };
+        Applier::new(
+            kube::Client::try_from(config).unwrap(),
+            Arc::new(StaticKinds::new([
+                kind("ConfigMap", "configmaps", true),
+                kind("Namespace", "namespaces", false),
+            ])),
+            Arc::new(StaticObjects::default()),
+            ApplierOptions::default(),
+        )
+    }
+
+    fn plugin() -> PluginInfo {
+        PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            subscriptions: vec![],
+            writes: vec![WriteScope {
+                group: String::new(),
+                kind: "*".into(),
+            }],
+        }
+    }
+
+    fn target(kind: &str, namespace: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: namespace.map(String::from),
+            name: "x".into(),
+        }
+    }
+
+    fn refusal(intents: Vec<Intent>) -> String {
+        let outcome = Outcome {
+            intents,
+            requeue_after_ms: None,
+        };
+        let err = applier().plan(&plugin(), &outcome).err().expect("refused");
+        assert!(err.is_refusal(), "{err}");
+        err.to_string()
+    }
+
+    #[tokio::test]
+    async fn malformed_intents_are_refused_by_name() {
+        let ok = Intent::Delete {
+            target: target("ConfigMap", Some("ns")),
+            propagation: None,
+        };
+        let bad_pointer = Intent::JsonPatch(Patch {
+            target: target("ConfigMap", Some("ns")),
+            patch: json!([{"op": "add", "path": "no-slash", "value": 1}]),
+            status: false,
+            resource_version: Some("7".into()),
+        });
+        let message = refusal(vec![ok.clone(), bad_pointer]);
+        assert!(
+            message.starts_with(
+                "plugin p, intent 1 (json-patch) on v1 ConfigMap ns/x: refused, nothing of this outcome was sent: the JSON patch does not parse"
+            ),
+            "{message}"
+        );
+
+        let unnamespaced = Intent::Delete {
+            target: target("ConfigMap", None),
+            propagation: None,
+        };
+        assert!(
+            refusal(vec![ok.clone(), unnamespaced])
+                .ends_with(": ConfigMap is namespaced but no namespace is given")
+        );
+        let namespaced = Intent::Delete {
+            target: target("Namespace", Some("ns")),
+            propagation: None,
+        };
+        assert!(
+            refusal(vec![namespaced])
+                .ends_with(": Namespace is cluster-scoped but namespace \"ns\" is given")
+        );
+
+        let bad_labels = Intent::Create {
+            object: json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "x", "namespace": "ns", "labels": {"n": 1}},
+            }),
+        };
+        assert!(refusal(vec![bad_labels]).contains("the object is not a Kubernetes object"));
+
+        let no_name = Intent::Apply {
+            object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns"}}),
+            status: false,
+            force: false,
+        };
+        assert!(refusal(vec![no_name]).ends_with(": object has no metadata.name"));
+
+        let no_action = Intent::RecordEvent {
+            regarding: target("ConfigMap", Some("ns")),
+            severity: Severity::Normal,
+            reason: "R".into(),
+            note: String::new(),
+            action: String::new(),
+        };
+        assert!(
+            refusal(vec![no_action]).ends_with(": an Event action must be 1 to 128 characters")
+        );
     }
 }

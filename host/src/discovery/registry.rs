@@ -116,9 +116,10 @@ impl KindRegistry {
     /// flapping out of and into the registry.
     pub fn rediscovered(discovered: Discovered, previous: &KindRegistry) -> Self {
         let failed = |info: &KindInfo| {
-            discovered.failures.iter().any(|f| {
-                f.group == info.resource.group && info.versions.iter().any(|v| *v == f.version)
-            })
+            discovered
+                .failures
+                .iter()
+                .any(|f| f.group == info.resource.group && info.versions.contains(&f.version))
         };
         let mut kinds: BTreeMap<_, _> = previous
             .kinds
