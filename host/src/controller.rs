@@ -40,7 +40,7 @@ pub struct LoadedPlugin {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WorkKey {
     pub plugin: String,
-    pub group: String,
+    pub api_group: String,
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
@@ -116,7 +116,7 @@ pub fn wants(plugin: &Plugin, kind: &ResourceKind, object: &Value) -> bool {
 fn work_key(plugin: &str, kind: &ResourceKind, object: &Value) -> WorkKey {
     WorkKey {
         plugin: plugin.to_string(),
-        group: kind.group.clone(),
+        api_group: kind.group.clone(),
         kind: kind.kind.clone(),
         namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
         name: object["metadata"]["name"]

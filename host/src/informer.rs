@@ -33,11 +33,14 @@ pub struct KindEvent {
     pub object: Arc<Value>,
 }
 
+/// Cached objects by (namespace, name).
+type Objects = BTreeMap<(Option<String>, String), Arc<Value>>;
+
 /// What an informer knows: objects by (namespace, name), and whether the
 /// first list completed.
 #[derive(Default)]
 struct Cache {
-    objects: BTreeMap<(Option<String>, String), Arc<Value>>,
+    objects: Objects,
     synced: bool,
     forbidden: bool,
 }
@@ -278,7 +281,7 @@ async fn run_informer(
     let config = watcher::Config::default().any_semantic();
     let mut stream = watcher(api, config).default_backoff().boxed();
     // Keys seen during a re-list, to find objects deleted while disconnected.
-    let mut relisted: Option<BTreeMap<(Option<String>, String), Arc<Value>>> = None;
+    let mut relisted: Option<Objects> = None;
     let send = |event_type, object: Arc<Value>| {
         let _ = events.send(KindEvent {
             kind: kind.clone(),

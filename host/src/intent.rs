@@ -208,9 +208,10 @@ fn validate_object(object: &Value, allow_generate_name: bool) -> Result<(), Stri
         return Err("object must be a JSON object".into());
     };
     for field in ["apiVersion", "kind"] {
-        if !map
+        if map
             .get(field)
-            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
         {
             return Err(format!("object has no {field}"));
         }
