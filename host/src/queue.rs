@@ -25,7 +25,9 @@
 //! `--concurrency` workers). There is no background task either: the workers
 //! waiting in `next` also wait for the earliest delayed key.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod fair;
+
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 use std::pin::pin;
@@ -34,6 +36,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout_at};
+
+use self::fair::Fair;
 
 /// A queue key: identifies one unit of work and the group it is fair within.
 pub trait QueueKey: Clone + Eq + Hash + fmt::Debug {
@@ -86,13 +90,59 @@ impl Backoff {
 }
 
 /// A cheaply clonable handle to one queue; all clones share it.
+///
+/// ```
+/// use std::time::Duration;
+/// use kubewasm::queue::{Outcome, QueueKey, WorkQueue};
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// struct Key {
+///     plugin: String,
+///     name: String,
+/// }
+///
+/// impl QueueKey for Key {
+///     type Group = String;
+///     fn group(&self) -> &String {
+///         &self.plugin
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let queue = WorkQueue::<Key, &str>::default();
+/// // Four workers: at most four keys in flight.
+/// let workers: Vec<_> = (0..4)
+///     .map(|_| {
+///         let queue = queue.clone();
+///         tokio::spawn(async move {
+///             while let Some(item) = queue.next().await {
+///                 println!("{:?}: {} after {:?}", item.key(), item.payload, item.waited);
+///                 let requeue_after = Some(Duration::from_secs(30));
+///                 item.done(Outcome::Success { requeue_after });
+///             }
+///         })
+///     })
+///     .collect();
+///
+/// let key = Key { plugin: "labeler".into(), name: "default/web".into() };
+/// queue.add(key.clone(), "applied");
+/// queue.add(key, "deleted"); // coalesced: one call, with "deleted"
+/// tokio::task::yield_now().await;
+///
+/// queue.shutdown(); // on SIGTERM; then wait for the workers
+/// for worker in workers {
+///     worker.await.expect("worker panicked");
+/// }
+/// # }
+/// ```
 pub struct WorkQueue<K: QueueKey, V> {
     inner: Arc<Inner<K, V>>,
 }
 
 /// One unit of work handed to a worker. Report it with [`Item::done`];
 /// dropping it unreported (a panicking worker) counts as a failure.
-pub struct Item<K: QueueKey, V: Clone> {
+pub struct Item<K: QueueKey, V> {
     /// The newest payload added for the key.
     pub payload: V,
     /// How long the key was ready to run before a worker took it (queue
@@ -105,7 +155,7 @@ pub struct Item<K: QueueKey, V: Clone> {
 
 /// The right to report the outcome of one key; see [`Item::into_parts`].
 #[must_use = "dropping a lease reports the item as failed"]
-pub struct Lease<K: QueueKey, V: Clone> {
+pub struct Lease<K: QueueKey, V> {
     key: K,
     queue: Option<Arc<Inner<K, V>>>,
 }
@@ -154,20 +204,11 @@ enum Slot<V> {
     },
 }
 
-/// Ready keys, one FIFO per group, groups served round-robin.
-struct Fair<K: QueueKey> {
-    queues: HashMap<K::Group, VecDeque<K>>,
-    rotation: VecDeque<K::Group>,
-}
-
 impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
     pub fn new(backoff: Backoff) -> Self {
         let state = State {
             entries: HashMap::new(),
-            ready: Fair {
-                queues: HashMap::new(),
-                rotation: VecDeque::new(),
-            },
+            ready: Fair::default(),
             timers: BTreeMap::new(),
             shutdown: false,
         };
@@ -189,7 +230,7 @@ impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
     /// Like [`add`](Self::add), but the key runs no earlier than `delay` from
     /// now. If the key is already due sooner, the sooner time is kept.
     pub fn add_after(&self, key: K, payload: V, delay: Duration) {
-        self.add_at(key, payload, Instant::now() + delay);
+        self.add_at(key, payload, later(Instant::now(), delay));
     }
 
     fn add_at(&self, key: K, payload: V, at: Instant) {
@@ -223,7 +264,7 @@ impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
                     return None;
                 }
                 if let Some((key, payload, waited, failures)) = state.take(Instant::now()) {
-                    if !state.ready.rotation.is_empty() {
+                    if !state.ready.is_empty() {
                         self.inner.notify.notify_one();
                     }
                     let queue = Some(Arc::clone(&self.inner));
@@ -314,7 +355,7 @@ impl<K: QueueKey, V> Clone for WorkQueue<K, V> {
     }
 }
 
-impl<K: QueueKey, V: Clone> Item<K, V> {
+impl<K: QueueKey, V> Item<K, V> {
     pub fn key(&self) -> &K {
         &self.lease.key
     }
@@ -330,7 +371,7 @@ impl<K: QueueKey, V: Clone> Item<K, V> {
     }
 }
 
-impl<K: QueueKey, V: Clone + fmt::Debug> fmt::Debug for Item<K, V> {
+impl<K: QueueKey, V: fmt::Debug> fmt::Debug for Item<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Item")
             .field("key", self.key())
@@ -341,7 +382,7 @@ impl<K: QueueKey, V: Clone + fmt::Debug> fmt::Debug for Item<K, V> {
     }
 }
 
-impl<K: QueueKey, V: Clone> Lease<K, V> {
+impl<K: QueueKey, V> Lease<K, V> {
     pub fn key(&self) -> &K {
         &self.key
     }
@@ -357,7 +398,7 @@ impl<K: QueueKey, V: Clone> Lease<K, V> {
     }
 }
 
-impl<K: QueueKey, V: Clone> Drop for Lease<K, V> {
+impl<K: QueueKey, V> Drop for Lease<K, V> {
     fn drop(&mut self) {
         if self.queue.is_some() {
             tracing::warn!(key = ?self.key, "work item dropped without an outcome; retrying it as failed");
@@ -366,7 +407,7 @@ impl<K: QueueKey, V: Clone> Drop for Lease<K, V> {
     }
 }
 
-impl<K: QueueKey, V: Clone> Inner<K, V> {
+impl<K: QueueKey, V> Inner<K, V> {
     fn lock(&self) -> MutexGuard<'_, State<K, V>> {
         // Nothing panics while holding the lock; a poisoned state is still whole.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -391,13 +432,13 @@ impl<K: QueueKey, V: Clone> Inner<K, V> {
                 entry.failures = 0;
                 entry.backoff_until = None;
                 if let Some(after) = requeue_after {
-                    entry.retry(payload, now + after);
+                    entry.retry(payload, later(now, after));
                 }
             }
             Outcome::Failure => {
                 entry.failures = entry.failures.saturating_add(1);
                 let delay = self.backoff.delay(entry.failures);
-                entry.backoff_until = Some(now + delay);
+                entry.backoff_until = Some(later(now, delay));
                 entry.retry(payload, now);
                 tracing::debug!(?key, failures = entry.failures, ?delay, "backing off");
             }
@@ -412,7 +453,7 @@ impl<K: QueueKey, V: Clone> Inner<K, V> {
     }
 }
 
-impl<K: QueueKey, V: Clone> State<K, V> {
+impl<K: QueueKey, V> State<K, V> {
     /// Puts a key that has a pending payload and is not running where it
     /// belongs: ready, or on a timer for `max(due, backoff_until)`.
     fn place(&mut self, key: &K, now: Instant) {
@@ -435,6 +476,22 @@ impl<K: QueueKey, V: Clone> State<K, V> {
         }
     }
 
+    fn remove(&mut self, key: &K) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        match entry.slot {
+            Slot::Ready { .. } => self.ready.remove(key),
+            Slot::Timer(at) => unschedule(&mut self.timers, at, key),
+            Slot::Idle | Slot::Running { .. } => {}
+        }
+        if !entry.forget() {
+            self.entries.remove(key);
+        }
+    }
+}
+
+impl<K: QueueKey, V: Clone> State<K, V> {
     /// Moves due timers to ready, then hands out the next ready key.
     fn take(&mut self, now: Instant) -> Option<(K, V, Duration, u32)> {
         while let Some(first) = self.timers.first_entry() {
@@ -465,20 +522,6 @@ impl<K: QueueKey, V: Clone> State<K, V> {
             return Some((key, payload, waited, entry.failures));
         }
         None
-    }
-
-    fn remove(&mut self, key: &K) {
-        let Some(entry) = self.entries.get_mut(key) else {
-            return;
-        };
-        match entry.slot {
-            Slot::Ready { .. } => self.ready.remove(key),
-            Slot::Timer(at) => unschedule(&mut self.timers, at, key),
-            Slot::Idle | Slot::Running { .. } => {}
-        }
-        if !entry.forget() {
-            self.entries.remove(key);
-        }
     }
 }
 
@@ -518,6 +561,13 @@ impl<V> Entry<V> {
     }
 }
 
+/// `now + delay`, with delays capped at a year so a huge requeue from a
+/// plugin cannot overflow the clock.
+fn later(now: Instant, delay: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now + delay.min(YEAR)
+}
+
 fn unschedule<K: PartialEq>(timers: &mut BTreeMap<Instant, Vec<K>>, at: Instant, key: &K) {
     if let Some(keys) = timers.get_mut(&at) {
         keys.retain(|k| k != key);
@@ -527,391 +577,5 @@ fn unschedule<K: PartialEq>(timers: &mut BTreeMap<Instant, Vec<K>>, at: Instant,
     }
 }
 
-impl<K: QueueKey> Fair<K> {
-    fn push(&mut self, key: K) {
-        let queue = self.queues.entry(key.group().clone()).or_default();
-        if queue.is_empty() {
-            self.rotation.push_back(key.group().clone());
-        }
-        queue.push_back(key);
-    }
-
-    fn pop(&mut self) -> Option<K> {
-        let group = self.rotation.pop_front()?;
-        let queue = self.queues.get_mut(&group)?;
-        let key = queue.pop_front();
-        if queue.is_empty() {
-            self.queues.remove(&group);
-        } else {
-            self.rotation.push_back(group);
-        }
-        key
-    }
-
-    fn remove(&mut self, key: &K) {
-        if let Some(queue) = self.queues.get_mut(key.group()) {
-            queue.retain(|k| k != key);
-            if queue.is_empty() {
-                self.remove_group(key.group());
-            }
-        }
-    }
-
-    fn remove_group(&mut self, group: &K::Group) {
-        self.queues.remove(group);
-        self.rotation.retain(|g| g != group);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use futures::FutureExt;
-    use tokio::time::advance;
-
-    use super::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-    struct Key(&'static str, u32);
-
-    impl QueueKey for Key {
-        type Group = &'static str;
-        fn group(&self) -> &&'static str {
-            &self.0
-        }
-    }
-
-    type Queue = WorkQueue<Key, &'static str>;
-
-    const OK: Outcome = Outcome::Success {
-        requeue_after: None,
-    };
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    /// The next item if one is ready now, without waiting.
-    fn ready(queue: &Queue) -> Option<Item<Key, &'static str>> {
-        queue.next().now_or_never().flatten()
-    }
-
-    /// Waits (paused time auto-advances) for the next item; returns it with
-    /// the time waited.
-    async fn wait(queue: &Queue) -> (Item<Key, &'static str>, Duration) {
-        let start = Instant::now();
-        let item = queue.next().await.expect("queue is open");
-        (item, start.elapsed())
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_max() {
-        let backoff = Backoff::default();
-        let delays: Vec<_> = [1, 2, 3, 11, 12, 40, u32::MAX]
-            .map(|n| backoff.delay(n))
-            .into();
-        let expected = [200, 400, 800, 204_800, 300_000, 300_000, 300_000].map(ms);
-        assert_eq!(delays, expected);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn waiting_payloads_coalesce_and_the_newest_wins() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "applied");
-        queue.add(Key("a", 2), "applied");
-        queue.add(Key("a", 1), "deleted");
-        queue.add(Key("a", 1), "applied again");
-        assert_eq!(queue.len(), 2);
-        advance(ms(30)).await;
-
-        let first = ready(&queue).unwrap();
-        assert_eq!(
-            (first.key(), first.payload),
-            (&Key("a", 1), "applied again")
-        );
-        assert_eq!((first.waited, first.failures), (ms(30), 0));
-        let second = ready(&queue).unwrap();
-        assert_eq!((second.key(), second.payload), (&Key("a", 2), "applied"));
-        assert!(ready(&queue).is_none());
-        assert_eq!((queue.len(), queue.in_flight()), (0, 2));
-        first.done(OK);
-        second.done(OK);
-        assert_eq!((queue.len(), queue.in_flight()), (0, 0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_key_in_flight_waits_then_runs_once_with_the_newest_payload() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "v1");
-        let item = ready(&queue).unwrap();
-        queue.add(Key("a", 1), "v2");
-        queue.add(Key("a", 1), "v3");
-        assert!(ready(&queue).is_none(), "never two in flight for one key");
-        assert_eq!(queue.len(), 1);
-
-        advance(ms(50)).await;
-        item.done(OK);
-        let rerun = ready(&queue).unwrap();
-        assert_eq!((rerun.payload, rerun.waited), ("v3", Duration::ZERO));
-        rerun.done(OK);
-        assert!(ready(&queue).is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn ready_keys_are_handed_out_round_robin_across_groups() {
-        let queue = Queue::default();
-        for n in 1..=4 {
-            queue.add(Key("busy", n), "");
-        }
-        queue.add(Key("b", 1), "");
-        queue.add(Key("b", 2), "");
-        queue.add(Key("c", 1), "");
-
-        let order: Vec<_> = std::iter::from_fn(|| ready(&queue))
-            .map(|item| item.key().clone())
-            .collect();
-        let expected = [("busy", 1), ("b", 1), ("c", 1), ("busy", 2), ("b", 2)]
-            .into_iter()
-            .chain([("busy", 3), ("busy", 4)])
-            .map(|(g, n)| Key(g, n))
-            .collect::<Vec<_>>();
-        assert_eq!(order, expected);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failures_back_off_exponentially_and_success_resets() {
-        let backoff = Backoff {
-            max: ms(1000),
-            ..Backoff::default()
-        };
-        let queue = Queue::new(backoff);
-        queue.add(Key("a", 1), "v1");
-        let mut item = ready(&queue).unwrap();
-        let mut delays = Vec::new();
-        for failures in 1..=5 {
-            item.done(Outcome::Failure);
-            let (next, waited) = wait(&queue).await;
-            assert_eq!((next.payload, next.failures), ("v1", failures));
-            delays.push(waited);
-            item = next;
-        }
-        assert_eq!(delays, [200, 400, 800, 1000, 1000].map(ms));
-
-        item.done(OK);
-        queue.add(Key("a", 1), "v2");
-        let item = ready(&queue).unwrap();
-        assert_eq!(item.failures, 0);
-        item.done(Outcome::Failure);
-        let (item, waited) = wait(&queue).await;
-        assert_eq!((item.payload, waited), ("v2", ms(200)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn new_events_do_not_bypass_a_backoff() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "v1");
-        ready(&queue).unwrap().done(Outcome::Failure);
-        queue.add(Key("a", 1), "v2");
-        queue.add(Key("b", 1), "other");
-        assert_eq!(ready(&queue).unwrap().key(), &Key("b", 1));
-
-        advance(ms(199)).await;
-        assert!(ready(&queue).is_none());
-        advance(ms(1)).await;
-        let item = ready(&queue).unwrap();
-        assert_eq!((item.payload, item.failures), ("v2", 1));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn requeue_after_reruns_the_last_payload() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "v1");
-        let requeue = Outcome::Success {
-            requeue_after: Some(Duration::from_secs(10)),
-        };
-        ready(&queue).unwrap().done(requeue);
-        assert_eq!(queue.len(), 1);
-        assert!(ready(&queue).is_none());
-
-        let (item, waited) = wait(&queue).await;
-        assert_eq!((item.payload, waited), ("v1", Duration::from_secs(10)));
-        assert_eq!((item.waited, item.failures), (Duration::ZERO, 0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_newer_event_runs_promptly_and_satisfies_the_requeue() {
-        let queue = Queue::default();
-        let requeue = Outcome::Success {
-            requeue_after: Some(Duration::from_secs(10)),
-        };
-        queue.add(Key("a", 1), "v1");
-        ready(&queue).unwrap().done(requeue);
-        advance(ms(100)).await;
-        queue.add(Key("a", 1), "v2");
-        let item = ready(&queue).unwrap();
-        assert_eq!(item.payload, "v2");
-        item.done(OK);
-
-        advance(Duration::from_secs(60)).await;
-        assert!(ready(&queue).is_none());
-        assert!(queue.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_event_during_a_requeued_run_is_kept_over_the_requeue() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "v1");
-        let item = ready(&queue).unwrap();
-        queue.add(Key("a", 1), "v2");
-        item.done(Outcome::Success {
-            requeue_after: Some(Duration::from_secs(10)),
-        });
-        assert_eq!(ready(&queue).unwrap().payload, "v2");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn add_after_delays_unless_an_immediate_add_comes() {
-        let queue = Queue::default();
-        queue.add_after(Key("a", 1), "late", ms(500));
-        queue.add_after(Key("a", 2), "late", ms(500));
-        queue.add_after(Key("a", 2), "sooner", ms(100));
-        assert_eq!(queue.len(), 2);
-        let (item, waited) = wait(&queue).await;
-        assert_eq!(
-            (item.key(), item.payload, waited),
-            (&Key("a", 2), "sooner", ms(100))
-        );
-
-        queue.add(Key("a", 1), "now");
-        let now = ready(&queue).unwrap();
-        assert_eq!(now.payload, "now");
-        item.done(OK);
-        now.done(OK);
-        advance(Duration::from_secs(1)).await;
-        assert!(ready(&queue).is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn remove_group_drops_waiting_keys_and_ignores_in_flight_outcomes() {
-        let queue = Queue::default();
-        queue.add(Key("gone", 1), "running");
-        queue.add(Key("gone", 2), "backing off");
-        let running = ready(&queue).unwrap();
-        ready(&queue).unwrap().done(Outcome::Failure);
-        queue.add(Key("gone", 1), "queued behind the running one");
-        queue.add(Key("gone", 3), "ready");
-        queue.add_after(Key("gone", 4), "scheduled", ms(100));
-        queue.add(Key("kept", 1), "ready");
-        assert_eq!(queue.len(), 5);
-
-        queue.remove_group(&"gone");
-        assert_eq!((queue.len(), queue.in_flight()), (1, 1));
-        running.done(Outcome::Failure);
-        let kept = ready(&queue).unwrap();
-        assert_eq!(kept.key(), &Key("kept", 1));
-        kept.done(OK);
-        advance(Duration::from_secs(600)).await;
-        assert!(ready(&queue).is_none());
-        assert_eq!((queue.len(), queue.in_flight()), (0, 0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_key_added_after_its_removal_runs_after_the_old_run() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "old");
-        let running = ready(&queue).unwrap();
-        queue.remove(&Key("a", 1));
-        queue.add(Key("a", 1), "resync");
-        assert!(ready(&queue).is_none());
-        running.done(Outcome::Failure);
-        let item = ready(&queue).unwrap();
-        assert_eq!((item.payload, item.failures), ("resync", 0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_dropped_or_panicking_worker_counts_as_a_failure() {
-        let queue = Queue::default();
-        queue.add(Key("a", 1), "v1");
-        drop(ready(&queue).unwrap());
-        assert!(ready(&queue).is_none());
-        let (item, waited) = wait(&queue).await;
-        assert_eq!((item.payload, item.failures, waited), ("v1", 1, ms(200)));
-        drop(item);
-
-        let worker = queue.clone();
-        let crashed = tokio::spawn(async move {
-            let _item = worker.next().await;
-            panic!("worker crashed");
-        });
-        assert!(crashed.await.unwrap_err().is_panic());
-        let (item, waited) = wait(&queue).await;
-        assert_eq!((item.failures, waited), (3, ms(800)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn shutdown_wakes_waiting_workers_with_none() {
-        let queue = Queue::default();
-        let waiting = tokio::spawn({
-            let queue = queue.clone();
-            async move {
-                let item = queue.next().await?;
-                let payload = item.payload;
-                item.done(OK);
-                Some(payload)
-            }
-        });
-        tokio::task::yield_now().await;
-        queue.add_after(Key("a", 1), "scheduled", ms(100));
-        queue.add(Key("a", 2), "in flight");
-        assert_eq!(waiting.await.unwrap(), Some("in flight"));
-        let holder = tokio::spawn({
-            let queue = queue.clone();
-            async move { queue.next().await.is_none() }
-        });
-        tokio::task::yield_now().await;
-
-        queue.shutdown();
-        assert!(holder.await.unwrap());
-        queue.add(Key("a", 3), "late");
-        assert!(queue.next().await.is_none());
-        assert!(queue.is_shutdown());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn workers_never_share_a_key_and_end_with_the_newest_payload() {
-        let queue = WorkQueue::<Key, u32>::default();
-        let running = Arc::new(Mutex::new(HashSet::new()));
-        let seen = Arc::new(Mutex::new(HashMap::new()));
-        let workers: Vec<_> = (0..8)
-            .map(|_| {
-                let (queue, running, seen) = (queue.clone(), running.clone(), seen.clone());
-                tokio::spawn(async move {
-                    while let Some(item) = queue.next().await {
-                        let key = item.key().clone();
-                        assert!(running.lock().unwrap().insert(key.clone()), "{key:?} twice");
-                        tokio::time::sleep(ms(7)).await;
-                        seen.lock().unwrap().insert(key.clone(), item.payload);
-                        running.lock().unwrap().remove(&key);
-                        item.done(OK);
-                    }
-                })
-            })
-            .collect();
-        for round in 1..=5 {
-            for n in 0..6 {
-                queue.add(Key(if n % 2 == 0 { "a" } else { "b" }, n), round);
-            }
-            tokio::time::sleep(ms(3)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!((queue.len(), queue.in_flight()), (0, 0));
-        queue.shutdown();
-        for worker in workers {
-            worker.await.unwrap();
-        }
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 6);
-        assert!(seen.values().all(|&payload| payload == 5), "{seen:?}");
-    }
-}
+mod tests;
