@@ -49,6 +49,8 @@ CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Carg
 (cd plugins/js && npm test --silent)
 
 step "tests against a private control plane"
+cargo build -p kubewasm --bin kubewasm --locked
+export KUBEWASM_BIN="$CARGO_TARGET_DIR/debug/kubewasm"
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/kubewasm-test-cp.XXXXXX")"
 stop() { tests/control-plane/cluster.sh down --dir "$data_dir" >/dev/null 2>&1 || true; }
 trap stop EXIT

@@ -19,12 +19,16 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `kubewasm` binary in this test's target directory, (re)built once per
-/// test process: depending on the library does not make cargo build the bin.
+/// The `kubewasm` binary under test: `$KUBEWASM_BIN` when set (the test
+/// command builds it once up front), otherwise built here with cargo
+/// (depending on the library does not make cargo build the binary).
 fn kubewasm_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("KUBEWASM_BIN") {
+                return PathBuf::from(bin);
+            }
             let exe = std::env::current_exe().expect("test executable path");
             let target_profile = exe.parent().and_then(Path::parent).expect("target dir");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -122,6 +126,13 @@ async fn label_namespace(ns: &TestNamespace, labels: serde_json::Value) {
         .unwrap();
 }
 
+/// A label key no other test's host propagates: every label test runs its own
+/// host, some of them cluster-wide, so a shared key like `team` would be
+/// copied by one test's host into another test's namespace.
+fn team_key(ns: &TestNamespace) -> String {
+    format!("team-{}", ns.name())
+}
+
 fn config_map(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
 }
@@ -129,7 +140,9 @@ fn config_map(name: &str) -> ConfigMap {
 #[tokio::test]
 async fn label_propagator_labels_objects_of_several_kinds() {
     let ns = TestNamespace::create("loop-labels").await.unwrap();
-    label_namespace(&ns, json!({"team": "blue", "cost-center": "4711"})).await;
+    let team = team_key(&ns);
+    let cost_center = format!("cost-center-{}", ns.name());
+    label_namespace(&ns, json!({&team: "blue", &cost_center: "4711"})).await;
     let configmaps: Api<ConfigMap> = ns.api();
     configmaps
         .create(&PostParams::default(), &config_map("before-start"))
@@ -140,7 +153,7 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         &ns,
         &[(
             "label-propagator",
-            Some(json!({"labels": ["team", "cost-center"]})),
+            Some(json!({"labels": [&team, &cost_center]})),
         )],
         &[],
     );
@@ -152,7 +165,7 @@ async fn label_propagator_labels_objects_of_several_kinds() {
             cm.metadata
                 .labels
                 .as_ref()
-                .and_then(|l| l.get("team"))
+                .and_then(|l| l.get(&team))
                 .map(String::as_str)
                 == Some("blue")
         );
@@ -160,7 +173,7 @@ async fn label_propagator_labels_objects_of_several_kinds() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-    assert_eq!(existing.metadata.labels.unwrap()["cost-center"], "4711");
+    assert_eq!(existing.metadata.labels.unwrap()[&cost_center], "4711");
     let managers: Vec<String> = existing
         .metadata
         .managed_fields
@@ -194,7 +207,7 @@ async fn label_propagator_labels_objects_of_several_kinds() {
             d.metadata
                 .labels
                 .as_ref()
-                .and_then(|l| l.get("team"))
+                .and_then(|l| l.get(&team))
                 .map(String::as_str)
                 == Some("blue")
         );
@@ -208,8 +221,9 @@ async fn label_propagator_labels_objects_of_several_kinds() {
 async fn namespace_flag_confines_the_host() {
     let inside = TestNamespace::create("loop-inside").await.unwrap();
     let outside = TestNamespace::create("loop-outside").await.unwrap();
+    let team = team_key(&inside);
     for ns in [&inside, &outside] {
-        label_namespace(ns, json!({"team": "green"})).await;
+        label_namespace(ns, json!({&team: "green"})).await;
         ns.api::<ConfigMap>()
             .create(&PostParams::default(), &config_map("cm"))
             .await
@@ -217,13 +231,13 @@ async fn namespace_flag_confines_the_host() {
     }
     let host = Host::start(
         &inside,
-        &[("label-propagator", Some(json!({"labels": ["team"]})))],
+        &[("label-propagator", Some(json!({"labels": [&team]})))],
         &["--namespace", inside.name()],
     );
     let inside_cms: Api<ConfigMap> = inside.api();
     eventually(WAIT, || async {
         let cm = inside_cms.get("cm").await?;
-        anyhow::ensure!(cm.metadata.labels.is_some_and(|l| l.contains_key("team")));
+        anyhow::ensure!(cm.metadata.labels.is_some_and(|l| l.contains_key(&team)));
         Ok(())
     })
     .await
@@ -231,7 +245,7 @@ async fn namespace_flag_confines_the_host() {
     // The inside object is done; the outside one must still be untouched.
     let cm = outside.api::<ConfigMap>().get("cm").await.unwrap();
     assert!(
-        !cm.metadata.labels.unwrap_or_default().contains_key("team"),
+        !cm.metadata.labels.unwrap_or_default().contains_key(&team),
         "an object outside --namespace was labelled"
     );
 }
@@ -239,7 +253,8 @@ async fn namespace_flag_confines_the_host() {
 #[tokio::test]
 async fn dry_run_changes_nothing_but_logs_the_writes() {
     let ns = TestNamespace::create("loop-dry").await.unwrap();
-    label_namespace(&ns, json!({"team": "red"})).await;
+    let team = team_key(&ns);
+    label_namespace(&ns, json!({&team: "red"})).await;
     let configmaps: Api<ConfigMap> = ns.api();
     configmaps
         .create(&PostParams::default(), &config_map("dry"))
@@ -247,7 +262,7 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
         .unwrap();
     let host = Host::start(
         &ns,
-        &[("label-propagator", Some(json!({"labels": ["team"]})))],
+        &[("label-propagator", Some(json!({"labels": [&team]})))],
         &["--dry-run", "--namespace", ns.name()],
     );
     eventually(WAIT, || async {
@@ -260,7 +275,7 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
     let cm = configmaps.get("dry").await.unwrap();
-    assert!(!cm.metadata.labels.unwrap_or_default().contains_key("team"));
+    assert!(!cm.metadata.labels.unwrap_or_default().contains_key(&team));
 }
 
 #[tokio::test]
