@@ -36,7 +36,7 @@ tests/control-plane/cluster.sh build
 
 step "formatting and lints"
 cargo fmt --all --check
-cargo fmt --manifest-path plugins/Cargo.toml -p label-propagator -p website --check
+cargo fmt --manifest-path plugins/Cargo.toml --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (
     export CARGO_TARGET_DIR="$cache/plugins-target"

@@ -77,6 +77,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::cache::{GroupKind, ObjectReader};
+use crate::error_chain;
 use crate::intent::{ObjectRef, Outcome, Propagation};
 use crate::plugin::{PluginInfo, ResourceKind, split_api_version};
 
@@ -530,16 +531,4 @@ impl Applier {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded maps hold no invariant a panic could break.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An error and its causes on one line, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

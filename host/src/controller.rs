@@ -61,6 +61,20 @@ pub struct Work {
     pub object: Arc<Value>,
 }
 
+impl Work {
+    /// A requeue the plugin asked for reaches it as a resync of the newest
+    /// state it saw; a deleted object stays deleted.
+    fn requeued(self) -> Self {
+        match self.event_type {
+            EventType::Deleted => self,
+            EventType::Applied | EventType::Resync => Self {
+                event_type: EventType::Resync,
+                ..self
+            },
+        }
+    }
+}
+
 /// Loaded plugins by name; replaced as a whole entry on reload.
 #[derive(Clone, Default)]
 pub struct Plugins {
@@ -149,7 +163,7 @@ impl Controller {
             plugins: Plugins::default(),
             informers,
             registry,
-            queue: WorkQueue::new(queue::Backoff::default()),
+            queue: WorkQueue::with_requeue(queue::Backoff::default(), Work::requeued),
             applier,
             subscribed: Arc::default(),
             loops: Arc::default(),
@@ -346,7 +360,7 @@ impl Controller {
                 queue::Outcome::Failure
             }
             Err(error) => {
-                tracing::warn!(error = %error, kind = error.metric_label(), "intents not applied");
+                tracing::warn!(error = %crate::error_chain(&error), kind = error.metric_label(), "intents not applied");
                 queue::Outcome::Failure
             }
         }

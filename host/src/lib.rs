@@ -19,3 +19,16 @@ pub mod queue;
 pub mod run;
 pub mod runtime;
 pub mod selector;
+
+/// An error and its causes on one line, joined with `: ` (for logs and CLI
+/// messages).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

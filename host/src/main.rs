@@ -46,8 +46,10 @@ fn init_logging(cli: &Cli) {
         }
     }
     let filter = tracing_subscriber::EnvFilter::new(filter);
+    // Colours only for a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),

@@ -47,17 +47,7 @@ fn load_plugin(runtime: &Runtime, path: &Path) -> Result<Plugin, OfflineError> {
         .map_err(|e| OfflineError::Plugin(error_chain(&e)))
 }
 
-/// An error and its sources, joined with `: `.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::error_chain;
 
 fn read_settings(path: Option<&Path>, plugin: &Plugin) -> Result<String, OfflineError> {
     let Some(path) = path else {

@@ -166,6 +166,9 @@ struct Inner<K: QueueKey, V> {
     /// delayed key, all on shutdown.
     notify: Notify,
     backoff: Backoff,
+    /// Turns the payload of a run that asked for a requeue into the payload
+    /// of the requeued run.
+    requeued: fn(V) -> V,
 }
 
 struct State<K: QueueKey, V> {
@@ -206,6 +209,13 @@ enum Slot<V> {
 
 impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
     pub fn new(backoff: Backoff) -> Self {
+        Self::with_requeue(backoff, std::convert::identity)
+    }
+
+    /// Like [`new`](Self::new), with `requeued` turning the payload of a run
+    /// that asked for a requeue into the payload the requeued run gets (a
+    /// requeue is not the event that caused the first run).
+    pub fn with_requeue(backoff: Backoff, requeued: fn(V) -> V) -> Self {
         let state = State {
             entries: HashMap::new(),
             ready: Fair::default(),
@@ -217,6 +227,7 @@ impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
                 state: Mutex::new(state),
                 notify: Notify::new(),
                 backoff,
+                requeued,
             }),
         }
     }
@@ -432,7 +443,7 @@ impl<K: QueueKey, V> Inner<K, V> {
                 entry.failures = 0;
                 entry.backoff_until = None;
                 if let Some(after) = requeue_after {
-                    entry.retry(payload, later(now, after));
+                    entry.retry((self.requeued)(payload), later(now, after));
                 }
             }
             Outcome::Failure => {

@@ -45,6 +45,8 @@
 //! would start one per test; point it at a running cluster instead
 //! (`eval "$(tests/control-plane/cluster.sh env)"`).
 
+pub mod host;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};

@@ -2,117 +2,17 @@
 //! control plane, with the example plugins built by `plugins/build.sh`.
 //! Everything asserted is what a user would see in the cluster.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kubewasm_e2e::host::{Host, repo};
 use kubewasm_e2e::{TestNamespace, eventually};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `kubewasm` binary under test: `$KUBEWASM_BIN` when set (the test
-/// command builds it once up front), otherwise built here with cargo
-/// (depending on the library does not make cargo build the binary).
-fn kubewasm_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(bin) = std::env::var_os("KUBEWASM_BIN") {
-                return PathBuf::from(bin);
-            }
-            let exe = std::env::current_exe().expect("test executable path");
-            let target_profile = exe.parent().and_then(Path::parent).expect("target dir");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "kubewasm", "--bin", "kubewasm"])
-                .current_dir(repo())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the kubewasm binary failed");
-            target_profile.join("kubewasm")
-        })
-        .clone()
-}
-
-fn component(name: &str) -> PathBuf {
-    let dir = std::env::var_os("KUBEWASM_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("plugins/dist"));
-    let path = dir.join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run plugins/build.sh first",
-        path.display()
-    );
-    path
-}
-
-/// A running `kubewasm run`, killed when dropped; its log is kept in a file
-/// and printed if the test fails.
-struct Host {
-    child: Child,
-    log: PathBuf,
-    _plugins: tempfile::TempDir,
-}
-
-impl Host {
-    fn start(
-        ns: &TestNamespace,
-        plugins: &[(&str, Option<serde_json::Value>)],
-        extra: &[&str],
-    ) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, settings) in plugins {
-            std::fs::copy(component(name), dir.path().join(format!("{name}.wasm"))).unwrap();
-            if let Some(settings) = settings {
-                std::fs::write(
-                    dir.path().join(format!("{name}.settings.json")),
-                    settings.to_string(),
-                )
-                .unwrap();
-            }
-        }
-        let log = dir.path().join("host.log");
-        let child = Command::new(kubewasm_binary())
-            .args(["run", "--plugins"])
-            .arg(dir.path())
-            .args(extra)
-            .env("KUBECONFIG", ns.control_plane().kubeconfig_path())
-            .env("KUBEWASM_LOG", "info,kubewasm=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("kubewasm run starts");
-        Host {
-            child,
-            log,
-            _plugins: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- kubewasm log ----\n{}", self.log());
-        }
-    }
-}
 
 async fn label_namespace(ns: &TestNamespace, labels: serde_json::Value) {
     let namespaces: Api<Namespace> = Api::all(ns.client().clone());

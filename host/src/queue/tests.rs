@@ -368,3 +368,17 @@ async fn workers_never_share_a_key_and_end_with_the_newest_payload() {
     assert_eq!(seen.len(), 6);
     assert!(seen.values().all(|&payload| payload == 5), "{seen:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_requeued_run_gets_the_requeue_payload_and_a_retry_the_original() {
+    let queue: Queue = WorkQueue::with_requeue(Backoff::default(), |_| "requeued");
+    queue.add(Key("a", 1), "applied");
+    ready(&queue).unwrap().done(Outcome::Failure);
+    let (item, _) = wait(&queue).await;
+    assert_eq!(item.payload, "applied", "a retry after a failure");
+    item.done(Outcome::Success {
+        requeue_after: Some(Duration::from_secs(1)),
+    });
+    let (item, _) = wait(&queue).await;
+    assert_eq!(item.payload, "requeued");
+}

@@ -1,0 +1,153 @@
+//! probe: the plugin the end-to-end tests drive. Each object it is called for
+//! says, in its `probe.kubewasm.dev/behave` label, how the plugin behaves:
+//!
+//! | label value    | what the plugin does                                     |
+//! |----------------|----------------------------------------------------------|
+//! | (none), `mark` | applies the annotation `probe.kubewasm.dev/mark`          |
+//! | `trap`         | panics, which traps the call                              |
+//! | `spin`         | loops forever, until the host's call timeout stops it     |
+//! | `out-of-scope` | asks to apply a Secret, a kind it did not declare         |
+//!
+//! It subscribes to every `Gadget`, whatever its group and version (a
+//! wildcard subscription, for kinds that appear while the host runs), and to
+//! ConfigMaps carrying the label. The annotation's value comes from the
+//! settings (`{"mark": "v2"}`; default `seen`), so a test can tell which
+//! version of the logic reconciled an object by changing only the settings.
+
+use kubewasm_guest::{
+    Apply, Error, Event, Outcome, Plugin, PluginInfo, Subscription, WriteScope, raw_settings,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The label choosing the behaviour.
+pub const BEHAVE: &str = "probe.kubewasm.dev/behave";
+/// The annotation the well-behaved path applies.
+pub const MARK: &str = "probe.kubewasm.dev/mark";
+
+/// Settings: the value written to [`MARK`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_mark")]
+    pub mark: String,
+}
+
+fn default_mark() -> String {
+    "seen".into()
+}
+
+impl Settings {
+    /// Empty settings mean the defaults.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        serde_json::from_str(text).map_err(|e| Error::msg(format!("invalid settings: {e}")))
+    }
+}
+
+/// The plugin.
+pub struct Probe;
+
+impl Plugin for Probe {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("probe", env!("CARGO_PKG_VERSION"))
+            .subscribe(Subscription::new("*", "*", "Gadget"))
+            .subscribe(Subscription::new("", "v1", "ConfigMap").label_selector(BEHAVE))
+            .writes(WriteScope::new("*", "Gadget"))
+            .writes(WriteScope::new("", "ConfigMap"))
+    }
+
+    fn validate_settings(settings: &str) -> Result<(), Error> {
+        Settings::parse(settings).map(drop)
+    }
+
+    fn reconcile(event: &Event) -> Result<Outcome, Error> {
+        let object = &event.object;
+        if event.is_deleted() || object.is_being_deleted() {
+            return Ok(Outcome::new());
+        }
+        match object.label(BEHAVE).unwrap_or("mark") {
+            "mark" => {
+                let mark = Settings::parse(&raw_settings())?.mark;
+                if object.annotation(MARK) == Some(mark.as_str()) {
+                    return Ok(Outcome::new());
+                }
+                Ok(Outcome::new().with(Apply::fields(
+                    &object.object_ref(),
+                    json!({"metadata": {"annotations": {MARK: mark}}}),
+                )))
+            }
+            "trap" => panic!("probe asked to trap on {}", object.name()),
+            "spin" => spin(),
+            "out-of-scope" => Ok(Outcome::new().with(Apply::new(json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": object.name(), "namespace": object.namespace()},
+                "stringData": {"stolen": "yes"},
+            })))),
+            other => Err(Error::msg(format!("unknown {BEHAVE} value {other:?}"))),
+        }
+    }
+}
+
+/// Never returns: only the host's epoch deadline ends the call.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+kubewasm_guest::export_plugin!(Probe);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubewasm_guest::{EventType, Intent, Object};
+
+    fn configmap(behave: Option<&str>, mark: Option<&str>) -> Event {
+        let mut object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "ns", "labels": {}, "annotations": {}}
+        });
+        if let Some(behave) = behave {
+            object["metadata"]["labels"][BEHAVE] = json!(behave);
+        }
+        if let Some(mark) = mark {
+            object["metadata"]["annotations"][MARK] = json!(mark);
+        }
+        Event::new(
+            EventType::Applied,
+            Object::parse(&object.to_string()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn marks_objects_once() {
+        let outcome = Probe::reconcile(&configmap(None, None)).unwrap();
+        assert!(matches!(outcome.intents.as_slice(), [Intent::Apply(_)]));
+        let outcome = Probe::reconcile(&configmap(Some("mark"), Some("seen"))).unwrap();
+        assert!(outcome.intents.is_empty());
+    }
+
+    #[test]
+    fn out_of_scope_asks_for_a_secret() {
+        let outcome = Probe::reconcile(&configmap(Some("out-of-scope"), None)).unwrap();
+        let [Intent::Apply(apply)] = outcome.intents.as_slice() else {
+            panic!("{:?}", outcome.intents);
+        };
+        assert_eq!(apply.object["kind"], "Secret");
+    }
+
+    #[test]
+    fn unknown_behaviour_is_an_error_naming_it() {
+        let err = Probe::reconcile(&configmap(Some("dance"), None)).unwrap_err();
+        assert!(err.message().contains("\"dance\""), "{err}");
+    }
+
+    #[test]
+    fn settings_reject_unknown_fields() {
+        assert!(Probe::validate_settings(r#"{"mark": "v2"}"#).is_ok());
+        assert!(Probe::validate_settings(r#"{"marc": "v2"}"#).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! A `kubewasm run` process for end-to-end tests: the binary under test, a
+//! private plugin directory holding the example components from
+//! `plugins/build.sh`, and a log file printed when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::TestNamespace;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `kubewasm` binary under test: `$KUBEWASM_BIN` when set (the test
+/// command builds it once up front), otherwise built here with cargo
+/// (depending on the library does not make cargo build the binary).
+pub fn kubewasm_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("KUBEWASM_BIN") {
+                return PathBuf::from(bin);
+            }
+            let exe = std::env::current_exe().expect("test executable path");
+            let target_profile = exe.parent().and_then(Path::parent).expect("target dir");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "kubewasm", "--bin", "kubewasm"])
+                .current_dir(repo())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the kubewasm binary failed");
+            target_profile.join("kubewasm")
+        })
+        .clone()
+}
+
+/// An example plugin's component, from `$KUBEWASM_PLUGIN_DIR` or
+/// `plugins/dist`. Panics, saying how to build it, when it is missing.
+pub fn component(name: &str) -> PathBuf {
+    let dir = std::env::var_os("KUBEWASM_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("plugins/dist"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run plugins/build.sh first",
+        path.display()
+    );
+    path
+}
+
+/// A running `kubewasm run`, killed when dropped; its log is kept in a file
+/// and printed if the test fails.
+pub struct Host {
+    child: Child,
+    log: PathBuf,
+    plugins: tempfile::TempDir,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// Starts `kubewasm run` against the test cluster with the named example
+    /// plugins (and their settings) and `extra` arguments. Debug logs of
+    /// kubewasm go to the log file.
+    pub fn start(
+        ns: &TestNamespace,
+        plugins: &[(&str, Option<serde_json::Value>)],
+        extra: &[&str],
+    ) -> Host {
+        let dir = tempfile::tempdir().expect("plugin directory");
+        for (name, settings) in plugins {
+            std::fs::copy(component(name), dir.path().join(format!("{name}.wasm")))
+                .expect("copy component");
+            if let Some(settings) = settings {
+                std::fs::write(
+                    dir.path().join(format!("{name}.settings.json")),
+                    settings.to_string(),
+                )
+                .expect("write settings");
+            }
+        }
+        let log_dir = tempfile::tempdir().expect("log directory");
+        let log = log_dir.path().join("host.log");
+        let child = Command::new(kubewasm_binary())
+            .args(["run", "--plugins"])
+            .arg(dir.path())
+            .args(extra)
+            .env("KUBECONFIG", ns.control_plane().kubeconfig_path())
+            .env("KUBEWASM_LOG", "info,kubewasm=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("kubewasm run starts");
+        Host {
+            child,
+            log,
+            plugins: dir,
+            _log_dir: log_dir,
+        }
+    }
+
+    /// The host's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The directory the host loads plugins from.
+    pub fn plugin_dir(&self) -> &Path {
+        self.plugins.path()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- kubewasm log ----\n{}", self.log());
+        }
+    }
+}

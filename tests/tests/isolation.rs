@@ -1,0 +1,195 @@
+//! Plugins are isolated from each other in the cluster: a plugin that traps,
+//! runs out of time or asks for a write outside its declared scope changes
+//! nothing, backs off, and the other plugins go on; two plugins writing one
+//! object each own their fields. Uses the `probe` test plugin (its
+//! behaviour is chosen per object by a label) and `label-propagator`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kubewasm_e2e::host::Host;
+use kubewasm_e2e::{TestNamespace, eventually};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(120);
+const BEHAVE: &str = "probe.kubewasm.dev/behave";
+const MARK: &str = "probe.kubewasm.dev/mark";
+
+/// A namespace labelled with a label key of its own, and the settings that
+/// make label-propagator copy that label.
+async fn labelled_namespace(prefix: &str) -> (TestNamespace, String, Value) {
+    let ns = TestNamespace::create(prefix).await.unwrap();
+    let team = format!("team-{}", ns.name());
+    Api::<Namespace>::all(ns.client().clone())
+        .patch(
+            ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {&team: "blue"}}})),
+        )
+        .await
+        .unwrap();
+    let settings = json!({"labels": [&team]});
+    (ns, team, settings)
+}
+
+async fn create_configmap(ns: &TestNamespace, name: &str, behave: &str) {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {BEHAVE: behave}},
+        "data": {"k": "v"}
+    }))
+    .unwrap();
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
+/// Field managers of `cm` that own something under `metadata`.
+fn managers(cm: &ConfigMap) -> Vec<String> {
+    cm.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect()
+}
+
+/// The fields (as `managedFields` spells them) one manager owns.
+fn owned_by(cm: &ConfigMap, manager: &str) -> String {
+    cm.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some(manager))
+        .map(|m| serde_json::to_string(&m.fields_v1).unwrap())
+        .collect()
+}
+
+/// The log shows `key` backed off at least `failures` times in a row.
+fn backed_off(log: &str, name: &str, failures: u32) -> bool {
+    log.lines().any(|line| {
+        line.contains("backing off")
+            && line.contains("plugin: \"probe\"")
+            && line.contains(&format!("name: \"{name}\""))
+            && line.contains(&format!("failures={failures}"))
+    })
+}
+
+#[tokio::test]
+async fn misbehaving_calls_change_nothing_back_off_and_spare_other_plugins() {
+    let (ns, team, settings) = labelled_namespace("isolation").await;
+    for (name, behave) in [
+        ("good", "mark"),
+        ("trap", "trap"),
+        ("spin", "spin"),
+        ("scope", "out-of-scope"),
+    ] {
+        create_configmap(&ns, name, behave).await;
+    }
+    let host = Host::start(
+        &ns,
+        &[("probe", None), ("label-propagator", Some(settings))],
+        &["--namespace", ns.name(), "--call-timeout-ms", "500"],
+    );
+    let configmaps: Api<ConfigMap> = ns.api();
+
+    // label-propagator labels all four, including the ones the probe fails
+    // on; the probe marks the good one.
+    eventually(WAIT, || async {
+        for name in ["good", "trap", "spin", "scope"] {
+            let cm = configmaps.get(name).await?;
+            let labels = cm.metadata.labels.unwrap_or_default();
+            anyhow::ensure!(labels.contains_key(&team), "{name} is not labelled yet");
+        }
+        let good = configmaps.get("good").await?;
+        let annotations = good.metadata.annotations.unwrap_or_default();
+        anyhow::ensure!(annotations.get(MARK).map(String::as_str) == Some("seen"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Each failure is reported with its cause and backs off, again and again.
+    eventually(WAIT, || async {
+        let log = host.log();
+        for (name, cause) in [
+            ("trap", "plugin probe trapped"),
+            ("spin", "plugin probe exceeded its time limit of 500ms"),
+            ("scope", "refused, nothing of this outcome was sent"),
+        ] {
+            anyhow::ensure!(log.contains(cause), "no {cause:?} in the log");
+            anyhow::ensure!(backed_off(&log, name, 3), "{name} did not back off 3 times");
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let log = host.log();
+    assert!(
+        log.contains("Secret") && log.contains("write scope"),
+        "the refusal names the kind and the scope:\n{log}"
+    );
+
+    // The probe changed nothing on the objects it failed on, and the Secret
+    // it asked for was never created.
+    for name in ["trap", "spin", "scope"] {
+        let cm = configmaps.get(name).await.unwrap();
+        assert!(
+            !cm.metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(MARK)
+        );
+    }
+    let secrets: Api<Secret> = ns.api();
+    assert!(secrets.get_opt("scope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn two_plugins_writing_one_object_each_own_their_fields() {
+    let (ns, team, settings) = labelled_namespace("managers").await;
+    create_configmap(&ns, "shared", "mark").await;
+    let _host = Host::start(
+        &ns,
+        &[("probe", None), ("label-propagator", Some(settings))],
+        &["--namespace", ns.name()],
+    );
+    let configmaps: Api<ConfigMap> = ns.api();
+    let cm = eventually(WAIT, || async {
+        let cm = configmaps.get("shared").await?;
+        let labelled = cm
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(&team));
+        let marked = cm
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(MARK));
+        anyhow::ensure!(labelled && marked, "labelled: {labelled}, marked: {marked}");
+        Ok(cm)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    let all = managers(&cm);
+    assert!(all.contains(&"kubewasm/probe".to_string()), "{all:?}");
+    assert!(
+        all.contains(&"kubewasm/label-propagator".to_string()),
+        "{all:?}"
+    );
+    let probe = owned_by(&cm, "kubewasm/probe");
+    let propagator = owned_by(&cm, "kubewasm/label-propagator");
+    assert!(probe.contains(&format!("f:{MARK}")), "probe owns {probe}");
+    assert!(!probe.contains(&format!("f:{team}")), "probe owns {probe}");
+    assert!(
+        propagator.contains(&format!("f:{team}")),
+        "label-propagator owns {propagator}"
+    );
+    assert!(
+        !propagator.contains(&format!("f:{MARK}")),
+        "label-propagator owns {propagator}"
+    );
+}
