@@ -2,14 +2,16 @@
 //! control plane, with the example plugins built by `plugins/build.sh`.
 //! Everything asserted is what a user would see in the cluster.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::wait::{await_condition, conditions};
 use kubewasm_e2e::host::{Host, repo};
-use kubewasm_e2e::{TestNamespace, eventually};
+use kubewasm_e2e::{TestNamespace, eventually, unique_api_group};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -187,8 +189,7 @@ async fn website_plugin_creates_child_and_reports_ready() {
         &std::fs::read_to_string(repo().join("plugins/website/deploy/crd.yaml")).unwrap(),
     )
     .unwrap();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.patch(
         "websites.demo.kubewasm.dev",
         &PatchParams::apply("kubewasm-e2e").force(),
@@ -253,4 +254,229 @@ async fn website_plugin_creates_child_and_reports_ready() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
     assert_eq!(ready.data["status"]["observedGeneration"], 1);
+
+    // The plugin reported its pending phase (and asked to be called again)
+    // with an Event before the child showed up.
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("blog"))
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(reasons.contains(&"ChildCreated".to_string()), "{reasons:?}");
+
+    // Deleting the Website delivers its last known state to the plugin.
+    websites.delete("blog", &Default::default()).await.unwrap();
+    eventually(WAIT, || async {
+        let log = host.log();
+        anyhow::ensure!(
+            log.lines().any(|l| l.contains("Website deleted")
+                && l.contains("website=blog")
+                && l.contains("last_ready_reason=ChildReady")),
+            "the plugin has not seen the deletion"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+}
+
+/// Polls until `host` says it is running.
+async fn running(host: &Host) {
+    eventually(WAIT, || async {
+        anyhow::ensure!(host.log().contains("kubewasm running"), "not running yet");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+}
+
+fn gadget_crd(group: &str) -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("gadgets.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object", "x-kubernetes-preserve-unknown-fields": true
+                }}
+            }]
+        }
+    }))
+    .unwrap()
+}
+
+fn mark(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<&str> {
+    annotations?
+        .get("probe.kubewasm.dev/mark")
+        .map(String::as_str)
+}
+
+#[tokio::test]
+async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription() {
+    let ns = TestNamespace::create("loop-crd").await.unwrap();
+    let client = ns.client().clone();
+    let group = unique_api_group();
+    // probe subscribes to `*/*/Gadget`: no Gadget kind exists yet.
+    let host = Host::start(&ns, &[("probe", None)], &[]);
+    running(&host).await;
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crds
+        .create(&PostParams::default(), &gadget_crd(&group))
+        .await
+        .unwrap();
+    let name = crd.metadata.name.unwrap();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(crds.clone(), &name, conditions::is_crd_established()),
+    )
+    .await
+    .expect("CRD established in time")
+    .unwrap();
+    let established = Instant::now();
+
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, "v1", "Gadget"),
+        "gadgets",
+    );
+    let gadgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns.name(), &resource);
+    let gadget: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": format!("{group}/v1"), "kind": "Gadget",
+        "metadata": {"name": "first"}, "spec": {"size": 1}
+    }))
+    .unwrap();
+    // The API server needs a moment (about 2 s here) before it serves the
+    // new kind's objects; the host's part starts once one exists.
+    eventually(WAIT, || async {
+        Ok(gadgets.create(&PostParams::default(), &gadget).await?)
+    })
+    .await
+    .unwrap();
+    let accepted = established.elapsed();
+    let created = Instant::now();
+    let marked = eventually(WAIT, || async {
+        let gadget = gadgets.get("first").await?;
+        anyhow::ensure!(mark(gadget.metadata.annotations.as_ref()) == Some("seen"));
+        Ok(created.elapsed())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    // Measurements, not assertions (the numbers are in tests/README.md).
+    eprintln!(
+        "measured: CRD established -> API server accepts a Gadget: {accepted:?}; \
+         Gadget created -> reconciled and written by the plugin: {marked:?}"
+    );
+
+    // Deleting the CRD stops its informer and nothing else.
+    crds.delete(&name, &Default::default()).await.unwrap();
+    let stopped =
+        format!("stopped informer: kind removed from the cluster group={group} kind=Gadget");
+    eventually(WAIT, || async {
+        anyhow::ensure!(
+            host.log().contains(&stopped),
+            "Gadget informer still running"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "after", "labels": {"probe.kubewasm.dev/behave": "mark"}}
+    }))
+    .unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        let cm = configmaps.get("after").await?;
+        anyhow::ensure!(mark(cm.metadata.annotations.as_ref()) == Some("seen"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let log = host.log();
+    let configmap_starts = log
+        .lines()
+        .filter(|l| l.contains("starting informer group= version=v1 kind=ConfigMap"))
+        .count();
+    assert_eq!(
+        configmap_starts, 1,
+        "the ConfigMap informer restarted:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn javascript_plugin_stamps_content_hashes() {
+    let ns = TestNamespace::create("loop-js").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings", "labels": {"kubewasm.dev/hash": "true"}},
+        "data": {"mode": "fast"}
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let host = Host::start(
+        &ns,
+        &[("configmap-hasher", None)],
+        &["--namespace", ns.name()],
+    );
+
+    let hash_of = |cm: &ConfigMap| {
+        cm.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubewasm.dev/content-hash").cloned())
+    };
+    // Compiling the 12 MB JavaScript component takes a while on a cold cache.
+    let first = eventually(WAIT, || async {
+        let cm = configmaps.get("settings").await?;
+        hash_of(&cm).ok_or_else(|| anyhow::anyhow!("no hash yet"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let cm = configmaps.get("settings").await.unwrap();
+    let managers: Vec<String> = cm
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"kubewasm/configmap-hasher".to_string()),
+        "{managers:?}"
+    );
+
+    configmaps
+        .patch(
+            "settings",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"mode": "safe"}})),
+        )
+        .await
+        .unwrap();
+    let second = eventually(WAIT, || async {
+        let cm = configmaps.get("settings").await?;
+        let hash = hash_of(&cm).unwrap_or_default();
+        anyhow::ensure!(hash != first, "hash not updated yet");
+        Ok(hash)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    assert!(!second.is_empty());
 }

@@ -60,9 +60,15 @@ impl Plugin for Website {
         let object = &event.object;
         if event.kind.group == GROUP && event.kind.kind == "Website" {
             if event.is_deleted() {
+                // The event carries the last state the host saw.
+                let last_reason = object
+                    .condition("Ready")
+                    .map(|c| c.reason)
+                    .unwrap_or_else(|| "none".into());
                 kubewasm_guest::info!(
                     "Website deleted; its ConfigMap goes with it";
-                    website = object.name()
+                    website = object.name(),
+                    last_ready_reason = &last_reason
                 );
                 return Ok(Outcome::new());
             }
