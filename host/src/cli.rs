@@ -33,7 +33,7 @@ pub enum Command {
     /// Run the controller host against the cluster.
     Run(RunArgs),
     /// List the kinds the cluster serves (list and watch), one version each.
-    Discover,
+    Discover(KubeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +54,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
     /// Seconds in-flight reconciles get to finish on SIGTERM.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
@@ -66,6 +69,7 @@ impl RunArgs {
     /// Checks what clap cannot: the plugin directory exists and the
     /// namespace is a DNS label.
     pub fn validate(&self) -> Result<(), String> {
+        self.kube.rate_limit().validate()?;
         if !self.plugins.is_dir() {
             return Err(format!(
                 "--plugins {}: not a directory",
@@ -94,6 +98,29 @@ impl RunArgs {
             concurrency: self.concurrency as usize,
             dry_run: self.dry_run,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            rate_limit: self.kube.rate_limit(),
+        }
+    }
+}
+
+/// How the host talks to the API server.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Requests per second to the API server (client-side limit, like
+    /// client-go's QPS); a reconcile storm waits instead of flooding it.
+    #[arg(long, default_value_t = 20.0, env = "KUBEWASM_KUBE_QPS")]
+    pub kube_qps: f64,
+
+    /// Requests allowed at once above `--kube-qps` (the token bucket size).
+    #[arg(long, default_value_t = 30, env = "KUBEWASM_KUBE_BURST")]
+    pub kube_burst: u32,
+}
+
+impl KubeArgs {
+    pub fn rate_limit(&self) -> crate::client::RateLimit {
+        crate::client::RateLimit {
+            qps: self.kube_qps,
+            burst: self.kube_burst,
         }
     }
 }
@@ -259,6 +286,23 @@ mod tests {
         assert_eq!(
             args.validate().unwrap_err(),
             "--plugins /nonexistent: not a directory"
+        );
+        for (flag, value) in [
+            ("--kube-qps", "0"),
+            ("--kube-qps", "inf"),
+            ("--kube-burst", "0"),
+        ] {
+            let Command::Run(args) = parse(&[flag, value]).unwrap().command else {
+                panic!("parsed as another command")
+            };
+            let error = args.validate().unwrap_err();
+            assert!(error.starts_with(&format!("{flag} {value}")), "{error}");
+        }
+        assert!(
+            parse(&["--kube-burst", "many"])
+                .unwrap_err()
+                .to_string()
+                .contains("--kube-burst")
         );
     }
 

@@ -8,6 +8,7 @@
 pub mod applier;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod discovery;
 pub mod informer;

@@ -64,10 +64,15 @@ fn main() -> ExitCode {
         Command::Check(args) => offline::check(args),
         Command::Eval(args) => offline::eval(args),
         Command::Run(args) => return run(args),
-        Command::Discover => tokio_runtime().and_then(|rt| {
-            rt.block_on(kubewasm::run::discover_table())
-                .map_err(|e| OfflineError::Internal(offline::error_chain(&e)))
-        }),
+        Command::Discover(args) => args
+            .rate_limit()
+            .validate()
+            .map_err(OfflineError::Usage)
+            .and_then(|()| tokio_runtime())
+            .and_then(|rt| {
+                rt.block_on(kubewasm::run::discover_table(args.rate_limit()))
+                    .map_err(|e| OfflineError::Internal(offline::error_chain(&e)))
+            }),
     };
     match result {
         Ok(output) => {

@@ -23,6 +23,7 @@ pub struct RunOptions {
     pub concurrency: usize,
     pub dry_run: bool,
     pub shutdown_grace: Duration,
+    pub rate_limit: crate::client::RateLimit,
 }
 
 /// Why the host could not start.
@@ -66,7 +67,7 @@ async fn shutdown_signal() {
 
 /// Runs the host until a shutdown signal.
 pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> {
-    let client = kube::Client::try_default()
+    let client = crate::client::connect(options.rate_limit)
         .await
         .map_err(RunError::Client)?;
     let discovered = discovery::discover(&client)
@@ -153,8 +154,8 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
 }
 
 /// `kubewasm discover`: the kinds the cluster serves, as a table.
-pub async fn discover_table() -> Result<String, RunError> {
-    let client = kube::Client::try_default()
+pub async fn discover_table(rate_limit: crate::client::RateLimit) -> Result<String, RunError> {
+    let client = crate::client::connect(rate_limit)
         .await
         .map_err(RunError::Client)?;
     let discovered = discovery::discover(&client)
