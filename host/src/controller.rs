@@ -300,13 +300,14 @@ impl Controller {
                 kind = %key.kind,
                 object = %format!("{}/{}", key.namespace.as_deref().unwrap_or(""), key.name),
                 reason = ?work.event_type,
+                version = tracing::field::Empty,
             );
-            let outcome = {
-                let _entered = span.enter();
-                tracing::debug!(waited_ms = waited.as_millis() as u64, "reconcile started");
-                drop(_entered);
-                tracing::Instrument::instrument(self.reconcile(&key, work), span).await
-            };
+            span.in_scope(|| {
+                tracing::debug!(waited_ms = waited.as_millis() as u64, "reconcile started")
+            });
+            let outcome =
+                tracing::Instrument::instrument(self.reconcile(&key, work), span.clone()).await;
+            span.in_scope(|| tracing::debug!(?outcome, "reconcile finished"));
             lease.done(outcome);
         }
     }
@@ -317,6 +318,10 @@ impl Controller {
                 requeue_after: None,
             };
         };
+        // Which build of the plugin runs this call: the first 12 hex digits
+        // of its content hash.
+        let digest = loaded.plugin.digest();
+        tracing::Span::current().record("version", &digest[..digest.len().min(12)]);
         let event = Event {
             event_type: work.event_type,
             kind: work.kind,

@@ -17,6 +17,7 @@ pub mod loader;
 pub mod offline;
 pub mod plugin;
 pub mod queue;
+pub mod reload;
 pub mod run;
 pub mod runtime;
 pub mod selector;

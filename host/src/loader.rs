@@ -1,9 +1,8 @@
 //! Loads plugins from a directory: every `NAME.wasm`, with its settings
 //! from `NAME.settings.json` beside it (`{}` when absent).
 //!
-//! Compilation is CPU-heavy, so it runs on the blocking pool, off the async
-//! runtime. A plugin that fails to load is reported and skipped; the others
-//! load.
+//! Loading is blocking and CPU-heavy (compilation); [`crate::reload`] runs it
+//! on the blocking pool and decides what to do with the result.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,23 +106,6 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
         plugin,
         settings: Arc::from(settings),
     })
-}
-
-/// Loads every plugin in `dir` on the blocking pool; one result per file.
-pub async fn load_dir(
-    runtime: &Runtime,
-    dir: &Path,
-) -> std::io::Result<Vec<(PathBuf, Result<LoadedPlugin, PluginFileError>)>> {
-    let mut results = Vec::new();
-    for path in plugin_files(dir)? {
-        let rt = runtime.clone();
-        let p = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_file(&rt, &p))
-            .await
-            .unwrap_or(Err(PluginFileError::Interrupted));
-        results.push((path, loaded));
-    }
-    Ok(results)
 }
 
 #[cfg(test)]

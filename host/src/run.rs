@@ -11,8 +11,7 @@ use crate::applier::{Applier, ApplierOptions};
 use crate::controller::Controller;
 use crate::discovery::{self, KindRegistry, SharedRegistry};
 use crate::informer::InformerRegistry;
-use crate::loader;
-use crate::offline::error_chain;
+use crate::reload::PluginDir;
 use crate::runtime::Runtime;
 
 /// Settings of the cluster loop.
@@ -94,20 +93,18 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
     );
     let controller = Controller::new(informers, registry.clone(), Arc::new(applier));
 
-    let loaded = loader::load_dir(&runtime, &options.plugins)
+    let mut plugin_dir = PluginDir::new(options.plugins.clone(), runtime, controller.clone());
+    plugin_dir
+        .sync()
         .await
         .map_err(|source| RunError::PluginDir {
             path: options.plugins.clone(),
             source,
         })?;
-    for (path, result) in loaded {
-        match result {
-            Ok(plugin) => controller.install(plugin),
-            Err(error) => {
-                tracing::error!(path = %path.display(), error = %error_chain(&error), "plugin not loaded")
-            }
-        }
-    }
+    let (stop_reload, reload_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(plugin_dir.watch(async move {
+        let _ = reload_stopped.await;
+    }));
 
     tokio::spawn(controller.clone().dispatch(events));
     let workers: Vec<_> = (0..options.concurrency.max(1))
@@ -143,6 +140,7 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
     );
 
     shutdown_signal().await;
+    let _ = stop_reload.send(());
     tracing::info!(grace = ?options.shutdown_grace, "shutting down: draining in-flight reconciles");
     controller.queue.shutdown();
     let drained =
