@@ -149,9 +149,12 @@ impl PluginDir {
                 // brings the directory's new state.
                 continue;
             };
-            if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint)
-                || self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint)
-            {
+            if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
+                // Back to the content that serves (e.g. a bad copy undone).
+                self.failed.remove(&path);
+                continue;
+            }
+            if self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint) {
                 continue;
             }
             match self.load(&path).await {
@@ -224,7 +227,7 @@ impl PluginDir {
         tracing::error!(
             path = %path.display(),
             error = %failure.message,
-            still_serving = serving.unwrap_or("nothing"),
+            still_serving = %serving.unwrap_or("nothing"),
             "plugin file not loaded; the previous version (if any) keeps serving"
         );
         self.failure_count += 1;

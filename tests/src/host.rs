@@ -85,6 +85,12 @@ impl Host {
                 .expect("write settings");
             }
         }
+        Self::spawn(ns, dir, extra)
+    }
+
+    /// Starts `kubewasm run` on a plugin directory the test prepared (e.g.
+    /// laid out like a ConfigMap volume).
+    pub fn spawn(ns: &TestNamespace, dir: tempfile::TempDir, extra: &[&str]) -> Host {
         let log_dir = tempfile::tempdir().expect("log directory");
         let log = log_dir.path().join("host.log");
         let child = Command::new(kubewasm_binary())
@@ -113,6 +119,11 @@ impl Host {
     /// The directory the host loads plugins from.
     pub fn plugin_dir(&self) -> &Path {
         self.plugins.path()
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
     /// Whether the process is still running.

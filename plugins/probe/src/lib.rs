@@ -3,7 +3,7 @@
 //!
 //! | label value    | what the plugin does                                     |
 //! |----------------|----------------------------------------------------------|
-//! | (none), `mark` | applies the annotation `probe.kubewasm.dev/mark`          |
+//! | (none), `mark` | applies the annotations `probe.kubewasm.dev/mark` and `/echo` |
 //! | `trap`         | panics, which traps the call                              |
 //! | `spin`         | loops forever, until the host's call timeout stops it     |
 //! | `out-of-scope` | asks to apply a Secret, a kind it did not declare         |
@@ -13,6 +13,8 @@
 //! ConfigMaps carrying the label. The annotation's value comes from the
 //! settings (`{"mark": "v2"}`; default `seen`), so a test can tell which
 //! version of the logic reconciled an object by changing only the settings.
+//! The `echo` annotation repeats the object's `data.n` (if it has one), so a
+//! test can tell which state of the object was reconciled last.
 
 use kubewasm_guest::{
     Apply, Error, Event, Outcome, Plugin, PluginInfo, Subscription, WriteScope, raw_settings,
@@ -24,6 +26,8 @@ use serde_json::json;
 pub const BEHAVE: &str = "probe.kubewasm.dev/behave";
 /// The annotation the well-behaved path applies.
 pub const MARK: &str = "probe.kubewasm.dev/mark";
+/// The annotation repeating `data.n`.
+pub const ECHO: &str = "probe.kubewasm.dev/echo";
 
 /// Settings: the value written to [`MARK`].
 #[derive(Debug, Deserialize)]
@@ -69,12 +73,18 @@ impl Plugin for Probe {
         match object.label(BEHAVE).unwrap_or("mark") {
             "mark" => {
                 let mark = Settings::parse(&raw_settings())?.mark;
-                if object.annotation(MARK) == Some(mark.as_str()) {
+                let echo = object.get_str("data.n");
+                if object.annotation(MARK) == Some(mark.as_str()) && object.annotation(ECHO) == echo
+                {
                     return Ok(Outcome::new());
+                }
+                let mut annotations = json!({ MARK: mark });
+                if let Some(echo) = echo {
+                    annotations[ECHO] = json!(echo);
                 }
                 Ok(Outcome::new().with(Apply::fields(
                     &object.object_ref(),
-                    json!({"metadata": {"annotations": {MARK: mark}}}),
+                    json!({"metadata": {"annotations": annotations}}),
                 )))
             }
             "trap" => panic!("probe asked to trap on {}", object.name()),
@@ -128,6 +138,19 @@ mod tests {
         assert!(matches!(outcome.intents.as_slice(), [Intent::Apply(_)]));
         let outcome = Probe::reconcile(&configmap(Some("mark"), Some("seen"))).unwrap();
         assert!(outcome.intents.is_empty());
+    }
+
+    #[test]
+    fn echoes_data_n() {
+        let mut event = configmap(None, Some("seen"));
+        let mut object = event.object.into_value();
+        object["data"] = json!({"n": "7"});
+        event.object = Object::parse(&object.to_string()).unwrap();
+        let outcome = Probe::reconcile(&event).unwrap();
+        let [Intent::Apply(apply)] = outcome.intents.as_slice() else {
+            panic!("{:?}", outcome.intents);
+        };
+        assert_eq!(apply.object["metadata"]["annotations"][ECHO], "7");
     }
 
     #[test]
