@@ -34,6 +34,30 @@ pub enum Command {
     Run(RunArgs),
     /// List the kinds the cluster serves (list and watch), one version each.
     Discover(KubeArgs),
+    /// Print the ClusterRole and binding the plugins in a directory need.
+    Rbac(RbacArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    /// Directory of plugin components (`NAME.wasm`).
+    #[arg(long)]
+    pub plugins: PathBuf,
+
+    /// Name of the ClusterRole and ClusterRoleBinding.
+    #[arg(long, default_value = "kubewasm")]
+    pub name: String,
+
+    /// The host's ServiceAccount.
+    #[arg(long, default_value = "kubewasm")]
+    pub service_account: String,
+
+    /// The ServiceAccount's namespace.
+    #[arg(long, default_value = "kubewasm-system")]
+    pub namespace: String,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +81,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
 
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+
+    /// Address of the admin server: /metrics, /livez, /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090", env = "KUBEWASM_ADMIN_ADDR")]
+    pub admin_addr: std::net::SocketAddr,
+
     /// Seconds in-flight reconciles get to finish on SIGTERM.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
@@ -70,6 +101,7 @@ impl RunArgs {
     /// namespace is a DNS label.
     pub fn validate(&self) -> Result<(), String> {
         self.kube.rate_limit().validate()?;
+        self.leader.validate()?;
         if !self.plugins.is_dir() {
             return Err(format!(
                 "--plugins {}: not a directory",
@@ -99,7 +131,63 @@ impl RunArgs {
             dry_run: self.dry_run,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             rate_limit: self.kube.rate_limit(),
+            admin_addr: self.admin_addr,
+            election: self.leader.options(),
         }
+    }
+}
+
+/// Leader election among replicas.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// Elect a leader among replicas on a Lease: only the leader applies
+    /// intents; standbys keep warm caches.
+    #[arg(long, env = "KUBEWASM_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// Name of the Lease.
+    #[arg(long, default_value = "kubewasm", env = "KUBEWASM_LEADER_ELECT_LEASE")]
+    pub leader_elect_lease: String,
+
+    /// Namespace of the Lease (default: `POD_NAMESPACE`, the pod's service
+    /// account namespace, or `default`).
+    #[arg(long, env = "KUBEWASM_LEADER_ELECT_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+
+    /// Seconds a lease stays valid after its last renewal: the longest a
+    /// crashed leader blocks a standby.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub leader_elect_lease_seconds: u64,
+
+    /// Seconds before expiry at which the leader renews (less than the
+    /// lease duration).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3599))]
+    pub leader_elect_renew_grace_seconds: u64,
+}
+
+impl LeaderArgs {
+    /// The election settings, or `None` without `--leader-elect`.
+    pub fn options(&self) -> Option<crate::leader::ElectionOptions> {
+        self.leader_elect.then(|| crate::leader::ElectionOptions {
+            lease_name: self.leader_elect_lease.clone(),
+            namespace: self
+                .leader_elect_namespace
+                .clone()
+                .unwrap_or_else(crate::leader::default_namespace),
+            identity: crate::leader::default_identity(),
+            lease_duration: Duration::from_secs(self.leader_elect_lease_seconds),
+            renew_grace: Duration::from_secs(self.leader_elect_renew_grace_seconds),
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.leader_elect_renew_grace_seconds >= self.leader_elect_lease_seconds {
+            return Err(format!(
+                "--leader-elect-renew-grace-seconds {} must be less than --leader-elect-lease-seconds {}",
+                self.leader_elect_renew_grace_seconds, self.leader_elect_lease_seconds
+            ));
+        }
+        Ok(())
     }
 }
 

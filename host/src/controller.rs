@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::applier::{Applier, IntentResult};
 use crate::discovery::SharedRegistry;
 use crate::informer::{InformerRegistry, KindEvent};
+use crate::leader::LeaderGate;
 use crate::plugin::{Event, EventType, ResourceKind};
 use crate::queue::{self, QueueKey, WorkQueue};
 use crate::runtime::{Plugin, ReadAccess};
@@ -151,6 +152,8 @@ pub struct Controller {
     /// Kinds each plugin subscribes to (for informer refcounts).
     subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
     loops: Arc<RwLock<HashMap<WorkKey, (u32, Instant)>>>,
+    /// Only the leader takes work and applies intents.
+    leader: LeaderGate,
 }
 
 impl Controller {
@@ -167,7 +170,15 @@ impl Controller {
             applier,
             subscribed: Arc::default(),
             loops: Arc::default(),
+            leader: LeaderGate::always(),
         }
+    }
+
+    /// Makes workers take work and apply intents only while `gate` is open
+    /// (leader election); without it, they always do.
+    pub fn with_leader_gate(mut self, gate: LeaderGate) -> Self {
+        self.leader = gate;
+        self
     }
 
     /// The kinds the cluster serves that a plugin's subscriptions cover.
@@ -290,7 +301,16 @@ impl Controller {
 
     /// One worker: takes items until the queue shuts down.
     pub async fn work(self) {
-        while let Some(item) = self.queue.next().await {
+        let mut leader = self.leader.clone();
+        loop {
+            // A standby keeps its queue (and caches) warm but takes no work.
+            tokio::select! {
+                _ = leader.wait() => {}
+                _ = self.queue.closed() => return,
+            }
+            let Some(item) = self.queue.next().await else {
+                return;
+            };
             let waited = item.waited;
             let key = item.key().clone();
             let (work, lease) = item.into_parts();
@@ -305,18 +325,35 @@ impl Controller {
             span.in_scope(|| {
                 tracing::debug!(waited_ms = waited.as_millis() as u64, "reconcile started")
             });
-            let outcome =
+            let metrics = crate::metrics::get();
+            metrics
+                .queue_latency
+                .with_label_values(&[key.plugin.as_str()])
+                .observe(waited.as_secs_f64());
+            let started = Instant::now();
+            let (outcome, result) =
                 tracing::Instrument::instrument(self.reconcile(&key, work), span.clone()).await;
-            span.in_scope(|| tracing::debug!(?outcome, "reconcile finished"));
+            metrics
+                .reconcile_duration
+                .with_label_values(&[key.plugin.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .reconciles
+                .with_label_values(&[key.plugin.as_str(), result])
+                .inc();
+            span.in_scope(|| tracing::debug!(?outcome, result, "reconcile finished"));
             lease.done(outcome);
         }
     }
 
-    async fn reconcile(&self, key: &WorkKey, work: Work) -> queue::Outcome {
+    /// One reconcile: the plugin call, then its intents. Returns what the
+    /// queue should do next and the result for the metrics.
+    async fn reconcile(&self, key: &WorkKey, work: Work) -> (queue::Outcome, &'static str) {
         let Some(loaded) = self.plugins.get(&key.plugin) else {
-            return queue::Outcome::Success {
+            let done = queue::Outcome::Success {
                 requeue_after: None,
             };
+            return (done, "unloaded");
         };
         // Which build of the plugin runs this call: the first 12 hex digits
         // of its content hash.
@@ -337,16 +374,32 @@ impl Controller {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
-                return queue::Outcome::Failure;
+                return (queue::Outcome::Failure, error.metric_label());
             }
             Err(join) => {
                 tracing::error!(error = %join, "reconcile task failed");
-                return queue::Outcome::Failure;
+                return (queue::Outcome::Failure, "error");
             }
         };
+        if !self.leader.is_leader() {
+            tracing::info!("lost the leader lease during the call; intents not applied");
+            return (queue::Outcome::Failure, "not_leader");
+        }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
+        let plugin_name = key.plugin.as_str();
+        let intents = &crate::metrics::get().intents;
         match self.applier.apply(loaded.plugin.info(), &outcome).await {
             Ok(report) => {
+                for intent in &report.intents {
+                    let result = match intent.result {
+                        IntentResult::Applied if report.dry_run => "dry_run",
+                        IntentResult::Applied => "applied",
+                        _ => "unchanged",
+                    };
+                    intents
+                        .with_label_values(&[plugin_name, intent.intent, result])
+                        .inc();
+                }
                 let wrote = report
                     .intents
                     .iter()
@@ -355,18 +408,24 @@ impl Controller {
                     tracing::warn!(
                         "plugin changes this object on every call (reconcile loop); backing off"
                     );
-                    return queue::Outcome::Failure;
+                    return (queue::Outcome::Failure, "loop");
                 }
                 tracing::debug!(intents = report.intents.len(), "reconcile done");
-                queue::Outcome::Success { requeue_after }
-            }
-            Err(error) if error.is_conflict() => {
-                tracing::debug!(error = %error, "conflict; reconciling again with the newest state");
-                queue::Outcome::Failure
+                (queue::Outcome::Success { requeue_after }, "ok")
             }
             Err(error) => {
+                let refused = error.is_refusal();
+                let result = if refused { "refused" } else { "failed" };
+                intents
+                    .with_label_values(&[plugin_name, error.site().intent, result])
+                    .inc();
+                if error.is_conflict() {
+                    tracing::debug!(error = %error, "conflict; reconciling again with the newest state");
+                    return (queue::Outcome::Failure, "conflict");
+                }
                 tracing::warn!(error = %crate::error_chain(&error), kind = error.metric_label(), "intents not applied");
-                queue::Outcome::Failure
+                let result = if refused { "refused" } else { "apply_failed" };
+                (queue::Outcome::Failure, result)
             }
         }
     }

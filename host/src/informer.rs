@@ -282,7 +282,13 @@ async fn run_informer(
     let mut stream = watcher(api, config).default_backoff().boxed();
     // Keys seen during a re-list, to find objects deleted while disconnected.
     let mut relisted: Option<Objects> = None;
-    let send = |event_type, object: Arc<Value>| {
+    let metrics = crate::metrics::get();
+    let labels = [kind.group.as_str(), kind.kind.as_str()];
+    let send = |event_type: EventType, object: Arc<Value>| {
+        metrics
+            .events_received
+            .with_label_values(&[labels[0], labels[1], event_type.as_str()])
+            .inc();
         let _ = events.send(KindEvent {
             kind: kind.clone(),
             event_type,
@@ -316,7 +322,10 @@ async fn run_informer(
                     .remove(&key_of(&object));
                 send(EventType::Deleted, object);
             }
-            Ok(watcher::Event::Init) => relisted = Some(BTreeMap::new()),
+            Ok(watcher::Event::Init) => {
+                metrics.relists.with_label_values(&labels).inc();
+                relisted = Some(BTreeMap::new());
+            }
             Ok(watcher::Event::InitDone) => {
                 let seen = relisted.take().unwrap_or_default();
                 let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
@@ -339,6 +348,7 @@ async fn run_informer(
                 }
             }
             Err(error) if is_forbidden(&error) => {
+                metrics.watch_restarts.with_label_values(&labels).inc();
                 let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
                 if !c.forbidden {
                     tracing::warn!(
@@ -349,6 +359,7 @@ async fn run_informer(
                 c.forbidden = true;
             }
             Err(error) => {
+                metrics.watch_restarts.with_label_values(&labels).inc();
                 tracing::debug!(group = %kind.group, kind = %kind.kind, error = %error, "watch error; retrying with backoff");
             }
         }

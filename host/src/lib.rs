@@ -5,6 +5,7 @@
 //! through a work queue into the [`runtime`], which runs plugins in a
 //! sandbox and returns [`intent`]s for the applier.
 
+pub mod admin;
 pub mod applier;
 pub mod cache;
 pub mod cli;
@@ -13,10 +14,13 @@ pub mod controller;
 pub mod discovery;
 pub mod informer;
 pub mod intent;
+pub mod leader;
 pub mod loader;
+pub mod metrics;
 pub mod offline;
 pub mod plugin;
 pub mod queue;
+pub mod rbac;
 pub mod reload;
 pub mod run;
 pub mod runtime;

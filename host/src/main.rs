@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         Command::Check(args) => offline::check(args),
         Command::Eval(args) => offline::eval(args),
         Command::Run(args) => return run(args),
+        Command::Rbac(args) => offline::rbac(args),
         Command::Discover(args) => args
             .rate_limit()
             .validate()

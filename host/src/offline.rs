@@ -38,7 +38,7 @@ impl OfflineError {
     }
 }
 
-fn load_plugin(runtime: &Runtime, path: &Path) -> Result<Plugin, OfflineError> {
+pub(crate) fn load_plugin(runtime: &Runtime, path: &Path) -> Result<Plugin, OfflineError> {
     let bytes = std::fs::read(path).map_err(|e| {
         OfflineError::Usage(format!("failed to read plugin {}: {e}", path.display()))
     })?;
@@ -86,7 +86,7 @@ fn render<T: Serialize>(value: &T, format: OutputFormat) -> Result<String, Offli
     rendered.map_err(|e| OfflineError::Internal(format!("failed to render output: {e}")))
 }
 
-fn new_runtime(args: &crate::cli::RuntimeArgs) -> Result<Runtime, OfflineError> {
+pub(crate) fn new_runtime(args: &crate::cli::RuntimeArgs) -> Result<Runtime, OfflineError> {
     Runtime::new(args.runtime_config()).map_err(|e| OfflineError::Internal(e.to_string()))
 }
 
@@ -132,7 +132,8 @@ pub fn kind_of_object(object: &Value) -> ResourceKind {
     }
 }
 
-fn guess_plural(kind: &str) -> String {
+/// The plural resource name of a kind, guessed the way kubectl does offline.
+pub fn guess_plural(kind: &str) -> String {
     let lower = kind.to_lowercase();
     if lower.ends_with('s') {
         format!("{lower}es")
@@ -183,6 +184,25 @@ pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
     intent::check_scope(plugin.info(), &outcome)
         .map_err(|e| OfflineError::Plugin(format!("refused: {e}")))?;
     render(&outcome, args.output)
+}
+
+/// `kubewasm rbac`: the RBAC the plugins in a directory (and the host) need.
+pub fn rbac(args: &crate::cli::RbacArgs) -> Result<String, OfflineError> {
+    let runtime = new_runtime(&args.runtime)?;
+    let files = crate::loader::plugin_files(&args.plugins)
+        .map_err(|e| OfflineError::Usage(format!("--plugins {}: {e}", args.plugins.display())))?;
+    let mut plugins = Vec::new();
+    for file in files {
+        plugins.push(load_plugin(&runtime, &file)?.info().clone());
+    }
+    Ok(crate::rbac::manifests(
+        &plugins,
+        &crate::rbac::RbacOptions {
+            name: args.name.clone(),
+            service_account: args.service_account.clone(),
+            namespace: args.namespace.clone(),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -49,6 +49,17 @@ pub enum EventType {
     Resync,
 }
 
+impl EventType {
+    /// The name as written in WIT (and in logs and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Applied => "applied",
+            EventType::Deleted => "deleted",
+            EventType::Resync => "resync",
+        }
+    }
+}
+
 /// A kind as the cluster serves it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -169,6 +169,8 @@ struct Inner<K: QueueKey, V> {
     /// Turns the payload of a run that asked for a requeue into the payload
     /// of the requeued run.
     requeued: fn(V) -> V,
+    /// Becomes true on shutdown (for [`WorkQueue::closed`]).
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 struct State<K: QueueKey, V> {
@@ -228,6 +230,7 @@ impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
                 notify: Notify::new(),
                 backoff,
                 requeued,
+                closed: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -330,6 +333,21 @@ impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
         self.len() == 0
     }
 
+    /// [`len`](Self::len) by group (per plugin, for the metric).
+    pub fn len_by_group(&self) -> HashMap<K::Group, usize>
+    where
+        K::Group: Clone + Eq + std::hash::Hash,
+    {
+        let state = self.inner.lock();
+        let mut depth = HashMap::new();
+        for (key, entry) in &state.entries {
+            if entry.pending.is_some() {
+                *depth.entry(key.group().clone()).or_insert(0) += 1;
+            }
+        }
+        depth
+    }
+
     /// Keys held by workers.
     pub fn in_flight(&self) -> usize {
         let state = self.inner.lock();
@@ -345,6 +363,13 @@ impl<K: QueueKey, V: Clone> WorkQueue<K, V> {
     pub fn shutdown(&self) {
         self.inner.lock().shutdown = true;
         self.inner.notify.notify_waiters();
+        self.inner.closed.send_replace(true);
+    }
+
+    /// Resolves once the queue is shut down.
+    pub async fn closed(&self) {
+        let mut closed = self.inner.closed.subscribe();
+        let _ = closed.wait_for(|closed| *closed).await;
     }
 
     pub fn is_shutdown(&self) -> bool {

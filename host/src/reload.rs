@@ -58,6 +58,21 @@ struct Serving {
     fingerprint: Fingerprint,
     /// The name the plugin describes itself with.
     plugin: String,
+    /// Its `kubewasm_plugin_info` labels: name, version, digest.
+    info: [String; 3],
+}
+
+impl Serving {
+    fn info_labels(&self) -> [&str; 3] {
+        [&self.info[0], &self.info[1], &self.info[2]]
+    }
+}
+
+/// The `file` label of a plugin file: its name in the directory.
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A plugin file whose current content failed to load.
@@ -137,11 +152,24 @@ impl PluginDir {
         for path in gone {
             if let Some(serving) = self.serving.remove(&path) {
                 self.controller.uninstall(&serving.plugin);
+                let metrics = crate::metrics::get();
+                let _ = metrics
+                    .plugin_info
+                    .remove_label_values(&serving.info_labels());
                 tracing::info!(path = %path.display(), plugin = %serving.plugin, "plugin file removed; plugin unloaded");
                 report.unloaded.push(serving.plugin);
             }
         }
-        self.failed.retain(|p, _| files.contains(p));
+        self.failed.retain(|p, _| {
+            let keep = files.contains(p);
+            if !keep {
+                let file = file_label(p);
+                let _ = crate::metrics::get()
+                    .plugin_load_failing
+                    .remove_label_values(&[&file]);
+            }
+            keep
+        });
 
         for path in files {
             let Some(fingerprint) = fingerprint(&path) else {
@@ -151,7 +179,12 @@ impl PluginDir {
             };
             if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
                 // Back to the content that serves (e.g. a bad copy undone).
-                self.failed.remove(&path);
+                if self.failed.remove(&path).is_some() {
+                    crate::metrics::get()
+                        .plugin_load_failing
+                        .with_label_values(&[&file_label(&path)])
+                        .set(0);
+                }
                 continue;
             }
             if self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint) {
@@ -177,13 +210,32 @@ impl PluginDir {
                         self.fail(&path, fingerprint, failure, &mut report);
                         continue;
                     }
-                    let previous = self.serving.insert(
-                        path.clone(),
-                        Serving {
-                            fingerprint,
-                            plugin: name.clone(),
-                        },
-                    );
+                    let info = loaded.plugin.info();
+                    let serving = Serving {
+                        fingerprint,
+                        plugin: name.clone(),
+                        info: [
+                            name.clone(),
+                            info.version.clone(),
+                            loaded.plugin.digest().to_string(),
+                        ],
+                    };
+                    let metrics = crate::metrics::get();
+                    metrics.plugin_loads.with_label_values(&["ok"]).inc();
+                    metrics
+                        .plugin_load_failing
+                        .with_label_values(&[&file_label(&path)])
+                        .set(0);
+                    metrics
+                        .plugin_info
+                        .with_label_values(&serving.info_labels())
+                        .set(1);
+                    let previous = self.serving.insert(path.clone(), serving);
+                    if let Some(old) = &previous
+                        && old.info != self.serving[&path].info
+                    {
+                        let _ = metrics.plugin_info.remove_label_values(&old.info_labels());
+                    }
                     self.failed.remove(&path);
                     match previous {
                         Some(old) if old.plugin != name => {
@@ -231,6 +283,15 @@ impl PluginDir {
             "plugin file not loaded; the previous version (if any) keeps serving"
         );
         self.failure_count += 1;
+        let metrics = crate::metrics::get();
+        metrics
+            .plugin_loads
+            .with_label_values(&[failure.kind])
+            .inc();
+        metrics
+            .plugin_load_failing
+            .with_label_values(&[&file_label(path)])
+            .set(1);
         self.failed
             .insert(path.to_path_buf(), (fingerprint, failure));
         report.failed.push(path.to_path_buf());

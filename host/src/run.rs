@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::admin::Admin;
 use crate::applier::{Applier, ApplierOptions};
 use crate::controller::Controller;
 use crate::discovery::{self, KindRegistry, SharedRegistry};
 use crate::informer::InformerRegistry;
+use crate::leader::{Election, LeaderGate};
 use crate::reload::PluginDir;
 use crate::runtime::Runtime;
 
@@ -23,6 +25,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub shutdown_grace: Duration,
     pub rate_limit: crate::client::RateLimit,
+    /// Where the admin server (metrics, probes) listens.
+    pub admin_addr: std::net::SocketAddr,
+    /// Leader election, if enabled.
+    pub election: Option<crate::leader::ElectionOptions>,
 }
 
 /// Why the host could not start.
@@ -40,6 +46,19 @@ pub enum RunError {
     },
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("failed to start leader election on Lease {namespace}/{lease}")]
+    Election {
+        namespace: String,
+        lease: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    #[error("failed to listen on --admin-addr {addr}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Waits for SIGTERM or SIGINT.
@@ -91,7 +110,40 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             ..ApplierOptions::default()
         },
     );
-    let controller = Controller::new(informers, registry.clone(), Arc::new(applier));
+    let election = match &options.election {
+        Some(election) => Some(
+            Election::start(client.clone(), election.clone())
+                .await
+                .map_err(|source| RunError::Election {
+                    namespace: election.namespace.clone(),
+                    lease: election.lease_name.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let gate = election
+        .as_ref()
+        .map_or_else(LeaderGate::always, Election::gate);
+    let controller =
+        Controller::new(informers, registry.clone(), Arc::new(applier)).with_leader_gate(gate);
+
+    let admin = Admin::new(controller.clone());
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_addr = admin
+        .clone()
+        .serve(options.admin_addr, async move {
+            let _ = admin_stopped.await;
+        })
+        .await
+        .map_err(|source| RunError::Admin {
+            addr: options.admin_addr,
+            source,
+        })?;
+    tracing::info!(addr = %admin_addr, "admin server listening (/metrics, /livez, /readyz)");
+    if election.is_none() {
+        crate::metrics::get().leader.set(1);
+    }
 
     let mut plugin_dir = PluginDir::new(options.plugins.clone(), runtime, controller.clone());
     plugin_dir
@@ -101,6 +153,7 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             path: options.plugins.clone(),
             source,
         })?;
+    admin.set_plugins_loaded();
     let (stop_reload, reload_stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(plugin_dir.watch(async move {
         let _ = reload_stopped.await;
@@ -148,6 +201,10 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
     if drained.is_err() {
         tracing::warn!("in-flight reconciles did not finish within the grace period");
     }
+    if let Some(election) = election {
+        election.release(Duration::from_secs(5)).await;
+    }
+    let _ = stop_admin.send(());
     Ok(())
 }
 

@@ -16,12 +16,14 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `kubewasm` binary under test: `$KUBEWASM_BIN` when set (the test
-/// command builds it once up front), otherwise built here with cargo
-/// (depending on the library does not make cargo build the binary).
+static BINARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// The `kubewasm` binary under test: the one given to [`use_binary`], else
+/// `$KUBEWASM_BIN` (the test command builds it once up front), else built
+/// here with cargo (depending on the library does not make cargo build the
+/// binary).
 pub fn kubewasm_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
+    BINARY
         .get_or_init(|| {
             if let Some(bin) = std::env::var_os("KUBEWASM_BIN") {
                 return PathBuf::from(bin);
@@ -38,6 +40,12 @@ pub fn kubewasm_binary() -> PathBuf {
             target_profile.join("kubewasm")
         })
         .clone()
+}
+
+/// Runs every later [`Host`] with this binary (e.g. a release build for a
+/// benchmark). Returns false if a binary was already chosen.
+pub fn use_binary(path: PathBuf) -> bool {
+    BINARY.set(path).is_ok()
 }
 
 /// An example plugin's component, from `$KUBEWASM_PLUGIN_DIR` or
@@ -93,10 +101,16 @@ impl Host {
     pub fn spawn(ns: &TestNamespace, dir: tempfile::TempDir, extra: &[&str]) -> Host {
         let log_dir = tempfile::tempdir().expect("log directory");
         let log = log_dir.path().join("host.log");
-        let child = Command::new(kubewasm_binary())
+        let mut command = Command::new(kubewasm_binary());
+        command
             .args(["run", "--plugins"])
             .arg(dir.path())
-            .args(extra)
+            .args(extra);
+        if !extra.contains(&"--admin-addr") {
+            // Any free port: tests run several hosts at once.
+            command.args(["--admin-addr", "127.0.0.1:0"]);
+        }
+        let child = command
             .env("KUBECONFIG", ns.control_plane().kubeconfig_path())
             .env("KUBEWASM_LOG", "info,kubewasm=debug")
             .stdout(Stdio::null())
@@ -119,6 +133,17 @@ impl Host {
     /// The directory the host loads plugins from.
     pub fn plugin_dir(&self) -> &Path {
         self.plugins.path()
+    }
+
+    /// The admin server's address, once the host has logged it.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.log()
+            .lines()
+            .find(|l| l.contains("admin server listening"))?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))?
+            .parse()
+            .ok()
     }
 
     /// How many log lines contain `needle`.

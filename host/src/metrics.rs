@@ -1,0 +1,207 @@
+//! Prometheus metrics, in one explicit registry (not the `prometheus`
+//! crate's default one), served by the admin server at `/metrics`.
+//!
+//! Labels are bounded: plugin names, kinds, intent types and results, plugin
+//! file names, never object names or namespaces. The series (see
+//! `deploy/monitoring/` for alerts and a dashboard):
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `kubewasm_events_received_total` | counter | `group`, `kind`, `type` |
+//! | `kubewasm_queue_depth` | gauge | `plugin` |
+//! | `kubewasm_queue_latency_seconds` | histogram | `plugin` |
+//! | `kubewasm_reconcile_duration_seconds` | histogram | `plugin` |
+//! | `kubewasm_reconciles_total` | counter | `plugin`, `result` |
+//! | `kubewasm_intents_total` | counter | `plugin`, `type`, `result` |
+//! | `kubewasm_watch_restarts_total` | counter | `group`, `kind` |
+//! | `kubewasm_relists_total` | counter | `group`, `kind` |
+//! | `kubewasm_cached_objects` | gauge | `group`, `kind` |
+//! | `kubewasm_plugin_loads_total` | counter | `result` |
+//! | `kubewasm_plugin_load_failing` | gauge | `file` |
+//! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest` |
+//! | `kubewasm_leader` | gauge | |
+//!
+//! `kubewasm_reconciles_total{result}` is one of `ok`, `error` (the plugin
+//! returned an error), `trap`, `timeout`, `memory_limit`,
+//! `result_too_large`, `malformed_intent`, `refused` (an intent outside the
+//! write scope or malformed), `apply_failed`, `conflict` or `loop`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric of the host.
+pub struct Metrics {
+    registry: Registry,
+    pub events_received: IntCounterVec,
+    pub queue_depth: IntGaugeVec,
+    pub queue_latency: HistogramVec,
+    pub reconcile_duration: HistogramVec,
+    pub reconciles: IntCounterVec,
+    pub intents: IntCounterVec,
+    pub watch_restarts: IntCounterVec,
+    pub relists: IntCounterVec,
+    pub cached_objects: IntGaugeVec,
+    pub plugin_loads: IntCounterVec,
+    pub plugin_load_failing: IntGaugeVec,
+    pub plugin_info: IntGaugeVec,
+    pub leader: IntGauge,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The host's metrics (one set per process).
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+/// Buckets for plugin calls and queue waits: 1 ms to about 30 s.
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(SECONDS.to_vec());
+            let metric = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let events_received = counter(
+            "kubewasm_events_received_total",
+            "Object changes received from the informers, by kind and event type.",
+            &["group", "kind", "type"],
+        );
+        let queue_depth = gauge(
+            "kubewasm_queue_depth",
+            "Keys waiting in the work queue (ready, delayed or backing off), by plugin.",
+            &["plugin"],
+        );
+        let queue_latency = histogram(
+            "kubewasm_queue_latency_seconds",
+            "Time a key waited in the queue after it became due, by plugin.",
+            &["plugin"],
+        );
+        let reconcile_duration = histogram(
+            "kubewasm_reconcile_duration_seconds",
+            "Time of one reconcile: the plugin call and applying its intents.",
+            &["plugin"],
+        );
+        let reconciles = counter(
+            "kubewasm_reconciles_total",
+            "Reconciles by plugin and result.",
+            &["plugin", "result"],
+        );
+        let intents = counter(
+            "kubewasm_intents_total",
+            "Intents by plugin, type (apply, merge-patch, json-patch, create, delete, record-event) and result.",
+            &["plugin", "type", "result"],
+        );
+        let watch_restarts = counter(
+            "kubewasm_watch_restarts_total",
+            "Watch errors after which the informer reconnects with backoff, by kind.",
+            &["group", "kind"],
+        );
+        let relists = counter(
+            "kubewasm_relists_total",
+            "Full lists by an informer (the first one and each after 410 Gone), by kind.",
+            &["group", "kind"],
+        );
+        let cached_objects = gauge(
+            "kubewasm_cached_objects",
+            "Objects in the informer caches, by kind.",
+            &["group", "kind"],
+        );
+        let plugin_loads = counter(
+            "kubewasm_plugin_loads_total",
+            "Plugin (re)loads by result: ok or the reason it failed.",
+            &["result"],
+        );
+        let plugin_load_failing = gauge(
+            "kubewasm_plugin_load_failing",
+            "1 while a plugin file's current content fails to load (an older version may still serve).",
+            &["file"],
+        );
+        let plugin_info = gauge(
+            "kubewasm_plugin_info",
+            "1 for each plugin served: its name, version and content digest.",
+            &["plugin", "version", "digest"],
+        );
+        let leader = IntGauge::new(
+            "kubewasm_leader",
+            "1 while this host holds the leader lease (or runs without leader election).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(leader.clone()))
+            .expect("registered once");
+        Self {
+            registry,
+            events_received,
+            queue_depth,
+            queue_latency,
+            reconcile_duration,
+            reconciles,
+            intents,
+            watch_restarts,
+            relists,
+            cached_objects,
+            plugin_loads,
+            plugin_load_failing,
+            plugin_info,
+            leader,
+        }
+    }
+
+    /// The registry in Prometheus' text exposition format.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding of gathered metrics");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_exposed_in_text_format() {
+        let metrics = get();
+        metrics
+            .reconciles
+            .with_label_values(&["unit-test-plugin", "ok"])
+            .inc();
+        metrics.leader.set(1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("kubewasm_reconciles_total{plugin=\"unit-test-plugin\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE kubewasm_leader gauge"));
+        assert!(text.contains("kubewasm_leader 1"));
+    }
+}
