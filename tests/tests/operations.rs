@@ -1,0 +1,277 @@
+//! Running kubewasm as an operator would: metrics and probes on the admin
+//! port, leader election between two hosts on one control plane, and a
+//! graceful SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use kubewasm_e2e::host::Host;
+use kubewasm_e2e::{TestNamespace, eventually, unique_name};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(120);
+const MARK: &str = "probe.kubewasm.dev/mark";
+
+/// A plain HTTP/1.0 GET: status code and body.
+fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {response}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+async fn admin_addr(host: &Host) -> SocketAddr {
+    eventually(WAIT, || async {
+        host.admin_addr()
+            .ok_or_else(|| anyhow::anyhow!("admin address not logged yet"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()))
+}
+
+async fn create_configmap(ns: &TestNamespace, name: &str, behave: &str) {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"probe.kubewasm.dev/behave": behave}},
+    }))
+    .unwrap();
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
+async fn marked(host: &Host, ns: &TestNamespace, name: &str) {
+    let configmaps: Api<ConfigMap> = ns.api();
+    eventually(WAIT, || async {
+        let cm = configmaps.get(name).await?;
+        anyhow::ensure!(
+            cm.metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(MARK),
+            "{name} not marked yet"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+}
+
+/// The value of one series in a Prometheus text exposition.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_and_probes_show_a_reconcile() {
+    let ns = TestNamespace::create("ops-metrics").await.unwrap();
+    create_configmap(&ns, "watched", "mark").await;
+    create_configmap(&ns, "broken", "trap").await;
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+    let addr = admin_addr(&host).await;
+    assert_eq!(http_get(addr, "/livez").unwrap().0, 200);
+    marked(&host, &ns, "watched").await;
+
+    eventually(WAIT, || async {
+        let (status, body) = http_get(addr, "/readyz")?;
+        anyhow::ensure!(status == 200, "readyz {status}: {body}");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
+    let metrics = eventually(WAIT, || async {
+        let (status, body) = http_get(addr, "/metrics")?;
+        anyhow::ensure!(status == 200);
+        let traps = sample(
+            &body,
+            r#"kubewasm_reconciles_total{plugin="probe",result="trap"}"#,
+        );
+        anyhow::ensure!(traps.unwrap_or(0.0) >= 1.0, "no trap counted yet");
+        Ok(body)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let ok = sample(
+        &metrics,
+        r#"kubewasm_reconciles_total{plugin="probe",result="ok"}"#,
+    );
+    assert!(ok.unwrap_or(0.0) >= 1.0, "{metrics}");
+    let applied = sample(
+        &metrics,
+        r#"kubewasm_intents_total{plugin="probe",result="applied",type="apply"}"#,
+    );
+    assert!(applied.unwrap_or(0.0) >= 1.0, "{metrics}");
+    assert!(
+        metrics.contains(r#"kubewasm_plugin_info{digest=""#)
+            && metrics.contains(r#"plugin="probe",version="0.1.0"} 1"#),
+        "{metrics}"
+    );
+    let cached = sample(
+        &metrics,
+        r#"kubewasm_cached_objects{group="",kind="ConfigMap"}"#,
+    );
+    assert!(cached.unwrap_or(0.0) >= 2.0, "{metrics}");
+    assert!(metrics.contains("kubewasm_reconcile_duration_seconds_bucket{plugin=\"probe\""));
+    assert!(metrics.contains(
+        "kubewasm_events_received_total{group=\"\",kind=\"ConfigMap\",type=\"applied\"}"
+    ));
+    assert_eq!(sample(&metrics, "kubewasm_leader"), Some(1.0));
+    assert_eq!(
+        sample(&metrics, r#"kubewasm_plugin_loads_total{result="ok"}"#),
+        Some(1.0)
+    );
+    // No object names in any label.
+    assert!(!metrics.contains("watched") && !metrics.contains(ns.name()));
+}
+
+/// Which host's log shows reconciles of `name`.
+fn reconciled_by(host: &Host, name: &str) -> bool {
+    host.log()
+        .lines()
+        .any(|l| l.contains("reconcile started") && l.contains(&format!("/{name} ")))
+}
+
+#[tokio::test]
+async fn only_the_leader_applies_and_a_standby_takes_over() {
+    let ns = TestNamespace::create("ops-leader").await.unwrap();
+    let lease = unique_name("lease");
+    let args = [
+        "--namespace",
+        ns.name(),
+        "--leader-elect",
+        "--leader-elect-lease",
+        &lease,
+        "--leader-elect-namespace",
+        ns.name(),
+        "--leader-elect-lease-seconds",
+        "4",
+        "--leader-elect-renew-grace-seconds",
+        "2",
+    ];
+    let first = Host::start(&ns, &[("probe", None)], &args);
+    eventually(WAIT, || async {
+        anyhow::ensure!(first.log().contains("became the leader"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", first.log()));
+    let mut first = first;
+    let second = Host::start(&ns, &[("probe", None)], &args);
+    // The standby is up (caches synced) but does not lead.
+    eventually(WAIT, || async {
+        anyhow::ensure!(second.log().contains("kubewasm running"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", second.log()));
+
+    create_configmap(&ns, "one", "mark").await;
+    marked(&first, &ns, "one").await;
+    assert!(reconciled_by(&first, "one"));
+    assert!(
+        !reconciled_by(&second, "one"),
+        "the standby reconciled:\n{}",
+        second.log()
+    );
+    assert!(!second.log().contains("became the leader"));
+
+    // The leader crashes; the standby takes over within the lease duration.
+    first.kill();
+    let killed = Instant::now();
+    eventually(WAIT, || async {
+        anyhow::ensure!(second.log().contains("became the leader"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", second.log()));
+    let takeover = killed.elapsed();
+    eprintln!("measured: leader killed -> standby leads after {takeover:?} (lease 4 s)");
+    create_configmap(&ns, "two", "mark").await;
+    marked(&second, &ns, "two").await;
+    assert!(!reconciled_by(&first, "two"));
+    let held = ns.api::<Lease>().get(&lease).await.unwrap();
+    let holder = held
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(
+        !holder.is_empty(),
+        "nobody holds the lease after the takeover"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() {
+    let ns = TestNamespace::create("ops-sigterm").await.unwrap();
+    let lease_name = unique_name("lease");
+    create_configmap(&ns, "slow", "spin").await;
+    let mut host = Host::start(
+        &ns,
+        &[("probe", None)],
+        &[
+            "--namespace",
+            ns.name(),
+            "--leader-elect",
+            "--leader-elect-lease",
+            &lease_name,
+            "--leader-elect-namespace",
+            ns.name(),
+            // The spinning call ends by this timeout: a slow reconcile.
+            "--call-timeout-ms",
+            "3000",
+        ],
+    );
+    // SIGTERM while a call is running: more starts than finishes.
+    eventually(WAIT, || async {
+        let log = host.log();
+        let calls = |what: &str| {
+            log.lines()
+                .filter(|l| l.contains(what) && l.contains("/slow "))
+                .count()
+        };
+        anyhow::ensure!(
+            calls("reconcile started") > calls("reconcile finished"),
+            "no call of the slow object running"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
+    let status = host
+        .terminate(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", host.log()));
+    let log = host.log();
+    assert!(status.success(), "exit status {status:?}\n{log}");
+    let shutdown = log.find("shutting down").expect("shutdown logged");
+    let finished = log[shutdown..].contains("reconcile finished");
+    assert!(
+        finished,
+        "the running call did not finish after SIGTERM:\n{log}"
+    );
+    assert!(log.contains("released the leader lease"), "{log}");
+    let lease: Lease = ns.api::<Lease>().get(&lease_name).await.unwrap();
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(holder.is_empty(), "lease still held by {holder:?}");
+}
