@@ -2,7 +2,8 @@
 # Runs every kubewasm test on a fresh or warm machine:
 #
 #   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
-#      npm packages) and builds the example plugins (Rust and JavaScript);
+#      npm packages, Debian's prometheus package for the metrics tests) and
+#      builds the example plugins (Rust and JavaScript);
 #   2. builds the test control plane from Go modules (once, cached);
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. starts a private control plane on loopback, runs `cargo test` for the
@@ -30,6 +31,14 @@ done
 
 step "example plugins"
 plugins/build.sh "$KUBEWASM_PLUGIN_DIR"
+
+step "Prometheus (Debian package) for the metrics tests"
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+        || { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+fi
 
 step "test control plane binaries"
 tests/control-plane/cluster.sh build

@@ -275,3 +275,87 @@ async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() 
         .unwrap_or_default();
     assert!(holder.is_empty(), "lease still held by {holder:?}");
 }
+
+/// Kills the Prometheus server when the test ends.
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_host() {
+    let Ok(binary) = which("prometheus") else {
+        panic!(
+            "the prometheus binary is missing: install Debian's `prometheus` package \
+             (tests/run.sh does it)"
+        );
+    };
+    let ns = TestNamespace::create("ops-prometheus").await.unwrap();
+    create_configmap(&ns, "scraped", "mark").await;
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+    let target = admin_addr(&host).await;
+    marked(&host, &ns, "scraped").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\n\
+             scrape_configs:\n\
+             - job_name: kubewasm\n  static_configs: [{{targets: ['{target}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Prometheus(
+        std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    let query = "/api/v1/query?query=kubewasm_reconciles_total%7Bplugin%3D%22probe%22%2Cresult%3D%22ok%22%7D";
+    let result = eventually(WAIT, || async {
+        let (status, body) = http_get(listen, query)?;
+        anyhow::ensure!(status == 200, "prometheus answered {status}: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body)?;
+        let series = answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        anyhow::ensure!(!series.is_empty(), "no series yet: {body}");
+        Ok(series)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+        panic!("{e:#}\n---- prometheus log ----\n{log}")
+    });
+    assert_eq!(result[0]["metric"]["job"], "kubewasm");
+    let value: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(value >= 1.0, "{result:?}");
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .ok_or(())
+}
