@@ -99,9 +99,15 @@ impl Host {
     /// Starts `kubewasm run` on a plugin directory the test prepared (e.g.
     /// laid out like a ConfigMap volume).
     pub fn spawn(ns: &TestNamespace, dir: tempfile::TempDir, extra: &[&str]) -> Host {
-        let log_dir = tempfile::tempdir().expect("log directory");
-        let log = log_dir.path().join("host.log");
         let mut command = Command::new(kubewasm_binary());
+        command.env("KUBECONFIG", ns.control_plane().kubeconfig_path());
+        Self::spawn_command(command, dir, extra)
+    }
+
+    /// Starts `kubewasm run --plugins DIR EXTRA` as `command` (the binary,
+    /// or a wrapper that ends by running it, with the environment the test
+    /// wants), logging to a file.
+    pub fn spawn_command(mut command: Command, dir: tempfile::TempDir, extra: &[&str]) -> Host {
         command
             .args(["run", "--plugins"])
             .arg(dir.path())
@@ -110,8 +116,9 @@ impl Host {
             // Any free port: tests run several hosts at once.
             command.args(["--admin-addr", "127.0.0.1:0"]);
         }
+        let log_dir = tempfile::tempdir().expect("log directory");
+        let log = log_dir.path().join("host.log");
         let child = command
-            .env("KUBECONFIG", ns.control_plane().kubeconfig_path())
             .env("KUBEWASM_LOG", "info,kubewasm=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))

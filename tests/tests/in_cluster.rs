@@ -1,0 +1,195 @@
+//! The host as it runs in a pod: in-cluster configuration (the service host
+//! and port in the environment, the ServiceAccount token and CA at the
+//! standard path) and only the RBAC `kubewasm rbac` generates for its
+//! plugins. The standard path is bind-mounted in a private mount namespace
+//! (`unshare`), so nothing on the machine changes.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::Kubeconfig;
+use kubewasm_e2e::host::{Host, component, kubewasm_binary};
+use kubewasm_e2e::{TestNamespace, eventually, unique_name};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(120);
+const MARK: &str = "probe.kubewasm.dev/mark";
+
+/// Mounts `$1` at the ServiceAccount path in a private mount namespace,
+/// then runs the rest of the arguments.
+const IN_POD: &str = "set -e
+mount -t tmpfs kubewasm-e2e /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+mount --bind \"$1\" /run/secrets/kubernetes.io/serviceaccount
+shift
+exec \"$@\"";
+
+async fn create_configmap(ns: &TestNamespace, name: &str) {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"probe.kubewasm.dev/behave": "mark"}},
+    }))
+    .unwrap();
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
+/// The ClusterRole and binding `kubewasm rbac` prints for `plugins`.
+fn generated_rbac(plugins: &Path, name: &str, ns: &str) -> (ClusterRole, ClusterRoleBinding) {
+    let output = Command::new(kubewasm_binary())
+        .args(["rbac", "--plugins"])
+        .arg(plugins)
+        .args([
+            "--name",
+            name,
+            "--service-account",
+            "kubewasm",
+            "--namespace",
+            ns,
+        ])
+        .output()
+        .expect("kubewasm rbac runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut docs = text.split("\n---\n");
+    let role = serde_yaml::from_str(docs.next().unwrap()).unwrap();
+    let binding = serde_yaml::from_str(docs.next().unwrap()).unwrap();
+    (role, binding)
+}
+
+#[tokio::test]
+async fn in_a_pod_with_generated_rbac_the_host_reconciles_and_names_missing_permissions() {
+    let ns = TestNamespace::create("in-cluster").await.unwrap();
+    let client = ns.client().clone();
+    let accounts: Api<ServiceAccount> = ns.api();
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "kubewasm"}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(component("probe"), plugins.path().join("probe.wasm")).unwrap();
+    let role_name = unique_name("kubewasm-e2e");
+    let (mut role, binding) = generated_rbac(plugins.path(), &role_name, ns.name());
+    let apply = PatchParams::apply("kubewasm-e2e").force();
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles
+        .patch(&role_name, &apply, &Patch::Apply(&role))
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(&role_name, &apply, &Patch::Apply(&binding))
+        .await
+        .unwrap();
+
+    // What kubelet mounts into a pod: token, CA and namespace.
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let token = accounts
+        .create_token_request("kubewasm", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.token)
+        .expect("TokenRequest returned a token");
+    let kubeconfig = Kubeconfig::read_from(ns.control_plane().kubeconfig_path()).unwrap();
+    let cluster = kubeconfig.clusters[0].cluster.clone().unwrap();
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster.certificate_authority_data.unwrap())
+        .unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("token"), token).unwrap();
+    std::fs::write(secrets.path().join("ca.crt"), ca).unwrap();
+    std::fs::write(secrets.path().join("namespace"), ns.name()).unwrap();
+    let server: http::Uri = cluster.server.unwrap().parse().unwrap();
+    let home = tempfile::tempdir().unwrap();
+
+    let mut command = Command::new("unshare");
+    command.args(["--mount", "--propagation", "private"]);
+    // Without root, a user namespace grants the mounts.
+    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
+    if String::from_utf8_lossy(&uid).trim() != "0" {
+        command.arg("--map-root-user");
+    }
+    command
+        .args(["sh", "-c", IN_POD, "in-pod"])
+        .arg(secrets.path())
+        .arg(kubewasm_binary())
+        .env_remove("KUBECONFIG")
+        .env("HOME", home.path())
+        .env("KUBERNETES_SERVICE_HOST", server.host().unwrap())
+        .env(
+            "KUBERNETES_SERVICE_PORT",
+            server.port_u16().unwrap().to_string(),
+        );
+    let host = Host::spawn_command(command, plugins, &["--namespace", ns.name()]);
+
+    create_configmap(&ns, "allowed").await;
+    let configmaps: Api<ConfigMap> = ns.api();
+    eventually(WAIT, || async {
+        let cm = configmaps.get("allowed").await?;
+        anyhow::ensure!(
+            cm.metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(MARK)
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let log = host.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the generated RBAC was not enough:\n{log}"
+    );
+
+    // Take `patch` on ConfigMaps away: the plugin's write is refused by the
+    // API server and the error names the missing permission.
+    for rule in role.rules.iter_mut().flatten() {
+        if rule
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.contains(&"configmaps".to_string()))
+        {
+            rule.verbs.retain(|v| v != "patch");
+        }
+    }
+    roles
+        .patch(&role_name, &apply, &Patch::Apply(&role))
+        .await
+        .unwrap();
+    create_configmap(&ns, "denied").await;
+    eventually(WAIT, || async {
+        let log = host.log();
+        anyhow::ensure!(
+            log.lines().any(
+                |l| l.contains("forbidden: missing RBAC to patch configmaps")
+                    && l.contains("/denied")
+            ),
+            "no Forbidden error for the denied write yet"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let cm = configmaps.get("denied").await.unwrap();
+    assert!(
+        !cm.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(MARK)
+    );
+}
