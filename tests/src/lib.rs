@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 
@@ -340,6 +340,19 @@ impl TestNamespace {
         self.control_plane
     }
 
+    /// Merges `labels` (a JSON object) into the namespace's labels.
+    pub async fn label(&self, labels: serde_json::Value) -> anyhow::Result<()> {
+        Api::<Namespace>::all(self.client.clone())
+            .patch(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": labels}})),
+            )
+            .await
+            .with_context(|| format!("failed to label namespace {}", self.name))?;
+        Ok(())
+    }
+
     /// Deletes the namespace (and, once kube-controller-manager or the
     /// cluster's own controllers finalize it, everything in it).
     pub async fn delete(self) -> anyhow::Result<()> {
@@ -416,6 +429,16 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// The field managers recorded in an object's `managedFields`.
+pub fn field_managers(metadata: &ObjectMeta) -> Vec<String> {
+    metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,27 +5,19 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::{await_condition, conditions};
 use kubewasm_e2e::host::{Host, repo};
-use kubewasm_e2e::{TestNamespace, eventually, unique_api_group};
+use kubewasm_e2e::{TestNamespace, eventually, field_managers, unique_api_group};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
 async fn label_namespace(ns: &TestNamespace, labels: serde_json::Value) {
-    let namespaces: Api<Namespace> = Api::all(ns.client().clone());
-    namespaces
-        .patch(
-            ns.name(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": labels}})),
-        )
-        .await
-        .unwrap();
+    ns.label(labels).await.unwrap();
 }
 
 /// A label key no other test's host propagates: every label test runs its own
@@ -75,14 +67,11 @@ async fn label_propagator_labels_objects_of_several_kinds() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-    assert_eq!(existing.metadata.labels.unwrap()[&cost_center], "4711");
-    let managers: Vec<String> = existing
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.manager)
-        .collect();
+    assert_eq!(
+        existing.metadata.labels.as_ref().unwrap()[&cost_center],
+        "4711"
+    );
+    let managers = field_managers(&existing.metadata);
     assert!(
         managers.contains(&"kubewasm/label-propagator".to_string()),
         "field managers: {managers:?}"
@@ -450,13 +439,7 @@ async fn javascript_plugin_stamps_content_hashes() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
     let cm = configmaps.get("settings").await.unwrap();
-    let managers: Vec<String> = cm
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.manager)
-        .collect();
+    let managers = field_managers(&cm.metadata);
     assert!(
         managers.contains(&"kubewasm/configmap-hasher".to_string()),
         "{managers:?}"

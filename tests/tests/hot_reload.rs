@@ -281,15 +281,7 @@ async fn twenty_swaps_under_load_lose_nothing_and_never_overlap() {
 async fn removing_a_plugin_file_unloads_it_and_stops_unneeded_informers() {
     let ns = TestNamespace::create("reload-remove").await.unwrap();
     let team = format!("team-{}", ns.name());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ns.client().clone());
-    namespaces
-        .patch(
-            ns.name(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {&team: "blue"}}})),
-        )
-        .await
-        .unwrap();
+    ns.label(json!({&team: "blue"})).await.unwrap();
     let configmaps: Api<ConfigMap> = ns.api();
     create_configmap(&configmaps, "before").await;
     let host = Host::start(

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, PostParams};
 use kubewasm_e2e::host::Host;
-use kubewasm_e2e::{TestNamespace, eventually};
+use kubewasm_e2e::{TestNamespace, eventually, field_managers};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -21,14 +21,7 @@ const MARK: &str = "probe.kubewasm.dev/mark";
 async fn labelled_namespace(prefix: &str) -> (TestNamespace, String, Value) {
     let ns = TestNamespace::create(prefix).await.unwrap();
     let team = format!("team-{}", ns.name());
-    Api::<Namespace>::all(ns.client().clone())
-        .patch(
-            ns.name(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {&team: "blue"}}})),
-        )
-        .await
-        .unwrap();
+    ns.label(json!({&team: "blue"})).await.unwrap();
     let settings = json!({"labels": [&team]});
     (ns, team, settings)
 }
@@ -43,16 +36,6 @@ async fn create_configmap(ns: &TestNamespace, name: &str, behave: &str) {
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
-}
-
-/// Field managers of `cm` that own something under `metadata`.
-fn managers(cm: &ConfigMap) -> Vec<String> {
-    cm.metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|m| m.manager.clone())
-        .collect()
 }
 
 /// The fields (as `managedFields` spells them) one manager owns.
@@ -174,7 +157,7 @@ async fn two_plugins_writing_one_object_each_own_their_fields() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
 
-    let all = managers(&cm);
+    let all = field_managers(&cm.metadata);
     assert!(all.contains(&"kubewasm/probe".to_string()), "{all:?}");
     assert!(
         all.contains(&"kubewasm/label-propagator".to_string()),
