@@ -24,7 +24,11 @@
 //! `kubewasm_reconciles_total{result}` is one of `ok`, `error` (the plugin
 //! returned an error), `trap`, `timeout`, `memory_limit`,
 //! `result_too_large`, `malformed_intent`, `refused` (an intent outside the
-//! write scope or malformed), `apply_failed`, `conflict` or `loop`.
+//! write scope or malformed), `apply_failed`, `conflict`, `loop`,
+//! `not_leader` (the lease was lost during the call; nothing applied) or
+//! `unloaded` (the plugin was removed before its queued key ran).
+//! `kubewasm_intents_total{result}` is `applied`, `unchanged` (not sent:
+//! nothing would change), `dry_run`, `refused` or `failed`.
 
 use std::sync::LazyLock;
 

@@ -5,8 +5,9 @@
 //! - Read (`get`, `list`, `watch`) on every kind a plugin subscribes to: the
 //!   informers list and watch them.
 //! - Write (`create`, `update`, `patch`, `delete`; server-side apply is a
-//!   patch) on every kind in a write
-//!   scope, and `get`, `update`, `patch` on its `status` subresource.
+//!   patch) on every kind in a write scope, `get`, `update`, `patch` on its
+//!   `status` subresource and `update` on `finalizers` (needed to set
+//!   `blockOwnerDeletion` in owner references to it).
 //! - For the host: discovery, watching CustomResourceDefinitions and
 //!   APIServices (kinds appearing at runtime), Events, and Leases (leader
 //!   election).
@@ -88,6 +89,9 @@ pub fn rules(plugins: &[PluginInfo]) -> Vec<PolicyRule> {
         for scope in &plugin.writes {
             let resource = resource_of(&scope.kind);
             grants.add(&scope.group, format!("{resource}/status"), STATUS);
+            // Owner references with blockOwnerDeletion to objects of this
+            // kind need `update` on its finalizers (OwnerReferencesPermissionEnforcement).
+            grants.add(&scope.group, format!("{resource}/finalizers"), &["update"]);
             grants.add(&scope.group, resource, WRITE);
         }
     }
