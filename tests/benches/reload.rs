@@ -14,14 +14,13 @@
 //! includes the host's 300 ms debounce, the resync and the apply.
 //! Results are written down in `tests/README.md`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use kubewasm_e2e::TestNamespace;
-use kubewasm_e2e::host::{Host, component, repo, use_binary};
+use kubewasm_e2e::host::{Host, component, use_release_binary};
 use serde_json::json;
 
 /// A plugin under test: how to label the object for it and how to read
@@ -81,27 +80,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-fn release_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "kubewasm",
-            "--bin",
-            "kubewasm",
-        ])
-        .current_dir(repo())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the release binary failed");
-    target.join("release/kubewasm")
 }
 
 fn summary(label: &str, mut times: Vec<Duration>) {
@@ -192,10 +170,7 @@ async fn measure(subject: &Subject) {
 }
 
 fn main() {
-    let binary = std::env::var_os("KUBEWASM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(release_binary);
-    use_binary(binary);
+    use_release_binary();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         for subject in subjects() {

@@ -48,6 +48,29 @@ pub fn use_binary(path: PathBuf) -> bool {
     BINARY.set(path).is_ok()
 }
 
+/// Runs every later [`Host`] with `$KUBEWASM_BIN`, else a release build of
+/// the host made here with cargo: what a benchmark measures.
+pub fn use_release_binary() {
+    let binary = std::env::var_os("KUBEWASM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(release_binary);
+    use_binary(binary);
+}
+
+fn release_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--locked", "-p", "kubewasm"])
+        .args(["--bin", "kubewasm"])
+        .current_dir(repo())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the release binary failed");
+    target.join("release/kubewasm")
+}
+
 /// An example plugin's component, from `$KUBEWASM_PLUGIN_DIR` or
 /// `plugins/dist`. Panics, saying how to build it, when it is missing.
 pub fn component(name: &str) -> PathBuf {
@@ -176,6 +199,11 @@ impl Host {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The process id (e.g. to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.
