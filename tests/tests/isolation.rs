@@ -176,3 +176,52 @@ async fn two_plugins_writing_one_object_each_own_their_fields() {
         "label-propagator owns {propagator}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_that_changes_an_object_on_every_call_is_reported_and_backs_off() {
+    const CHURN: &str = "probe.kubewasm.dev/churn";
+    let ns = TestNamespace::create("churn").await.unwrap();
+    create_configmap(&ns, "churn", "churn").await;
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+    let configmaps: Api<ConfigMap> = ns.api();
+
+    // Each write is a change that calls the plugin again, which writes
+    // again: the host names the loop and backs the key off, again and again.
+    eventually(WAIT, || async {
+        let log = host.log();
+        anyhow::ensure!(
+            log.lines().any(|l| l.contains("reconcile loop")
+                && l.contains("plugin=probe")
+                && l.contains(&format!("{}/churn", ns.name()))),
+            "no reconcile loop reported for churn"
+        );
+        anyhow::ensure!(
+            backed_off(&log, "churn", 3),
+            "churn did not back off 3 times"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
+    // Backing off bounds the writes: the loop is reported after 10 writes,
+    // and each retry that still loops adds one. Unchecked, the plugin would
+    // write as fast as the client's rate limit allows (20 a second).
+    let count: u64 = configmaps
+        .get("churn")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(CHURN)
+        .and_then(|n| n.parse().ok())
+        .expect("the plugin wrote its counter");
+    let reports = host.count("reconcile loop") as u64;
+    eprintln!("churn: {count} writes, {reports} loop reports");
+    assert!(
+        (10..=10 + reports + 1).contains(&count),
+        "{count} writes for {reports} loop reports:\n{}",
+        host.log()
+    );
+}

@@ -7,6 +7,7 @@
 //! | `trap`         | panics, which traps the call                              |
 //! | `spin`         | loops forever, until the host's call timeout stops it     |
 //! | `out-of-scope` | asks to apply a Secret, a kind it did not declare         |
+//! | `churn`        | bumps the counter in `probe.kubewasm.dev/churn` on every call, so each write causes the next (a reconcile loop) |
 //!
 //! It subscribes to every `Gadget`, whatever its group and version (a
 //! wildcard subscription, for kinds that appear while the host runs), and to
@@ -28,6 +29,8 @@ pub const BEHAVE: &str = "probe.kubewasm.dev/behave";
 pub const MARK: &str = "probe.kubewasm.dev/mark";
 /// The annotation repeating `data.n`.
 pub const ECHO: &str = "probe.kubewasm.dev/echo";
+/// The counter the `churn` behaviour bumps on every call.
+pub const CHURN: &str = "probe.kubewasm.dev/churn";
 
 /// Settings: the value written to [`MARK`].
 #[derive(Debug, Deserialize)]
@@ -85,6 +88,16 @@ impl Plugin for Probe {
                 Ok(Outcome::new().with(Apply::fields(
                     &object.object_ref(),
                     json!({"metadata": {"annotations": annotations}}),
+                )))
+            }
+            "churn" => {
+                let count: u64 = object
+                    .annotation(CHURN)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                Ok(Outcome::new().with(Apply::fields(
+                    &object.object_ref(),
+                    json!({"metadata": {"annotations": {CHURN: (count + 1).to_string()}}}),
                 )))
             }
             "trap" => panic!("probe asked to trap on {}", object.name()),
@@ -160,6 +173,21 @@ mod tests {
             panic!("{:?}", outcome.intents);
         };
         assert_eq!(apply.object["kind"], "Secret");
+    }
+
+    #[test]
+    fn churn_changes_the_object_on_every_call() {
+        let mut event = configmap(Some("churn"), None);
+        for expected in ["1", "2", "3"] {
+            let outcome = Probe::reconcile(&event).unwrap();
+            let [Intent::Apply(apply)] = outcome.intents.as_slice() else {
+                panic!("{:?}", outcome.intents);
+            };
+            assert_eq!(apply.object["metadata"]["annotations"][CHURN], expected);
+            let mut object = event.object.into_value();
+            object["metadata"]["annotations"][CHURN] = json!(expected);
+            event.object = Object::parse(&object.to_string()).unwrap();
+        }
     }
 
     #[test]
