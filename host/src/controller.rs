@@ -28,6 +28,8 @@ use crate::selector::LabelSelector;
 const LOOP_THRESHOLD: u32 = 10;
 /// Writes further apart than this do not count as one loop.
 const LOOP_WINDOW: Duration = Duration::from_secs(30);
+/// How often work for a plugin whose informers are still listing is retried.
+const SYNC_POLL: Duration = Duration::from_millis(100);
 
 /// A plugin as the controller runs it: compiled code plus its settings.
 #[derive(Clone, Debug)]
@@ -313,6 +315,13 @@ impl Controller {
             };
             let waited = item.waited;
             let key = item.key().clone();
+            if self.caches_syncing(&key.plugin) {
+                // The first events of a kind arrive while the plugin's other
+                // kinds may still be listing; it runs once it can read them.
+                tracing::trace!(?key, "postponed: the plugin's informers are still listing");
+                item.done(queue::Outcome::Postponed { after: SYNC_POLL });
+                continue;
+            }
             let (work, lease) = item.into_parts();
             let span = tracing::info_span!(
                 "reconcile",
@@ -428,6 +437,15 @@ impl Controller {
                 (queue::Outcome::Failure, result)
             }
         }
+    }
+
+    /// Whether an informer of a kind the plugin subscribes to is still
+    /// doing its first list.
+    fn caches_syncing(&self, plugin: &str) -> bool {
+        let subscribed = self.subscribed.read().unwrap_or_else(|e| e.into_inner());
+        subscribed
+            .get(plugin)
+            .is_some_and(|kinds| self.informers.syncing(kinds))
     }
 
     /// Counts writes that answer a change; true once they form a loop.

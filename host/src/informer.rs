@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
@@ -48,6 +49,7 @@ struct Cache {
 struct Informer {
     kind: ResourceKind,
     cache: Arc<RwLock<Cache>>,
+    started: Instant,
     task: JoinHandle<()>,
     subscribers: usize,
 }
@@ -57,6 +59,10 @@ impl Drop for Informer {
         self.task.abort();
     }
 }
+
+/// How long a new informer's first list is waited for before plugins run
+/// without it (and see `not synced yet` from their reads of that kind).
+const SYNC_GRACE: Duration = Duration::from_secs(30);
 
 /// The informers the host runs. Cheap to clone; clones share the informers.
 #[derive(Clone)]
@@ -131,6 +137,7 @@ impl InformerRegistry {
             Informer {
                 kind: kind.clone(),
                 cache,
+                started: Instant::now(),
                 task,
                 subscribers: 1,
             },
@@ -178,6 +185,19 @@ impl InformerRegistry {
         informers.values().all(|i| {
             let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
             cache.synced || cache.forbidden
+        })
+    }
+
+    /// Whether any of `kinds` is still doing its first list, started less
+    /// than [`SYNC_GRACE`] ago. A plugin's work waits for that, so its first
+    /// reconciles can read every kind it subscribes to from the cache.
+    pub fn syncing(&self, kinds: &[ResourceKind]) -> bool {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        kinds.iter().any(|kind| {
+            informers.get(&group_kind(kind)).is_some_and(|i| {
+                let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
+                !(cache.synced || cache.forbidden) && i.started.elapsed() < SYNC_GRACE
+            })
         })
     }
 

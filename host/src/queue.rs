@@ -54,6 +54,9 @@ pub enum Outcome {
     Success { requeue_after: Option<Duration> },
     /// Retries the key after its next backoff delay.
     Failure,
+    /// The key was not run (its plugin is not ready for it yet): the same
+    /// payload, or a newer one, runs after `after`; the backoff is untouched.
+    Postponed { after: Duration },
 }
 
 /// Per-key exponential backoff: `base * factor^(failures - 1)`, at most `max`.
@@ -478,6 +481,7 @@ impl<K: QueueKey, V> Inner<K, V> {
                 entry.retry(payload, now);
                 tracing::debug!(?key, failures = entry.failures, ?delay, "backing off");
             }
+            Outcome::Postponed { after } => entry.retry(payload, later(now, after)),
         }
         if entry.pending.is_none() {
             state.entries.remove(key);

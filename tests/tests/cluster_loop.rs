@@ -76,6 +76,13 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         managers.contains(&"kubewasm/label-propagator".to_string()),
         "field managers: {managers:?}"
     );
+    // Its first reconcile waited for the Namespace informer it reads from:
+    // no call failed on a cache still doing its first list.
+    assert!(
+        !host.log().contains("not synced yet"),
+        "a reconcile ran before the plugin's caches were listed:\n{}",
+        host.log()
+    );
 
     // ...and so are new objects of another kind.
     let deployments: Api<Deployment> = ns.api();

@@ -164,6 +164,24 @@ async fn new_events_do_not_bypass_a_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_postponed_key_keeps_its_payload_and_its_backoff() {
+    let queue = Queue::default();
+    queue.add(Key("a", 1), "v1");
+    ready(&queue).unwrap().done(Outcome::Failure);
+    let (item, _) = wait(&queue).await;
+    item.done(Outcome::Postponed { after: ms(50) });
+    assert!(ready(&queue).is_none());
+
+    let (item, waited) = wait(&queue).await;
+    assert_eq!((item.payload, item.failures, waited), ("v1", 1, ms(50)));
+    // A newer event that arrives meanwhile replaces the postponed payload.
+    queue.add(Key("a", 1), "v2");
+    item.done(Outcome::Postponed { after: ms(50) });
+    let (item, _) = wait(&queue).await;
+    assert_eq!(item.payload, "v2");
+}
+
+#[tokio::test(start_paused = true)]
 async fn requeue_after_reruns_the_last_payload() {
     let queue = Queue::default();
     queue.add(Key("a", 1), "v1");
