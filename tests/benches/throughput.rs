@@ -10,7 +10,8 @@
 //! the host's own cost shows), a fresh namespace labelled `team=bench` and a
 //! host running `label-propagator` (copy `team`) confined to it. Once the
 //! host has labelled a first object, the bench creates N ConfigMaps (32
-//! requests in flight) and watches the namespace. An object's latency runs
+//! requests in flight), or 100 one after the other, and watches the
+//! namespace. An object's latency runs
 //! from the moment its create request is sent to the moment the bench's
 //! watch sees it carry the label; the run's time from the first create sent
 //! to the last object labelled. The host's resident memory is read from
@@ -28,20 +29,39 @@ use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, use_release_binary};
 use serde_json::json;
 
-/// One run of the bench: the host's client rate limit.
+/// One run of the bench: the host's client rate limit, and how the objects
+/// arrive.
 struct Config {
     name: &'static str,
     args: &'static [&'static str],
+    arrival: Arrival,
 }
 
-const CONFIGS: [Config; 2] = [
+#[derive(Clone, Copy, PartialEq)]
+enum Arrival {
+    /// All N created at once, 32 requests in flight.
+    Burst,
+    /// At most 100, each created once the previous one is labelled: the
+    /// latency of one change on an idle host. (Under the default rate limit
+    /// the 31st object on waits for a token, 50 ms apart.)
+    OneAtATime,
+}
+
+const CONFIGS: [Config; 3] = [
     Config {
-        name: "default rate limit (--kube-qps 20 --kube-burst 30)",
+        name: "burst, default rate limit (--kube-qps 20 --kube-burst 30)",
         args: &[],
+        arrival: Arrival::Burst,
     },
     Config {
-        name: "raised rate limit (--kube-qps 1000 --kube-burst 1000)",
+        name: "burst, raised rate limit (--kube-qps 1000 --kube-burst 1000)",
         args: &["--kube-qps", "1000", "--kube-burst", "1000"],
+        arrival: Arrival::Burst,
+    },
+    Config {
+        name: "one at a time, raised rate limit (the default one allows 20 writes/s)",
+        args: &["--kube-qps", "1000", "--kube-burst", "1000"],
+        arrival: Arrival::OneAtATime,
     },
 ];
 
@@ -100,6 +120,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn measure(config: &Config, objects: usize) {
+    let objects = match config.arrival {
+        Arrival::Burst => objects,
+        Arrival::OneAtATime => objects.min(100),
+    };
     let ns = TestNamespace::create("bench-loop").await.unwrap();
     ns.label(json!({"team": "bench"})).await.unwrap();
     let configmaps: Api<ConfigMap> = ns.api();
@@ -153,23 +177,37 @@ async fn measure(config: &Config, objects: usize) {
     };
 
     let start = Instant::now();
-    futures::stream::iter(0..objects)
-        .map(|i| {
-            let configmaps = configmaps.clone();
-            let timeline = timeline.clone();
-            async move {
-                let name = format!("cm-{i:05}");
-                let sent = Instant::now();
-                timeline.lock().unwrap().sent.insert(name.clone(), sent);
-                configmaps
-                    .create(&PostParams::default(), &config_map(&name))
-                    .await
+    let create = |i: usize| {
+        let configmaps = configmaps.clone();
+        let timeline = timeline.clone();
+        async move {
+            let name = format!("cm-{i:05}");
+            let sent = Instant::now();
+            timeline.lock().unwrap().sent.insert(name.clone(), sent);
+            configmaps
+                .create(&PostParams::default(), &config_map(&name))
+                .await?;
+            Ok::<_, kube::Error>(name)
+        }
+    };
+    match config.arrival {
+        Arrival::Burst => {
+            futures::stream::iter(0..objects)
+                .map(create)
+                .buffer_unordered(32)
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("creating the objects");
+        }
+        Arrival::OneAtATime => {
+            for i in 0..objects {
+                let name = create(i).await.expect("creating an object");
+                while !timeline.lock().unwrap().labelled.contains_key(&name) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("creating the objects");
+        }
+    }
     let created = start.elapsed();
 
     tokio::time::timeout(Duration::from_secs(1800), watch)
