@@ -25,18 +25,23 @@ fn run(args: &RunArgs) -> ExitCode {
         let runtime = Runtime::new(args.runtime.runtime_config())
             .map_err(|e| OfflineError::Internal(e.to_string()))?;
         rt.block_on(kubewasm::run::run(args.run_options(), runtime))
-            .map_err(|e| OfflineError::Plugin(offline::error_chain(&e)))
+            .map_err(|e| match e.is_usage() {
+                true => OfflineError::Usage(offline::error_chain(&e)),
+                false => OfflineError::Plugin(offline::error_chain(&e)),
+            })
     });
     match started {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn init_logging(cli: &Cli) {
+/// Installs the log subscriber; a filter that does not parse is refused,
+/// naming it, rather than silently dropped.
+fn init_logging(cli: &Cli) -> Result<(), String> {
     // Cranelift and wasmtime log at debug while compiling; keep them quiet
     // unless the filter names them.
     let mut filter = cli.log.clone();
@@ -45,7 +50,8 @@ fn init_logging(cli: &Cli) {
             filter.push_str(&format!(",{noisy}=warn"));
         }
     }
-    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| format!("invalid --log filter {:?}: {e}", cli.log))?;
     // Colours only for a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -55,11 +61,15 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    if let Err(message) = init_logging(&cli) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let result = match &cli.command {
         Command::Check(args) => offline::check(args),
         Command::Eval(args) => offline::eval(args),

@@ -44,6 +44,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid plugin settings: {message}")]
+    Settings { message: String },
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error("failed to start leader election on Lease {namespace}/{lease}")]
@@ -59,6 +61,14 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RunError {
+    /// Whether the operator's input is at fault (bad settings), rather than
+    /// the cluster or the machine: the binary then exits 2, like a bad flag.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RunError::Settings { .. })
+    }
 }
 
 /// Waits for SIGTERM or SIGINT.
@@ -153,6 +163,18 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             path: options.plugins.clone(),
             source,
         })?;
+    // Settings are the operator's input: at startup, settings a plugin cannot
+    // use refuse the start (while running, they keep the old version).
+    let bad_settings: Vec<String> = plugin_dir
+        .failures()
+        .filter(|(_, failure)| failure.kind == "settings")
+        .map(|(_, failure)| failure.message.clone())
+        .collect();
+    if !bad_settings.is_empty() {
+        return Err(RunError::Settings {
+            message: bad_settings.join("; "),
+        });
+    }
     admin.set_plugins_loaded();
     let (stop_reload, reload_stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(plugin_dir.watch(async move {

@@ -212,4 +212,12 @@ fn exit_codes_tell_usage_errors_from_plugin_failures() {
         Some(2),
         "missing --object is a usage error"
     );
+
+    let bad_filter = kubewasm(&["--log", "kubewasm=loud", "check", junk.to_str().unwrap()]);
+    assert_eq!(bad_filter.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad_filter.stderr);
+    assert!(
+        stderr.contains(r#"invalid --log filter "kubewasm=loud""#),
+        "{stderr}"
+    );
 }

@@ -185,6 +185,11 @@ impl Host {
     pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.wait(timeout)
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

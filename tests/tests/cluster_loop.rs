@@ -470,3 +470,24 @@ async fn javascript_plugin_stamps_content_hashes() {
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
     assert!(!second.is_empty());
 }
+
+#[tokio::test]
+async fn settings_a_plugin_rejects_refuse_the_start() {
+    let ns = TestNamespace::create("bad-settings").await.unwrap();
+    let mut host = Host::start(
+        &ns,
+        &[("label-propagator", Some(json!({"labels": []})))],
+        &["--namespace", ns.name()],
+    );
+    let status = host
+        .wait(WAIT)
+        .unwrap_or_else(|| panic!("the host kept running:\n{}", host.log()));
+    assert_eq!(status.code(), Some(2), "{}", host.log());
+    let last = host.log().lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("error: invalid plugin settings: settings ")
+            && last.contains("label-propagator.settings.json rejected by plugin label-propagator")
+            && last.contains("name at least one label"),
+        "{last}"
+    );
+}
