@@ -2,9 +2,12 @@
 //! private plugin directory holding the example components from
 //! `plugins/build.sh`, and a log file printed when the test fails.
 
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::TestNamespace;
 
@@ -84,6 +87,32 @@ pub fn component(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A plain HTTP/1.0 GET: status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {response}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of one series in a Prometheus text exposition.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// A running `kubewasm run`, killed when dropped; its log is kept in a file
@@ -174,6 +203,16 @@ impl Host {
             .find_map(|w| w.strip_prefix("addr="))?
             .parse()
             .ok()
+    }
+
+    /// The host's `/metrics` text, once its admin server is up.
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        let addr = self
+            .admin_addr()
+            .ok_or_else(|| anyhow::anyhow!("admin address not logged yet"))?;
+        let (status, body) = http_get(addr, "/metrics")?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        Ok(body)
     }
 
     /// How many log lines contain `needle`.

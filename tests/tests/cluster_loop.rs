@@ -164,9 +164,16 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
         &["--dry-run", "--namespace", ns.name()],
     );
     eventually(WAIT, || async {
+        // The write the plugin intended, named by plugin, intent and object.
+        let object = format!("ConfigMap {}/dry", ns.name());
         anyhow::ensure!(
-            host.log().contains("dry run"),
-            "no dry-run write logged yet"
+            host.log()
+                .lines()
+                .any(|l| l.contains("dry run: sending with dryRun=All")
+                    && l.contains("plugin=label-propagator")
+                    && l.contains("intent=\"apply\"")
+                    && l.contains(&object)),
+            "no dry-run write of {object} logged yet"
         );
         Ok(())
     })

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kubewasm_e2e::host::{Host, component};
+use kubewasm_e2e::host::{Host, component, sample};
 use kubewasm_e2e::{TestNamespace, eventually};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 const WAIT: Duration = Duration::from_secs(120);
 const MARK: &str = "probe.kubewasm.dev/mark";
@@ -132,11 +133,35 @@ async fn a_replaced_plugin_changes_behaviour_and_a_broken_one_keeps_the_old() {
         failure.contains("probe.wasm") && failure.contains("still_serving=probe"),
         "the failure names the file and what still serves: {failure}"
     );
+    // Each failing content is logged once (d was created and marked since),
+    // and the file is shown failing in the metrics.
+    assert_eq!(host.count("plugin file not loaded"), 2, "{log}");
+    let failing = r#"kubewasm_plugin_load_failing{file="probe.wasm"}"#;
+    let metrics = host.metrics().unwrap();
+    assert_eq!(sample(&metrics, failing), Some(1.0), "{metrics}");
 
     // Restoring a good file recovers; a new version then takes over.
     write_atomically(&wasm, &good);
     write_atomically(&settings_file, &settings("v3"));
     all_marked(&host, &configmaps, &["a", "b", "c", "d"], "v3").await;
+    let metrics = host.metrics().unwrap();
+    assert_eq!(sample(&metrics, failing), Some(0.0), "{metrics}");
+
+    // Another build of the component: its calls are the ones that reconcile
+    // now (each reconcile names the build it ran on).
+    let build = variant(7);
+    let digest = hex::encode(Sha256::digest(&build));
+    let version = format!("version=\"{}\"", &digest[..12]);
+    assert_eq!(host.count(&version), 0);
+    write_atomically(&wasm, &build);
+    write_atomically(&settings_file, &settings("v4"));
+    all_marked(&host, &configmaps, &["a", "b", "c", "d"], "v4").await;
+    let by_new_build = host
+        .log()
+        .lines()
+        .filter(|l| l.contains(&version) && l.contains("reconcile done"))
+        .count();
+    assert!(by_new_build >= 4, "{by_new_build} reconciles on {version}");
     assert!(host.is_running());
     assert_eq!(host.count("kubewasm running"), 1, "the host restarted");
 }

@@ -2,38 +2,18 @@
 //! port, leader election between two hosts on one control plane, and a
 //! graceful SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use kubewasm_e2e::host::Host;
+use kubewasm_e2e::host::{Host, http_get, sample};
 use kubewasm_e2e::{TestNamespace, eventually, unique_name};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 const MARK: &str = "probe.kubewasm.dev/mark";
-
-/// A plain HTTP/1.0 GET: status code and body.
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {response}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
 
 async fn admin_addr(host: &Host) -> SocketAddr {
     eventually(WAIT, || async {
@@ -70,13 +50,6 @@ async fn marked(host: &Host, ns: &TestNamespace, name: &str) {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-}
-
-/// The value of one series in a Prometheus text exposition.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 #[tokio::test]
@@ -204,6 +177,14 @@ async fn only_the_leader_applies_and_a_standby_takes_over() {
     .unwrap_or_else(|e| panic!("{e:#}\n{}", second.log()));
     let takeover = killed.elapsed();
     eprintln!("measured: leader killed -> standby leads after {takeover:?} (lease 4 s)");
+    // The dead leader's lease expires 4 s after its last renewal at most;
+    // the standby's next attempt (every 2 s or sooner) then takes it. Far
+    // from a timing target: a broken handover would take the whole WAIT.
+    assert!(
+        takeover < Duration::from_secs(4 + 2 + 2),
+        "the standby took over after {takeover:?}, beyond the 4 s lease:\n{}",
+        second.log()
+    );
     create_configmap(&ns, "two", "mark").await;
     marked(&second, &ns, "two").await;
     assert!(!reconciled_by(&first, "two"));
