@@ -498,3 +498,38 @@ async fn settings_a_plugin_rejects_refuse_the_start() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_that_asks_for_a_requeue_is_called_again_without_a_change() {
+    let ns = TestNamespace::create("loop-requeue").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "again", "labels": {"probe.kubewasm.dev/behave": "requeue"}},
+    }))
+    .unwrap();
+    let created = configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+
+    // The probe writes nothing and asks for another call in 300 ms: the host
+    // calls it again and again, each time as a resync of the same state.
+    let requeued = format!("object={}/again reason=Resync", ns.name());
+    eventually(WAIT, || async {
+        let calls = host
+            .log()
+            .lines()
+            .filter(|l| l.contains(&requeued) && l.contains("reconcile started"))
+            .count();
+        anyhow::ensure!(calls >= 3, "{calls} requeued calls so far");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let now = configmaps.get("again").await.unwrap();
+    assert_eq!(
+        now.metadata.resource_version, created.metadata.resource_version,
+        "the calls were requeues, not changes"
+    );
+}

@@ -7,6 +7,7 @@
 //! | `trap`         | panics, which traps the call                              |
 //! | `spin`         | loops forever, until the host's call timeout stops it     |
 //! | `out-of-scope` | asks to apply a Secret, a kind it did not declare         |
+//! | `requeue`      | writes nothing and asks to be called again in 300 ms      |
 //! | `churn`        | bumps the counter in `probe.kubewasm.dev/churn` on every call, so each write causes the next (a reconcile loop) |
 //!
 //! It subscribes to every `Gadget`, whatever its group and version (a
@@ -29,6 +30,8 @@ pub const BEHAVE: &str = "probe.kubewasm.dev/behave";
 pub const MARK: &str = "probe.kubewasm.dev/mark";
 /// The annotation repeating `data.n`.
 pub const ECHO: &str = "probe.kubewasm.dev/echo";
+/// How soon the `requeue` behaviour asks to be called again.
+pub const REQUEUE: std::time::Duration = std::time::Duration::from_millis(300);
 /// The counter the `churn` behaviour bumps on every call.
 pub const CHURN: &str = "probe.kubewasm.dev/churn";
 
@@ -90,6 +93,7 @@ impl Plugin for Probe {
                     json!({"metadata": {"annotations": annotations}}),
                 )))
             }
+            "requeue" => Ok(Outcome::new().requeue_after(REQUEUE)),
             "churn" => {
                 let count: u64 = object
                     .annotation(CHURN)
@@ -173,6 +177,13 @@ mod tests {
             panic!("{:?}", outcome.intents);
         };
         assert_eq!(apply.object["kind"], "Secret");
+    }
+
+    #[test]
+    fn requeue_asks_to_be_called_again_and_writes_nothing() {
+        let outcome = Probe::reconcile(&configmap(Some("requeue"), None)).unwrap();
+        assert!(outcome.intents.is_empty());
+        assert_eq!(outcome.requeue_after_ms, Some(300));
     }
 
     #[test]
