@@ -68,73 +68,117 @@ fn generated_rbac(plugins: &Path, name: &str, ns: &str) -> (ClusterRole, Cluster
     (role, binding)
 }
 
+/// The host in a pod of ServiceAccount `kubewasm`, with the RBAC `kubewasm
+/// rbac` generates for `plugins` (after `edit`), bound as ClusterRole
+/// `.role_name`.
+struct InPod {
+    host: Host,
+    role: ClusterRole,
+    role_name: String,
+    /// The mounted ServiceAccount files and the host's home, kept while it runs.
+    _files: [tempfile::TempDir; 2],
+}
+
+impl InPod {
+    async fn start(
+        ns: &TestNamespace,
+        plugins: &[&str],
+        settings: Option<(&str, serde_json::Value)>,
+        edit: impl FnOnce(&mut ClusterRole),
+    ) -> InPod {
+        let client = ns.client().clone();
+        let accounts: Api<ServiceAccount> = ns.api();
+        let account: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": "kubewasm"}})).unwrap();
+        accounts
+            .create(&PostParams::default(), &account)
+            .await
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        for plugin in plugins {
+            let wasm = dir.path().join(format!("{plugin}.wasm"));
+            std::fs::copy(component(plugin), wasm).unwrap();
+        }
+        if let Some((plugin, settings)) = settings {
+            let file = dir.path().join(format!("{plugin}.settings.json"));
+            std::fs::write(file, settings.to_string()).unwrap();
+        }
+        let role_name = unique_name("kubewasm-e2e");
+        let (mut role, binding) = generated_rbac(dir.path(), &role_name, ns.name());
+        edit(&mut role);
+        let apply = PatchParams::apply("kubewasm-e2e").force();
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        roles
+            .patch(&role_name, &apply, &Patch::Apply(&role))
+            .await
+            .unwrap();
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .patch(&role_name, &apply, &Patch::Apply(&binding))
+            .await
+            .unwrap();
+
+        // What kubelet mounts into a pod: token, CA and namespace.
+        let request: TokenRequest =
+            serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+        let token = accounts
+            .create_token_request("kubewasm", &PostParams::default(), &request)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.token)
+            .expect("TokenRequest returned a token");
+        let kubeconfig = Kubeconfig::read_from(ns.control_plane().kubeconfig_path()).unwrap();
+        let cluster = kubeconfig.clusters[0].cluster.clone().unwrap();
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(cluster.certificate_authority_data.unwrap())
+            .unwrap();
+        let secrets = tempfile::tempdir().unwrap();
+        std::fs::write(secrets.path().join("token"), token).unwrap();
+        std::fs::write(secrets.path().join("ca.crt"), ca).unwrap();
+        std::fs::write(secrets.path().join("namespace"), ns.name()).unwrap();
+        let server: http::Uri = cluster.server.unwrap().parse().unwrap();
+        let home = tempfile::tempdir().unwrap();
+
+        let mut command = Command::new("unshare");
+        command.args(["--mount", "--propagation", "private"]);
+        // Without root, a user namespace grants the mounts.
+        let uid = Command::new("id").arg("-u").output().unwrap().stdout;
+        if String::from_utf8_lossy(&uid).trim() != "0" {
+            command.arg("--map-root-user");
+        }
+        command
+            .args(["sh", "-c", IN_POD, "in-pod"])
+            .arg(secrets.path())
+            .arg(kubewasm_binary())
+            .env_remove("KUBECONFIG")
+            .env("HOME", home.path())
+            .env("KUBERNETES_SERVICE_HOST", server.host().unwrap())
+            .env(
+                "KUBERNETES_SERVICE_PORT",
+                server.port_u16().unwrap().to_string(),
+            );
+        let host = Host::spawn_command(command, dir, &["--namespace", ns.name()]);
+        InPod {
+            host,
+            role,
+            role_name,
+            _files: [secrets, home],
+        }
+    }
+}
+
 #[tokio::test]
 async fn in_a_pod_with_generated_rbac_the_host_reconciles_and_names_missing_permissions() {
     let ns = TestNamespace::create("in-cluster").await.unwrap();
-    let client = ns.client().clone();
-    let accounts: Api<ServiceAccount> = ns.api();
-    let account: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": "kubewasm"}})).unwrap();
-    accounts
-        .create(&PostParams::default(), &account)
-        .await
-        .unwrap();
-
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(component("probe"), plugins.path().join("probe.wasm")).unwrap();
-    let role_name = unique_name("kubewasm-e2e");
-    let (mut role, binding) = generated_rbac(plugins.path(), &role_name, ns.name());
+    let InPod {
+        host,
+        mut role,
+        role_name,
+        _files,
+    } = InPod::start(&ns, &["probe"], None, |_| {}).await;
     let apply = PatchParams::apply("kubewasm-e2e").force();
-    let roles: Api<ClusterRole> = Api::all(client.clone());
-    roles
-        .patch(&role_name, &apply, &Patch::Apply(&role))
-        .await
-        .unwrap();
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(&role_name, &apply, &Patch::Apply(&binding))
-        .await
-        .unwrap();
-
-    // What kubelet mounts into a pod: token, CA and namespace.
-    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
-    let token = accounts
-        .create_token_request("kubewasm", &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.token)
-        .expect("TokenRequest returned a token");
-    let kubeconfig = Kubeconfig::read_from(ns.control_plane().kubeconfig_path()).unwrap();
-    let cluster = kubeconfig.clusters[0].cluster.clone().unwrap();
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(cluster.certificate_authority_data.unwrap())
-        .unwrap();
-    let secrets = tempfile::tempdir().unwrap();
-    std::fs::write(secrets.path().join("token"), token).unwrap();
-    std::fs::write(secrets.path().join("ca.crt"), ca).unwrap();
-    std::fs::write(secrets.path().join("namespace"), ns.name()).unwrap();
-    let server: http::Uri = cluster.server.unwrap().parse().unwrap();
-    let home = tempfile::tempdir().unwrap();
-
-    let mut command = Command::new("unshare");
-    command.args(["--mount", "--propagation", "private"]);
-    // Without root, a user namespace grants the mounts.
-    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
-    if String::from_utf8_lossy(&uid).trim() != "0" {
-        command.arg("--map-root-user");
-    }
-    command
-        .args(["sh", "-c", IN_POD, "in-pod"])
-        .arg(secrets.path())
-        .arg(kubewasm_binary())
-        .env_remove("KUBECONFIG")
-        .env("HOME", home.path())
-        .env("KUBERNETES_SERVICE_HOST", server.host().unwrap())
-        .env(
-            "KUBERNETES_SERVICE_PORT",
-            server.port_u16().unwrap().to_string(),
-        );
-    let host = Host::spawn_command(command, plugins, &["--namespace", ns.name()]);
+    let roles: Api<ClusterRole> = Api::all(ns.client().clone());
 
     create_configmap(&ns, "allowed").await;
     let configmaps: Api<ConfigMap> = ns.api();
@@ -192,4 +236,68 @@ async fn in_a_pod_with_generated_rbac_the_host_reconciles_and_names_missing_perm
             .unwrap_or_default()
             .contains_key(MARK)
     );
+}
+
+#[tokio::test]
+async fn a_kind_the_host_may_not_watch_is_skipped_and_reported_and_the_others_run() {
+    let ns = TestNamespace::create("in-cluster-watch").await.unwrap();
+    let team = format!("team-{}", ns.name());
+    ns.label(json!({&team: "blue"})).await.unwrap();
+    // label-propagator subscribes to ConfigMaps, Deployments, Services and
+    // Namespaces; the host may not list or watch Deployments.
+    let InPod { host, _files, .. } = InPod::start(
+        &ns,
+        &["label-propagator"],
+        Some(("label-propagator", json!({"labels": [&team]}))),
+        |role| {
+            for rule in role.rules.iter_mut().flatten() {
+                if rule
+                    .resources
+                    .as_ref()
+                    .is_some_and(|r| r.contains(&"deployments".to_string()))
+                {
+                    rule.verbs.retain(|v| v != "list" && v != "watch");
+                }
+            }
+        },
+    )
+    .await;
+    let configmaps: Api<ConfigMap> = ns.api();
+    configmaps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "still-labelled"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    eventually(WAIT, || async {
+        let cm = configmaps.get("still-labelled").await?;
+        anyhow::ensure!(
+            cm.metadata.labels.unwrap_or_default().contains_key(&team),
+            "the ConfigMap is not labelled yet"
+        );
+        let log = host.log();
+        anyhow::ensure!(
+            log.lines()
+                .any(|l| l.contains("missing RBAC to list/watch this kind")
+                    && l.contains("kind=Deployment")
+                    && l.contains("group=apps")),
+            "the forbidden kind is not reported yet"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    // Reported once, not on every retry of the watch.
+    assert_eq!(
+        host.count("missing RBAC to list/watch"),
+        1,
+        "{}",
+        host.log()
+    );
+    // A kind it cannot watch does not keep the host from being ready.
+    let addr = host.admin_addr().expect("admin address logged");
+    let (status, body) = kubewasm_e2e::host::http_get(addr, "/readyz").unwrap();
+    assert_eq!(status, 200, "{body}");
 }
