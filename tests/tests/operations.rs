@@ -203,7 +203,7 @@ async fn only_the_leader_applies_and_a_standby_takes_over() {
 async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() {
     let ns = TestNamespace::create("ops-sigterm").await.unwrap();
     let lease_name = unique_name("lease");
-    create_configmap(&ns, "slow", "spin").await;
+    create_configmap(&ns, "slow", "slow").await;
     let mut host = Host::start(
         &ns,
         &[("probe", None)],
@@ -215,9 +215,9 @@ async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() 
             &lease_name,
             "--leader-elect-namespace",
             ns.name(),
-            // The spinning call ends by this timeout: a slow reconcile.
+            // The slow call (about 2.5 s) stays well within its time limit.
             "--call-timeout-ms",
-            "3000",
+            "30000",
         ],
     );
     // SIGTERM while a call is running: more starts than finishes.
@@ -242,11 +242,22 @@ async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() 
         .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", host.log()));
     let log = host.log();
     assert!(status.success(), "exit status {status:?}\n{log}");
+    // The call running at SIGTERM finished after it, and its write landed.
     let shutdown = log.find("shutting down").expect("shutdown logged");
-    let finished = log[shutdown..].contains("reconcile finished");
+    let finished = log[shutdown..]
+        .lines()
+        .any(|l| l.contains("reconcile finished") && l.contains("/slow "));
     assert!(
         finished,
         "the running call did not finish after SIGTERM:\n{log}"
+    );
+    let cm = ns.api::<ConfigMap>().get("slow").await.unwrap();
+    assert!(
+        cm.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(MARK),
+        "the finished call's write was not applied:\n{log}"
     );
     assert!(log.contains("released the leader lease"), "{log}");
     let lease: Lease = ns.api::<Lease>().get(&lease_name).await.unwrap();

@@ -7,6 +7,7 @@
 //! | `trap`         | panics, which traps the call                              |
 //! | `spin`         | loops forever, until the host's call timeout stops it     |
 //! | `out-of-scope` | asks to apply a Secret, a kind it did not declare         |
+//! | `slow`         | busy for a fixed amount of work (about 2.5 s), then marks like `mark` |
 //! | `requeue`      | writes nothing and asks to be called again in 300 ms      |
 //! | `churn`        | bumps the counter in `probe.kubewasm.dev/churn` on every call, so each write causes the next (a reconcile loop) |
 //!
@@ -76,8 +77,12 @@ impl Plugin for Probe {
         if event.is_deleted() || object.is_being_deleted() {
             return Ok(Outcome::new());
         }
-        match object.label(BEHAVE).unwrap_or("mark") {
-            "mark" => {
+        let behave = object.label(BEHAVE).unwrap_or("mark");
+        if behave == "slow" {
+            busy(SLOW_STEPS);
+        }
+        match behave {
+            "mark" | "slow" => {
                 let mark = Settings::parse(&raw_settings())?.mark;
                 let echo = object.get_str("data.n");
                 if object.annotation(MARK) == Some(mark.as_str()) && object.annotation(ECHO) == echo
@@ -114,6 +119,18 @@ impl Plugin for Probe {
             })))),
             other => Err(Error::msg(format!("unknown {BEHAVE} value {other:?}"))),
         }
+    }
+}
+
+/// Steps of [`busy`] the `slow` behaviour takes: about 2.5 s of
+/// compiled Wasm on a 2-core CI machine (0.9 s per 10^9 steps measured).
+pub const SLOW_STEPS: u64 = 3_000_000_000;
+
+/// A fixed amount of work the optimiser cannot remove.
+fn busy(steps: u64) {
+    let mut n: u64 = 0;
+    for _ in 0..steps {
+        n = std::hint::black_box(n.wrapping_add(1));
     }
 }
 
