@@ -84,6 +84,23 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         host.log()
     );
 
+    // ...in every namespace, each with its own namespace's value...
+    let other = TestNamespace::create("loop-labels-other").await.unwrap();
+    label_namespace(&other, json!({&team: "green"})).await;
+    let other_cms: Api<ConfigMap> = other.api();
+    other_cms
+        .create(&PostParams::default(), &config_map("elsewhere"))
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        let cm = other_cms.get("elsewhere").await?;
+        let value = cm.metadata.labels.unwrap_or_default().get(&team).cloned();
+        anyhow::ensure!(value.as_deref() == Some("green"), "{value:?}");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
     // ...and so are new objects of another kind.
     let deployments: Api<Deployment> = ns.api();
     let deployment: Deployment = serde_json::from_value(json!({
@@ -141,11 +158,15 @@ async fn namespace_flag_confines_the_host() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
     // The inside object is done; the outside one must still be untouched.
+    // Both existed before the host started, so its first list would have
+    // queued both had it watched both namespaces.
     let cm = outside.api::<ConfigMap>().get("cm").await.unwrap();
     assert!(
         !cm.metadata.labels.unwrap_or_default().contains_key(&team),
         "an object outside --namespace was labelled"
     );
+    let seen_outside = format!("object={}/", outside.name());
+    assert_eq!(host.count(&seen_outside), 0, "{}", host.log());
 }
 
 #[tokio::test]
