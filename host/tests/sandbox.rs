@@ -164,6 +164,7 @@ fn a_malformed_intent_refuses_the_outcome() {
             .starts_with("intent 0 (create): object is not valid JSON"),
         "{source}"
     );
+    assert_still_serving(&runtime);
 }
 
 #[test]
@@ -204,6 +205,7 @@ fn fresh_instances_share_no_state_between_calls() {
 
 #[test]
 fn a_capability_that_is_not_granted_fails_to_load() {
+    let runtime = runtime();
     let net = r#"
         package wasi:sockets@0.2.6;
         interface tcp { connect: func(address: string) -> u32; }
@@ -221,7 +223,7 @@ fn a_capability_that_is_not_granted_fails_to_load() {
         "",
     );
     let bytes = support::componentize(&core, "networked-plugin", &[net]);
-    let err = runtime().load("net.wasm", &bytes).unwrap_err();
+    let err = runtime.load("net.wasm", &bytes).unwrap_err();
     assert!(matches!(err, LoadError::NotGranted { .. }), "{err:?}");
     assert!(
         err.to_string().starts_with(
@@ -230,10 +232,12 @@ fn a_capability_that_is_not_granted_fails_to_load() {
         "{err}"
     );
     assert_eq!(err.metric_label(), "not_granted");
+    assert_still_serving(&runtime);
 }
 
 #[test]
 fn a_component_of_another_world_fails_to_load() {
+    let runtime = runtime();
     let other = r#"
         package acme:tool@1.0.0;
         world tool { export run: func() -> u32; }
@@ -242,42 +246,49 @@ fn a_component_of_another_world_fails_to_load() {
         (memory (export "memory") 1)
         (func (export "run") (result i32) (i32.const 7)))"#;
     let bytes = support::componentize(core, "tool", &[other]);
-    let err = runtime().load("tool.wasm", &bytes).unwrap_err();
+    let err = runtime.load("tool.wasm", &bytes).unwrap_err();
     assert_eq!(
         err.to_string(),
         "tool.wasm: does not export `kubewasm:plugin/reconciler@0.1.0`, so it targets another world (it exports: run)"
     );
     assert_eq!(err.metric_label(), "wrong_world");
+    assert_still_serving(&runtime);
 }
 
 #[test]
 fn a_file_that_is_not_wasm_fails_to_load() {
-    let err = runtime()
+    let runtime = runtime();
+    let err = runtime
         .load("notes.wasm", b"#!/bin/sh\necho hi\n")
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "notes.wasm: not a WebAssembly file (it does not start with the \\0asm magic bytes)"
     );
+    assert_still_serving(&runtime);
 }
 
 #[test]
 fn a_core_module_is_not_a_component() {
+    let runtime = runtime();
     let core = wat::parse_str("(module)").unwrap();
-    let err = runtime().load("core.wasm", &core).unwrap_err();
+    let err = runtime.load("core.wasm", &core).unwrap_err();
     assert!(matches!(err, LoadError::NotComponent { .. }), "{err:?}");
+    assert_still_serving(&runtime);
 }
 
 #[test]
 fn a_truncated_file_fails_to_compile() {
+    let runtime = runtime();
     let bytes = support::plugin("whole", &format!("(i32.const {OK_REQUEUE_RET})"));
     let half = &bytes[..bytes.len() / 2];
-    let err = runtime().load("half.wasm", half).unwrap_err();
+    let err = runtime.load("half.wasm", half).unwrap_err();
     assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
     assert!(
         err.to_string().starts_with("half.wasm: failed to compile:"),
         "{err}"
     );
+    assert_still_serving(&runtime);
 }
 
 #[test]
@@ -290,6 +301,7 @@ fn an_invalid_description_is_refused() {
             .starts_with("bad-name.wasm: invalid description: plugin name \"Not_A_Label\""),
         "{err}"
     );
+    assert_still_serving(&runtime);
 }
 
 #[test]
