@@ -316,57 +316,16 @@ async fn run_informer(
         });
     };
     while let Some(item) = stream.next().await {
-        match item {
+        let change = match item {
             Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::InitApply(object)) => {
-                let object = Arc::new(to_value(object, &kind));
-                let key = key_of(&object);
-                if let Some(seen) = relisted.as_mut() {
-                    seen.insert(key.clone(), object.clone());
-                }
-                let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
-                let unchanged = c.objects.get(&key).is_some_and(|old| {
-                    old["metadata"]["resourceVersion"] == object["metadata"]["resourceVersion"]
-                });
-                c.objects.insert(key, object.clone());
-                drop(c);
-                if !unchanged {
-                    send(EventType::Applied, object);
-                }
+                Change::Apply(Arc::new(to_value(object, &kind)))
             }
-            Ok(watcher::Event::Delete(object)) => {
-                let object = Arc::new(to_value(object, &kind));
-                cache
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .objects
-                    .remove(&key_of(&object));
-                send(EventType::Deleted, object);
-            }
+            Ok(watcher::Event::Delete(object)) => Change::Delete(Arc::new(to_value(object, &kind))),
             Ok(watcher::Event::Init) => {
                 metrics.relists.with_label_values(&labels).inc();
-                relisted = Some(BTreeMap::new());
+                Change::Init
             }
-            Ok(watcher::Event::InitDone) => {
-                let seen = relisted.take().unwrap_or_default();
-                let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
-                let gone: Vec<Arc<Value>> = c
-                    .objects
-                    .iter()
-                    .filter(|(k, _)| !seen.contains_key(*k))
-                    .map(|(_, o)| o.clone())
-                    .collect();
-                c.objects = seen;
-                let first = !c.synced;
-                c.synced = true;
-                c.forbidden = false;
-                drop(c);
-                for object in gone {
-                    send(EventType::Deleted, object);
-                }
-                if first {
-                    tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
-                }
-            }
+            Ok(watcher::Event::InitDone) => Change::InitDone,
             Err(error) if is_forbidden(&error) => {
                 metrics.watch_restarts.with_label_values(&labels).inc();
                 let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
@@ -377,11 +336,197 @@ async fn run_informer(
                     );
                 }
                 c.forbidden = true;
+                continue;
             }
             Err(error) => {
                 metrics.watch_restarts.with_label_values(&labels).inc();
                 tracing::debug!(group = %kind.group, kind = %kind.kind, error = %error, "watch error; retrying with backoff");
+                continue;
+            }
+        };
+        let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+        let was_synced = c.synced;
+        let events = c.update(&mut relisted, change);
+        let first_sync = c.synced && !was_synced;
+        drop(c);
+        for (event_type, object) in events {
+            send(event_type, object);
+        }
+        if first_sync {
+            tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
+        }
+    }
+}
+
+/// One watcher event, as it changes a kind's cache.
+#[derive(Debug)]
+enum Change {
+    /// An object was added or modified (or listed).
+    Apply(Arc<Value>),
+    /// An object was deleted; this is its last state.
+    Delete(Arc<Value>),
+    /// A (re-)list begins.
+    Init,
+    /// The (re-)list is complete.
+    InitDone,
+}
+
+impl Cache {
+    /// Applies one change and returns the events it yields. During a re-list
+    /// the objects seen are collected in `relisted`; when it completes, those
+    /// cached but not seen again were deleted while the watch was down and
+    /// yield a `deleted` event with their last known state. An object whose
+    /// `resourceVersion` did not change (a re-list of what is cached) yields
+    /// nothing.
+    fn update(
+        &mut self,
+        relisted: &mut Option<Objects>,
+        change: Change,
+    ) -> Vec<(EventType, Arc<Value>)> {
+        match change {
+            Change::Apply(object) => {
+                let key = key_of(&object);
+                if let Some(seen) = relisted.as_mut() {
+                    seen.insert(key.clone(), object.clone());
+                }
+                let unchanged = self.objects.get(&key).is_some_and(|old| {
+                    old["metadata"]["resourceVersion"] == object["metadata"]["resourceVersion"]
+                });
+                self.objects.insert(key, object.clone());
+                match unchanged {
+                    true => Vec::new(),
+                    false => vec![(EventType::Applied, object)],
+                }
+            }
+            Change::Delete(object) => {
+                self.objects.remove(&key_of(&object));
+                vec![(EventType::Deleted, object)]
+            }
+            Change::Init => {
+                *relisted = Some(BTreeMap::new());
+                Vec::new()
+            }
+            Change::InitDone => {
+                let seen = relisted.take().unwrap_or_default();
+                let gone: Vec<_> = self
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| !seen.contains_key(*k))
+                    .map(|(_, o)| (EventType::Deleted, o.clone()))
+                    .collect();
+                self.objects = seen;
+                self.synced = true;
+                self.forbidden = false;
+                gone
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(name: &str, resource_version: &str) -> Arc<Value> {
+        Arc::new(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "ns", "resourceVersion": resource_version}
+        }))
+    }
+
+    /// The events as (type, name, resourceVersion).
+    fn names(events: Vec<(EventType, Arc<Value>)>) -> Vec<(EventType, String, String)> {
+        events
+            .into_iter()
+            .map(|(t, o)| {
+                let meta = &o["metadata"];
+                let field = |f: &str| meta[f].as_str().unwrap_or_default().to_string();
+                (t, field("name"), field("resourceVersion"))
+            })
+            .collect()
+    }
+
+    fn list(
+        cache: &mut Cache,
+        relisted: &mut Option<Objects>,
+        objects: &[(&str, &str)],
+    ) -> Vec<(EventType, String, String)> {
+        let mut events = cache.update(relisted, Change::Init);
+        for (name, rv) in objects {
+            events.extend(cache.update(relisted, Change::Apply(object(name, rv))));
+        }
+        events.extend(cache.update(relisted, Change::InitDone));
+        names(events)
+    }
+
+    #[test]
+    fn the_first_list_syncs_the_cache_and_yields_every_object() {
+        let (mut cache, mut relisted) = (Cache::default(), None);
+        let events = list(&mut cache, &mut relisted, &[("a", "1"), ("b", "2")]);
+        assert_eq!(
+            events,
+            [
+                (EventType::Applied, "a".into(), "1".into()),
+                (EventType::Applied, "b".into(), "2".into())
+            ]
+        );
+        assert!(cache.synced);
+        assert_eq!(cache.objects.len(), 2);
+    }
+
+    #[test]
+    fn a_relist_yields_only_changes_and_the_last_state_of_objects_deleted_meanwhile() {
+        let (mut cache, mut relisted) = (Cache::default(), None);
+        list(
+            &mut cache,
+            &mut relisted,
+            &[("a", "1"), ("b", "2"), ("c", "3")],
+        );
+        // The watch was down (e.g. 410 Gone): a unchanged, b modified, c deleted.
+        let events = list(&mut cache, &mut relisted, &[("a", "1"), ("b", "7")]);
+        assert_eq!(
+            events,
+            [
+                (EventType::Applied, "b".into(), "7".into()),
+                (EventType::Deleted, "c".into(), "3".into())
+            ]
+        );
+        let cached: Vec<_> = cache.objects.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(cached, ["a", "b"]);
+    }
+
+    #[test]
+    fn watch_events_update_the_cache() {
+        let (mut cache, mut relisted) = (Cache::default(), None);
+        list(&mut cache, &mut relisted, &[("a", "1")]);
+        let modified = cache.update(&mut relisted, Change::Apply(object("a", "2")));
+        assert_eq!(
+            names(modified),
+            [(EventType::Applied, "a".into(), "2".into())]
+        );
+        let repeated = cache.update(&mut relisted, Change::Apply(object("a", "2")));
+        assert!(
+            repeated.is_empty(),
+            "the same resourceVersion again is not a change"
+        );
+        let deleted = cache.update(&mut relisted, Change::Delete(object("a", "3")));
+        assert_eq!(
+            names(deleted),
+            [(EventType::Deleted, "a".into(), "3".into())]
+        );
+        assert!(cache.objects.is_empty());
+    }
+
+    #[test]
+    fn a_completed_list_clears_a_forbidden_mark() {
+        let mut cache = Cache {
+            forbidden: true,
+            ..Cache::default()
+        };
+        let mut relisted = None;
+        list(&mut cache, &mut relisted, &[]);
+        assert!(cache.synced && !cache.forbidden);
     }
 }
