@@ -353,6 +353,37 @@ impl TestNamespace {
         Ok(())
     }
 
+    /// The example `website` plugin's Website CRD, applied (it is
+    /// cluster-scoped and shared by every test that needs it) and served:
+    /// an admin [`Api`] for Websites in this namespace.
+    pub async fn websites(&self) -> anyhow::Result<Api<kube::api::DynamicObject>> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::core::{ApiResource, GroupVersionKind};
+        let path = crate::host::repo().join("plugins/website/deploy/crd.yaml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        let crd: serde_json::Value = serde_yaml::from_str(&text)?;
+        Api::<CustomResourceDefinition>::all(self.client.clone())
+            .patch(
+                "websites.demo.kubewasm.dev",
+                &PatchParams::apply("kubewasm-e2e").force(),
+                &Patch::Apply(crd),
+            )
+            .await
+            .context("failed to apply the Website CRD")?;
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("demo.kubewasm.dev", "v1alpha1", "Website"),
+            "websites",
+        );
+        let websites = Api::namespaced_with(self.client.clone(), &self.name, &resource);
+        eventually(Duration::from_secs(60), || async {
+            websites.list(&Default::default()).await?;
+            Ok(())
+        })
+        .await?;
+        Ok(websites)
+    }
+
     /// Deletes the namespace (and, once kube-controller-manager or the
     /// cluster's own controllers finalize it, everything in it).
     pub async fn delete(self) -> anyhow::Result<()> {

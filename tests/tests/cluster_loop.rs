@@ -10,7 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::{await_condition, conditions};
-use kubewasm_e2e::host::{Host, repo};
+use kubewasm_e2e::host::Host;
 use kubewasm_e2e::{TestNamespace, eventually, field_managers, unique_api_group};
 use serde_json::json;
 
@@ -207,31 +207,7 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
 #[tokio::test]
 async fn website_plugin_creates_child_and_reports_ready() {
     let ns = TestNamespace::create("loop-website").await.unwrap();
-    let client = ns.client().clone();
-    // The CRD is cluster-scoped and shared by the runs of this test.
-    let crd: serde_json::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(repo().join("plugins/website/deploy/crd.yaml")).unwrap(),
-    )
-    .unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "websites.demo.kubewasm.dev",
-        &PatchParams::apply("kubewasm-e2e").force(),
-        &Patch::Apply(crd),
-    )
-    .await
-    .unwrap();
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("demo.kubewasm.dev", "v1alpha1", "Website"),
-        "websites",
-    );
-    let websites: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns.name(), &resource);
-    eventually(WAIT, || async {
-        websites.list(&Default::default()).await?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let websites = ns.websites().await.unwrap();
 
     let host = Host::start(&ns, &[("website", None)], &[]);
     let site: DynamicObject = serde_json::from_value(json!({

@@ -68,6 +68,15 @@ fn generated_rbac(plugins: &Path, name: &str, ns: &str) -> (ClusterRole, Cluster
     (role, binding)
 }
 
+/// The compile cache `kubewasm` uses by default for this user.
+fn machine_compile_cache() -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME is set")
+        .join("kubewasm/compiled")
+}
+
 /// The host in a pod of ServiceAccount `kubewasm`, with the RBAC `kubewasm
 /// rbac` generates for `plugins` (after `edit`), bound as ClusterRole
 /// `.role_name`.
@@ -153,6 +162,9 @@ impl InPod {
             .arg(kubewasm_binary())
             .env_remove("KUBECONFIG")
             .env("HOME", home.path())
+            // The compiled-plugin cache of the machine, not of the private
+            // home: the JavaScript plugin takes half a minute to compile.
+            .env("KUBEWASM_COMPILE_CACHE", machine_compile_cache())
             .env("KUBERNETES_SERVICE_HOST", server.host().unwrap())
             .env(
                 "KUBERNETES_SERVICE_PORT",
@@ -300,4 +312,73 @@ async fn a_kind_the_host_may_not_watch_is_skipped_and_reported_and_the_others_ru
     let addr = host.admin_addr().expect("admin address logged");
     let (status, body) = kubewasm_e2e::host::http_get(addr, "/readyz").unwrap();
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn the_generated_rbac_is_enough_for_every_example_plugin() {
+    let ns = TestNamespace::create("in-cluster-examples").await.unwrap();
+    let team = format!("team-{}", ns.name());
+    ns.label(json!({&team: "blue"})).await.unwrap();
+    let websites = ns.websites().await.unwrap();
+    let InPod { host, _files, .. } = InPod::start(
+        &ns,
+        &["label-propagator", "website", "configmap-hasher"],
+        Some(("label-propagator", json!({"labels": [&team]}))),
+        |_| {},
+    )
+    .await;
+
+    let configmaps: Api<ConfigMap> = ns.api();
+    let hashed: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "hashed", "labels": {"kubewasm.dev/hash": "true"}},
+        "data": {"k": "v"}
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &hashed)
+        .await
+        .unwrap();
+    let site: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+        "metadata": {"name": "blog"},
+        "spec": {"title": "Hello", "content": "Served under least privilege."}
+    }))
+    .unwrap();
+    websites
+        .create(&PostParams::default(), &site)
+        .await
+        .unwrap();
+
+    // Each plugin did its job: labelled, hashed, created a child, set status.
+    eventually(WAIT, || async {
+        let cm = configmaps.get("hashed").await?;
+        anyhow::ensure!(
+            cm.metadata.labels.unwrap_or_default().contains_key(&team),
+            "hashed not labelled"
+        );
+        anyhow::ensure!(
+            cm.metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("kubewasm.dev/content-hash"),
+            "hashed has no content hash"
+        );
+        let child = configmaps.get("blog").await?;
+        anyhow::ensure!(child.metadata.owner_references.is_some());
+        let blog = websites.get("blog").await?;
+        let ready = blog.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        anyhow::ensure!(ready, "blog not ready: {}", blog.data["status"]);
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let log = host.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the generated RBAC was not enough:\n{log}"
+    );
 }
