@@ -40,12 +40,16 @@ impl PluginFileError {
             PluginFileError::Read { .. } => "read",
             PluginFileError::Load(e) => e.metric_label(),
             PluginFileError::SettingsJson { .. } | PluginFileError::SettingsRejected { .. } => {
-                "settings"
+                SETTINGS_FAILURE
             }
             PluginFileError::Interrupted => "interrupted",
         }
     }
 }
+
+/// The [`PluginFileError::metric_label`] of settings that are not JSON or
+/// that the plugin rejects: the operator's input, not the plugin's.
+pub const SETTINGS_FAILURE: &str = "settings";
 
 /// The settings file of a plugin file: `NAME.settings.json` beside `NAME.wasm`.
 pub fn settings_path(wasm: &Path) -> PathBuf {

@@ -167,7 +167,7 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
     // use refuse the start (while running, they keep the old version).
     let bad_settings: Vec<String> = plugin_dir
         .failures()
-        .filter(|(_, failure)| failure.kind == "settings")
+        .filter(|(_, failure)| failure.kind == crate::loader::SETTINGS_FAILURE)
         .map(|(_, failure)| failure.message.clone())
         .collect();
     if !bad_settings.is_empty() {
