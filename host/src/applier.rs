@@ -78,6 +78,7 @@ use tracing::{debug, info, warn};
 
 use crate::cache::{GroupKind, ObjectReader};
 use crate::error_chain;
+use crate::grant::Grant;
 use crate::intent::{ObjectRef, Outcome, Propagation};
 use crate::plugin::{PluginInfo, ResourceKind, split_api_version};
 
@@ -199,7 +200,20 @@ impl Applier {
         plugin: &PluginInfo,
         outcome: &Outcome,
     ) -> Result<ApplyReport, ApplyError> {
-        let planned = self.plan(plugin, outcome).inspect_err(|e| {
+        self.apply_within(plugin, &Grant::unconfined(), outcome)
+            .await
+    }
+
+    /// [`Applier::apply`] for a plugin the operator confined with `grant`:
+    /// a write outside it refuses the whole outcome, like a write outside
+    /// the declared scope.
+    pub async fn apply_within(
+        &self,
+        plugin: &PluginInfo,
+        grant: &Grant,
+        outcome: &Outcome,
+    ) -> Result<ApplyReport, ApplyError> {
+        let planned = self.plan(plugin, grant, outcome).inspect_err(|e| {
             warn!(plugin = %plugin.name, error = %error_chain(e), "refused a plugin's intents");
         })?;
         let mut report = ApplyReport {

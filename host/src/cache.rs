@@ -44,6 +44,14 @@ pub enum ReadError {
     NotWatched { group: String, kind: String },
     #[error("kind {kind} in group {group:?} is not synced yet")]
     NotSynced { group: String, kind: String },
+    #[error(
+        "plugin {plugin} may not read {kind} {object}: it is outside the namespaces the operator granted it"
+    )]
+    OutsideGrant {
+        plugin: String,
+        kind: String,
+        object: String,
+    },
 }
 
 /// Answers a plugin's reads. Implementations must be cheap and never block

@@ -78,6 +78,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Refuse to start (exit 2) if any plugin's settings are invalid or
+    /// rejected at startup, e.g. in CI. Without it such a plugin is not
+    /// loaded, is reported, and every other plugin runs.
+    #[arg(long)]
+    pub strict_settings: bool,
+
     #[command(flatten)]
     pub kube: KubeArgs,
 
@@ -108,17 +114,10 @@ impl RunArgs {
                 self.plugins.display()
             ));
         }
-        if let Some(ns) = &self.namespace {
-            let valid = !ns.is_empty()
-                && ns.len() <= 63
-                && ns
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !ns.starts_with('-')
-                && !ns.ends_with('-');
-            if !valid {
-                return Err(format!("--namespace {ns:?}: not a valid namespace name"));
-            }
+        if let Some(ns) = &self.namespace
+            && crate::names::validate_namespace(ns).is_err()
+        {
+            return Err(format!("--namespace {ns:?}: not a valid namespace name"));
         }
         Ok(())
     }
@@ -129,6 +128,7 @@ impl RunArgs {
             namespace: self.namespace.clone(),
             concurrency: self.concurrency as usize,
             dry_run: self.dry_run,
+            strict_settings: self.strict_settings,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             rate_limit: self.kube.rate_limit(),
             admin_addr: self.admin_addr,

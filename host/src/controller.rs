@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::applier::{Applier, IntentResult};
 use crate::discovery::SharedRegistry;
+use crate::grant::{Grant, GrantedReader};
 use crate::informer::{InformerRegistry, KindEvent};
 use crate::leader::LeaderGate;
 use crate::plugin::{Event, EventType, ResourceKind};
@@ -37,6 +38,8 @@ pub struct LoadedPlugin {
     pub plugin: Plugin,
     /// Settings JSON, already accepted by the plugin's `validate-settings`.
     pub settings: Arc<str>,
+    /// Where the operator lets the plugin act ([`crate::grant`]).
+    pub grant: Grant,
 }
 
 /// One unit of work: an object of a kind, for one plugin.
@@ -118,10 +121,18 @@ impl Plugins {
     }
 }
 
-/// Whether `plugin` wants events of `object` of `kind`.
-pub fn wants(plugin: &Plugin, kind: &ResourceKind, object: &Value) -> bool {
+/// Whether `loaded` wants events of `object` of `kind`: a subscription
+/// covers it and the operator's grant lets the plugin see it.
+pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &Value) -> bool {
     let namespace = object["metadata"]["namespace"].as_str();
-    plugin.info().subscriptions.iter().any(|s| {
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    if !loaded
+        .grant
+        .may_see(&kind.group, &kind.kind, namespace, name)
+    {
+        return false;
+    }
+    loaded.plugin.info().subscriptions.iter().any(|s| {
         s.matches_kind(kind)
             && s.matches_namespace(namespace)
             && s.label_selector.as_deref().is_none_or(|sel| {
@@ -156,6 +167,8 @@ pub struct Controller {
     loops: Arc<RwLock<HashMap<WorkKey, (u32, Instant)>>>,
     /// Only the leader takes work and applies intents.
     leader: LeaderGate,
+    /// `--namespace`: every plugin's grant is narrowed to it.
+    namespace: Option<String>,
 }
 
 impl Controller {
@@ -173,7 +186,15 @@ impl Controller {
             subscribed: Arc::default(),
             loops: Arc::default(),
             leader: LeaderGate::always(),
+            namespace: None,
         }
+    }
+
+    /// Confines every plugin to `namespace` (`--namespace`): writes, reads
+    /// and calls outside it are refused or not made ([`Grant::within`]).
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        self.namespace = namespace;
+        self
     }
 
     /// Makes workers take work and apply intents only while `gate` is open
@@ -198,9 +219,18 @@ impl Controller {
     }
 
     /// Loads or replaces a plugin: informers follow its subscriptions, and
-    /// every cached object it subscribes to is queued for a resync.
-    pub fn install(&self, loaded: LoadedPlugin) {
+    /// every cached object it subscribes to is queued for a resync. With
+    /// `--namespace` the plugin's grant is narrowed to that namespace.
+    pub fn install(&self, mut loaded: LoadedPlugin) {
         let name = loaded.plugin.info().name.clone();
+        loaded.grant = loaded.grant.within(self.namespace.as_deref());
+        if loaded.grant.namespace_list().is_some_and(|l| l.is_empty()) {
+            tracing::warn!(
+                plugin = %name,
+                namespace = self.namespace.as_deref().unwrap_or_default(),
+                "the plugin's scope file grants no namespace the host watches; it will not be called for namespaced objects"
+            );
+        }
         let kinds = self.kinds_for(&loaded.plugin);
         for kind in &kinds {
             self.informers.subscribe(kind);
@@ -213,11 +243,17 @@ impl Controller {
         for kind in previous.into_iter().flatten() {
             self.informers.unsubscribe(&kind);
         }
-        let plugin = loaded.plugin.clone();
+        let installed = loaded.clone();
         self.plugins.insert(loaded);
-        tracing::info!(plugin = %name, version = %plugin.info().version, kinds = kinds.len(), "plugin installed");
+        tracing::info!(
+            plugin = %name,
+            version = %installed.plugin.info().version,
+            kinds = kinds.len(),
+            namespaces = ?installed.grant.namespace_list(),
+            "plugin installed"
+        );
         for kind in &kinds {
-            self.resync(&plugin, kind);
+            self.resync(&installed, kind);
         }
     }
 
@@ -237,11 +273,11 @@ impl Controller {
     }
 
     /// Queues every cached object of `kind` the plugin wants, as a resync.
-    fn resync(&self, plugin: &Plugin, kind: &ResourceKind) {
+    fn resync(&self, loaded: &LoadedPlugin, kind: &ResourceKind) {
         for object in self.informers.objects(kind) {
-            if wants(plugin, kind, &object) {
+            if wants(loaded, kind, &object) {
                 self.queue.add(
-                    work_key(&plugin.info().name, kind, &object),
+                    work_key(&loaded.plugin.info().name, kind, &object),
                     Work {
                         event_type: EventType::Resync,
                         kind: kind.clone(),
@@ -287,7 +323,7 @@ impl Controller {
     pub async fn dispatch(self, mut events: mpsc::UnboundedReceiver<KindEvent>) {
         while let Some(event) = events.recv().await {
             for loaded in self.plugins.all() {
-                if wants(&loaded.plugin, &event.kind, &event.object) {
+                if wants(&loaded, &event.kind, &event.object) {
                     self.queue.add(
                         work_key(&loaded.plugin.info().name, &event.kind, &event.object),
                         Work {
@@ -374,7 +410,11 @@ impl Controller {
             object: (*work.object).clone(),
         };
         let access = ReadAccess {
-            reader: Arc::new(self.informers.clone()),
+            reader: GrantedReader::wrap(
+                Arc::new(self.informers.clone()),
+                &loaded.grant,
+                &key.plugin,
+            ),
             settings: loaded.settings.clone(),
         };
         let plugin = loaded.plugin.clone();
@@ -382,7 +422,7 @@ impl Controller {
         let outcome = match called {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => {
-                tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
+                tracing::warn!(error = %crate::error_chain(&error), kind = error.metric_label(), "reconcile failed");
                 return (queue::Outcome::Failure, error.metric_label());
             }
             Err(join) => {
@@ -397,7 +437,11 @@ impl Controller {
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
         let plugin_name = key.plugin.as_str();
         let intents = &crate::metrics::get().intents;
-        match self.applier.apply(loaded.plugin.info(), &outcome).await {
+        match self
+            .applier
+            .apply_within(loaded.plugin.info(), &loaded.grant, &outcome)
+            .await
+        {
             Ok(report) => {
                 for intent in &report.intents {
                     let result = match intent.result {

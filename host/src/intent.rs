@@ -10,6 +10,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::names;
 use crate::plugin::split_api_version;
 
 /// A reference to one object.
@@ -143,15 +144,49 @@ impl ObjectRef {
         )
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the reference is complete and that every part of it is safe
+    /// to put into a request URL; `field` names it in the error (`target`,
+    /// `regarding`).
+    fn validate(&self, field: &str) -> Result<(), String> {
         if self.api_version.is_empty() || self.kind.is_empty() || self.name.is_empty() {
             return Err(format!(
-                "target needs apiVersion, kind and name (got {:?} {:?} {:?})",
+                "{field} needs apiVersion, kind and name (got {:?} {:?} {:?})",
                 self.api_version, self.kind, self.name
             ));
         }
-        Ok(())
+        validate_type(field, &self.api_version, &self.kind)?;
+        let (group, _) = split_api_version(&self.api_version);
+        if let Some(namespace) = &self.namespace {
+            names::validate_namespace(namespace).map_err(|e| format!("{field}.namespace {e}"))?;
+        }
+        names::validate_name(group, &self.kind, &self.name).map_err(|e| format!("{field}.name {e}"))
     }
+}
+
+/// Checks an `apiVersion` (`v1`, `group/version`) and a kind are plain
+/// identifiers: they select the resource and appear in logs.
+fn validate_type(field: &str, api_version: &str, kind: &str) -> Result<(), String> {
+    let kind_ok = kind.len() <= names::MAX_LABEL_BYTES
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+        && kind.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+    if !kind_ok {
+        return Err(format!(
+            "{field}.kind {kind:?} is not a kind name (ASCII letters and digits, starting with a letter)"
+        ));
+    }
+    let (group, version) = split_api_version(api_version);
+    let version_ok = version.len() <= names::MAX_LABEL_BYTES
+        && !version.is_empty()
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let group_ok = group.is_empty() || names::validate_name("", "", group).is_ok();
+    if !(version_ok && group_ok) {
+        return Err(format!(
+            "{field}.apiVersion {api_version:?} is not `version` or `group/version`"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a JSON field of intent `index`.
@@ -180,21 +215,21 @@ pub fn validate(index: usize, intent: &Intent) -> Result<(), IntentError> {
         Intent::Apply { object, .. } => validate_object(object, false).map_err(malformed),
         Intent::Create { object } => validate_object(object, true).map_err(malformed),
         Intent::MergePatch(p) => {
-            p.target.validate().map_err(malformed)?;
+            p.target.validate("target").map_err(malformed)?;
             if !p.patch.is_object() {
                 return Err(malformed("a merge patch must be a JSON object".into()));
             }
             Ok(())
         }
         Intent::JsonPatch(p) => {
-            p.target.validate().map_err(malformed)?;
+            p.target.validate("target").map_err(malformed)?;
             validate_json_patch(&p.patch).map_err(malformed)
         }
-        Intent::Delete { target, .. } => target.validate().map_err(malformed),
+        Intent::Delete { target, .. } => target.validate("target").map_err(malformed),
         Intent::RecordEvent {
             regarding, reason, ..
         } => {
-            regarding.validate().map_err(malformed)?;
+            regarding.validate("regarding").map_err(malformed)?;
             if reason.is_empty() || reason.len() > 128 {
                 return Err(malformed("reason must be 1 to 128 characters".into()));
             }
@@ -216,16 +251,40 @@ fn validate_object(object: &Value, allow_generate_name: bool) -> Result<(), Stri
             return Err(format!("object has no {field}"));
         }
     }
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    validate_type("object", api_version, kind)?;
+    let group = split_api_version(api_version).0;
     let metadata = &object["metadata"];
-    let named = metadata["name"].as_str().is_some_and(|s| !s.is_empty());
-    let generated = allow_generate_name
-        && metadata["generateName"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty());
-    if !named && !generated {
-        return Err("object has no metadata.name".into());
+    if !(metadata.is_null() || metadata.is_object()) {
+        return Err("object.metadata must be a JSON object".into());
     }
-    Ok(())
+    // A name or namespace that is not a string would be dropped from the
+    // request URL but still sent in the body: refuse it outright.
+    let text = |field: &str| -> Result<Option<&str>, String> {
+        match &metadata[field] {
+            Value::Null => Ok(None),
+            Value::String(s) if s.is_empty() => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            other => Err(format!(
+                "object.metadata.{field} must be a string, not {other}"
+            )),
+        }
+    };
+    if let Some(namespace) = text("namespace")? {
+        names::validate_namespace(namespace)
+            .map_err(|e| format!("object.metadata.namespace {e}"))?;
+    }
+    match (text("name")?, text("generateName")?) {
+        (Some(name), _) => {
+            names::validate_name(group, kind, name).map_err(|e| format!("object.metadata.name {e}"))
+        }
+        (None, Some(prefix)) if allow_generate_name => {
+            names::validate_generate_name(group, kind, prefix)
+                .map_err(|e| format!("object.metadata.generateName {e}"))
+        }
+        _ => Err("object has no metadata.name".into()),
+    }
 }
 
 const JSON_PATCH_OPS: [&str; 6] = ["add", "remove", "replace", "move", "copy", "test"];

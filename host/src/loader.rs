@@ -1,5 +1,6 @@
 //! Loads plugins from a directory: every `NAME.wasm`, with its settings
-//! from `NAME.settings.json` beside it (`{}` when absent).
+//! from `NAME.settings.json` beside it (`{}` when absent) and the operator's
+//! grant from `NAME.scope.json` (unconfined when absent; see [`crate::grant`]).
 //!
 //! Loading is blocking and CPU-heavy (compilation); [`crate::reload`] runs it
 //! on the blocking pool and decides what to do with the result.
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::controller::LoadedPlugin;
+use crate::grant::{Grant, GrantError};
 use crate::runtime::{CallError, LoadError, Runtime};
 
 /// Why one plugin file did not load.
@@ -29,6 +31,8 @@ pub enum PluginFileError {
         plugin: String,
         reason: String,
     },
+    #[error(transparent)]
+    Grant(#[from] GrantError),
     #[error("plugin loading was interrupted")]
     Interrupted,
 }
@@ -42,6 +46,7 @@ impl PluginFileError {
             PluginFileError::SettingsJson { .. } | PluginFileError::SettingsRejected { .. } => {
                 SETTINGS_FAILURE
             }
+            PluginFileError::Grant(_) => "scope",
             PluginFileError::Interrupted => "interrupted",
         }
     }
@@ -77,6 +82,8 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
         path: path.to_path_buf(),
         source,
     })?;
+    // The grant is the operator's, so it is read before the plugin runs.
+    let grant = Grant::load_for(path)?;
     let plugin = runtime.load(&path.display().to_string(), &bytes)?;
     let settings_file = settings_path(path);
     let settings = match std::fs::read_to_string(&settings_file) {
@@ -109,6 +116,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
     Ok(LoadedPlugin {
         plugin,
         settings: Arc::from(settings),
+        grant,
     })
 }
 

@@ -379,11 +379,26 @@ fn fingerprint(wasm: &Path) -> Option<Fingerprint> {
         }
         Err(_) => hash.update([0]),
     }
+    // The operator's grant: only a small regular file is read (it never
+    // blocks on a FIFO); anything else changes the fingerprint and the
+    // loader reports it.
+    let grant = crate::grant::grant_path(wasm);
+    match std::fs::metadata(&grant) {
+        Ok(m) if m.is_file() && m.len() <= crate::grant::MAX_GRANT_FILE_BYTES => {
+            hash.update([1]);
+            hash.update(std::fs::read(&grant).unwrap_or_default());
+        }
+        Ok(m) => {
+            hash.update([2]);
+            hash.update(m.len().to_le_bytes());
+        }
+        Err(_) => hash.update([0]),
+    }
     Some(hash.finalize().into())
 }
 
-/// Whether a changed path can matter: a visible top-level `NAME.wasm` or
-/// `NAME.settings.json`, or anything inside Kubernetes' `..` directories
+/// Whether a changed path can matter: a visible top-level `NAME.wasm`,
+/// `NAME.settings.json` or `NAME.scope.json`, or anything inside Kubernetes' `..` directories
 /// (the atomic-writer's `..data` and timestamped directories).
 fn is_relevant(dir: &Path, path: &Path) -> bool {
     let Ok(relative) = path.strip_prefix(dir) else {
@@ -399,7 +414,9 @@ fn is_relevant(dir: &Path, path: &Path) -> bool {
     }
     components.next().is_none()
         && !first.starts_with('.')
-        && (first.ends_with(".wasm") || first.ends_with(".settings.json"))
+        && (first.ends_with(".wasm")
+            || first.ends_with(".settings.json")
+            || first.ends_with(".scope.json"))
 }
 
 #[cfg(test)]

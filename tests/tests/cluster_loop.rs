@@ -10,7 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::{await_condition, conditions};
-use kubewasm_e2e::host::Host;
+use kubewasm_e2e::host::{Host, http_get, sample};
 use kubewasm_e2e::{TestNamespace, eventually, field_managers, unique_api_group};
 use serde_json::json;
 
@@ -476,12 +476,61 @@ async fn javascript_plugin_stamps_content_hashes() {
 }
 
 #[tokio::test]
-async fn settings_a_plugin_rejects_refuse_the_start() {
+async fn settings_a_plugin_rejects_stop_only_that_plugin() {
     let ns = TestNamespace::create("bad-settings").await.unwrap();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "marked", "labels": {"probe.kubewasm.dev/behave": "mark"}}
+    }))
+    .unwrap();
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let mut host = Host::start(
+        &ns,
+        &[
+            ("label-propagator", Some(json!({"labels": []}))),
+            ("probe", None),
+        ],
+        &["--namespace", ns.name()],
+    );
+    // The other plugin runs...
+    eventually(WAIT, || async {
+        let cm = ns.api::<ConfigMap>().get("marked").await?;
+        let annotations = cm.metadata.annotations.unwrap_or_default();
+        anyhow::ensure!(
+            annotations.contains_key("probe.kubewasm.dev/mark"),
+            "not marked yet"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    // ...the host stays up, and the refused plugin is reported by name, once.
+    assert!(host.is_running(), "the host exited:\n{}", host.log());
+    let log = host.log();
+    let reports = log
+        .lines()
+        .filter(|l| {
+            l.contains("label-propagator.settings.json rejected by plugin label-propagator")
+                && l.contains("name at least one label")
+        })
+        .count();
+    assert_eq!(reports, 1, "{log}");
+    let metrics = host.metrics().unwrap();
+    let failing = r#"kubewasm_plugin_load_failing{file="label-propagator.wasm"}"#;
+    assert_eq!(sample(&metrics, failing), Some(1.0), "{metrics}");
+    let (status, _) = http_get(host.admin_addr().unwrap(), "/readyz").unwrap();
+    assert_eq!(status, 200, "the host with one good plugin is ready");
+}
+
+#[tokio::test]
+async fn strict_settings_refuse_the_start() {
+    let ns = TestNamespace::create("strict-settings").await.unwrap();
     let mut host = Host::start(
         &ns,
         &[("label-propagator", Some(json!({"labels": []})))],
-        &["--namespace", ns.name()],
+        &["--namespace", ns.name(), "--strict-settings"],
     );
     let status = host
         .wait(WAIT)

@@ -39,6 +39,10 @@ pub enum ApplyError {
         #[source]
         source: Box<intent::ScopeViolation>,
     },
+    /// A write outside the namespaces or cluster-scoped kinds the operator
+    /// granted the plugin ([`crate::grant`]).
+    #[error("{site}: refused, nothing of this outcome was sent: {reason}")]
+    OutsideGrant { site: IntentSite, reason: String },
     /// The cluster does not serve the intent's kind in that version.
     #[error(
         "{site}: refused, nothing of this outcome was sent: the API server does not serve {api_version} {kind}"
@@ -115,6 +119,7 @@ impl ApplyError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ApplyError::OutOfScope { .. } => "out_of_scope",
+            ApplyError::OutsideGrant { .. } => "outside_grant",
             ApplyError::UnknownKind { .. } => "unknown_kind",
             ApplyError::Invalid { .. } => "invalid",
             ApplyError::Conflict { .. } => "conflict",
@@ -131,6 +136,7 @@ impl ApplyError {
     pub fn site(&self) -> &IntentSite {
         match self {
             ApplyError::OutOfScope { site, .. }
+            | ApplyError::OutsideGrant { site, .. }
             | ApplyError::UnknownKind { site, .. }
             | ApplyError::Invalid { site, .. }
             | ApplyError::Conflict { site, .. }
@@ -148,6 +154,7 @@ impl ApplyError {
         matches!(
             self,
             ApplyError::OutOfScope { .. }
+                | ApplyError::OutsideGrant { .. }
                 | ApplyError::UnknownKind { .. }
                 | ApplyError::Invalid { .. }
         )

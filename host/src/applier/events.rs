@@ -14,7 +14,7 @@ use super::error::{ApplyError, Call};
 use super::noop::uid;
 use super::plan::{Planned, describe};
 use super::{Applier, lock};
-use crate::intent::Severity;
+use crate::intent::{ObjectRef, Severity};
 
 impl Applier {
     /// Creates an Event about `p.target`, or counts a repeat of one recorded
@@ -29,7 +29,7 @@ impl Applier {
         action: &str,
     ) -> Result<Option<String>, ApplyError> {
         let regarding = &p.target;
-        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let namespace = event_namespace(regarding);
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let note = truncate(note, 1024);
         let cached = self.cached(regarding);
@@ -219,6 +219,12 @@ pub(super) fn truncate(text: &str, max_bytes: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// The namespace an Event about `regarding` is recorded in: the object's
+/// own, or `default` for a cluster-scoped object (as client-go does).
+pub(super) fn event_namespace(regarding: &ObjectRef) -> &str {
+    regarding.namespace.as_deref().unwrap_or("default")
 }
 
 #[cfg(test)]

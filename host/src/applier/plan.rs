@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::Applier;
 use super::error::{ApplyError, IntentSite};
+use crate::grant::Grant;
 use crate::intent::{self, Intent, ObjectRef, Outcome, Propagation, Severity};
 use crate::plugin::{PluginInfo, ResourceKind};
 
@@ -60,6 +61,7 @@ impl Applier {
     pub(super) fn plan<'a>(
         &self,
         plugin: &PluginInfo,
+        grant: &Grant,
         outcome: &'a Outcome,
     ) -> Result<Vec<Planned<'a>>, ApplyError> {
         let sites: Vec<(ObjectRef, IntentSite)> = outcome
@@ -85,13 +87,14 @@ impl Applier {
             .intents
             .iter()
             .zip(sites)
-            .map(|(intent, (target, site))| self.plan_one(intent, target, site))
+            .map(|(intent, (target, site))| self.plan_one(intent, grant, target, site))
             .collect()
     }
 
     fn plan_one<'a>(
         &self,
         intent: &'a Intent,
+        grant: &Grant,
         target: ObjectRef,
         site: IntentSite,
     ) -> Result<Planned<'a>, ApplyError> {
@@ -122,6 +125,13 @@ impl Applier {
                     "an Event action must be 1 to 128 characters".into(),
                 ));
             }
+            let namespace = super::events::event_namespace(&target);
+            grant
+                .check_write("events.k8s.io", "Event", Some(namespace))
+                .map_err(|reason| ApplyError::OutsideGrant {
+                    site: site.clone(),
+                    reason: format!("the Event would be recorded in {reason}"),
+                })?;
             let write = Write::RecordEvent {
                 severity: *severity,
                 reason,
@@ -157,6 +167,12 @@ impl Applier {
             }
             _ => {}
         }
+        grant
+            .check_write(&kind.group, &kind.kind, target.namespace.as_deref())
+            .map_err(|reason| ApplyError::OutsideGrant {
+                site: site.clone(),
+                reason,
+            })?;
         let write = match intent {
             Intent::Apply {
                 object,
@@ -265,13 +281,17 @@ pub(super) fn target_of(intent: &Intent) -> ObjectRef {
 }
 
 /// `apps/v1 Deployment team-a/web`, or `v1 Namespace team-a`.
+/// Names are escaped: a refused intent's names are the plugin's, and must
+/// not forge a log line.
 pub(super) fn describe(target: &ObjectRef) -> String {
+    let (api_version, kind, name) = (
+        target.api_version.escape_debug(),
+        target.kind.escape_debug(),
+        target.name.escape_debug(),
+    );
     match &target.namespace {
-        Some(ns) => format!(
-            "{} {} {ns}/{}",
-            target.api_version, target.kind, target.name
-        ),
-        None => format!("{} {} {}", target.api_version, target.kind, target.name),
+        Some(ns) => format!("{api_version} {kind} {}/{name}", ns.escape_debug()),
+        None => format!("{api_version} {kind} {name}"),
     }
 }
 
@@ -332,7 +352,10 @@ mod tests {
             intents,
             requeue_after_ms: None,
         };
-        let err = applier().plan(&plugin(), &outcome).err().expect("refused");
+        let err = applier()
+            .plan(&plugin(), &Grant::unconfined(), &outcome)
+            .err()
+            .expect("refused");
         assert!(err.is_refusal(), "{err}");
         err.to_string()
     }

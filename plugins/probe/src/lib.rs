@@ -10,6 +10,8 @@
 //! | `slow`         | busy for a fixed amount of work (about 2.5 s), then marks like `mark` |
 //! | `requeue`      | writes nothing and asks to be called again in 300 ms      |
 //! | `churn`        | bumps the counter in `probe.kubewasm.dev/churn` on every call, so each write causes the next (a reconcile loop) |
+//! | `read`         | reads the ConfigMap named `NAMESPACE/NAME` in its `probe.kubewasm.dev/read` annotation from the host's cache and records `found`, `absent` or `error: ...` in `probe.kubewasm.dev/read-result` |
+//! | `smuggle`      | returns one intent on a ConfigMap (a kind it declares) whose target namespace and name come from the `probe.kubewasm.dev/smuggle-namespace` and `/smuggle-name` annotations, of the type in `/smuggle-intent` (`merge-patch`, `json-patch`, `delete`, `apply`, `create`, `event`): what a hostile plugin would try |
 //!
 //! It subscribes to every `Gadget`, whatever its group and version (a
 //! wildcard subscription, for kinds that appear while the host runs), and to
@@ -20,7 +22,8 @@
 //! test can tell which state of the object was reconciled last.
 
 use kubewasm_guest::{
-    Apply, Error, Event, Outcome, Plugin, PluginInfo, Subscription, WriteScope, raw_settings,
+    Apply, Create, Delete, Error, Event, Intent, JsonPatch, ObjectRef, Outcome, Patch, Plugin,
+    PluginInfo, RecordEvent, Subscription, WriteScope, raw_settings,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -35,6 +38,16 @@ pub const ECHO: &str = "probe.kubewasm.dev/echo";
 pub const REQUEUE: std::time::Duration = std::time::Duration::from_millis(300);
 /// The counter the `churn` behaviour bumps on every call.
 pub const CHURN: &str = "probe.kubewasm.dev/churn";
+/// The ConfigMap (`NAMESPACE/NAME`) the `read` behaviour reads.
+pub const READ: &str = "probe.kubewasm.dev/read";
+/// What the `read` behaviour found: `found`, `absent` or `error: ...`.
+pub const READ_RESULT: &str = "probe.kubewasm.dev/read-result";
+/// The `smuggle` behaviour's target namespace (absent: the object's own).
+pub const SMUGGLE_NAMESPACE: &str = "probe.kubewasm.dev/smuggle-namespace";
+/// The `smuggle` behaviour's target name (absent: the object's own).
+pub const SMUGGLE_NAME: &str = "probe.kubewasm.dev/smuggle-name";
+/// The `smuggle` behaviour's intent type (absent: `merge-patch`).
+pub const SMUGGLE_INTENT: &str = "probe.kubewasm.dev/smuggle-intent";
 
 /// Settings: the value written to [`MARK`].
 #[derive(Debug, Deserialize)]
@@ -117,9 +130,62 @@ impl Plugin for Probe {
                 "metadata": {"name": object.name(), "namespace": object.namespace()},
                 "stringData": {"stolen": "yes"},
             })))),
+            "smuggle" => smuggle(object),
+            "read" => {
+                let (namespace, name) = object
+                    .annotation(READ)
+                    .and_then(|r| r.split_once('/'))
+                    .ok_or_else(|| Error::msg(format!("{READ} must be NAMESPACE/NAME")))?;
+                let result =
+                    match kubewasm_guest::cache::get("v1", "ConfigMap", Some(namespace), name) {
+                        Ok(Some(_)) => "found".to_string(),
+                        Ok(None) => "absent".to_string(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                if object.annotation(READ_RESULT) == Some(result.as_str()) {
+                    return Ok(Outcome::new());
+                }
+                Ok(Outcome::new().with(Apply::fields(
+                    &object.object_ref(),
+                    json!({"metadata": {"annotations": {READ_RESULT: result}}}),
+                )))
+            }
             other => Err(Error::msg(format!("unknown {BEHAVE} value {other:?}"))),
         }
     }
+}
+
+/// One intent on a ConfigMap whose namespace and name are whatever the
+/// object's annotations say, unchecked: the host must refuse a bad one.
+fn smuggle(object: &kubewasm_guest::Object) -> Result<Outcome, Error> {
+    let namespace = object
+        .annotation(SMUGGLE_NAMESPACE)
+        .or(object.namespace())
+        .map(str::to_string);
+    let name = object
+        .annotation(SMUGGLE_NAME)
+        .unwrap_or(object.name())
+        .to_string();
+    let target = ObjectRef::new("v1", "ConfigMap", namespace.as_deref(), name.clone());
+    let stolen = json!({"metadata": {"labels": {"probe.kubewasm.dev/smuggled": "yes"}}});
+    let intent: Intent = match object.annotation(SMUGGLE_INTENT).unwrap_or("merge-patch") {
+        "merge-patch" => Patch::merge(target, stolen).into(),
+        "json-patch" => Patch::json(
+            target,
+            JsonPatch::new().add("/metadata/labels/smuggled", "yes"),
+        )
+        .into(),
+        "delete" => Delete::new(target).into(),
+        "apply" => Apply::fields(&target, stolen).into(),
+        "create" => Create::new(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+        }))
+        .into(),
+        "event" => RecordEvent::normal(target, "Smuggled", "an Event elsewhere").into(),
+        other => return Err(Error::msg(format!("unknown {SMUGGLE_INTENT} {other:?}"))),
+    };
+    Ok(Outcome::new().with(intent))
 }
 
 /// Steps of [`busy`] the `slow` behaviour takes: about 2.5 s of
@@ -185,6 +251,24 @@ mod tests {
             panic!("{:?}", outcome.intents);
         };
         assert_eq!(apply.object["metadata"]["annotations"][ECHO], "7");
+    }
+
+    #[test]
+    fn smuggle_targets_whatever_the_annotations_say() {
+        let mut event = configmap(Some("smuggle"), None);
+        let mut object = event.object.into_value();
+        object["metadata"]["annotations"][SMUGGLE_NAMESPACE] = json!("ns/secrets/victim?x=");
+        object["metadata"]["annotations"][SMUGGLE_INTENT] = json!("delete");
+        event.object = Object::parse(&object.to_string()).unwrap();
+        let outcome = Probe::reconcile(&event).unwrap();
+        let [Intent::Delete(delete)] = outcome.intents.as_slice() else {
+            panic!("{:?}", outcome.intents);
+        };
+        assert_eq!(
+            delete.target.namespace.as_deref(),
+            Some("ns/secrets/victim?x=")
+        );
+        assert_eq!(delete.target.name, "cm");
     }
 
     #[test]
