@@ -95,11 +95,12 @@ fn concurrent_memory_filling_calls_stay_under_the_host_budget() {
         ..RuntimeConfig::default()
     })
     .unwrap();
-    // Grows to 15 MiB, writes every byte of it, then waits in a host call
-    // holding that memory.
+    // Grows to 15 MiB, writes every byte above its data and arguments, then
+    // waits in a host call holding that memory.
     let body = format!(
         "(drop (memory.grow (i32.const 238)))
-         (memory.fill (i32.const 0) (i32.const 0x5a) (i32.mul (memory.size) (i32.const 65536)))
+         (memory.fill (i32.const 0x40000) (i32.const 0x5a)
+           (i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 0x40000)))
          {list}
          (i32.const {OK_REQUEUE_RET})",
         list = support::list_configmaps()
