@@ -123,16 +123,18 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    // Compile and cached-load times.
-    let cache = tempfile::tempdir().expect("tempdir");
+    // Compile and cached-load times. The cache's HMAC key lands beside the
+    // directory, so both sit in a temporary directory.
+    let cache_parent = tempfile::tempdir().expect("tempdir");
+    let cache = cache_parent.path().join("compiled");
     let (compile, _) = measure(3, || {
         runtime(true, true, None).load(&name, &bytes).expect("load");
     });
-    runtime(true, true, Some(cache.path().into()))
+    runtime(true, true, Some(cache.clone()))
         .load(&name, &bytes)
         .expect("load");
     let (cached, _) = measure(10, || {
-        let rt = runtime(true, true, Some(cache.path().into()));
+        let rt = runtime(true, true, Some(cache.clone()));
         rt.load(&name, &bytes).expect("load");
         assert_eq!(rt.compile_cache_stats().0, 1, "cache hit expected");
     });
@@ -144,6 +146,25 @@ fn main() {
         "load from precompiled cache:          {} ms",
         cached.as_millis()
     );
+    // The part of a cached load that makes the cache tamper-evident: the
+    // HMAC-SHA256 over the whole entry.
+    let entry = std::fs::read_dir(&cache)
+        .expect("cache dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .expect("a cache entry");
+    let artefact = std::fs::read(&entry).expect("read entry");
+    let key = [7u8; 32];
+    let (hmac, _) = measure(20, || {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).expect("key");
+        hmac::Mac::update(&mut mac, &artefact);
+        std::hint::black_box(hmac::Mac::finalize(mac));
+    });
+    println!(
+        "HMAC check of the {} KiB cache entry:  {} µs",
+        artefact.len() / 1024,
+        us(hmac)
+    );
 
     println!("\nper call (median / p90, µs, {CALLS} calls)");
     println!(
@@ -151,7 +172,7 @@ fn main() {
         "allocator", "epochs", "object", "fresh instance", "reused instance"
     );
     for (pooling, epochs) in [(true, true), (true, false), (false, true)] {
-        let rt = runtime(pooling, epochs, Some(cache.path().into()));
+        let rt = runtime(pooling, epochs, Some(cache.clone()));
         let plugin: Plugin = rt.load(&name, &bytes).expect("load");
         for size in [1024, 10 * 1024] {
             let ev = event(size);

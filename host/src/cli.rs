@@ -247,8 +247,28 @@ pub struct RuntimeArgs {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub max_result_kib: u32,
 
+    /// Intents one reconcile may return.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_intents: u32,
+
+    /// Bytes the host's reads (`get-object`, `list-objects`, `settings`) may
+    /// hand one plugin call, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_host_read_mib: u32,
+
+    /// Linear memory all plugin calls in flight may use together, in MiB;
+    /// at most budget / --max-memory-mib calls run at once.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub plugin_memory_budget_mib: u32,
+
+    /// Largest plugin file (`NAME.wasm`) read, in MiB; larger files, FIFOs,
+    /// devices and symlinks out of the plugin directory are refused.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_plugin_file_mib: u32,
+
     /// Directory for compiled plugins, keyed by content hash and engine
-    /// configuration [default: $XDG_CACHE_HOME/kubewasm/compiled].
+    /// configuration, each entry authenticated by an HMAC keyed from
+    /// `DIR.key` beside it [default: $XDG_CACHE_HOME/kubewasm/compiled].
     #[arg(long, env = "KUBEWASM_COMPILE_CACHE")]
     pub compile_cache: Option<PathBuf>,
 
@@ -263,6 +283,10 @@ impl RuntimeArgs {
             max_memory_bytes: (self.max_memory_mib as usize) << 20,
             call_timeout: Duration::from_millis(self.call_timeout_ms),
             max_result_bytes: (self.max_result_kib as usize) << 10,
+            max_intents: self.max_intents as usize,
+            max_host_read_bytes: (self.max_host_read_mib as usize) << 20,
+            memory_budget_bytes: (self.plugin_memory_budget_mib as usize) << 20,
+            max_plugin_file_bytes: u64::from(self.max_plugin_file_mib) << 20,
             cache_dir: if self.no_compile_cache {
                 None
             } else {

@@ -56,17 +56,10 @@ pub struct Grant {
     cluster_scoped: Vec<WriteScope>,
 }
 
-/// A scope file that cannot be used.
+/// A scope file that cannot be used (the loader reads it, under the same
+/// rules as the other files of the plugin directory).
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
-    #[error("failed to read scope file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("scope file {path} is {size} bytes, over the limit of {MAX_GRANT_FILE_BYTES}")]
-    TooLarge { path: PathBuf, size: u64 },
     #[error("scope file {path} is invalid: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -112,33 +105,6 @@ impl Grant {
             kind: kind.into(),
         });
         self
-    }
-
-    /// Reads the scope file beside `wasm`; no file means unconfined.
-    pub fn load_for(wasm: &Path) -> Result<Self, GrantError> {
-        let path = grant_path(wasm);
-        let metadata = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::unconfined()),
-            Err(source) => return Err(GrantError::Read { path, source }),
-        };
-        if !metadata.is_file() {
-            return Err(GrantError::Invalid {
-                path,
-                reason: "not a regular file".into(),
-            });
-        }
-        if metadata.len() > MAX_GRANT_FILE_BYTES {
-            return Err(GrantError::TooLarge {
-                path,
-                size: metadata.len(),
-            });
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| GrantError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|reason| GrantError::Invalid { path, reason })
     }
 
     /// Parses a scope document, naming the offending field.

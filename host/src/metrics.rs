@@ -20,10 +20,12 @@
 //! | `kubewasm_plugin_load_failing` | gauge | `file` |
 //! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest` |
 //! | `kubewasm_leader` | gauge | |
+//! | `kubewasm_compile_cache_rejected_total` | counter | |
 //!
 //! `kubewasm_reconciles_total{result}` is one of `ok`, `error` (the plugin
 //! returned an error), `trap`, `timeout`, `memory_limit`,
-//! `result_too_large`, `malformed_intent`, `refused` (an intent outside the
+//! `result_too_large`, `too_many_intents`, `host_read_budget` (host reads
+//! handed the plugin more than `--max-host-read-mib`), `malformed_intent`, `refused` (an intent outside the
 //! write scope or malformed), `apply_failed`, `conflict`, `loop`,
 //! `not_leader` (the lease was lost during the call; nothing applied) or
 //! `unloaded` (the plugin was removed before its queued key ran).
@@ -33,8 +35,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric of the host.
@@ -53,6 +55,7 @@ pub struct Metrics {
     pub plugin_load_failing: IntGaugeVec,
     pub plugin_info: IntGaugeVec,
     pub leader: IntGauge,
+    pub compile_cache_rejected: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -160,6 +163,14 @@ impl Metrics {
         registry
             .register(Box::new(leader.clone()))
             .expect("registered once");
+        let compile_cache_rejected = IntCounter::new(
+            "kubewasm_compile_cache_rejected_total",
+            "Compile cache entries refused because their HMAC did not verify (tampered, or copied from another entry); each was recompiled.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(compile_cache_rejected.clone()))
+            .expect("registered once");
         Self {
             registry,
             events_received,
@@ -175,6 +186,7 @@ impl Metrics {
             plugin_load_failing,
             plugin_info,
             leader,
+            compile_cache_rejected,
         }
     }
 

@@ -171,11 +171,28 @@ impl PluginDir {
             keep
         });
 
+        let max_plugin_bytes = self.runtime.config().max_plugin_file_bytes;
         for path in files {
-            let Some(fingerprint) = fingerprint(&path) else {
+            let fingerprint = match fingerprint(&path, max_plugin_bytes) {
+                Ok(Some(fingerprint)) => fingerprint,
                 // Vanished between listing and reading: the next event
                 // brings the directory's new state.
-                continue;
+                Ok(None) => continue,
+                Err(error) => {
+                    // Refused unread (a FIFO, a device, too large...): the
+                    // error itself stands for the content, so it is reported
+                    // once until it changes.
+                    let message = error_chain(&error);
+                    let fingerprint: Fingerprint = Sha256::digest(message.as_bytes()).into();
+                    if self.failed.get(&path).map(|(f, _)| *f) != Some(fingerprint) {
+                        let failure = Failure {
+                            kind: error.metric_label(),
+                            message,
+                        };
+                        self.fail(&path, fingerprint, failure, &mut report);
+                    }
+                    continue;
+                }
             };
             if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
                 // Back to the content that serves (e.g. a bad copy undone).
@@ -368,33 +385,38 @@ impl PluginDir {
 }
 
 /// A fingerprint of a plugin file and its settings file (followed through
-/// symlinks), or `None` if the plugin file cannot be read.
-fn fingerprint(wasm: &Path) -> Option<Fingerprint> {
+/// symlinks inside the directory), `Ok(None)` if the plugin file is gone.
+/// Files are read under the loader's rules (regular files within the size
+/// limits, never blocking on a FIFO); a refused file is an error.
+fn fingerprint(wasm: &Path, max_plugin_bytes: u64) -> Result<Option<Fingerprint>, PluginFileError> {
+    let Some((plugin, settings)) = loader::read_plugin(wasm, max_plugin_bytes)? else {
+        return Ok(None);
+    };
     let mut hash = Sha256::new();
-    hash.update(std::fs::read(wasm).ok()?);
-    match std::fs::read(loader::settings_path(wasm)) {
-        Ok(settings) => {
+    hash.update(plugin);
+    match settings {
+        Some(settings) => {
             hash.update([1]);
             hash.update(settings);
         }
-        Err(_) => hash.update([0]),
+        None => hash.update([0]),
     }
-    // The operator's grant: only a small regular file is read (it never
-    // blocks on a FIFO); anything else changes the fingerprint and the
-    // loader reports it.
+    // The operator's grant, read under the same rules as the other files.
+    let dir = wasm.parent().unwrap_or(Path::new("."));
     let grant = crate::grant::grant_path(wasm);
-    match std::fs::metadata(&grant) {
-        Ok(m) if m.is_file() && m.len() <= crate::grant::MAX_GRANT_FILE_BYTES => {
+    match loader::read_bounded(dir, &grant, crate::grant::MAX_GRANT_FILE_BYTES) {
+        Ok(Some(grant)) => {
             hash.update([1]);
-            hash.update(std::fs::read(&grant).unwrap_or_default());
+            hash.update(grant);
         }
-        Ok(m) => {
+        Ok(None) => hash.update([0]),
+        // A refused scope file still changes the fingerprint; the loader reports it.
+        Err(e) => {
             hash.update([2]);
-            hash.update(m.len().to_le_bytes());
+            hash.update(e.metric_label());
         }
-        Err(_) => hash.update([0]),
     }
-    Some(hash.finalize().into())
+    Ok(Some(hash.finalize().into()))
 }
 
 /// Whether a changed path can matter: a visible top-level `NAME.wasm`,
@@ -455,6 +477,7 @@ mod tests {
         std::fs::write(&real, b"\0asm").unwrap();
         let link = dir.path().join("p.wasm");
         std::os::unix::fs::symlink(&real, &link).unwrap();
+        let fingerprint = |p: &Path| fingerprint(p, 1 << 20).unwrap();
         let bare = fingerprint(&link).unwrap();
         assert_eq!(Some(bare), fingerprint(&real));
         std::fs::write(dir.path().join("p.settings.json"), "{}").unwrap();

@@ -40,6 +40,10 @@ fn runtime_args() -> RuntimeArgs {
         max_memory_mib: 128,
         call_timeout_ms: 10_000,
         max_result_kib: 4096,
+        max_intents: 1000,
+        max_host_read_mib: 64,
+        plugin_memory_budget_mib: 1024,
+        max_plugin_file_mib: 64,
         compile_cache: None,
         no_compile_cache: false,
     }

@@ -5,9 +5,14 @@ mod support;
 
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kubewasm::cache::{GroupKind, ObjectReader, ReadError};
 use kubewasm::plugin::{Event, EventType, ResourceKind};
 use kubewasm::runtime::{CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
-use serde_json::json;
+use kubewasm::selector::LabelSelector;
+use serde_json::{Value, json};
 use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET};
 
 fn runtime() -> Runtime {
@@ -17,7 +22,7 @@ fn runtime() -> Runtime {
         max_result_bytes: 64 << 10,
         cache_dir: None,
         pool_instances: 8,
-        epoch_interruption: true,
+        ..RuntimeConfig::default()
     })
     .expect("runtime starts")
 }
@@ -326,5 +331,287 @@ fn compiled_artefacts_are_reused_across_runtimes() {
             .unwrap()
             .requeue_after_ms,
         Some(5000)
+    );
+}
+
+/// The compiled artefacts (`*.cwasm`) in a cache directory.
+fn cache_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn a_cache_entry_copied_over_another_plugins_is_not_executed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("compiled");
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.clone()),
+        pool_instances: 0,
+        ..RuntimeConfig::default()
+    };
+    let alpha = support::plugin("alpha", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let bravo = support::plugin("bravo", &format!("(i32.const {ERR_RET})"));
+    let first = Runtime::new(config.clone()).unwrap();
+    first.load("alpha.wasm", &alpha).unwrap();
+    let [alpha_entry] = cache_entries(&cache).try_into().unwrap();
+    first.load("bravo.wasm", &bravo).unwrap();
+    let bravo_entry = cache_entries(&cache)
+        .into_iter()
+        .find(|p| *p != alpha_entry)
+        .unwrap();
+    // The secret sits outside the cache directory, private to the host's user.
+    let key = dir.path().join("compiled.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Someone with write access to the cache puts alpha's code under bravo's name.
+    std::fs::copy(&alpha_entry, &bravo_entry).unwrap();
+    let second = Runtime::new(config.clone()).unwrap();
+    let plugin = second.load("bravo.wasm", &bravo).unwrap();
+    assert_eq!(plugin.info().name, "bravo");
+    assert_eq!(
+        plugin
+            .reconcile(&event(), access())
+            .unwrap_err()
+            .to_string(),
+        "plugin bravo reported an error: not ready",
+        "alpha's artefact ran in bravo's place"
+    );
+    assert_eq!(second.compile_cache_rejections(), 1);
+    assert_eq!(second.compile_cache_stats(), (0, 1));
+    assert!(
+        kubewasm::metrics::get()
+            .encode()
+            .lines()
+            .any(|l| l.starts_with("kubewasm_compile_cache_rejected_total ") && !l.ends_with(" 0"))
+    );
+
+    // A garbled entry is refused the same way; the recompiled entry is
+    // written back and serves the next restart.
+    std::fs::write(&alpha_entry, b"KWCWASM1 not an artefact").unwrap();
+    let third = Runtime::new(config.clone()).unwrap();
+    assert_eq!(
+        third.load("alpha.wasm", &alpha).unwrap().info().name,
+        "alpha"
+    );
+    third.load("bravo.wasm", &bravo).unwrap();
+    assert_eq!(third.compile_cache_stats(), (1, 1));
+    assert_eq!(third.compile_cache_rejections(), 1);
+    let fourth = Runtime::new(config).unwrap();
+    fourth.load("alpha.wasm", &alpha).unwrap();
+    fourth.load("bravo.wasm", &bravo).unwrap();
+    assert_eq!(fourth.compile_cache_stats(), (2, 0));
+    assert_eq!(fourth.compile_cache_rejections(), 0);
+}
+
+#[test]
+fn a_cache_key_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("compiled");
+    let key = dir.path().join("compiled.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let err = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache),
+        pool_instances: 0,
+        ..RuntimeConfig::default()
+    })
+    .err()
+    .expect("an exposed key is refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "failed to open the compiled-artefact cache at {}: the key file has mode 644: others may read or write it (it must be 600)",
+            key.display()
+        )
+    );
+}
+
+#[test]
+fn too_many_intents_refuse_the_outcome() {
+    let runtime = Runtime::new(RuntimeConfig {
+        pool_instances: 0,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    // 1001 `create` intents (variant size 68: discriminant 3, string at +4)
+    // of one small object, in an array at 0x50000; outcome at 0x1300.
+    let body = "(local $i i32)
+        (drop (memory.grow (i32.const 10)))
+        (block $done (loop $fill
+          (br_if $done (i32.ge_u (local.get $i) (i32.const 1001)))
+          (i32.store (i32.add (i32.const 0x50000) (i32.mul (local.get $i) (i32.const 68))) (i32.const 3))
+          (i32.store (i32.add (i32.const 0x50004) (i32.mul (local.get $i) (i32.const 68))) (i32.const 0x1400))
+          (i32.store (i32.add (i32.const 0x50008) (i32.mul (local.get $i) (i32.const 68))) (i32.const 76))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $fill)))
+        (i32.store (i32.const 0x1308) (i32.const 0x50000))
+        (i32.store (i32.const 0x130c) (i32.const 1001))
+        (i32.const 0x1300)";
+    let object = r#"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\",\"namespace\":\"b\"}}"#;
+    let extra = format!(r#"(data (i32.const 0x1400) "{object}")"#);
+    let core = support::core_module("spammer", "", body, &extra);
+    let bytes = support::componentize(&core, "plugin", &[]);
+    let plugin = runtime.load("spammer.wasm", &bytes).unwrap();
+    let err = plugin.reconcile(&event(), access()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin spammer returned 1001 intents, over the limit of 1000"
+    );
+    assert_eq!(err.metric_label(), "too_many_intents");
+}
+
+/// A cache that takes `delay` to answer a list (a slow host call).
+struct SlowReader {
+    delay: Duration,
+}
+
+impl ObjectReader for SlowReader {
+    fn get(
+        &self,
+        _: &GroupKind,
+        _: Option<&str>,
+        _: &str,
+    ) -> Result<Option<Arc<Value>>, ReadError> {
+        Ok(None)
+    }
+
+    fn list(
+        &self,
+        _: &GroupKind,
+        _: Option<&str>,
+        _: &LabelSelector,
+    ) -> Result<Vec<Arc<Value>>, ReadError> {
+        std::thread::sleep(self.delay);
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn time_spent_in_host_calls_counts_toward_the_timeout() {
+    let runtime = runtime();
+    let core = support::core_module(
+        "host-sleeper",
+        support::LIST_OBJECTS_IMPORT,
+        &format!(
+            "{} (i32.const {OK_REQUEUE_RET})",
+            support::list_configmaps()
+        ),
+        "",
+    );
+    let plugin = runtime
+        .load(
+            "host-sleeper.wasm",
+            &support::componentize(&core, "plugin", &[]),
+        )
+        .unwrap();
+    let slow = ReadAccess {
+        reader: Arc::new(SlowReader {
+            delay: Duration::from_millis(400),
+        }),
+        settings: "{}".into(),
+    };
+    let err = plugin.reconcile(&event(), slow.clone()).unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugin host-sleeper exceeded its time limit of 200ms"
+    );
+    // Within its time the same plugin succeeds.
+    let quick = ReadAccess {
+        reader: Arc::new(SlowReader {
+            delay: Duration::ZERO,
+        }),
+        settings: "{}".into(),
+    };
+    assert_eq!(
+        plugin.reconcile(&event(), quick).unwrap().requeue_after_ms,
+        Some(5000)
+    );
+    assert_still_serving(&runtime);
+}
+
+/// WIT for the parts of WASI stderr a plugin uses, as Rust's std does.
+const WASI_IO: &str = r#"
+    package wasi:io@0.2.6;
+    interface error { resource error; }
+    interface streams {
+        use error.{error};
+        variant stream-error { last-operation-failed(error), closed }
+        resource output-stream {
+            blocking-write-and-flush: func(contents: list<u8>) -> result<_, stream-error>;
+        }
+    }
+"#;
+const WASI_CLI: &str = r#"
+    package wasi:cli@0.2.6;
+    interface stderr {
+        use wasi:io/streams@0.2.6.{output-stream};
+        get-stderr: func() -> output-stream;
+    }
+    world chatty-plugin {
+        import stderr;
+        include kubewasm:plugin/plugin@0.1.0;
+    }
+"#;
+
+#[test]
+fn a_chatty_stderr_never_traps_a_call() {
+    let runtime = runtime();
+    // Writes 300 chunks of 4 KiB (1.2 MiB) to stderr and, like Rust's
+    // `eprintln!`, traps if a write fails; then ends "done" and returns Ok.
+    let imports = r#"
+        (import "wasi:cli/stderr@0.2.6" "get-stderr" (func $get_stderr (result i32)))
+        (import "wasi:io/streams@0.2.6" "[method]output-stream.blocking-write-and-flush"
+            (func $write (param i32 i32 i32 i32)))"#;
+    let body = format!(
+        "(local $stream i32) (local $i i32)
+        (local.set $stream (call $get_stderr))
+        (memory.fill (i32.const 0x10000) (i32.const 0x78) (i32.const 4096))
+        (block $done (loop $chunk
+          (br_if $done (i32.ge_u (local.get $i) (i32.const 300)))
+          (call $write (local.get $stream) (i32.const 0x10000) (i32.const 4096) (i32.const {scratch}))
+          (if (i32.load8_u (i32.const {scratch})) (then unreachable))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $chunk)))
+        (call $write (local.get $stream) (i32.const 0x1500) (i32.const 4) (i32.const {scratch}))
+        (if (i32.load8_u (i32.const {scratch})) (then unreachable))
+        (i32.const {OK_REQUEUE_RET})",
+        scratch = support::SCRATCH
+    );
+    let core = support::core_module(
+        "chatty",
+        imports,
+        &body,
+        r#"(data (i32.const 0x1500) "done")"#,
+    );
+    let bytes = support::componentize(&core, "chatty-plugin", &[WASI_IO, WASI_CLI]);
+    let plugin = runtime.load("chatty.wasm", &bytes).unwrap();
+    let outcome = plugin.reconcile(&event(), access()).unwrap();
+    assert_eq!(outcome.requeue_after_ms, Some(5000));
+
+    // The kept tail still reaches a trap's report.
+    let core = support::core_module(
+        "chatty-trap",
+        imports,
+        &body.replace(&format!("(i32.const {OK_REQUEUE_RET})"), "unreachable"),
+        r#"(data (i32.const 0x1500) "done")"#,
+    );
+    let bytes = support::componentize(&core, "chatty-plugin", &[WASI_IO, WASI_CLI]);
+    let plugin = runtime.load("chatty-trap.wasm", &bytes).unwrap();
+    let CallError::Trap { stderr, .. } = plugin.reconcile(&event(), access()).unwrap_err() else {
+        panic!("expected a trap");
+    };
+    assert_eq!(stderr.len(), kubewasm::runtime::STDERR_TAIL);
+    assert!(
+        stderr.ends_with("xxxxdone"),
+        "{}",
+        &stderr[stderr.len() - 16..]
     );
 }

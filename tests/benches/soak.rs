@@ -126,11 +126,16 @@ async fn unreconciled(api: &Api<ConfigMap>, mark: &str) -> Vec<String> {
         for cm in &page.items {
             let annotations = cm.metadata.annotations.clone().unwrap_or_default();
             let n = cm.data.as_ref().and_then(|d| d.get("n"));
-            if cm.metadata.labels.as_ref().and_then(|l| l.get(BEHAVE)).is_none() {
+            if cm
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(BEHAVE))
+                .is_none()
+            {
                 continue;
             }
-            if annotations.get(MARK).map(String::as_str) != Some(mark)
-                || annotations.get(ECHO) != n
+            if annotations.get(MARK).map(String::as_str) != Some(mark) || annotations.get(ECHO) != n
             {
                 stale.push(cm.metadata.name.clone().unwrap_or_default());
             }
@@ -144,8 +149,12 @@ async fn unreconciled(api: &Api<ConfigMap>, mark: &str) -> Vec<String> {
 
 fn plot(path: &std::path::Path, samples: &[Sample]) -> anyhow::Result<()> {
     let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| anyhow::anyhow!("the DejaVu font does not load"))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("the DejaVu font does not load"))?;
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
@@ -174,7 +183,9 @@ fn plot(path: &std::path::Path, samples: &[Sample]) -> anyhow::Result<()> {
         Ok(())
     };
     series(&top, "kubewasm resident memory", "MiB", &|s| s.rss_mib)?;
-    series(&bottom, "work queue depth (probe)", "keys", &|s| s.queue_depth)?;
+    series(&bottom, "work queue depth (probe)", "keys", &|s| {
+        s.queue_depth
+    })?;
     root.present()?;
     Ok(())
 }
@@ -187,8 +198,11 @@ async fn soak(args: &Args) {
         .map(|i| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &config_map(&format!("cm-{i:06}"), 0))
-                    .await
+                api.create(
+                    &PostParams::default(),
+                    &config_map(&format!("cm-{i:06}"), 0),
+                )
+                .await
             }
         })
         .buffer_unordered(64)
@@ -280,15 +294,16 @@ async fn soak(args: &Args) {
             let tmp = settings.with_extension("tmp");
             std::fs::write(&tmp, json!({"mark": format!("v{version}")}).to_string()).unwrap();
             std::fs::rename(&tmp, &settings).unwrap();
-            println!("reload {version} at {:.1} min", begin.elapsed().as_secs_f64() / 60.0);
+            println!(
+                "reload {version} at {:.1} min",
+                begin.elapsed().as_secs_f64() / 60.0
+            );
             next_reload = now + Duration::from_secs(args.reload_minutes * 60);
         }
         if now >= next_sample {
             let depth = kubewasm_e2e::host::http_get(admin, "/metrics")
                 .ok()
-                .and_then(|(_, body)| {
-                    sample(&body, "kubewasm_queue_depth{plugin=\"probe\"}")
-                })
+                .and_then(|(_, body)| sample(&body, "kubewasm_queue_depth{plugin=\"probe\"}"))
                 .unwrap_or(f64::NAN);
             samples.push(Sample {
                 seconds: begin.elapsed().as_secs_f64(),
@@ -313,7 +328,10 @@ async fn soak(args: &Args) {
     std::fs::create_dir_all(&args.out).unwrap();
     let mut csv = String::from("seconds,rss_mib,queue_depth\n");
     for s in &samples {
-        csv.push_str(&format!("{:.1},{:.1},{}\n", s.seconds, s.rss_mib, s.queue_depth));
+        csv.push_str(&format!(
+            "{:.1},{:.1},{}\n",
+            s.seconds, s.rss_mib, s.queue_depth
+        ));
     }
     std::fs::write(args.out.join("soak.csv"), csv).unwrap();
     if let Err(e) = plot(&args.out.join("soak.png"), &samples) {
@@ -324,7 +342,11 @@ async fn soak(args: &Args) {
         .filter(|s| s.seconds >= samples.last().map_or(0.0, |l| l.seconds) / 5.0)
         .collect();
     let stat = |f: &dyn Fn(&Sample) -> f64| {
-        let values: Vec<f64> = after_warm_up.iter().map(|s| f(s)).filter(|v| v.is_finite()).collect();
+        let values: Vec<f64> = after_warm_up
+            .iter()
+            .map(|s| f(s))
+            .filter(|v| v.is_finite())
+            .collect();
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(0.0_f64, f64::max);
         (min, max)
@@ -339,7 +361,9 @@ async fn soak(args: &Args) {
         "soak: {} objects, {} min, churn {}/s, {version} reloads",
         args.objects, args.minutes, args.churn
     );
-    println!("  host RSS after warm-up (last 80 % of the run): {rss_min:.0}-{rss_max:.0} MiB; queue depth max {depth_max:.0}");
+    println!(
+        "  host RSS after warm-up (last 80 % of the run): {rss_min:.0}-{rss_max:.0} MiB; queue depth max {depth_max:.0}"
+    );
     println!("  RSS at each 5-minute mark: {by_bucket:?}");
     println!(
         "  lost reconciles (objects not at the newest mark and data.n 15 min after the churn stopped): {}",
@@ -348,7 +372,10 @@ async fn soak(args: &Args) {
     if !stale.is_empty() {
         println!("  e.g. {:?}", &stale[..stale.len().min(10)]);
     }
-    println!("  wrote {} and soak.png", args.out.join("soak.csv").display());
+    println!(
+        "  wrote {} and soak.png",
+        args.out.join("soak.csv").display()
+    );
     drop(host);
     ns.delete().await.unwrap();
 }

@@ -7,6 +7,9 @@ use crate::plugin::{EventType, PluginInfo, ResourceKind, Subscription, WriteScop
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
+    // Host functions may trap the guest: a call past its deadline or its
+    // host read budget is stopped from inside the host call.
+    imports: { default: trappable },
 });
 
 pub use self::kubewasm::plugin::host;

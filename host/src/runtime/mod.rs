@@ -15,26 +15,55 @@
 //! instance costs a few microseconds more than reusing one; see
 //! `host/benches/README.md` for the measurements behind this choice.
 //! [`Session`] reuses one instance and exists for that comparison.
+//!
+//! # Limits
+//!
+//! Per call ([`RuntimeConfig`], flags in `host/src/cli.rs`):
+//!
+//! | limit | default | flag | error |
+//! |---|---|---|---|
+//! | linear memory | 128 MiB | `--max-memory-mib` | [`CallError::MemoryLimit`] |
+//! | wall time, host calls included | 2 s | `--call-timeout-ms` | [`CallError::Timeout`] |
+//! | bytes of intents returned | 4 MiB | `--max-result-kib` | [`CallError::ResultTooLarge`] |
+//! | intents returned | 1000 | `--max-intents` | [`CallError::TooManyIntents`] |
+//! | bytes host reads hand to the guest | 64 MiB | `--max-host-read-mib` | [`CallError::HostReadBudget`] |
+//! | log records / message / fields / key or value | 256 / 8 KiB / 32 / 1 KiB | | dropped or cut |
+//! | stderr kept | last 4 KiB | | earlier bytes discarded, never a trap |
+//!
+//! Across calls: linear memory of all calls in flight together is bounded by
+//! the plugin memory budget (`--plugin-memory-budget-mib`, default 1 GiB): a
+//! call waits for one of `budget / max-memory` permits before it is
+//! instantiated (see [`budget`]); [`Runtime::memory_stats`] reports use and
+//! peak. Plugin files are read by [`crate::loader`] within
+//! `--max-plugin-file-mib` (default 64 MiB). Compiled artefacts are cached
+//! tamper-evidently (see [`compile_cache`]).
 
 mod bindings;
+pub mod budget;
+pub mod compile_cache;
 mod host_functions;
 mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
-pub use host_functions::{MAX_LOG_BYTES, MAX_LOG_RECORDS, ReadAccess};
-pub use sandbox::{RECONCILER_EXPORT, WORLD_VERSION};
+pub use budget::MemoryStats;
+pub use host_functions::{
+    MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
+};
+pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD_VERSION};
 
 use crate::intent::{IntentError, Outcome};
 use crate::plugin::{Event, PluginInfo};
 use bindings::{PluginPre, wit};
-use host_functions::CallState;
+use budget::MemoryBudget;
+use compile_cache::CompileCache;
+use host_functions::{CallLimits, CallState};
 
 /// How often the epoch advances; the granularity of call time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -50,6 +79,16 @@ pub struct RuntimeConfig {
     pub call_timeout: Duration,
     /// Bytes of text (objects, patches, messages) one outcome may carry.
     pub max_result_bytes: usize,
+    /// Intents one outcome may carry.
+    pub max_intents: usize,
+    /// Bytes host reads (`get-object`, `list-objects`, `settings`) may hand
+    /// to the guest in one call.
+    pub max_host_read_bytes: usize,
+    /// Linear memory all calls in flight may use together; bounds concurrent
+    /// calls to `memory_budget_bytes / max_memory_bytes`.
+    pub memory_budget_bytes: usize,
+    /// Largest plugin file (`NAME.wasm`) the loader reads.
+    pub max_plugin_file_bytes: u64,
     /// Where compiled artefacts are cached by content hash and engine
     /// configuration; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
@@ -68,6 +107,10 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 128 << 20,
             call_timeout: Duration::from_secs(2),
             max_result_bytes: 4 << 20,
+            max_intents: 1000,
+            max_host_read_bytes: 64 << 20,
+            memory_budget_bytes: 1 << 30,
+            max_plugin_file_bytes: 64 << 20,
             cache_dir: None,
             pool_instances: 64,
             epoch_interruption: true,
@@ -82,6 +125,10 @@ pub enum RuntimeError {
     Engine(String),
     #[error("failed to open the compiled-artefact cache at {path}: {reason}")]
     Cache { path: PathBuf, reason: String },
+    #[error(
+        "the plugin memory budget of {budget} bytes does not fit one call of {per_call} bytes (raise the budget or lower the per-call memory limit)"
+    )]
+    MemoryBudget { budget: usize, per_call: usize },
 }
 
 /// A component that cannot become a plugin.
@@ -147,6 +194,20 @@ pub enum CallError {
         limit: usize,
         requested: usize,
     },
+    #[error(
+        "plugin {plugin} exceeded its host read budget of {limit} bytes (reading objects would have handed it {requested} bytes in this call)"
+    )]
+    HostReadBudget {
+        plugin: String,
+        limit: usize,
+        requested: usize,
+    },
+    #[error("plugin {plugin} returned {count} intents, over the limit of {limit}")]
+    TooManyIntents {
+        plugin: String,
+        count: usize,
+        limit: usize,
+    },
     #[error("plugin {plugin} returned {size} bytes of intents, over the limit of {limit}")]
     ResultTooLarge {
         plugin: String,
@@ -178,6 +239,8 @@ impl CallError {
             CallError::Trap { .. } => "trap",
             CallError::Timeout { .. } => "timeout",
             CallError::MemoryLimit { .. } => "memory_limit",
+            CallError::HostReadBudget { .. } => "host_read_budget",
+            CallError::TooManyIntents { .. } => "too_many_intents",
             CallError::ResultTooLarge { .. } => "result_too_large",
             CallError::MalformedIntent { .. } => "malformed_intent",
             CallError::Failed { .. } => "error",
@@ -196,7 +259,8 @@ struct RuntimeInner {
     linker: Linker<CallState>,
     config: RuntimeConfig,
     pooling: bool,
-    cache: Option<wasmtime::Cache>,
+    cache: Option<CompileCache>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl Drop for RuntimeInner {
@@ -205,10 +269,7 @@ impl Drop for RuntimeInner {
     }
 }
 
-fn engine_config(
-    config: &RuntimeConfig,
-    pooling: bool,
-) -> Result<(Config, Option<wasmtime::Cache>), RuntimeError> {
+fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .epoch_interruption(config.epoch_interruption);
@@ -227,19 +288,7 @@ fn engine_config(
             .pagemap_scan(wasmtime::Enabled::Auto);
         cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
-    if let Some(dir) = &config.cache_dir {
-        let cache_err = |reason: String| RuntimeError::Cache {
-            path: dir.clone(),
-            reason,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| cache_err(e.to_string()))?;
-        let mut cache_config = wasmtime::CacheConfig::new();
-        cache_config.with_directory(dir);
-        let cache = wasmtime::Cache::new(cache_config).map_err(|e| cache_err(format!("{e:#}")))?;
-        cfg.cache(Some(cache.clone()));
-        return Ok((cfg, Some(cache)));
-    }
-    Ok((cfg, None))
+    cfg
 }
 
 impl Runtime {
@@ -247,18 +296,26 @@ impl Runtime {
     /// allocation where the pool cannot be reserved) and starts the epoch
     /// ticker that enforces call time limits.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let budget = MemoryBudget::new(config.memory_budget_bytes, config.max_memory_bytes).ok_or(
+            RuntimeError::MemoryBudget {
+                budget: config.memory_budget_bytes,
+                per_call: config.max_memory_bytes,
+            },
+        )?;
         let pooling_wanted = config.pool_instances > 0;
-        let (cfg, cache) = engine_config(&config, pooling_wanted)?;
-        let (engine, cache, pooling) = match Engine::new(&cfg) {
-            Ok(engine) => (engine, cache, pooling_wanted),
+        let (engine, pooling) = match Engine::new(&engine_config(&config, pooling_wanted)) {
+            Ok(engine) => (engine, pooling_wanted),
             Err(e) if pooling_wanted => {
                 tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable, using on-demand allocation");
-                let (cfg, cache) = engine_config(&config, false)?;
-                let engine =
-                    Engine::new(&cfg).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-                (engine, cache, false)
+                let engine = Engine::new(&engine_config(&config, false))
+                    .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+                (engine, false)
             }
             Err(e) => return Err(RuntimeError::Engine(format!("{e:#}"))),
+        };
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(CompileCache::open(dir, &engine)?),
+            None => None,
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -275,6 +332,7 @@ impl Runtime {
                 config,
                 pooling,
                 cache,
+                budget,
             }),
         })
     }
@@ -294,7 +352,18 @@ impl Runtime {
         self.inner
             .cache
             .as_ref()
-            .map_or((0, 0), |c| (c.cache_hits(), c.cache_misses()))
+            .map_or((0, 0), CompileCache::stats)
+    }
+
+    /// Cache entries refused since the runtime started because they were not
+    /// written by this host for that component (each was recompiled).
+    pub fn compile_cache_rejections(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, CompileCache::rejected)
+    }
+
+    /// Linear memory of plugin calls against the host budget.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.inner.budget.stats()
     }
 
     /// Compiles, validates and describes a component. `origin` names it in
@@ -303,11 +372,16 @@ impl Runtime {
     pub fn load(&self, origin: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let origin_s = origin.to_string();
         check_header(origin, bytes)?;
-        let component =
-            Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
-                origin: origin_s.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        let engine = &self.inner.engine;
+        let compile = || Component::new(engine, bytes);
+        let component = match &self.inner.cache {
+            Some(cache) => cache.get_or_compile(engine, origin, bytes, compile),
+            None => compile(),
+        }
+        .map_err(|e| LoadError::Compile {
+            origin: origin_s.clone(),
+            reason: format!("{e:#}"),
+        })?;
         self.check_imports_and_exports(origin, &component)?;
         let instance_pre =
             self.inner
@@ -447,15 +521,23 @@ impl Plugin {
         &self.digest
     }
 
+    /// A store for one call. Waits for a permit of the host memory budget
+    /// first (the wait is not part of the call's time).
     fn new_store(&self, access: ReadAccess) -> Store<CallState> {
-        let config = &self.runtime.inner.config;
-        let state = CallState::new(
-            self.info.clone(),
-            access,
-            config.max_memory_bytes,
-            MAX_TABLE_ELEMENTS,
-        );
-        let mut store = Store::new(&self.runtime.inner.engine, state);
+        let inner = &self.runtime.inner;
+        let config = &inner.config;
+        let permit = inner.budget.acquire();
+        let limits = CallLimits {
+            limiter: sandbox::Limiter::new(
+                config.max_memory_bytes,
+                MAX_TABLE_ELEMENTS,
+                inner.budget.clone(),
+            ),
+            max_read_bytes: config.max_host_read_bytes,
+            permit,
+        };
+        let state = CallState::new(self.info.clone(), access, limits);
+        let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         if config.epoch_interruption {
             store.epoch_deadline_trap();
@@ -464,23 +546,37 @@ impl Plugin {
         store
     }
 
+    /// Starts the call's clock: the epoch deadline for Wasm code and the
+    /// wall-clock deadline host functions check.
     fn arm_deadline(&self, store: &mut Store<CallState>) {
         let timeout = self.runtime.inner.config.call_timeout;
         let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
         store.set_epoch_deadline(ticks.max(1) + 1);
+        let state = store.data_mut();
+        state.deadline = Some(Instant::now() + timeout);
+        state.deadline_exceeded = false;
+        state.read_bytes = 0;
     }
 
     fn call_error(&self, store: &Store<CallState>, error: wasmtime::Error) -> CallError {
         let plugin = self.info.name.clone();
         let state = store.data();
+        let config = &self.runtime.inner.config;
         if let Some(requested) = state.limiter.memory_exceeded {
             return CallError::MemoryLimit {
                 plugin,
-                limit: self.runtime.inner.config.max_memory_bytes,
+                limit: config.max_memory_bytes,
                 requested,
             };
         }
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if let Some(requested) = state.read_budget_exceeded {
+            return CallError::HostReadBudget {
+                plugin,
+                limit: config.max_host_read_bytes,
+                requested,
+            };
+        }
+        if state.deadline_exceeded || error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return CallError::Timeout {
                 plugin,
                 limit: self.runtime.inner.config.call_timeout,
@@ -550,6 +646,7 @@ impl Plugin {
             .kubewasm_plugin_reconciler()
             .call_reconcile(&mut *store, &bindings::event_to_wit(event))
             .map_err(|e| self.call_error(store, e))?;
+
         if store.data().logs_dropped > 0 {
             tracing::warn!(
                 plugin = %self.info.name,
@@ -561,6 +658,14 @@ impl Plugin {
             plugin: plugin(),
             message: e.message,
         })?;
+        let max_intents = self.runtime.inner.config.max_intents;
+        if outcome.intents.len() > max_intents {
+            return Err(CallError::TooManyIntents {
+                plugin: plugin(),
+                count: outcome.intents.len(),
+                limit: max_intents,
+            });
+        }
         let size = bindings::outcome_size(&outcome);
         let limit = self.runtime.inner.config.max_result_bytes;
         if size > limit {

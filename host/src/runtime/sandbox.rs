@@ -5,14 +5,27 @@
 //! `wasm32-wasip2` std, for example) imports WASI interfaces for stdio,
 //! environment, clocks, random and the filesystem, so those are linked, but
 //! against a context with no preopened directories, no environment, no
-//! arguments, empty stdin, stdout discarded and stderr captured (its tail is
-//! attached to trap errors so a Rust panic message reaches the log). Sockets
+//! arguments, empty stdin, stdout discarded and stderr captured (its last
+//! [`STDERR_TAIL`] bytes are kept and attached to trap errors so a Rust panic
+//! message reaches the log; earlier bytes are discarded silently, so a chatty
+//! plugin never fails a write). Sockets
 //! and HTTP are never linked: a component importing them fails to load, as
 //! does one importing anything else the host does not offer.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
 use wasmtime::ResourceLimiter;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+use super::budget::MemoryBudget;
+
+/// Stderr bytes kept per call (the tail; earlier bytes are discarded).
+pub const STDERR_TAIL: usize = 4 * 1024;
 
 /// Interfaces a plugin may import, by `namespace:package/` prefix.
 const GRANTED: [&str; 6] = [
@@ -57,7 +70,7 @@ fn same_minor(a: &str, b: &str) -> bool {
 }
 
 /// A WASI context that grants nothing: no files, no network, no environment.
-pub fn inert_wasi(stderr: MemoryOutputPipe) -> WasiCtx {
+pub fn inert_wasi(stderr: TailPipe) -> WasiCtx {
     WasiCtxBuilder::new()
         .stderr(stderr)
         .allow_tcp(false)
@@ -66,26 +79,125 @@ pub fn inert_wasi(stderr: MemoryOutputPipe) -> WasiCtx {
         .build()
 }
 
+/// An output stream that keeps only the last `capacity` bytes written and
+/// accepts every write: a plugin writing megabytes to stderr neither traps
+/// nor makes the host hold more than `capacity` bytes.
+#[derive(Clone, Debug)]
+pub struct TailPipe {
+    capacity: usize,
+    tail: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl TailPipe {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            tail: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
+        }
+    }
+
+    /// The kept bytes (the end of what was written).
+    pub fn contents(&self) -> Vec<u8> {
+        let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        tail.iter().copied().collect()
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let keep = &bytes[bytes.len().saturating_sub(self.capacity)..];
+        let overflow = (tail.len() + keep.len()).saturating_sub(self.capacity);
+        let len = tail.len();
+        tail.drain(..overflow.min(len));
+        tail.extend(keep);
+    }
+}
+
+impl IsTerminal for TailPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for TailPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for TailPipe {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for TailPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Any amount may be written; a large permit keeps guests from
+        // splitting their output into many small writes.
+        Ok(1 << 20)
+    }
+}
+
+impl tokio::io::AsyncWrite for TailPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Caps the linear memory (summed over a store's memories) and table
 /// elements of one call, and remembers whether the memory cap was hit so the
-/// failure can be reported as exactly that.
+/// failure can be reported as exactly that. Growth is also recorded in the
+/// host-wide [`MemoryBudget`], and given back when the call's store drops.
 #[derive(Debug)]
 pub struct Limiter {
     max_memory: usize,
     max_table_elements: usize,
     memory_in_use: usize,
+    budget: Arc<MemoryBudget>,
     /// The total the plugin asked for when it exceeded `max_memory`.
     pub memory_exceeded: Option<usize>,
 }
 
 impl Limiter {
-    pub fn new(max_memory: usize, max_table_elements: usize) -> Self {
+    pub fn new(max_memory: usize, max_table_elements: usize, budget: Arc<MemoryBudget>) -> Self {
         Self {
             max_memory,
             max_table_elements,
             memory_in_use: 0,
+            budget,
             memory_exceeded: None,
         }
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.record(self.memory_in_use, 0);
     }
 }
 
@@ -106,6 +218,7 @@ impl ResourceLimiter for Limiter {
                 self.max_memory
             ));
         }
+        self.budget.record(self.memory_in_use, total);
         self.memory_in_use = total;
         Ok(true)
     }
@@ -144,11 +257,25 @@ mod tests {
 
     #[test]
     fn limiter_sums_memories_and_records_the_excess() {
-        let mut limiter = Limiter::new(100, 10);
+        let budget = MemoryBudget::new(1000, 100).unwrap();
+        let mut limiter = Limiter::new(100, 10, budget.clone());
         assert!(limiter.memory_growing(0, 60, None).unwrap());
         assert!(limiter.memory_growing(0, 30, None).unwrap());
         assert!(limiter.memory_growing(60, 101, None).is_err());
         assert_eq!(limiter.memory_exceeded, Some(131));
         assert!(!limiter.table_growing(0, 11, None).unwrap());
+        assert_eq!(budget.stats().in_use, 90);
+        drop(limiter);
+        assert_eq!(budget.stats().in_use, 0);
+    }
+
+    #[test]
+    fn the_stderr_pipe_keeps_only_the_tail() {
+        let mut pipe = TailPipe::new(8);
+        pipe.write(bytes::Bytes::from_static(b"0123456")).unwrap();
+        pipe.write(bytes::Bytes::from_static(b"789")).unwrap();
+        assert_eq!(pipe.contents(), b"23456789");
+        pipe.write(bytes::Bytes::from(vec![b'x'; 1 << 20])).unwrap();
+        assert_eq!(pipe.contents(), b"xxxxxxxx");
     }
 }

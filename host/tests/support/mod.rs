@@ -2,7 +2,8 @@
 //! real `wit/` package with wit-component: no guest toolchain needed.
 //!
 //! Every plugin shares one core module skeleton: a bump allocator, a
-//! `describe` that returns static data, an accepting `validate-settings`, and a
+//! `describe` that returns static data (it subscribes to core `v1`
+//! ConfigMaps, so it may read them), an accepting `validate-settings`, and a
 //! `reconcile` whose body each test supplies. The canonical ABI layouts used
 //! in the data segments are written out next to each constant.
 
@@ -28,6 +29,30 @@ pub const OVERSIZED_RET: u32 = 0x500;
 pub const MALFORMED_RET: u32 = 0x580;
 /// Return area for err(reconcile-error { message: "not ready" }).
 pub const ERR_RET: u32 = 0x900;
+/// The one subscription of `describe`: {group "", version "v1", kind
+/// "ConfigMap", namespaces [], label-selector none}, 44 bytes: three
+/// strings at +0, +8, +16, a list at +24, option<string> at +32.
+const SUBSCRIPTION: u32 = 0x1000;
+/// The string `v1` (2 bytes), usable as an api-version argument.
+pub const V1: u32 = 0x1100;
+/// The string `ConfigMap` (9 bytes), usable as a kind argument.
+pub const CONFIGMAP: u32 = 0x1110;
+/// Free scratch memory (e.g. return areas of host calls), up to 0x2000.
+pub const SCRATCH: u32 = 0x1200;
+/// The core import of `list-objects`: api-version, kind (string pairs),
+/// namespace and label-selector (option<string> triples), return pointer.
+/// The result<list<string>, string> is written at the return pointer:
+/// discriminant at +0, (ptr, len) at +4.
+pub const LIST_OBJECTS_IMPORT: &str = r#"(import "kubewasm:plugin/host@0.1.0" "list-objects" (func $list_objects (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))"#;
+
+/// WAT that lists every `v1` ConfigMap the host can read, result at [`SCRATCH`].
+pub fn list_configmaps() -> String {
+    format!(
+        "(call $list_objects (i32.const {V1}) (i32.const 2) (i32.const {CONFIGMAP}) (i32.const 9)
+           (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+           (i32.const {SCRATCH}))"
+    )
+}
 
 fn le32(values: &[u32]) -> String {
     values
@@ -67,6 +92,9 @@ pub fn core_module(name: &str, imports: &str, reconcile_body: &str, extra: &str)
   (data (i32.const 0x700) "{{nope")
   (data (i32.const {ERR_RET}) "\01\00\00\00\00\00\00\00{err_string}")
   (data (i32.const 0x980) "not ready")
+  (data (i32.const {SUBSCRIPTION}) "{subscription}")
+  (data (i32.const {V1}) "v1")
+  (data (i32.const {CONFIGMAP}) "ConfigMap")
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
     (local $ptr i32)
     (local.set $ptr
@@ -95,7 +123,8 @@ pub fn core_module(name: &str, imports: &str, reconcile_body: &str, extra: &str)
     {reconcile_body})
   {extra}
 )"#,
-        describe = le32(&[0x100, name_len, 0x110, 5, 0, 0, 0, 0]),
+        describe = le32(&[0x100, name_len, 0x110, 5, SUBSCRIPTION, 1, 0, 0]),
+        subscription = le32(&[0, 0, V1, 2, CONFIGMAP, 9, 0, 0, 0, 0, 0]),
         empty_list = le32(&[0, 0]),
         requeue = le64(5000),
         oversized_list = le32(&[0x600, 1]),

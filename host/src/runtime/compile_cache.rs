@@ -1,0 +1,336 @@
+//! The compiled-artefact cache, made tamper-evident.
+//!
+//! Loading a precompiled artefact is as trusting as running native code:
+//! wasmtime maps it executable without re-checking it. So the host keeps its
+//! own cache instead of wasmtime's (which is keyed by content hash only):
+//!
+//! - an entry is `<sha256(engine fingerprint, component bytes)>.cwasm` in the
+//!   cache directory; it holds a magic header, an HMAC-SHA256 tag and the
+//!   artefact from `Component::serialize`;
+//! - the tag covers the entry's name and the artefact, keyed by a secret of
+//!   32 random bytes in a key file kept *outside* the cache directory
+//!   (`DIR.key` beside `DIR`), created `0600` and refused when another user
+//!   owns it or others may read or write it;
+//! - an entry is deserialized only when its tag verifies. Anything else (an
+//!   artefact copied over another plugin's entry, a truncated file, one
+//!   written with another key) is logged, counted in
+//!   `kubewasm_compile_cache_rejected_total`, recompiled and overwritten.
+//!
+//! Someone who can write the cache directory but not read the key file can
+//! therefore not make the host run code of their choosing. Someone who can
+//! read the key file runs as the host's user already.
+
+use std::hash::Hasher;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::RuntimeError;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// First bytes of every entry: names the format, so a future layout is not
+/// mistaken for this one.
+const MAGIC: &[u8; 8] = b"KWCWASM1";
+const TAG_LEN: usize = 32;
+const KEY_LEN: usize = 32;
+
+/// The host's compile cache: see the module docs.
+pub struct CompileCache {
+    dir: PathBuf,
+    /// HMAC-SHA256 keyed with the secret, cloned for each tag.
+    mac: HmacSha256,
+    /// Hex SHA-256 of the engine's compatibility hash: artefacts of another
+    /// wasmtime version or configuration get other names.
+    engine_fingerprint: [u8; 32],
+    hits: AtomicUsize,
+    misses: AtomicUsize,
+    rejected: AtomicUsize,
+}
+
+/// Feeds `std::hash::Hash` output into SHA-256, so the engine fingerprint is
+/// stable across processes (unlike `DefaultHasher`'s seeded output).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The key file of a cache directory: `DIR.key` beside `DIR`.
+pub fn key_path(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?;
+    let mut key = name.to_os_string();
+    key.push(".key");
+    Some(dir.with_file_name(key))
+}
+
+impl CompileCache {
+    /// Opens (creating if needed) the cache directory and its key file.
+    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, RuntimeError> {
+        let cache_err = |reason: String| RuntimeError::Cache {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| cache_err(e.to_string()))?;
+        let key_file = key_path(dir).ok_or_else(|| {
+            cache_err("the directory has no name to put its key file beside".into())
+        })?;
+        let key = load_or_create_key(&key_file).map_err(|reason| RuntimeError::Cache {
+            path: key_file.clone(),
+            reason,
+        })?;
+        let mac = HmacSha256::new_from_slice(&key).map_err(|e| RuntimeError::Cache {
+            path: key_file.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut hasher = Sha256Hasher(Sha256::new());
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            mac,
+            engine_fingerprint: hasher.0.finalize().into(),
+            hits: AtomicUsize::new(0),
+            misses: AtomicUsize::new(0),
+            rejected: AtomicUsize::new(0),
+        })
+    }
+
+    /// (hits, misses) since the cache was opened; a rejected entry is a miss.
+    pub fn stats(&self) -> (usize, usize) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Entries refused because their tag did not verify.
+    pub fn rejected(&self) -> usize {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    fn entry_name(&self, wasm: &[u8]) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.engine_fingerprint);
+        hash.update(Sha256::digest(wasm));
+        format!("{}.cwasm", hex::encode(hash.finalize()))
+    }
+
+    fn tag(&self, name: &str, artefact: &[u8]) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(name.as_bytes());
+        mac.update(&[0]);
+        mac.update(artefact);
+        mac
+    }
+
+    /// The component for `wasm`: from a verified cache entry, else compiled
+    /// with `compile` and stored.
+    pub fn get_or_compile(
+        &self,
+        engine: &Engine,
+        origin: &str,
+        wasm: &[u8],
+        compile: impl FnOnce() -> wasmtime::Result<Component>,
+    ) -> wasmtime::Result<Component> {
+        let name = self.entry_name(wasm);
+        let path = self.dir.join(&name);
+        match std::fs::read(&path) {
+            Ok(entry) => match self.verified(&name, &entry) {
+                Ok(artefact) => match deserialize_verified(engine, artefact) {
+                    Ok(component) => {
+                        self.hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(component);
+                    }
+                    Err(e) => tracing::debug!(
+                        plugin = origin,
+                        entry = %path.display(),
+                        error = %format!("{e:#}"),
+                        "cached artefact is not loadable by this engine; recompiling"
+                    ),
+                },
+                Err(reason) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::get().compile_cache_rejected.inc();
+                    tracing::warn!(
+                        plugin = origin,
+                        entry = %path.display(),
+                        reason,
+                        "compile cache entry refused: it was not written by this host for this component; recompiling"
+                    );
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(entry = %path.display(), error = %e, "cannot read compile cache entry; recompiling")
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let component = compile()?;
+        match component.serialize() {
+            Ok(artefact) => {
+                if let Err(e) = self.store(&name, &artefact) {
+                    tracing::warn!(entry = %path.display(), error = %e, "cannot write compile cache entry");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(plugin = origin, error = %format!("{e:#}"), "cannot serialize compiled plugin")
+            }
+        }
+        Ok(component)
+    }
+
+    /// The artefact of an entry whose tag verifies, or why not.
+    fn verified<'a>(&self, name: &str, entry: &'a [u8]) -> Result<&'a [u8], &'static str> {
+        let rest = entry
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or("no kubewasm header")?;
+        if rest.len() < TAG_LEN {
+            return Err("truncated");
+        }
+        let (tag, artefact) = rest.split_at(TAG_LEN);
+        self.tag(name, artefact)
+            .verify_slice(tag)
+            .map_err(|_| "its HMAC does not verify")?;
+        Ok(artefact)
+    }
+
+    /// Writes an entry atomically: a temporary file renamed over the name.
+    fn store(&self, name: &str, artefact: &[u8]) -> std::io::Result<()> {
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&self.tag(name, artefact).finalize().into_bytes())?;
+            file.write_all(artefact)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, self.dir.join(name))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// Deserializes an artefact whose HMAC has just verified.
+///
+/// `Component::deserialize` is `unsafe` because wasmtime maps the bytes as
+/// executable code without validating them: they must come from
+/// `Component::serialize` of a compatible engine. That holds here: the bytes
+/// carry a tag that only this host's key could have produced, bound to the
+/// entry's name (the hash of the component and engine), and the key never
+/// leaves a `0600` file outside the cache directory. wasmtime still checks
+/// the header for engine compatibility and refuses a mismatch with an error.
+#[allow(unsafe_code)]
+fn deserialize_verified(engine: &Engine, artefact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: see above; `artefact` was produced by `Component::serialize`
+    // in a host holding the same key, for this component and engine.
+    unsafe { Component::deserialize(engine, artefact) }
+}
+
+/// The uid this process runs as, from `/proc/self` (owned by it).
+fn current_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Reads the key file, creating it (32 random bytes, mode 0600) if missing.
+fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => read_key(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; KEY_LEN];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut key))
+                .map_err(|e| format!("cannot read random bytes for a new key: {e}"))?;
+            // Written to a private temporary file, then linked into place:
+            // a concurrent host either wins the link or reads the winner's key.
+            let tmp = path.with_extension(format!("key.{}.tmp", std::process::id()));
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+                .and_then(|()| std::fs::hard_link(&tmp, path));
+            let _ = std::fs::remove_file(&tmp);
+            match written {
+                Ok(()) => Ok(key),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
+                Err(e) => Err(format!("cannot create the key file: {e}")),
+            }
+        }
+        Err(e) => Err(format!("cannot read the key file: {e}")),
+    }
+}
+
+fn read_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("the key file is not a regular file".into());
+    }
+    if let Some(uid) = current_uid()
+        && meta.uid() != uid
+    {
+        return Err(format!(
+            "the key file is owned by uid {}, not by this process (uid {uid})",
+            meta.uid()
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the key file has mode {mode:o}: others may read or write it (it must be 600)"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("the key file holds {} bytes, not {KEY_LEN}", bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_sits_beside_the_directory() {
+        assert_eq!(
+            key_path(Path::new("/var/cache/kubewasm/compiled")).unwrap(),
+            Path::new("/var/cache/kubewasm/compiled.key")
+        );
+    }
+
+    #[test]
+    fn a_key_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compiled.key");
+        let first = load_or_create_key(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load_or_create_key(&path).unwrap(), first);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            load_or_create_key(&path).unwrap_err(),
+            "the key file has mode 644: others may read or write it (it must be 600)"
+        );
+    }
+}
