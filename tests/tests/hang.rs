@@ -199,7 +199,12 @@ async fn the_host_starts_before_the_api_server_answers_and_reconciles_once_it_do
     assert!(host.is_running(), "the host exited:\n{}", host.log());
 
     cluster.resume_apiserver().unwrap();
+    let resumed = Instant::now();
     marked(&host, &configmaps, &names, "seen").await;
+    eprintln!(
+        "measured: API server resumed -> objects reconciled by the waiting host after {:?}",
+        resumed.elapsed()
+    );
     readyz(&host, 200, "ok").await;
     logged(&host, "the API server answers again").await;
 }
@@ -346,11 +351,16 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
     // The API server hangs past the lease's duration: the leader cannot
     // renew, and stops applying at the renew deadline, while still hung.
     cluster.pause_apiserver().unwrap();
+    let paused = Instant::now();
     logged(
         &first,
         "could not renew the leader lease within the renew deadline",
     )
     .await;
+    eprintln!(
+        "measured: API server paused -> leader stopped applying after {:?} (renew deadline 4 s, renewed every 2 s)",
+        paused.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(8)).await;
     cluster.resume_apiserver().unwrap();
 
@@ -372,6 +382,7 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
     let (a, b) = (first.log(), second.log());
     let both = format!("---- first ----\n{a}\n---- second ----\n{b}");
     let (spans_a, spans_b) = (leadership(&a), leadership(&b));
+    eprintln!("leadership spans: first {spans_a:?}, second {spans_b:?}");
     for (start_a, end_a) in &spans_a {
         for (start_b, end_b) in &spans_b {
             assert!(
