@@ -242,11 +242,11 @@ fn leadership(log: &str) -> Vec<(f64, f64)> {
         let Some(at) = timestamp(line) else { continue };
         if line.contains("became the leader") {
             since.get_or_insert(at);
-        } else if line.contains("stopped applying") || line.contains("not the leader: standing by")
+        } else if (line.contains("stopped applying")
+            || line.contains("not the leader: standing by"))
+            && let Some(start) = since.take()
         {
-            if let Some(start) = since.take() {
-                spans.push((start, at));
-            }
+            spans.push((start, at));
         }
     }
     if let Some(start) = since {
