@@ -74,6 +74,9 @@ impl LeaderGate {
     }
 }
 
+/// How often a leader reads its Lease to notice a takeover.
+const VERIFY_PERIOD: Duration = Duration::from_millis(500);
+
 /// Settings of the election.
 #[derive(Clone, Debug)]
 pub struct ElectionOptions {
@@ -103,6 +106,7 @@ pub struct Election {
     /// Dropping it tells the lease manager to release and stop.
     keep: Option<watch::Receiver<bool>>,
     task: JoinHandle<()>,
+    verify: JoinHandle<()>,
     manager: Option<JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>>,
 }
 
@@ -127,7 +131,7 @@ impl Election {
                 renewed: renewed.clone(),
             })
             .build();
-        let manager = LeaseManagerBuilder::new(client, &options.lease_name)
+        let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
             .with_namespace(&options.namespace)
             .with_identity(&options.identity)
             .with_field_manager(format!("kubewasm/leader/{}", options.identity))
@@ -138,10 +142,25 @@ impl Election {
         let (changes, manager) = manager.watch().await;
         let keep = changes.clone();
         crate::metrics::get().leader.set(0);
+        // The lease manager renews without a resourceVersion precondition and
+        // reads the Lease only when it renews, so a standby that took the
+        // Lease over is seen late; while leading, read it every
+        // `VERIFY_PERIOD` (the response closes the gate if another holds it).
+        let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(client.clone(), &options.namespace);
+        let (name, mut watching) = (options.lease_name.clone(), gate.subscribe());
+        let verify = tokio::spawn(async move {
+            loop {
+                let _ = watching.wait_for(|leading| *leading).await;
+                let _ = leases.get(&name).await;
+                tokio::time::sleep(VERIFY_PERIOD).await;
+            }
+        });
         let task = tokio::spawn(follow(changes, renewed.subscribe(), gate, options));
         Ok(Self {
             keep: Some(keep),
             task,
+            verify,
             manager: Some(manager),
         })
     }
@@ -149,6 +168,7 @@ impl Election {
     /// Stops leading and releases the lease (waiting at most `timeout`).
     pub async fn release(mut self, timeout: Duration) {
         self.task.abort();
+        self.verify.abort();
         drop(self.keep.take());
         if let Some(manager) = self.manager.take() {
             match tokio::time::timeout(timeout, manager).await {
@@ -169,6 +189,7 @@ impl Election {
     /// lease). The lease expires on its own.
     pub fn abandon(mut self) {
         self.task.abort();
+        self.verify.abort();
         if let Some(manager) = self.manager.take() {
             manager.abort();
         }
@@ -279,8 +300,19 @@ where
         Box::pin(async move {
             let (parts, body) = answer.await.map_err(Into::into)?.into_parts();
             let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
-            if write && parts.status.is_success() && holder(&bytes) == Some(&*layer.identity) {
-                layer.renewed.send_replace(Some(sent));
+            if parts.status.is_success() {
+                match holder(&bytes) {
+                    Some(holder) if holder == &*layer.identity => {
+                        if write {
+                            layer.renewed.send_replace(Some(sent));
+                        }
+                    }
+                    // Someone else holds it: stop at once, whatever the
+                    // lease manager believes until its next sync.
+                    _ => {
+                        layer.renewed.send_replace(None);
+                    }
+                }
             }
             Ok(Response::from_parts(parts, Full::new(bytes)))
         })
