@@ -7,13 +7,18 @@
 //! - `GET /livez`: 200 while the process serves requests.
 //! - `GET /readyz`: 200 once the plugin directory has been read and every
 //!   informer of a subscribed kind has finished its first list (or been
-//!   found forbidden); 503 with the reason before. A standby that does not
-//!   hold the leader lease is ready: its caches are warm and it can take
-//!   over at once, and readiness only gates the metrics Service.
+//!   found forbidden), while the API server answers; 503 with the reason
+//!   otherwise (the API server not reachable yet at startup, or not
+//!   answering since). A standby that does not hold the leader lease is
+//!   ready: its caches are warm and it can take over at once, and readiness
+//!   only gates the metrics Service.
+//!
+//! The server starts before the host first reaches the API server, so the
+//! probes answer (`/livez` 200, `/readyz` 503) while it waits for one.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -21,21 +26,39 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::client::ApiHealth;
 use crate::controller::Controller;
 
 /// What the handlers look at.
 #[derive(Clone)]
 pub struct Admin {
-    controller: Controller,
+    /// Set once the host has reached the API server and built it.
+    controller: Arc<OnceLock<Controller>>,
+    health: Option<ApiHealth>,
     plugins_loaded: Arc<AtomicBool>,
 }
 
 impl Admin {
     pub fn new(controller: Controller) -> Self {
+        let admin = Self::starting(None);
+        admin.set_controller(controller);
+        admin
+    }
+
+    /// An admin server for a host still starting: not ready until
+    /// [`Admin::set_controller`], and while `health` says the API server
+    /// does not answer.
+    pub fn starting(health: Option<ApiHealth>) -> Self {
         Self {
-            controller,
+            controller: Arc::default(),
+            health,
             plugins_loaded: Arc::default(),
         }
+    }
+
+    /// The controller, once built.
+    pub fn set_controller(&self, controller: Controller) {
+        let _ = self.controller.set(controller);
     }
 
     /// Marks the first read of the plugin directory as done.
@@ -43,34 +66,43 @@ impl Admin {
         self.plugins_loaded.store(true, Ordering::Release);
     }
 
-    /// Why the host is not ready yet, if it is not.
-    pub fn not_ready(&self) -> Option<&'static str> {
-        if !self.plugins_loaded.load(Ordering::Acquire) {
-            return Some("plugins not loaded yet");
+    /// Why the host is not ready, if it is not.
+    pub fn not_ready(&self) -> Option<String> {
+        if let Some(reason) = self.health.as_ref().and_then(ApiHealth::not_ready) {
+            return Some(reason);
         }
-        if !self.controller.informers.all_synced() {
-            return Some("informers not synced yet");
+        let Some(controller) = self.controller.get() else {
+            return Some("starting: discovering the API server's kinds".into());
+        };
+        if !self.plugins_loaded.load(Ordering::Acquire) {
+            return Some("plugins not loaded yet".into());
+        }
+        if !controller.informers.all_synced() {
+            return Some("informers not synced yet".into());
         }
         None
     }
 
     fn refresh_gauges(&self) {
+        let Some(controller) = self.controller.get() else {
+            return;
+        };
         let metrics = crate::metrics::get();
         metrics.queue_depth.reset();
-        for loaded in self.controller.plugins.all() {
+        for loaded in controller.plugins.all() {
             metrics
                 .queue_depth
                 .with_label_values(&[loaded.plugin.info().name.as_str()])
                 .set(0);
         }
-        for (plugin, depth) in self.controller.queue.len_by_group() {
+        for (plugin, depth) in controller.queue.len_by_group() {
             metrics
                 .queue_depth
                 .with_label_values(&[plugin.as_str()])
                 .set(depth as i64);
         }
         metrics.cached_objects.reset();
-        for (kind, count) in self.controller.informers.cached_counts() {
+        for (kind, count) in controller.informers.cached_counts() {
             metrics
                 .cached_objects
                 .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])

@@ -106,7 +106,7 @@ impl RunArgs {
     /// Checks what clap cannot: the plugin directory exists and the
     /// namespace is a DNS label.
     pub fn validate(&self) -> Result<(), String> {
-        self.kube.rate_limit().validate()?;
+        self.kube.client_options().validate()?;
         self.leader.validate()?;
         if !self.plugins.is_dir() {
             return Err(format!(
@@ -130,7 +130,7 @@ impl RunArgs {
             dry_run: self.dry_run,
             strict_settings: self.strict_settings,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
-            rate_limit: self.kube.rate_limit(),
+            client: self.kube.client_options(),
             admin_addr: self.admin_addr,
             election: self.leader.options(),
         }
@@ -163,6 +163,13 @@ pub struct LeaderArgs {
     /// lease duration).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3599))]
     pub leader_elect_renew_grace_seconds: u64,
+
+    /// Seconds after its last confirmed renewal at which a leader that
+    /// cannot renew (e.g. the API server hangs) stops applying, before a
+    /// standby may take the lease. Between the renewal interval (lease
+    /// minus renew grace) and the lease duration [default: halfway].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub leader_elect_renew_deadline_seconds: Option<u64>,
 }
 
 impl LeaderArgs {
@@ -177,7 +184,19 @@ impl LeaderArgs {
             identity: crate::leader::default_identity(),
             lease_duration: Duration::from_secs(self.leader_elect_lease_seconds),
             renew_grace: Duration::from_secs(self.leader_elect_renew_grace_seconds),
+            renew_deadline: self.renew_deadline(),
         })
+    }
+
+    fn renew_deadline(&self) -> Duration {
+        self.leader_elect_renew_deadline_seconds
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| {
+                crate::leader::ElectionOptions::default_renew_deadline(
+                    Duration::from_secs(self.leader_elect_lease_seconds),
+                    Duration::from_secs(self.leader_elect_renew_grace_seconds),
+                )
+            })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -186,6 +205,17 @@ impl LeaderArgs {
                 "--leader-elect-renew-grace-seconds {} must be less than --leader-elect-lease-seconds {}",
                 self.leader_elect_renew_grace_seconds, self.leader_elect_lease_seconds
             ));
+        }
+        if let Some(deadline) = self.leader_elect_renew_deadline_seconds {
+            let renews_after =
+                self.leader_elect_lease_seconds - self.leader_elect_renew_grace_seconds;
+            if deadline <= renews_after || deadline >= self.leader_elect_lease_seconds {
+                return Err(format!(
+                    "--leader-elect-renew-deadline-seconds {deadline} must be more than the renewal interval \
+                     ({renews_after} s: lease minus renew grace) and less than --leader-elect-lease-seconds {}",
+                    self.leader_elect_lease_seconds
+                ));
+            }
         }
         Ok(())
     }
@@ -202,9 +232,44 @@ pub struct KubeArgs {
     /// Requests allowed at once above `--kube-qps` (the token bucket size).
     #[arg(long, default_value_t = 30, env = "KUBEWASM_KUBE_BURST")]
     pub kube_burst: u32,
+
+    /// The longest a new connection to the API server may take (TCP and
+    /// TLS), e.g. `5s` or `500ms`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "KUBEWASM_KUBE_CONNECT_TIMEOUT")]
+    pub kube_connect_timeout: Duration,
+
+    /// The longest one request to the API server may take before it fails
+    /// (and may be retried); a watch, until it starts streaming.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "KUBEWASM_KUBE_REQUEST_TIMEOUT")]
+    pub kube_request_timeout: Duration,
+}
+
+/// A duration such as `30s`, `500ms` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit (ms, s or m)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (ms, s or m)")),
+    }
 }
 
 impl KubeArgs {
+    pub fn client_options(&self) -> crate::client::ClientOptions {
+        crate::client::ClientOptions {
+            rate_limit: self.rate_limit(),
+            connect_timeout: self.kube_connect_timeout,
+            request_timeout: self.kube_request_timeout,
+        }
+    }
+
     pub fn rate_limit(&self) -> crate::client::RateLimit {
         crate::client::RateLimit {
             qps: self.kube_qps,
@@ -415,6 +480,60 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("--kube-burst")
+        );
+    }
+
+    #[test]
+    fn timeouts_and_the_renew_deadline_are_validated_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().to_str().unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec!["kubewasm", "run", "--plugins", plugins];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Run(args)) => Ok(args),
+                Ok(_) => panic!("parsed as another command"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let args = run(&[]).unwrap();
+        assert_eq!(args.kube.kube_connect_timeout, Duration::from_secs(5));
+        assert_eq!(args.kube.kube_request_timeout, Duration::from_secs(30));
+        let args = run(&["--kube-request-timeout", "1500ms"]).unwrap();
+        assert_eq!(
+            args.run_options().client.request_timeout,
+            Duration::from_millis(1500)
+        );
+        let error = run(&["--kube-connect-timeout", "5"]).unwrap_err();
+        assert!(
+            error.contains("--kube-connect-timeout") && error.contains("no unit"),
+            "{error}"
+        );
+        let error = run(&["--kube-request-timeout", "0s"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(error.starts_with("--kube-request-timeout 0ns"), "{error}");
+
+        let leader = ["--leader-elect", "--leader-elect-lease-seconds", "15"];
+        let with = |extra: &[&str]| {
+            let mut args = leader.to_vec();
+            args.extend_from_slice(extra);
+            run(&args).unwrap()
+        };
+        let options = with(&[]).run_options().election.unwrap();
+        assert_eq!(options.renew_deadline, Duration::from_millis(12_500));
+        let args = with(&["--leader-elect-renew-deadline-seconds", "10"]);
+        let error = args.validate().unwrap_err();
+        assert!(
+            error.starts_with("--leader-elect-renew-deadline-seconds 10"),
+            "{error}"
+        );
+        let args = with(&["--leader-elect-renew-deadline-seconds", "12"]);
+        assert!(args.validate().is_ok());
+        assert_eq!(
+            args.run_options().election.unwrap().renew_deadline,
+            Duration::from_secs(12)
         );
     }
 

@@ -1,7 +1,23 @@
 //! The Kubernetes client: configuration inferred as kube does (kubeconfig,
-//! `KUBECONFIG`, or in-cluster service account), with client-side rate
-//! limiting (`--kube-qps`, `--kube-burst`) so a burst of reconciles cannot
-//! flood the API server. Every request, a watch included, takes one token.
+//! `KUBECONFIG`, or in-cluster service account), and a tower stack that
+//! keeps an API server's faults from holding the host:
+//!
+//! - explicit timeouts: `--kube-connect-timeout` for a connection and
+//!   `--kube-request-timeout` for each request ([`deadline`]); a watch is
+//!   bounded until it starts streaming, then by kube-runtime's idle timeout.
+//! - no hidden retries: kube's default retry layer (up to 15 retries on 429,
+//!   503 and 504, invisible to the host) is turned off, so the only retries
+//!   are the applier's ([`crate::applier::RetryPolicy`]), bounded and counted
+//!   in `kubewasm_write_retries_total`.
+//! - client-side rate limiting (`--kube-qps`, `--kube-burst`) so a burst of
+//!   reconciles cannot flood the API server. Every request, a watch
+//!   included, takes one token.
+//! - a write fence ([`fence`]): writes are not sent while this host does not
+//!   lead, or while the API server does not answer ([`health`]).
+
+pub mod deadline;
+pub mod fence;
+pub mod health;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -11,8 +27,122 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use kube::client::ClientBuilder;
+use kube::client::{ClientBuilder, DynBody};
 use tower::{Layer, Service};
+
+pub use deadline::{DeadlineLayer, RequestTimedOut};
+pub use fence::{FenceLayer, WriteRefused};
+pub use health::{ApiHealth, Health};
+
+/// kube's transport stack, as `ClientBuilder::try_from` builds it.
+pub type Transport = tower::util::BoxService<
+    http::Request<kube::client::Body>,
+    http::Response<Box<DynBody>>,
+    tower::BoxError,
+>;
+
+/// How the host talks to the API server.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClientOptions {
+    pub rate_limit: RateLimit,
+    /// The longest a new connection may take (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// The longest one request may take (a watch: until it streams).
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            rate_limit: RateLimit::default(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Checks the values, naming the flag that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        self.rate_limit.validate()?;
+        let range = Duration::from_millis(100)..=Duration::from_secs(3600);
+        if !range.contains(&self.connect_timeout) {
+            return Err(format!(
+                "--kube-connect-timeout {:?} is not between 100ms and 1h",
+                self.connect_timeout
+            ));
+        }
+        if !range.contains(&self.request_timeout) {
+            return Err(format!(
+                "--kube-request-timeout {:?} is not between 100ms and 1h",
+                self.request_timeout
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The inferred configuration and the host's client settings; builds the
+/// clients the host uses (one per purpose, sharing nothing but settings).
+#[derive(Clone)]
+pub struct Connection {
+    config: kube::Config,
+    options: ClientOptions,
+}
+
+impl Connection {
+    /// Infers the configuration (no request is made), with the host's
+    /// timeouts and without kube's retry layer.
+    pub async fn infer(options: ClientOptions) -> kube::Result<Self> {
+        let mut config = kube::Config::infer()
+            .await
+            .map_err(kube::Error::InferConfig)?;
+        config.connect_timeout = Some(options.connect_timeout);
+        // Per request (see `deadline`) rather than per socket read, which
+        // would also cut idle watches.
+        config.read_timeout = None;
+        config.write_timeout = Some(options.request_timeout);
+        config.default_retry = false;
+        Ok(Self { config, options })
+    }
+
+    /// The API server's URL.
+    pub fn server(&self) -> String {
+        self.config.cluster_url.to_string()
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// kube's transport stack (TLS, auth) with the connect timeout and a
+    /// deadline of `timeout` per request, to add layers to.
+    pub fn builder(
+        &self,
+        timeout: Duration,
+    ) -> kube::Result<ClientBuilder<deadline::Deadline<Transport>>> {
+        Ok(ClientBuilder::try_from(self.config.clone())?.with_layer(&DeadlineLayer::new(timeout)))
+    }
+
+    /// The host's client: request deadlines, rate limited, writes fenced.
+    pub fn client(&self, fence: FenceLayer) -> kube::Result<kube::Client> {
+        Ok(self
+            .builder(self.options.request_timeout)?
+            .with_layer(&ThrottleLayer::new(self.options.rate_limit))
+            .with_layer(&fence)
+            .build())
+    }
+}
+
+/// Builds the client from the inferred configuration, rate limited, with
+/// the default timeouts and no write fence (for the offline commands).
+pub async fn connect(limit: RateLimit) -> kube::Result<kube::Client> {
+    let options = ClientOptions {
+        rate_limit: limit,
+        ..ClientOptions::default()
+    };
+    Connection::infer(options).await?.client(FenceLayer::open())
+}
 
 /// Client-side request rate limit: a token bucket refilled at `qps` per
 /// second holding at most `burst` tokens.
@@ -54,15 +184,6 @@ impl RateLimit {
             .expect("a positive period")
             .allow_burst(burst)
     }
-}
-
-/// Builds the client from the inferred configuration, rate limited.
-pub async fn connect(limit: RateLimit) -> kube::Result<kube::Client> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(kube::Error::InferConfig)?;
-    let builder = ClientBuilder::try_from(config)?;
-    Ok(builder.with_layer(&ThrottleLayer::new(limit)).build())
 }
 
 /// A tower layer holding requests until the rate limit lets them through.

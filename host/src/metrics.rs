@@ -21,6 +21,14 @@
 //! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest` |
 //! | `kubewasm_leader` | gauge | |
 //! | `kubewasm_compile_cache_rejected_total` | counter | |
+//! | `kubewasm_write_retries_total` | counter | `reason` |
+//! | `kubewasm_apiserver_answering` | gauge | |
+//! | `kubewasm_reconciles_abandoned_total` | counter | |
+//!
+//! `kubewasm_write_retries_total{reason}` counts the applier's retries (the
+//! only ones: kube's own retry layer is off), by `throttled` (429),
+//! `unavailable` (503), `server_error` (other 5xx), `timeout`, `connection`
+//! or `conflict`.
 //!
 //! `kubewasm_reconciles_total{result}` is one of `ok`, `error` (the plugin
 //! returned an error), `trap`, `timeout`, `memory_limit`,
@@ -56,6 +64,9 @@ pub struct Metrics {
     pub plugin_info: IntGaugeVec,
     pub leader: IntGauge,
     pub compile_cache_rejected: IntCounter,
+    pub write_retries: IntCounterVec,
+    pub apiserver_answering: IntGauge,
+    pub reconciles_abandoned: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -171,6 +182,27 @@ impl Metrics {
         registry
             .register(Box::new(compile_cache_rejected.clone()))
             .expect("registered once");
+        let write_retries = counter(
+            "kubewasm_write_retries_total",
+            "Writes retried by the applier, by reason (throttled, unavailable, server_error, timeout, connection, conflict).",
+            &["reason"],
+        );
+        let apiserver_answering = IntGauge::new(
+            "kubewasm_apiserver_answering",
+            "1 while the API server answers the host's probe of its /readyz in time.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(apiserver_answering.clone()))
+            .expect("registered once");
+        let reconciles_abandoned = IntCounter::new(
+            "kubewasm_reconciles_abandoned_total",
+            "Reconciles still running when the shutdown grace period ended, abandoned unfinished.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(reconciles_abandoned.clone()))
+            .expect("registered once");
         Self {
             registry,
             events_received,
@@ -187,6 +219,9 @@ impl Metrics {
             plugin_info,
             leader,
             compile_cache_rejected,
+            write_retries,
+            apiserver_answering,
+            reconciles_abandoned,
         }
     }
 

@@ -1,14 +1,17 @@
 //! `kubewasm run`: connect, discover, load plugins, and run the cluster loop
-//! until SIGTERM or SIGINT, then drain in-flight reconciles.
+//! until SIGTERM or SIGINT, then drain in-flight reconciles within the
+//! grace period.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::sync::watch;
 
 use crate::admin::Admin;
 use crate::applier::{Applier, ApplierOptions};
+use crate::client::{ApiHealth, ClientOptions, Connection, FenceLayer};
 use crate::controller::Controller;
 use crate::discovery::{self, KindRegistry, SharedRegistry};
 use crate::informer::InformerRegistry;
@@ -27,7 +30,8 @@ pub struct RunOptions {
     /// otherwise that plugin is skipped and reported.
     pub strict_settings: bool,
     pub shutdown_grace: Duration,
-    pub rate_limit: crate::client::RateLimit,
+    /// Timeouts and rate limit of the Kubernetes client.
+    pub client: ClientOptions,
     /// Where the admin server (metrics, probes) listens.
     pub admin_addr: std::net::SocketAddr,
     /// Leader election, if enabled.
@@ -74,6 +78,27 @@ impl RunError {
     }
 }
 
+/// SIGTERM or SIGINT, registered at once and observable many times.
+#[derive(Clone)]
+struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    fn listen() -> Self {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tx.send_replace(true);
+            // Keep the sender: a dropped one would also end the waits.
+            std::future::pending::<()>().await;
+        });
+        Self(rx)
+    }
+
+    async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
 /// Waits for SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -96,14 +121,113 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Backoff of start-up steps that need the API server: 500 ms doubling to 30 s.
+const START_RETRY_MIN: Duration = Duration::from_millis(500);
+const START_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Runs `step` until it succeeds, backing off while the API server is not
+/// reachable; `None` if a shutdown signal came first. The first failure is
+/// logged at WARN, later ones at DEBUG, the success after failures at INFO.
+async fn until_reachable<T, E, F, Fut>(
+    what: &str,
+    shutdown: &mut Shutdown,
+    mut step: F,
+) -> Option<T>
+where
+    E: std::error::Error,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = START_RETRY_MIN;
+    let mut failures = 0u32;
+    loop {
+        let result = tokio::select! {
+            result = step() => result,
+            () = shutdown.wait() => return None,
+        };
+        match result {
+            Ok(value) => {
+                if failures > 0 {
+                    tracing::info!(
+                        failures,
+                        "{what}: done after the API server became reachable"
+                    );
+                }
+                return Some(value);
+            }
+            Err(error) if failures == 0 => tracing::warn!(
+                error = %crate::error_chain(&error),
+                retry_in = ?delay,
+                "{what} failed: not ready, retrying with backoff until the API server answers"
+            ),
+            Err(error) => {
+                tracing::debug!(error = %crate::error_chain(&error), failures, retry_in = ?delay, "{what} failed again")
+            }
+        }
+        failures += 1;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {},
+            () = shutdown.wait() => return None,
+        }
+        delay = (delay * 2).min(START_RETRY_MAX);
+    }
+}
+
 /// Runs the host until a shutdown signal.
+///
+/// The admin server starts first, so probes answer while the host waits for
+/// an API server that is not reachable yet (`/readyz` says why); discovery
+/// and the election retry with backoff until it answers. On SIGTERM the
+/// host drains in-flight reconciles for at most the grace period, then
+/// abandons (and counts) the rest: their requests are dropped, not left in
+/// flight, and the process exits within the grace.
 pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> {
-    let client = crate::client::connect(options.rate_limit)
+    let mut shutdown = Shutdown::listen();
+    let connection = Connection::infer(options.client)
         .await
         .map_err(RunError::Client)?;
-    let discovered = discovery::discover(&client)
+    let health = ApiHealth::new(connection.server());
+    let probe_client = connection
+        .builder(crate::client::health::PROBE_TIMEOUT)
+        .map_err(RunError::Client)?
+        .build();
+    let probe = tokio::spawn(health.clone().probe(probe_client));
+    let _stop_probe = AbortOnDrop(probe);
+
+    let admin = Admin::starting(Some(health.clone()));
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_addr = admin
+        .clone()
+        .serve(options.admin_addr, async move {
+            let _ = admin_stopped.await;
+        })
         .await
-        .map_err(RunError::Discovery)?;
+        .map_err(|source| RunError::Admin {
+            addr: options.admin_addr,
+            source,
+        })?;
+    tracing::info!(addr = %admin_addr, "admin server listening (/metrics, /livez, /readyz)");
+
+    let (leading, gate) = match options.election {
+        Some(_) => {
+            let (tx, gate) = LeaderGate::pending();
+            (Some(tx), gate)
+        }
+        None => (None, LeaderGate::always()),
+    };
+    let client = connection
+        .client(FenceLayer::new(gate.clone(), health.clone()))
+        .map_err(RunError::Client)?;
+    let Some(discovered) =
+        until_reachable("discovering the API server's kinds", &mut shutdown, || {
+            discovery::discover(&client)
+        })
+        .await
+    else {
+        tracing::info!("shut down before the API server was reachable");
+        let _ = stop_admin.send(());
+        return Ok(());
+    };
     let registry = SharedRegistry::new(KindRegistry::from(discovered));
     tracing::info!(
         kinds = registry.load().len(),
@@ -123,38 +247,26 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             ..ApplierOptions::default()
         },
     );
-    let election = match &options.election {
-        Some(election) => Some(
-            Election::start(client.clone(), election.clone())
-                .await
-                .map_err(|source| RunError::Election {
-                    namespace: election.namespace.clone(),
-                    lease: election.lease_name.clone(),
-                    source,
-                })?,
-        ),
-        None => None,
+    let election = match (&options.election, leading) {
+        (Some(election), Some(leading)) => {
+            let started = until_reachable("starting leader election", &mut shutdown, || {
+                Election::start(&connection, election.clone(), leading.clone())
+            })
+            .await;
+            match started {
+                Some(started) => Some(started),
+                None => {
+                    let _ = stop_admin.send(());
+                    return Ok(());
+                }
+            }
+        }
+        _ => None,
     };
-    let gate = election
-        .as_ref()
-        .map_or_else(LeaderGate::always, Election::gate);
     let controller = Controller::new(informers, registry.clone(), Arc::new(applier))
         .with_leader_gate(gate)
         .with_namespace(options.namespace.clone());
-
-    let admin = Admin::new(controller.clone());
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_addr = admin
-        .clone()
-        .serve(options.admin_addr, async move {
-            let _ = admin_stopped.await;
-        })
-        .await
-        .map_err(|source| RunError::Admin {
-            addr: options.admin_addr,
-            source,
-        })?;
-    tracing::info!(addr = %admin_addr, "admin server listening (/metrics, /livez, /readyz)");
+    admin.set_controller(controller.clone());
     if election.is_none() {
         crate::metrics::get().leader.set(1);
     }
@@ -190,7 +302,7 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
     }));
 
     tokio::spawn(controller.clone().dispatch(events));
-    let workers: Vec<_> = (0..options.concurrency.max(1))
+    let mut workers: Vec<_> = (0..options.concurrency.max(1))
         .map(|_| tokio::spawn(controller.clone().work()))
         .collect();
     let watcher_controller = controller.clone();
@@ -222,20 +334,52 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
         "kubewasm running"
     );
 
-    shutdown_signal().await;
+    shutdown.wait().await;
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
     let _ = stop_reload.send(());
     tracing::info!(grace = ?options.shutdown_grace, "shutting down: draining in-flight reconciles");
     controller.queue.shutdown();
     let drained =
-        tokio::time::timeout(options.shutdown_grace, futures::future::join_all(workers)).await;
+        tokio::time::timeout_at(deadline, futures::future::join_all(workers.iter_mut())).await;
     if drained.is_err() {
-        tracing::warn!("in-flight reconciles did not finish within the grace period");
+        // Dropping a reconcile drops its requests (and their connections):
+        // nothing is left in flight. Its key is reconciled again by whoever
+        // runs next (the level-triggered queue starts from a full list).
+        let abandoned: Vec<_> = workers.iter().filter(|w| !w.is_finished()).collect();
+        for worker in &abandoned {
+            worker.abort();
+        }
+        crate::metrics::get()
+            .reconciles_abandoned
+            .inc_by(abandoned.len() as u64);
+        tracing::warn!(
+            abandoned = abandoned.len(),
+            api_server_answering = health.answering(),
+            "in-flight reconciles did not finish within the grace period: abandoned, their requests cancelled"
+        );
     }
     if let Some(election) = election {
-        election.release(Duration::from_secs(5)).await;
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(Duration::from_secs(5));
+        if health.answering() && !left.is_zero() {
+            election.release(left).await;
+        } else {
+            election.abandon();
+        }
     }
     let _ = stop_admin.send(());
+    tracing::info!("shut down");
     Ok(())
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `kubewasm discover`: the kinds the cluster serves, as a table.

@@ -46,6 +46,7 @@
 //! (`eval "$(tests/control-plane/cluster.sh env)"`).
 
 pub mod host;
+pub mod private_cluster;
 
 use std::collections::BTreeMap;
 use std::future::Future;

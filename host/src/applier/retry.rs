@@ -1,5 +1,12 @@
 //! Retrying requests that failed for a reason that may pass: throttling,
-//! unavailability, dropped connections, and one unexplained conflict.
+//! unavailability, timeouts, dropped connections, and one unexplained
+//! conflict.
+//!
+//! These are the host's only retries: the client is built without kube's
+//! retry layer (see [`crate::client`]), so every retry follows this policy
+//! and is counted in `kubewasm_write_retries_total{reason}`. A write the
+//! client's fence refused ([`WriteRefused`]: not the leader, API server not
+//! answering) is not retried here; the work queue backs its key off.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,6 +14,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::error::is_ownership_conflict;
+use crate::client::{RequestTimedOut, WriteRefused};
 
 /// How often and how long a failed request is retried.
 #[derive(Clone, Debug)]
@@ -16,8 +24,10 @@ pub struct RetryPolicy {
     /// The first delay; each next one doubles (with jitter) up to `max_delay`.
     pub min_delay: Duration,
     pub max_delay: Duration,
-    /// The most time spent waiting across the retries of one request; a
-    /// retry that would pass it (e.g. a long `Retry-After`) is not made.
+    /// The most time one request may take across its attempts and the
+    /// waits between them; a retry that would start after it (e.g. after a
+    /// long `Retry-After`, or an attempt that ran into the client's request
+    /// timeout) is not made.
     pub max_total_delay: Duration,
 }
 
@@ -40,7 +50,10 @@ pub(super) struct Failure {
 }
 
 pub(super) enum Retry {
-    Transient { retry_after: Option<Duration> },
+    Transient {
+        retry_after: Option<Duration>,
+        reason: &'static str,
+    },
     Conflict,
     No,
 }
@@ -49,6 +62,11 @@ pub(super) fn retry_class(error: &kube::Error) -> Retry {
     match error {
         kube::Error::Api(status) => match status.code {
             429 | 500 | 502 | 503 | 504 => Retry::Transient {
+                reason: match status.code {
+                    429 => "throttled",
+                    503 => "unavailable",
+                    _ => "server_error",
+                },
                 retry_after: status
                     .details
                     .as_ref()
@@ -59,9 +77,15 @@ pub(super) fn retry_class(error: &kube::Error) -> Retry {
             409 if !status.is_already_exists() && !is_ownership_conflict(status) => Retry::Conflict,
             _ => Retry::No,
         },
-        kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            Retry::Transient { retry_after: None }
-        }
+        kube::Error::Service(error) if error.is::<WriteRefused>() => Retry::No,
+        kube::Error::Service(error) if error.is::<RequestTimedOut>() => Retry::Transient {
+            retry_after: None,
+            reason: "timeout",
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Retry::Transient {
+            retry_after: None,
+            reason: "connection",
+        },
         _ => Retry::No,
     }
 }
@@ -89,28 +113,40 @@ where
         .with_jitter()
         .build();
     let mut conflict_retried = !retry_conflict;
-    let mut waited = Duration::ZERO;
+    // Time spent in attempts and in waits (the waits counted as asked for,
+    // so tests with an instant `sleep` see the same budget).
+    let mut spent = Duration::ZERO;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let error = match op().await {
+        let started = tokio::time::Instant::now();
+        let answer = op().await;
+        spent += started.elapsed();
+        let error = match answer {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
         let delay = match retry_class(&error) {
-            Retry::Transient { retry_after } => delays
+            Retry::Transient {
+                retry_after,
+                reason,
+            } => delays
                 .next()
-                .map(|d| retry_after.map_or(d, |after| after.max(d))),
+                .map(|d| (retry_after.map_or(d, |after| after.max(d)), reason)),
             Retry::Conflict if !conflict_retried => {
                 conflict_retried = true;
-                Some(policy.min_delay)
+                Some((policy.min_delay, "conflict"))
             }
             Retry::Conflict | Retry::No => None,
         };
         match delay {
-            Some(delay) if waited + delay <= policy.max_total_delay => {
+            Some((delay, reason)) if spent + delay <= policy.max_total_delay => {
+                crate::metrics::get()
+                    .write_retries
+                    .with_label_values(&[reason])
+                    .inc();
                 sleep(delay).await;
-                waited += delay;
+                spent += delay;
             }
             _ => return Err(Failure { error, attempts }),
         }
@@ -210,6 +246,55 @@ mod tests {
         assert!(result.is_err());
         let (attempts, _, _) = run(&policy(), false, conflicts()).await;
         assert_eq!(attempts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_timed_out_counts_against_the_budget() {
+        let timeouts = AtomicU64::new(0);
+        let result: Result<(), Failure> = with_retries(
+            &policy(),
+            false,
+            || {
+                timeouts.fetch_add(1, Ordering::Relaxed);
+                async {
+                    // The client's request timeout, as the API server hangs.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    let timeout = RequestTimedOut(Duration::from_secs(30));
+                    Err(kube::Error::Service(Box::new(timeout)))
+                }
+            },
+            tokio::time::sleep,
+        )
+        .await;
+        assert_eq!(
+            timeouts.load(Ordering::Relaxed),
+            1,
+            "30 s is past the 10 s budget"
+        );
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn retries_are_counted_by_reason_and_refused_writes_not_retried() {
+        let retries = |reason: &str| {
+            crate::metrics::get()
+                .write_retries
+                .with_label_values(&[reason])
+                .get()
+        };
+        let (throttled, timeouts) = (retries("throttled"), retries("timeout"));
+        let timeout = kube::Error::Service(Box::new(RequestTimedOut(Duration::from_millis(1))));
+        let errors = vec![api_error(429, "TooManyRequests", 0), timeout];
+        let (attempts, _, result) = run(&policy(), false, errors).await;
+        assert!(result.is_ok() && attempts == 3);
+        // Other tests run in parallel and count too: at least ours.
+        assert!(retries("throttled") > throttled);
+        assert!(retries("timeout") > timeouts);
+
+        let refused = kube::Error::Service(Box::new(WriteRefused::NotLeader));
+        let (attempts, _, result) = run(&policy(), false, vec![refused]).await;
+        assert_eq!(attempts, 1);
+        assert!(result.is_err());
     }
 
     #[tokio::test]
