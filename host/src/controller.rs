@@ -429,7 +429,11 @@ impl Controller {
             };
             return (done, "unloaded");
         };
-        let gone = self.registry.load().get(&key.api_group, &key.kind).is_none();
+        let gone = self
+            .registry
+            .load()
+            .get(&key.api_group, &key.kind)
+            .is_none();
         if gone && work.event_type != EventType::Deleted {
             // The kind was removed (a deleted CRD): nothing left to reconcile
             // and nowhere to write; the key is not retried. A delete still

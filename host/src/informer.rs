@@ -448,7 +448,9 @@ fn report_error(
                 errors, failing_for = ?for_, retry_in = ?retry_in,
                 "watch failing; retrying (repeated every 30 s while it lasts)"
             ),
-            _ => tracing::debug!(%group, %version, %kind, %error, retry_in = ?retry_in, "watch error; retrying"),
+            _ => {
+                tracing::debug!(%group, %version, %kind, %error, retry_in = ?retry_in, "watch error; retrying")
+            }
         },
     }
 }
