@@ -213,7 +213,9 @@ mod tests {
 
     #[test]
     fn tombstone_records_the_last_state_of_a_deleted_object() {
-        let mut object = configmap(Some("tombstone"), Some("seen")).object.into_value();
+        let mut object = configmap(Some("tombstone"), Some("seen"))
+            .object
+            .into_value();
         object["data"] = json!({"n": "3"});
         let event = Event::new(
             EventType::Deleted,
