@@ -169,6 +169,9 @@ pub struct Controller {
     leader: LeaderGate,
     /// `--namespace`: every plugin's grant is narrowed to it.
     namespace: Option<String>,
+    /// (plugin, group, kind, version) of subscriptions to a version the
+    /// cluster does not serve, as last reported.
+    unserved: Arc<RwLock<HashSet<[String; 4]>>>,
 }
 
 impl Controller {
@@ -187,6 +190,7 @@ impl Controller {
             loops: Arc::default(),
             leader: LeaderGate::always(),
             namespace: None,
+            unserved: Arc::default(),
         }
     }
 
@@ -255,6 +259,7 @@ impl Controller {
         for kind in &kinds {
             self.resync(&installed, kind);
         }
+        self.report_unserved();
     }
 
     /// Unloads a plugin: drops its queued work and releases its informers.
@@ -288,35 +293,95 @@ impl Controller {
         }
     }
 
-    /// A kind appeared in the cluster: plugins whose subscriptions cover it
-    /// start receiving its objects.
-    pub fn kind_added(&self, kind: &ResourceKind) {
-        for loaded in self.plugins.all() {
-            let covers = loaded
-                .plugin
-                .info()
-                .subscriptions
-                .iter()
-                .any(|s| s.matches_kind(kind));
-            if covers {
-                self.informers.subscribe(kind);
-                self.subscribed
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(loaded.plugin.info().name.clone())
-                    .or_default()
-                    .push(kind.clone());
-            }
+    /// A kind appeared in the cluster, or one of its versions did: plugins
+    /// whose subscriptions cover it start receiving its objects.
+    pub fn kind_added(&self, _kind: &ResourceKind) {
+        self.refresh_subscriptions();
+    }
+
+    /// A kind disappeared, or the version the host used for it: informers
+    /// follow the subscriptions again (a plugin subscribed to a version that
+    /// is still served keeps its informer; nothing else restarts). If the
+    /// kind is gone altogether, its informers stop whatever their
+    /// subscribers, and its queued keys are dropped when they come up.
+    pub fn kind_removed(&self, kind: &ResourceKind) {
+        self.refresh_subscriptions();
+        if self.registry.load().get(&kind.group, &kind.kind).is_none() {
+            self.informers.remove_kind(kind);
         }
     }
 
-    /// A kind disappeared: its informer stops; nothing else restarts.
-    pub fn kind_removed(&self, kind: &ResourceKind) {
-        self.informers.remove_kind(kind);
-        let mut subscribed = self.subscribed.write().unwrap_or_else(|e| e.into_inner());
-        for kinds in subscribed.values_mut() {
-            kinds.retain(|k| !(k.group == kind.group && k.kind == kind.kind));
+    /// Brings every plugin's informers in line with the current registry:
+    /// subscribes kinds (at versions) its subscriptions now cover, releases
+    /// those they no longer do, and reports subscriptions to versions that
+    /// are not served.
+    fn refresh_subscriptions(&self) {
+        for loaded in self.plugins.all() {
+            let name = loaded.plugin.info().name.clone();
+            let kinds = self.kinds_for(&loaded.plugin);
+            let mut subscribed = self.subscribed.write().unwrap_or_else(|e| e.into_inner());
+            let old = subscribed.insert(name, kinds.clone()).unwrap_or_default();
+            drop(subscribed);
+            for kind in kinds.iter().filter(|k| !old.contains(k)) {
+                self.informers.subscribe(kind);
+            }
+            for kind in old.iter().filter(|k| !kinds.contains(k)) {
+                self.informers.unsubscribe(kind);
+            }
         }
+        self.report_unserved();
+    }
+
+    /// Logs (WARN when it starts, INFO when it ends) and counts in
+    /// `kubewasm_subscription_unserved` each subscription that names a
+    /// version of a kind the cluster serves only in other versions.
+    fn report_unserved(&self) {
+        let registry = self.registry.load();
+        let mut now = HashSet::new();
+        for loaded in self.plugins.all() {
+            let info = loaded.plugin.info();
+            for s in &info.subscriptions {
+                let concrete = |p: &str| p != crate::plugin::WILDCARD;
+                if !(concrete(&s.group) && concrete(&s.kind) && concrete(&s.version)) {
+                    continue;
+                }
+                if let Some(kind) = registry.get(&s.group, &s.kind)
+                    && !kind.serves(&s.version)
+                {
+                    let entry = [
+                        info.name.clone(),
+                        s.group.clone(),
+                        s.kind.clone(),
+                        s.version.clone(),
+                    ];
+                    let reported = self
+                        .unserved
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(&entry);
+                    now.insert(entry);
+                    if !reported {
+                        tracing::warn!(
+                            plugin = %info.name, group = %s.group, kind = %s.kind, version = %s.version,
+                            served = ?kind.versions,
+                            "the plugin subscribes to a version of this kind that the cluster does not serve; it receives none of its objects"
+                        );
+                    }
+                }
+            }
+        }
+        let gauge = &crate::metrics::get().subscription_unserved;
+        let mut unserved = self.unserved.write().unwrap_or_else(|e| e.into_inner());
+        for gone in unserved.difference(&now) {
+            tracing::info!(plugin = %gone[0], group = %gone[1], kind = %gone[2], version = %gone[3], "the subscribed version is served again, or the subscription is gone");
+            let _ = gauge.remove_label_values(&[&gone[0], &gone[1], &gone[2], &gone[3]]);
+        }
+        for new in &now {
+            gauge
+                .with_label_values(&[&new[0], &new[1], &new[2], &new[3]])
+                .set(1);
+        }
+        *unserved = now;
     }
 
     /// Routes informer events to the plugins that want them.
@@ -400,6 +465,21 @@ impl Controller {
             };
             return (done, "unloaded");
         };
+        let gone = self
+            .registry
+            .load()
+            .get(&key.api_group, &key.kind)
+            .is_none();
+        if gone && work.event_type != EventType::Deleted {
+            // The kind was removed (a deleted CRD): nothing left to reconcile
+            // and nowhere to write; the key is not retried. A delete still
+            // reaches the plugin with the object's last state.
+            tracing::debug!("kind no longer served; dropped");
+            let done = queue::Outcome::Success {
+                requeue_after: None,
+            };
+            return (done, "kind_removed");
+        }
         // Which build of the plugin runs this call: the first 12 hex digits
         // of its content hash.
         let digest = loaded.plugin.digest();

@@ -10,14 +10,29 @@
 //! informer diffs the new set against its cache, so objects deleted while the
 //! watch was down still produce a `deleted` event with their last known
 //! state. A kind the host may not list (403) is reported and skipped.
+//!
+//! Informers are keyed by group, kind *and version*: a plugin that subscribes
+//! to `v1alpha1` of a kind keeps its informer at `v1alpha1` while another
+//! plugin (or a wildcard subscription) follows the preferred version.
+//! Reads by group and kind are answered by any synced informer of the kind.
+//!
+//! After a watch error the informer waits as [`backoff`] decides: not at all
+//! after `410 Gone`, at most a second while the server is unreachable. Each
+//! error is counted in `kubewasm_watch_errors_total{group,kind,reason}`; an
+//! outage is logged at WARN when it starts and every 30 s while it lasts,
+//! and at INFO when the watch recovers.
 
-use std::collections::{BTreeMap, HashMap};
+mod backoff;
+
+pub use backoff::WatchFailure;
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -64,13 +79,22 @@ impl Drop for Informer {
 /// without it (and see `not synced yet` from their reads of that kind).
 const SYNC_GRACE: Duration = Duration::from_secs(30);
 
+/// An informer's identity: group, kind and version (sorted in that order,
+/// so the versions of one kind are neighbours).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InformerKey {
+    group: String,
+    kind: String,
+    version: String,
+}
+
 /// The informers the host runs. Cheap to clone; clones share the informers.
 #[derive(Clone)]
 pub struct InformerRegistry {
     client: kube::Client,
     namespace: Option<String>,
     events: mpsc::UnboundedSender<KindEvent>,
-    informers: Arc<RwLock<HashMap<GroupKind, Informer>>>,
+    informers: Arc<RwLock<BTreeMap<InformerKey, Informer>>>,
 }
 
 fn key_of(object: &Value) -> (Option<String>, String) {
@@ -81,11 +105,28 @@ fn key_of(object: &Value) -> (Option<String>, String) {
     )
 }
 
-fn group_kind(kind: &ResourceKind) -> GroupKind {
-    GroupKind {
+fn informer_key(kind: &ResourceKind) -> InformerKey {
+    InformerKey {
         group: kind.group.clone(),
         kind: kind.kind.clone(),
+        version: kind.version.clone(),
     }
+}
+
+/// The informers of every version of `kind`.
+fn versions_of<'a>(
+    informers: &'a BTreeMap<InformerKey, Informer>,
+    kind: &'a GroupKind,
+) -> impl Iterator<Item = &'a Informer> {
+    let first = InformerKey {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        version: String::new(),
+    };
+    informers
+        .range(first..)
+        .take_while(move |(k, _)| k.group == kind.group && k.kind == kind.kind)
+        .map(|(_, informer)| informer)
 }
 
 /// Objects as plugins see them: JSON, without `managedFields`, and always
@@ -119,7 +160,7 @@ impl InformerRegistry {
     /// Adds a subscriber to `kind`, starting its informer if it is the first.
     pub fn subscribe(&self, kind: &ResourceKind) {
         let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
-        let key = group_kind(kind);
+        let key = informer_key(kind);
         if let Some(informer) = informers.get_mut(&key) {
             informer.subscribers += 1;
             return;
@@ -147,24 +188,28 @@ impl InformerRegistry {
     /// Removes a subscriber from `kind`, stopping its informer if it was the last.
     pub fn unsubscribe(&self, kind: &ResourceKind) {
         let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
-        let key = group_kind(kind);
+        let key = informer_key(kind);
         let last = informers.get_mut(&key).is_some_and(|i| {
             i.subscribers = i.subscribers.saturating_sub(1);
             i.subscribers == 0
         });
         if last {
-            tracing::info!(group = %kind.group, kind = %kind.kind, "stopping informer: no subscriber left");
+            tracing::info!(group = %kind.group, version = %kind.version, kind = %kind.kind, "stopping informer: no subscriber left");
             informers.remove(&key);
         }
     }
 
-    /// Stops the informer of a kind that no longer exists, whatever its
-    /// subscribers (a deleted CRD).
+    /// Stops the informers (every version) of a kind that no longer exists,
+    /// whatever their subscribers (a deleted CRD).
     pub fn remove_kind(&self, kind: &ResourceKind) {
         let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
-        if informers.remove(&group_kind(kind)).is_some() {
-            tracing::info!(group = %kind.group, kind = %kind.kind, "stopped informer: kind removed from the cluster");
-        }
+        informers.retain(|key, _| {
+            let gone = key.group == kind.group && key.kind == kind.kind;
+            if gone {
+                tracing::info!(group = %key.group, version = %key.version, kind = %key.kind, "stopped informer: kind removed from the cluster");
+            }
+            !gone
+        });
     }
 
     /// The kinds being watched, with their subscriber counts.
@@ -174,7 +219,9 @@ impl InformerRegistry {
             .values()
             .map(|i| (i.kind.clone(), i.subscribers))
             .collect();
-        kinds.sort_by(|a, b| (&a.0.group, &a.0.kind).cmp(&(&b.0.group, &b.0.kind)));
+        kinds.sort_by(|a, b| {
+            (&a.0.group, &a.0.kind, &a.0.version).cmp(&(&b.0.group, &b.0.kind, &b.0.version))
+        });
         kinds
     }
 
@@ -194,7 +241,7 @@ impl InformerRegistry {
     pub fn syncing(&self, kinds: &[ResourceKind]) -> bool {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         kinds.iter().any(|kind| {
-            informers.get(&group_kind(kind)).is_some_and(|i| {
+            informers.get(&informer_key(kind)).is_some_and(|i| {
                 let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
                 !(cache.synced || cache.forbidden) && i.started.elapsed() < SYNC_GRACE
             })
@@ -217,7 +264,7 @@ impl InformerRegistry {
     pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<Value>> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         informers
-            .get(&group_kind(kind))
+            .get(&informer_key(kind))
             .map(|i| {
                 let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
                 cache.objects.values().cloned().collect()
@@ -234,20 +281,28 @@ impl InformerRegistry {
         }
     }
 
+    /// Runs `f` on the cache of a synced informer of `kind` (any version:
+    /// they hold the same objects).
     fn with_cache<T>(&self, kind: &GroupKind, f: impl FnOnce(&Cache) -> T) -> Result<T, ReadError> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
-        let informer = informers.get(kind).ok_or_else(|| ReadError::NotWatched {
-            group: kind.group.clone(),
-            kind: kind.kind.clone(),
-        })?;
-        let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
-        if !cache.synced {
-            return Err(ReadError::NotSynced {
+        let mut watched = false;
+        for informer in versions_of(&informers, kind) {
+            watched = true;
+            let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
+            if cache.synced {
+                return Ok(f(&cache));
+            }
+        }
+        Err(match watched {
+            true => ReadError::NotSynced {
                 group: kind.group.clone(),
                 kind: kind.kind.clone(),
-            });
-        }
-        Ok(f(&cache))
+            },
+            false => ReadError::NotWatched {
+                group: kind.group.clone(),
+                kind: kind.kind.clone(),
+            },
+        })
     }
 }
 
@@ -282,14 +337,6 @@ impl ObjectReader for InformerRegistry {
     }
 }
 
-fn is_forbidden(error: &watcher::Error) -> bool {
-    match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => status.code == 403,
-        _ => false,
-    }
-}
-
 /// Runs one kind's watcher until aborted, updating the cache and sending
 /// events.
 async fn run_informer(
@@ -299,7 +346,11 @@ async fn run_informer(
     events: mpsc::UnboundedSender<KindEvent>,
 ) {
     let config = watcher::Config::default().any_semantic();
-    let mut stream = watcher(api, config).default_backoff().boxed();
+    // No `default_backoff()`: the delay after an error depends on the error
+    // (see `backoff`), and the stream is simply polled again after it.
+    let mut stream = watcher(api, config).boxed();
+    let mut backoff = backoff::WatchBackoff::default();
+    let mut outage = backoff::Outage::default();
     // Keys seen during a re-list, to find objects deleted while disconnected.
     let mut relisted: Option<Objects> = None;
     let metrics = crate::metrics::get();
@@ -316,33 +367,40 @@ async fn run_informer(
         });
     };
     while let Some(item) = stream.next().await {
-        let change = match item {
-            Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::InitApply(object)) => {
+        let event = match item {
+            Ok(event) => event,
+            Err(error) => {
+                let failure = WatchFailure::of(&error);
+                metrics.watch_restarts.with_label_values(&labels).inc();
+                metrics
+                    .watch_errors
+                    .with_label_values(&[labels[0], labels[1], failure.metric_label()])
+                    .inc();
+                let delay = backoff::jittered(backoff.next_delay(failure));
+                report_error(&kind, &cache, &mut outage, failure, &error, delay);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        if let backoff::Report::Recovered { errors, after } = outage.on_success(Instant::now()) {
+            tracing::info!(
+                group = %kind.group, version = %kind.version, kind = %kind.kind, errors, after = ?after,
+                "watch recovered"
+            );
+        }
+        let change = match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
                 Change::Apply(Arc::new(to_value(object, &kind)))
             }
-            Ok(watcher::Event::Delete(object)) => Change::Delete(Arc::new(to_value(object, &kind))),
-            Ok(watcher::Event::Init) => {
+            watcher::Event::Delete(object) => Change::Delete(Arc::new(to_value(object, &kind))),
+            watcher::Event::Init => {
                 metrics.relists.with_label_values(&labels).inc();
                 Change::Init
             }
-            Ok(watcher::Event::InitDone) => Change::InitDone,
-            Err(error) if is_forbidden(&error) => {
-                metrics.watch_restarts.with_label_values(&labels).inc();
-                let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
-                if !c.forbidden {
-                    tracing::warn!(
-                        group = %kind.group, kind = %kind.kind, error = %error,
-                        "missing RBAC to list/watch this kind; it is skipped until access is granted"
-                    );
-                }
-                c.forbidden = true;
-                continue;
-            }
-            Err(error) => {
-                metrics.watch_restarts.with_label_values(&labels).inc();
-                tracing::debug!(group = %kind.group, kind = %kind.kind, error = %error, "watch error; retrying with backoff");
-                continue;
-            }
+            watcher::Event::InitDone => Change::InitDone,
         };
         let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
         let was_synced = c.synced;
@@ -355,6 +413,45 @@ async fn run_informer(
         if first_sync {
             tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
         }
+    }
+}
+
+/// Logs a watch error the way an operator wants it: `410 Gone` at INFO (a
+/// routine re-list), missing RBAC once at WARN, any other failure at WARN
+/// when it starts and every 30 s while it lasts.
+fn report_error(
+    kind: &ResourceKind,
+    cache: &RwLock<Cache>,
+    outage: &mut backoff::Outage,
+    failure: WatchFailure,
+    error: &watcher::Error,
+    retry_in: Duration,
+) {
+    let (group, version, kind) = (&kind.group, &kind.version, &kind.kind);
+    match failure {
+        WatchFailure::Gone => {
+            tracing::info!(%group, %version, %kind, "watch expired (410 Gone); re-listing");
+        }
+        WatchFailure::Forbidden => {
+            let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+            if !c.forbidden {
+                tracing::warn!(
+                    %group, %version, %kind, %error,
+                    "missing RBAC to list/watch this kind; it is skipped until access is granted"
+                );
+            }
+            c.forbidden = true;
+        }
+        _ => match outage.on_error(Instant::now()) {
+            backoff::Report::Failing { errors, for_ } => tracing::warn!(
+                %group, %version, %kind, reason = failure.metric_label(), %error,
+                errors, failing_for = ?for_, retry_in = ?retry_in,
+                "watch failing; retrying (repeated every 30 s while it lasts)"
+            ),
+            _ => {
+                tracing::debug!(%group, %version, %kind, %error, retry_in = ?retry_in, "watch error; retrying")
+            }
+        },
     }
 }
 

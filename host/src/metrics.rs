@@ -14,7 +14,9 @@
 //! | `kubewasm_reconciles_total` | counter | `plugin`, `result` |
 //! | `kubewasm_intents_total` | counter | `plugin`, `type`, `result` |
 //! | `kubewasm_watch_restarts_total` | counter | `group`, `kind` |
+//! | `kubewasm_watch_errors_total` | counter | `group`, `kind`, `reason` |
 //! | `kubewasm_relists_total` | counter | `group`, `kind` |
+//! | `kubewasm_subscription_unserved` | gauge | `plugin`, `group`, `kind`, `version` |
 //! | `kubewasm_cached_objects` | gauge | `group`, `kind` |
 //! | `kubewasm_plugin_loads_total` | counter | `result` |
 //! | `kubewasm_plugin_load_failing` | gauge | `file` |
@@ -35,8 +37,14 @@
 //! `result_too_large`, `too_many_intents`, `host_read_budget` (host reads
 //! handed the plugin more than `--max-host-read-mib`), `malformed_intent`, `refused` (an intent outside the
 //! write scope or malformed), `apply_failed`, `conflict`, `loop`,
-//! `not_leader` (the lease was lost during the call; nothing applied) or
+//! `not_leader` (the lease was lost during the call; nothing applied),
+//! `kind_removed` (the kind's CRD was deleted before its queued key ran) or
 //! `unloaded` (the plugin was removed before its queued key ran).
+//! `kubewasm_watch_errors_total{reason}` is `gone` (410, a re-list
+//! follows), `unreachable`, `forbidden`, `throttled`, `server_error`,
+//! `api_error` or `decode`. `kubewasm_subscription_unserved` is 1 while a
+//! plugin subscribes to a version of a kind that the cluster serves only in
+//! other versions (the plugin receives none of its objects).
 //! `kubewasm_intents_total{result}` is `applied`, `unchanged` (not sent:
 //! nothing would change), `dry_run`, `refused` or `failed`.
 
@@ -57,6 +65,8 @@ pub struct Metrics {
     pub reconciles: IntCounterVec,
     pub intents: IntCounterVec,
     pub watch_restarts: IntCounterVec,
+    pub watch_errors: IntCounterVec,
+    pub subscription_unserved: IntGaugeVec,
     pub relists: IntCounterVec,
     pub cached_objects: IntGaugeVec,
     pub plugin_loads: IntCounterVec,
@@ -141,6 +151,16 @@ impl Metrics {
             "Watch errors after which the informer reconnects with backoff, by kind.",
             &["group", "kind"],
         );
+        let watch_errors = counter(
+            "kubewasm_watch_errors_total",
+            "Watch and list errors of the informers, by kind and reason.",
+            &["group", "kind", "reason"],
+        );
+        let subscription_unserved = gauge(
+            "kubewasm_subscription_unserved",
+            "1 while a plugin subscribes to a version of a kind that the cluster no longer serves.",
+            &["plugin", "group", "kind", "version"],
+        );
         let relists = counter(
             "kubewasm_relists_total",
             "Full lists by an informer (the first one and each after 410 Gone), by kind.",
@@ -212,6 +232,8 @@ impl Metrics {
             reconciles,
             intents,
             watch_restarts,
+            watch_errors,
+            subscription_unserved,
             relists,
             cached_objects,
             plugin_loads,

@@ -30,6 +30,21 @@ Actions:
   watchdog    Wait until standard input is closed, then run 'down'. Used by
               test harnesses to stop the control plane when they exit.
 
+Fault actions (for fault tests; on a control plane 'up' started):
+  restart apiserver|etcd [--down-for S]
+              Kill the component (SIGKILL, as a crash would), wait S seconds
+              (default 0), start it again with the same flags, ports and
+              data, and wait until kube-apiserver's /readyz is ok again.
+  stop apiserver|etcd
+              Freeze the component (SIGSTOP): its ports stay open but it
+              answers nothing, like a hung process.
+  cont apiserver|etcd
+              Resume a component frozen by 'stop' (SIGCONT).
+  compact     Compact etcd's history up to its current revision, so a watch
+              resuming from an older resourceVersion gets '410 Gone' (when
+              kube-apiserver runs without its watch cache). Prints the
+              revision.
+
 Options (each has an environment variable equivalent):
   --dir DIR                    Data directory (KUBEWASM_CP_DIR).
                                Default: ${CACHE_ROOT}/run/default
@@ -37,8 +52,14 @@ Options (each has an environment variable equivalent):
                                (KUBEWASM_CP_CONTROLLER_MANAGER=1).
   --apiserver-port PORT        Fixed kube-apiserver port (KUBEWASM_CP_APISERVER_PORT).
   --etcd-port PORT             Fixed etcd client port (KUBEWASM_CP_ETCD_PORT).
-  --timeout SECONDS            How long 'up' waits for readiness
+  --timeout SECONDS            How long 'up' and 'restart' wait for readiness
                                (KUBEWASM_CP_TIMEOUT, default 120).
+  --no-watch-cache             'up' starts kube-apiserver with
+                               --watch-cache=false: watches are served by
+                               etcd, so its compaction reaches clients
+                               (KUBEWASM_CP_WATCH_CACHE=0). 'restart' keeps it.
+  --down-for SECONDS           How long 'restart' leaves the component down
+                               (default 0).
 
 Binaries are cached in ${CACHE_ROOT}/control-plane/<version>/bin
 (KUBEWASM_CACHE_DIR moves ${CACHE_ROOT}).
@@ -80,6 +101,9 @@ WITH_KCM="${KUBEWASM_CP_CONTROLLER_MANAGER:-0}"
 APISERVER_PORT="${KUBEWASM_CP_APISERVER_PORT:-}"
 ETCD_PORT="${KUBEWASM_CP_ETCD_PORT:-}"
 TIMEOUT="${KUBEWASM_CP_TIMEOUT:-120}"
+WATCH_CACHE="${KUBEWASM_CP_WATCH_CACHE:-1}"
+DOWN_FOR=0
+TARGET=""
 EXTRA_ARGS=()
 
 parse_args() {
@@ -100,11 +124,19 @@ parse_args() {
       --etcd-port=*) ETCD_PORT="${1#*=}"; shift ;;
       --timeout) TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
       --timeout=*) TIMEOUT="${1#*=}"; shift ;;
+      --no-watch-cache) WATCH_CACHE=0; shift ;;
+      --down-for) DOWN_FOR="${2:?--down-for needs a value}"; shift 2 ;;
+      --down-for=*) DOWN_FOR="${1#*=}"; shift ;;
       -h | --help | help) usage; exit 0 ;;
       --) shift; EXTRA_ARGS+=("$@"); break ;;
       *)
-        [[ -z "${ACTION}" ]] || die "unknown argument '$1' (see --help)"
-        ACTION="$1"
+        if [[ -z "${ACTION}" ]]; then
+          ACTION="$1"
+        elif [[ -z "${TARGET}" && "${ACTION}" =~ ^(restart|stop|cont)$ ]]; then
+          TARGET="$1"
+        else
+          die "unknown argument '$1' (see --help)"
+        fi
         shift
         ;;
     esac
@@ -112,6 +144,13 @@ parse_args() {
   [[ -n "${ACTION}" ]] || { usage >&2; exit 2; }
   [[ "${WITH_KCM}" == 0 || "${WITH_KCM}" == 1 ]] ||
     die "KUBEWASM_CP_CONTROLLER_MANAGER must be 0 or 1, not '${WITH_KCM}'"
+  [[ "${WATCH_CACHE}" == 0 || "${WATCH_CACHE}" == 1 ]] ||
+    die "KUBEWASM_CP_WATCH_CACHE must be 0 or 1, not '${WATCH_CACHE}'"
+  [[ "${DOWN_FOR}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--down-for must be a number of seconds, not '${DOWN_FOR}'"
+  if [[ "${ACTION}" =~ ^(restart|stop|cont)$ ]]; then
+    [[ "${TARGET}" == apiserver || "${TARGET}" == etcd ]] ||
+      die "'${ACTION}' needs a component: apiserver or etcd (not '${TARGET}')"
+  fi
   [[ "${TIMEOUT}" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive number of seconds, not '${TIMEOUT}'"
   local p
   for p in "${APISERVER_PORT}" "${ETCD_PORT}"; do
@@ -311,7 +350,7 @@ start_component() {
   # setsid: its own session, so terminal signals meant for whoever ran 'up'
   # do not reach it; only 'down' stops it. The lock fd is closed so the
   # component does not keep holding the data directory lock.
-  setsid "${exe}" "$@" >"${DIR}/logs/${name}.log" 2>&1 </dev/null {dir_lock}>&- &
+  setsid "${exe}" "$@" >>"${DIR}/logs/${name}.log" 2>&1 </dev/null {dir_lock}>&- &
   local pid=$!
   printf '%s %s %s\n' "${name}" "${pid}" "${exe}" >>"${DIR}/pids"
   STARTED_PID="${pid}"
@@ -473,6 +512,7 @@ start_apiserver() {
     --service-account-signing-key-file="${DIR}/pki/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
     --allow-privileged=true \
+    --watch-cache="$([[ "${WATCH_CACHE}" == 1 ]] && echo true || echo false)" \
     "${admission[@]}"
   APISERVER_PID="${STARTED_PID}"
 }
@@ -661,6 +701,8 @@ cmd_up() {
   cat >"${DIR}/cluster.env" <<EOF
 KUBEWASM_CP_SERVER=https://127.0.0.1:${APISERVER_PORT}
 KUBEWASM_CP_ETCD=http://127.0.0.1:${ETCD_PORT}
+KUBEWASM_CP_ETCD_PEER_PORT=${ETCD_PEER_PORT}
+KUBEWASM_CP_WATCH_CACHE=${WATCH_CACHE}
 KUBEWASM_CP_CONTROLLER_MANAGER=${WITH_KCM}
 KUBEWASM_CP_KUBERNETES_VERSION=${K8S_VERSION}
 KUBEWASM_CP_ETCD_VERSION=${ETCD_VERSION}
@@ -736,6 +778,139 @@ cmd_watchdog() {
   cmd_down
 }
 
+# ---------------------------------------------------------------------------
+# Fault actions: restart, stop, cont, compact
+# ---------------------------------------------------------------------------
+
+# load_running: the ports and settings 'up' recorded in cluster.env, and the
+# pids of the running components (ETCD_PID, APISERVER_PID).
+load_running() {
+  [[ -f "${DIR}/cluster.env" ]] ||
+    die "no running control plane in ${DIR} (no cluster.env); start one with '$0 up --dir ${DIR}'"
+  local server etcd
+  server="$(sed -n 's/^KUBEWASM_CP_SERVER=//p' "${DIR}/cluster.env")"
+  etcd="$(sed -n 's/^KUBEWASM_CP_ETCD=//p' "${DIR}/cluster.env")"
+  APISERVER_PORT="${server##*:}"
+  ETCD_PORT="${etcd##*:}"
+  ETCD_PEER_PORT="$(sed -n 's/^KUBEWASM_CP_ETCD_PEER_PORT=//p' "${DIR}/cluster.env")"
+  WATCH_CACHE="$(sed -n 's/^KUBEWASM_CP_WATCH_CACHE=//p' "${DIR}/cluster.env")"
+  WITH_KCM="$(sed -n 's/^KUBEWASM_CP_CONTROLLER_MANAGER=//p' "${DIR}/cluster.env")"
+  [[ -n "${ETCD_PEER_PORT}" && -n "${WATCH_CACHE}" ]] ||
+    die "${DIR}/cluster.env was written by an older $(basename "$0"); restart the control plane with 'up'"
+  ETCD_PID="" APISERVER_PID=""
+  local name pid exe
+  while read -r name pid exe; do
+    case "${name}" in
+      etcd) ETCD_PID="${pid}" ;;
+      kube-apiserver) APISERVER_PID="${pid}" ;;
+    esac
+  done < <(running_components)
+}
+
+# component_of TARGET: the process name of 'apiserver' or 'etcd'.
+component_of() {
+  case "$1" in
+    apiserver) printf 'kube-apiserver' ;;
+    etcd) printf 'etcd' ;;
+  esac
+}
+
+# pid_of_target TARGET: the running pid of the component, or die.
+pid_of_target() {
+  local pid="${ETCD_PID}"
+  [[ "$1" == etcd ]] || pid="${APISERVER_PID}"
+  [[ -n "${pid}" ]] || die "$(component_of "$1") is not running in ${DIR}"
+  printf '%s' "${pid}"
+}
+
+# forget_component NAME: drop NAME's line from the pids file.
+forget_component() {
+  awk -v name="$1" '$1 != name' "${DIR}/pids" >"${DIR}/pids.tmp"
+  mv -f "${DIR}/pids.tmp" "${DIR}/pids"
+}
+
+# wait_etcd: until etcd answers /health.
+wait_etcd() {
+  local deadline=$((SECONDS + TIMEOUT))
+  while ((SECONDS < deadline)); do
+    pid_alive "${ETCD_PID}" || { log_tail etcd; die "etcd exited after its restart"; }
+    [[ "$(curl -sS --max-time 2 "http://127.0.0.1:${ETCD_PORT}/health" 2>/dev/null)" == *'"health":"true"'* ]] && return 0
+    sleep 0.1
+  done
+  log_tail etcd
+  die "etcd did not become healthy within ${TIMEOUT}s of its restart"
+}
+
+cmd_restart() {
+  command -v curl >/dev/null 2>&1 || die "'curl' is required for 'restart'"
+  lock_dir wait
+  load_running
+  local name pid exe start
+  name="$(component_of "${TARGET}")"
+  pid="$(pid_of_target "${TARGET}")"
+  exe="${BIN_DIR}/${name}"
+  start="$(now)"
+  # A frozen process must be resumed to die of SIGKILL promptly everywhere.
+  kill -KILL "${pid}" 2>/dev/null || true
+  kill -CONT "${pid}" 2>/dev/null || true
+  while pid_is "${pid}" "${exe}"; do sleep 0.05; done
+  forget_component "${name}"
+  log "killed ${name} (pid ${pid}); starting it again in ${DOWN_FOR}s"
+  sleep "${DOWN_FOR}"
+  if [[ "${TARGET}" == etcd ]]; then
+    start_etcd
+  else
+    start_apiserver
+  fi
+  # Back in start order, so 'down' still stops the apiserver before etcd.
+  local c
+  for c in etcd kube-apiserver kube-controller-manager; do
+    grep "^${c} " "${DIR}/pids" || true
+  done >"${DIR}/pids.tmp"
+  mv -f "${DIR}/pids.tmp" "${DIR}/pids"
+  [[ "${TARGET}" != etcd ]] || wait_etcd
+  local rc=0
+  wait_ready || rc=$?
+  ((rc == 0)) || die "the control plane did not become ready after restarting ${name}"
+  log "${name} restarted (pid ${STARTED_PID}); ready $(elapsed "${start}")s after the kill"
+}
+
+# cmd_signal STOP|CONT
+cmd_signal() {
+  lock_dir wait
+  load_running
+  local name pid
+  name="$(component_of "${TARGET}")"
+  pid="$(pid_of_target "${TARGET}")"
+  kill "-$1" "${pid}" || die "failed to send SIG$1 to ${name} (pid ${pid})"
+  case "$1" in
+    STOP) log "froze ${name} (pid ${pid}); resume it with '$(basename "$0") cont ${TARGET} --dir ${DIR}'" ;;
+    CONT) log "resumed ${name} (pid ${pid})" ;;
+  esac
+}
+
+# etcd's v3 JSON gateway: POST $1 with body $2.
+etcd_post() {
+  curl -sS --fail --max-time 10 -X POST -H 'Content-Type: application/json' \
+    "http://127.0.0.1:${ETCD_PORT}$1" -d "$2"
+}
+
+cmd_compact() {
+  command -v curl >/dev/null 2>&1 || die "'curl' is required for 'compact'"
+  load_running
+  [[ -n "${ETCD_PID}" ]] || die "etcd is not running in ${DIR}"
+  local answer revision
+  # Any key: the response header carries the store's current revision.
+  answer="$(etcd_post /v3/kv/range '{"key":"a3ViZXdhc20="}')" ||
+    die "etcd did not answer a range request at http://127.0.0.1:${ETCD_PORT}"
+  revision="$(sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p' <<<"${answer}")"
+  [[ -n "${revision}" ]] || die "no revision in etcd's answer: ${answer}"
+  etcd_post /v3/kv/compaction "{\"revision\":\"${revision}\",\"physical\":true}" >/dev/null ||
+    die "etcd refused to compact to revision ${revision}"
+  log "compacted etcd to revision ${revision}"
+  printf '%s\n' "${revision}"
+}
+
 main() {
   parse_args "$@"
   case "${ACTION}" in
@@ -748,6 +923,10 @@ main() {
     kubectl) cmd_kubectl ;;
     bin-dir) printf '%s\n' "${BIN_DIR}" ;;
     watchdog) cmd_watchdog ;;
+    restart) cmd_restart ;;
+    stop) cmd_signal STOP ;;
+    cont) cmd_signal CONT ;;
+    compact) cmd_compact ;;
     *) die "unknown action '${ACTION}' (see --help)" ;;
   esac
 }

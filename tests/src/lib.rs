@@ -45,6 +45,7 @@
 //! would start one per test; point it at a running cluster instead
 //! (`eval "$(tests/control-plane/cluster.sh env)"`).
 
+pub mod faults;
 pub mod host;
 pub mod private_cluster;
 
@@ -118,6 +119,12 @@ impl ControlPlane {
         }
         let data_dir =
             std::env::temp_dir().join(format!("kubewasm-e2e-{}-{}", std::process::id(), run_id()));
+        Self::up(data_dir, &[])
+    }
+
+    /// Starts a control plane with `cluster.sh up --dir DATA_DIR OPTIONS`,
+    /// guarded by a watchdog that stops it when this process exits.
+    fn up(data_dir: PathBuf, options: &[&str]) -> anyhow::Result<Self> {
         let script = Self::cluster_script();
 
         // Start the watchdog before `up`: if this process dies during a long
@@ -142,6 +149,7 @@ impl ControlPlane {
             .arg("up")
             .arg("--dir")
             .arg(&data_dir)
+            .args(options)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
@@ -292,7 +300,15 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates a fresh namespace named after `prefix` (e.g. the test name).
     pub async fn create(prefix: &str) -> anyhow::Result<Self> {
-        let control_plane = ControlPlane::shared().await?;
+        Self::create_in(ControlPlane::shared().await?, prefix).await
+    }
+
+    /// Creates a fresh namespace in `control_plane` (e.g. a private one from
+    /// [`ControlPlane::private`]).
+    pub async fn create_in(
+        control_plane: &'static ControlPlane,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
         let client = control_plane.client().await?;
         let name = unique_name(prefix);
         let namespace = Namespace {

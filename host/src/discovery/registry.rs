@@ -197,7 +197,24 @@ impl KindRegistry {
                     diff.removed.push(old.clone());
                     diff.added.push(new.clone());
                 }
-                Some(new) if new != old => diff.changed.push(new.clone()),
+                Some(new) if new != old => {
+                    // Same chosen version; other versions may have come or
+                    // gone, and plugins subscribed to them must follow.
+                    let served = |info: &KindInfo, v: &String| info.serves(v);
+                    diff.removed.extend(
+                        old.versions
+                            .iter()
+                            .filter(|v| !served(new, v))
+                            .filter_map(|v| old.at_version(v)),
+                    );
+                    diff.added.extend(
+                        new.versions
+                            .iter()
+                            .filter(|v| !served(old, v))
+                            .filter_map(|v| new.at_version(v)),
+                    );
+                    diff.changed.push(new.clone());
+                }
                 Some(_) => {}
             }
         }
@@ -216,7 +233,9 @@ impl KindRegistry {
 ///
 /// A resource whose chosen version or scope changed is both removed (at the
 /// old version) and added (at the new one), because its informer must be
-/// restarted.
+/// restarted. A resource that keeps its chosen version but stops serving
+/// another version is also removed at that version (subscribers of it lose
+/// the kind), and one that starts serving another version is added at it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegistryDiff {
     pub added: Vec<KindInfo>,
@@ -459,6 +478,22 @@ mod tests {
         );
         assert_eq!(names(&diff.changed), ["apps/v1/Deployment"]);
         assert!(new.diff(&new).is_empty());
+    }
+
+    #[test]
+    fn a_version_served_or_unserved_beside_the_chosen_one_is_added_or_removed() {
+        let mut both = info("demo.dev", "v1", "Website", true);
+        both.versions = vec!["v1".into(), "v1alpha1".into()];
+        let only_v1 = info("demo.dev", "v1", "Website", true);
+        let old = KindRegistry::new([both]);
+        let new = KindRegistry::new([only_v1]);
+        let diff = old.diff(&new);
+        assert_eq!(names(&diff.removed), ["demo.dev/v1alpha1/Website"]);
+        assert!(diff.added.is_empty());
+        assert_eq!(names(&diff.changed), ["demo.dev/v1/Website"]);
+        let back = new.diff(&old);
+        assert_eq!(names(&back.added), ["demo.dev/v1alpha1/Website"]);
+        assert!(back.removed.is_empty());
     }
 
     #[test]

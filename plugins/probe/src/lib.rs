@@ -12,6 +12,7 @@
 //! | `churn`        | bumps the counter in `probe.kubewasm.dev/churn` on every call, so each write causes the next (a reconcile loop) |
 //! | `read`         | reads the ConfigMap named `NAMESPACE/NAME` in its `probe.kubewasm.dev/read` annotation from the host's cache and records `found`, `absent` or `error: ...` in `probe.kubewasm.dev/read-result` |
 //! | `smuggle`      | returns one intent on a ConfigMap (a kind it declares) whose target namespace and name come from the `probe.kubewasm.dev/smuggle-namespace` and `/smuggle-name` annotations, of the type in `/smuggle-intent` (`merge-patch`, `json-patch`, `delete`, `apply`, `create`, `event`): what a hostile plugin would try |
+//! | `tombstone`    | marks like `mark`; when the ConfigMap is deleted, applies a ConfigMap `<name>-gone` whose `data.n` is the deleted object's last `data.n` |
 //!
 //! It subscribes to every `Gadget`, whatever its group and version (a
 //! wildcard subscription, for kinds that appear while the host runs), and to
@@ -87,6 +88,9 @@ impl Plugin for Probe {
 
     fn reconcile(event: &Event) -> Result<Outcome, Error> {
         let object = &event.object;
+        if event.is_deleted() && object.label(BEHAVE) == Some("tombstone") {
+            return Ok(Outcome::new().with(Apply::new(tombstone(object))));
+        }
         if event.is_deleted() || object.is_being_deleted() {
             return Ok(Outcome::new());
         }
@@ -95,7 +99,7 @@ impl Plugin for Probe {
             busy(SLOW_STEPS);
         }
         match behave {
-            "mark" | "slow" => {
+            "mark" | "slow" | "tombstone" => {
                 let mark = Settings::parse(&raw_settings())?.mark;
                 let echo = object.get_str("data.n");
                 if object.annotation(MARK) == Some(mark.as_str()) && object.annotation(ECHO) == echo
@@ -188,6 +192,17 @@ fn smuggle(object: &kubewasm_guest::Object) -> Result<Outcome, Error> {
     Ok(Outcome::new().with(intent))
 }
 
+/// The ConfigMap that records a `tombstone` object's deletion and the last
+/// state the plugin was given.
+fn tombstone(object: &kubewasm_guest::Object) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": format!("{}-gone", object.name()), "namespace": object.namespace()},
+        "data": {"n": object.get_str("data.n").unwrap_or_default()},
+    })
+}
+
 /// Steps of [`busy`] the `slow` behaviour takes: about 2.5 s of
 /// compiled Wasm on a 2-core CI machine (0.9 s per 10^9 steps measured).
 pub const SLOW_STEPS: u64 = 3_000_000_000;
@@ -278,6 +293,24 @@ mod tests {
             panic!("{:?}", outcome.intents);
         };
         assert_eq!(apply.object["kind"], "Secret");
+    }
+
+    #[test]
+    fn tombstone_records_the_last_state_of_a_deleted_object() {
+        let mut object = configmap(Some("tombstone"), Some("seen"))
+            .object
+            .into_value();
+        object["data"] = json!({"n": "3"});
+        let event = Event::new(
+            EventType::Deleted,
+            Object::parse(&object.to_string()).unwrap(),
+        );
+        let outcome = Probe::reconcile(&event).unwrap();
+        let [Intent::Apply(apply)] = outcome.intents.as_slice() else {
+            panic!("{:?}", outcome.intents);
+        };
+        assert_eq!(apply.object["metadata"]["name"], "cm-gone");
+        assert_eq!(apply.object["data"]["n"], "3");
     }
 
     #[test]

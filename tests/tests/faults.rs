@@ -1,0 +1,462 @@
+//! The fault suite (issue 10 §2): the API server and etcd misbehave while a
+//! `kubewasm run` host reconciles, and every case asserts zero lost
+//! reconciles once the fault heals: every object created or changed around
+//! the fault carries the mark of the current plugin for its newest state,
+//! and every object deleted meanwhile was handed to the plugin with its last
+//! state.
+//!
+//! Cases that kill or freeze a control-plane process start a control plane
+//! of their own ([`ControlPlane::private`]), so no other test sees the fault.
+//! Each prints how long after the control plane was ready again the last
+//! object was reconciled (`cargo test --test faults -- --nocapture`); the
+//! numbers are in tests/README.md, and no assertion depends on them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kubewasm_e2e::faults::Component;
+use kubewasm_e2e::host::{Host, sample};
+use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_api_group};
+use serde_json::json;
+
+/// Generous: a loaded 2-core CI machine.
+const WAIT: Duration = Duration::from_secs(120);
+const BEHAVE: &str = "probe.kubewasm.dev/behave";
+const MARK: &str = "probe.kubewasm.dev/mark";
+const ECHO: &str = "probe.kubewasm.dev/echo";
+
+/// What the cluster should show once everything is reconciled: ConfigMaps
+/// by name with their newest `data.n`, and deleted ones with their last.
+#[derive(Default)]
+struct Expected {
+    live: BTreeMap<String, u32>,
+    deleted: BTreeMap<String, u32>,
+}
+
+impl Expected {
+    async fn create(&mut self, cms: &Api<ConfigMap>, name: &str, n: u32) {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {BEHAVE: "tombstone"}},
+            "data": {"n": n.to_string()},
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        self.live.insert(name.to_string(), n);
+    }
+
+    async fn change(&mut self, cms: &Api<ConfigMap>, name: &str, n: u32) {
+        let patch = json!({"data": {"n": n.to_string()}});
+        cms.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        self.live.insert(name.to_string(), n);
+    }
+
+    async fn delete(&mut self, cms: &Api<ConfigMap>, name: &str) {
+        cms.delete(name, &DeleteParams::default()).await.unwrap();
+        let last = self.live.remove(name).expect("deleting a live object");
+        self.deleted.insert(name.to_string(), last);
+    }
+
+    /// Ok once every live ConfigMap is marked for its newest `data.n` and
+    /// every deleted one has its `-gone` record with its last `data.n`.
+    async fn check(&self, cms: &Api<ConfigMap>) -> anyhow::Result<()> {
+        for (name, n) in &self.live {
+            let cm = cms.get(name).await?;
+            let annotations = cm.metadata.annotations.unwrap_or_default();
+            anyhow::ensure!(
+                annotations.get(MARK).map(String::as_str) == Some("seen")
+                    && annotations.get(ECHO) == Some(&n.to_string()),
+                "{name} (n={n}) not reconciled at its newest state: {annotations:?}"
+            );
+        }
+        for (name, n) in &self.deleted {
+            let gone = cms.get_opt(&format!("{name}-gone")).await?;
+            let last = gone.and_then(|cm| cm.data?.get("n").cloned());
+            anyhow::ensure!(
+                last == Some(n.to_string()),
+                "the delete of {name} (last n={n}) was not reconciled: {last:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits for [`check`](Self::check); how long that took.
+    async fn converge(&self, cms: &Api<ConfigMap>, host: &Host) -> Duration {
+        let start = Instant::now();
+        eventually(WAIT, || self.check(cms))
+            .await
+            .unwrap_or_else(|e| panic!("lost reconciles: {e:#}\n{}", host.log()));
+        start.elapsed()
+    }
+}
+
+/// A probe host on a namespace with six reconciled ConfigMaps `a0`..`a5`.
+async fn probe_with_objects(ns: &TestNamespace) -> (Host, Api<ConfigMap>, Expected) {
+    let host = Host::start(ns, &[("probe", None)], &[]);
+    let cms: Api<ConfigMap> = ns.api();
+    let mut expected = Expected::default();
+    for i in 0..6 {
+        expected.create(&cms, &format!("a{i}"), 0).await;
+    }
+    expected.converge(&cms, &host).await;
+    (host, cms, expected)
+}
+
+/// Changes made while the host may still be disconnected: three new
+/// objects, two changed, two deleted (with their last state `n=0`).
+async fn churn(expected: &mut Expected, cms: &Api<ConfigMap>) {
+    for i in 0..3 {
+        expected.create(cms, &format!("b{i}"), 1).await;
+    }
+    expected.change(cms, "a0", 1).await;
+    expected.change(cms, "a1", 1).await;
+    expected.delete(cms, "a2").await;
+    expected.delete(cms, "a3").await;
+}
+
+fn metric(host: &Host, series: &str) -> f64 {
+    host.metrics()
+        .ok()
+        .and_then(|m| sample(&m, series))
+        .unwrap_or(0.0)
+}
+
+/// The value of the series of `name` that has every one of `labels`,
+/// whatever the order the exposition writes them in.
+fn metric_with(host: &Host, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let text = host.metrics().ok()?;
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+const CM_WATCH_ERRORS: &str = "kubewasm_watch_errors_total{group=\"\",kind=\"ConfigMap\",reason=";
+
+#[tokio::test]
+async fn api_server_down_15s_loses_nothing_and_is_reported() {
+    let cp = ControlPlane::private("apiserver-down", &[]).await.unwrap();
+    let ns = TestNamespace::create_in(cp, "fault-apiserver")
+        .await
+        .unwrap();
+    let (host, cms, mut expected) = probe_with_objects(&ns).await;
+
+    cp.restart(Component::ApiServer, Duration::from_secs(15))
+        .await
+        .unwrap();
+    let ready = Instant::now();
+    churn(&mut expected, &cms).await;
+    expected.converge(&cms, &host).await;
+    eprintln!(
+        "faults: API server down 15 s: last object reconciled {:.1} s after /readyz was ok",
+        ready.elapsed().as_secs_f64()
+    );
+
+    // The outage was visible to an operator: a WARN line and the metric.
+    let log = host.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("watch failing")),
+        "no WARN line about the failing watch:\n{log}"
+    );
+    assert!(log.contains("watch recovered"), "{log}");
+    assert!(
+        metric(&host, &format!("{CM_WATCH_ERRORS}\"unreachable\"}}")) >= 1.0,
+        "{}",
+        host.metrics().unwrap_or_default()
+    );
+    cp.down().await;
+}
+
+#[tokio::test]
+async fn etcd_killed_10s_loses_nothing() {
+    let cp = ControlPlane::private("etcd-down", &[]).await.unwrap();
+    let ns = TestNamespace::create_in(cp, "fault-etcd").await.unwrap();
+    let (host, cms, mut expected) = probe_with_objects(&ns).await;
+
+    cp.restart(Component::Etcd, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let ready = Instant::now();
+    churn(&mut expected, &cms).await;
+    expected.converge(&cms, &host).await;
+    eprintln!(
+        "faults: etcd down 10 s: last object reconciled {:.1} s after /readyz was ok",
+        ready.elapsed().as_secs_f64()
+    );
+    cp.down().await;
+}
+
+#[tokio::test]
+async fn etcd_compaction_forces_a_relist_that_loses_nothing() {
+    // Without the watch cache, watches are served by etcd, whose compaction
+    // answers a resume from an older resourceVersion with 410 Gone.
+    let cp = ControlPlane::private("compaction", &["--no-watch-cache"])
+        .await
+        .unwrap();
+    let ns = TestNamespace::create_in(cp, "fault-compact").await.unwrap();
+    let (host, cms, mut expected) = probe_with_objects(&ns).await;
+    let relists = "kubewasm_relists_total{group=\"\",kind=\"ConfigMap\"}";
+    let relists_before = metric(&host, relists);
+
+    // The host is frozen while its watch is cut, the objects change and the
+    // history it would resume from is compacted away.
+    signal(&host, "STOP");
+    cp.restart(Component::ApiServer, Duration::ZERO)
+        .await
+        .unwrap();
+    churn(&mut expected, &cms).await;
+    let revision = cp.compact().await.unwrap();
+    signal(&host, "CONT");
+    let resumed = Instant::now();
+    expected.converge(&cms, &host).await;
+    eprintln!(
+        "faults: compaction to revision {revision}: last object reconciled {:.1} s after the host resumed",
+        resumed.elapsed().as_secs_f64()
+    );
+
+    assert!(
+        host.log().contains("410 Gone"),
+        "no 410 Gone in the log:\n{}",
+        host.log()
+    );
+    assert!(
+        metric(&host, relists) > relists_before,
+        "no re-list after 410 Gone: {}",
+        host.metrics().unwrap_or_default()
+    );
+    cp.down().await;
+}
+
+fn signal(host: &Host, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &host.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Applies the Website CRD's versions: `v1alpha1` served or not, and `v1`
+/// (a copy of its schema) beside it, the storage version when `v1alpha1`
+/// is no longer served.
+async fn website_versions(client: &kube::Client, v1alpha1_served: bool) {
+    let path = kubewasm_e2e::host::repo().join("plugins/website/deploy/crd.yaml");
+    let mut crd: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut alpha = crd["spec"]["versions"][0].clone();
+    let mut v1 = alpha.clone();
+    v1["name"] = json!("v1");
+    v1["storage"] = json!(!v1alpha1_served);
+    alpha["served"] = json!(v1alpha1_served);
+    alpha["storage"] = json!(v1alpha1_served);
+    crd["spec"]["versions"] = json!([alpha, v1]);
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            "websites.demo.kubewasm.dev",
+            &PatchParams::apply("kubewasm-e2e").force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .unwrap();
+}
+
+fn website(name: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+        "metadata": {"name": name},
+        "spec": {"title": name, "content": "Still reconciled."}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_crd_gaining_a_version_keeps_its_subscribers() {
+    // Its own control plane: the Website CRD is cluster-scoped, and other
+    // test binaries on the shared cluster use it at v1alpha1 only.
+    let cp = ControlPlane::private("crd-version", &[]).await.unwrap();
+    let ns = TestNamespace::create_in(cp, "fault-crd-version")
+        .await
+        .unwrap();
+    let websites = ns.websites().await.unwrap();
+    let cms: Api<ConfigMap> = ns.api();
+    // The website plugin subscribes to demo.kubewasm.dev/v1alpha1 Website.
+    let host = Host::start(&ns, &[("website", None)], &[]);
+    let pp = PostParams::default();
+    websites.create(&pp, &website("before")).await.unwrap();
+    eventually(WAIT, || async { Ok(cms.get("before").await?) })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
+    // v1 is added beside v1alpha1 and becomes the preferred version.
+    website_versions(ns.client(), true).await;
+    let v1 = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("demo.kubewasm.dev", "v1", "Website"),
+        "websites",
+    );
+    let websites_v1: Api<DynamicObject> = Api::namespaced_with(ns.client().clone(), ns.name(), &v1);
+    eventually(WAIT, || async {
+        Ok(websites_v1.list(&Default::default()).await?)
+    })
+    .await
+    .unwrap();
+    eventually(WAIT, || async {
+        anyhow::ensure!(host.log().contains("kinds changed"));
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the host never saw v1: {e:#}\n{}", host.log()));
+
+    // A Website created after the change is still reconciled.
+    websites.create(&pp, &website("after")).await.unwrap();
+    eventually(WAIT, || async { Ok(cms.get("after").await?) })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "a Website created after v1 was added was lost: {e:#}\n{}",
+                host.log()
+            )
+        });
+    // Nothing else restarted: the ConfigMap informer is the first one.
+    let started = |kind: &str| {
+        host.log()
+            .lines()
+            .filter(|l| l.contains("starting informer") && l.contains(&format!("kind={kind}")))
+            .count()
+    };
+    assert_eq!(started("ConfigMap"), 1, "{}", host.log());
+
+    // v1alpha1 stops being served: the plugin can no longer receive
+    // Websites, and says so.
+    website_versions(ns.client(), false).await;
+    let labels = [
+        ("plugin", "website"),
+        ("group", "demo.kubewasm.dev"),
+        ("kind", "Website"),
+        ("version", "v1alpha1"),
+    ];
+    eventually(WAIT, || async {
+        let unserved = metric_with(&host, "kubewasm_subscription_unserved", &labels);
+        anyhow::ensure!(
+            unserved == Some(1.0),
+            "kubewasm_subscription_unserved is {unserved:?}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n{}\n{}",
+            host.metrics().unwrap_or_default(),
+            host.log()
+        )
+    });
+    assert!(
+        host.log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("does not serve") && l.contains("v1alpha1")),
+        "{}",
+        host.log()
+    );
+    cp.down().await;
+}
+
+#[tokio::test]
+async fn a_crd_deleted_while_its_objects_are_queued_stops_cleanly() {
+    let ns = TestNamespace::create("fault-crd-deleted").await.unwrap();
+    let group = unique_api_group();
+    let crds: Api<CustomResourceDefinition> = Api::all(ns.client().clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": format!("gadgets.{group}")},
+        "spec": {
+            "group": group, "scope": "Namespaced",
+            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "listKind": "GadgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, "v1", "Gadget"),
+        "gadgets",
+    );
+    let gadgets: Api<DynamicObject> =
+        Api::namespaced_with(ns.client().clone(), ns.name(), &resource);
+    eventually(WAIT, || async {
+        Ok(gadgets.list(&Default::default()).await?)
+    })
+    .await
+    .unwrap();
+
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+    // Gadgets whose reconcile always fails: their keys back off and retry.
+    for i in 0..4 {
+        let gadget: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": format!("{group}/v1"), "kind": "Gadget",
+            "metadata": {"name": format!("g{i}"), "labels": {BEHAVE: "trap"}},
+        }))
+        .unwrap();
+        gadgets
+            .create(&PostParams::default(), &gadget)
+            .await
+            .unwrap();
+    }
+    let traps = "kubewasm_reconciles_total{plugin=\"probe\",result=\"trap\"}";
+    eventually(WAIT, || async {
+        anyhow::ensure!(metric(&host, traps) >= 8.0, "fewer than 8 trapped calls");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
+    crds.delete(&format!("gadgets.{group}"), &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        let stopped = host.log().lines().any(|l| {
+            (l.contains("stopped informer") || l.contains("stopping informer"))
+                && l.contains("kind=Gadget")
+        });
+        anyhow::ensure!(stopped, "no log line says the Gadget informer stopped");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the Gadget informer did not stop: {e:#}\n{}", host.log()));
+
+    // The queued keys stop retrying: the queue empties and stays empty.
+    let depth = "kubewasm_queue_depth{plugin=\"probe\"}";
+    eventually(WAIT, || async {
+        anyhow::ensure!(metric(&host, depth) == 0.0, "probe's queue is not empty");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.metrics().unwrap_or_default()));
+    let settled = metric(&host, traps);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        metric(&host, traps),
+        settled,
+        "deleted Gadgets still retried"
+    );
+
+    // Nothing else restarted, and other kinds are still reconciled.
+    let cms: Api<ConfigMap> = ns.api();
+    let mut expected = Expected::default();
+    expected.create(&cms, "after", 1).await;
+    expected.converge(&cms, &host).await;
+    let cm_informers = host
+        .log()
+        .lines()
+        .filter(|l| l.contains("starting informer") && l.contains("kind=ConfigMap"))
+        .count();
+    assert_eq!(cm_informers, 1, "{}", host.log());
+}
