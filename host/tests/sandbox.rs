@@ -467,9 +467,11 @@ fn too_many_intents_refuse_the_outcome() {
     assert_eq!(err.metric_label(), "too_many_intents");
 }
 
-/// A cache that takes `delay` to answer a list (a slow host call).
+/// A cache that takes `delay` to answer a list (a slow host call) of
+/// `count` copies of one 500-byte ConfigMap.
 struct SlowReader {
     delay: Duration,
+    count: usize,
 }
 
 impl ObjectReader for SlowReader {
@@ -489,7 +491,12 @@ impl ObjectReader for SlowReader {
         _: &LabelSelector,
     ) -> Result<Vec<Arc<Value>>, ReadError> {
         std::thread::sleep(self.delay);
-        Ok(vec![])
+        let object = Arc::new(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "big", "namespace": "b"},
+            "data": {"payload": "x".repeat(420)}
+        }));
+        Ok(vec![object; self.count])
     }
 }
 
@@ -511,9 +518,12 @@ fn time_spent_in_host_calls_counts_toward_the_timeout() {
             &support::componentize(&core, "plugin", &[]),
         )
         .unwrap();
+    // The list comes back past the deadline with 50 MB of objects: the host
+    // refuses to copy them and the call fails with the loop's Timeout.
     let slow = ReadAccess {
         reader: Arc::new(SlowReader {
             delay: Duration::from_millis(400),
+            count: 100_000,
         }),
         settings: "{}".into(),
     };
@@ -527,6 +537,7 @@ fn time_spent_in_host_calls_counts_toward_the_timeout() {
     let quick = ReadAccess {
         reader: Arc::new(SlowReader {
             delay: Duration::ZERO,
+            count: 10,
         }),
         settings: "{}".into(),
     };
