@@ -68,4 +68,5 @@ stop() { tests/control-plane/cluster.sh down --dir "$data_dir" >/dev/null 2>&1 |
 trap stop EXIT
 KUBEWASM_TEST_KUBECONFIG="$(tests/control-plane/cluster.sh up --dir "$data_dir")"
 export KUBEWASM_TEST_KUBECONFIG
-cargo test --workspace --locked "$@"
+# Every test binary runs even if one fails, so one run reports every failure.
+cargo test --workspace --locked --no-fail-fast "$@"
