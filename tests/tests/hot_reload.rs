@@ -333,7 +333,7 @@ async fn removing_a_plugin_file_unloads_it_and_stops_unneeded_informers() {
     let cm = configmaps.get("after").await.unwrap();
     assert_eq!(annotation(&cm, MARK), None, "an unloaded plugin still ran");
     assert_eq!(
-        host.count("stopping informer: no subscriber left group= kind=ConfigMap"),
+        host.count("stopping informer: no subscriber left group= version=v1 kind=ConfigMap"),
         0,
         "the ConfigMap informer label-propagator needs was stopped:\n{}",
         host.log()
@@ -348,7 +348,8 @@ async fn removing_a_plugin_file_unloads_it_and_stops_unneeded_informers() {
         ("apps", "Deployment"),
         ("", "Service"),
     ] {
-        let stopped = format!("stopping informer: no subscriber left group={group} kind={kind}");
+        let stopped =
+            format!("stopping informer: no subscriber left group={group} version=v1 kind={kind}");
         log_contains(&host, &stopped, 1).await;
     }
 }
