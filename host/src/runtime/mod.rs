@@ -41,6 +41,7 @@
 mod bindings;
 pub mod budget;
 pub mod compile_cache;
+mod error;
 mod host_functions;
 mod sandbox;
 
@@ -53,12 +54,13 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 pub use budget::MemoryStats;
+pub use error::{CallError, LoadError, RuntimeError};
 pub use host_functions::{
     MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
 };
 pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD_VERSION};
 
-use crate::intent::{IntentError, Outcome};
+use crate::intent::Outcome;
 use crate::plugin::{Event, PluginInfo};
 use bindings::{PluginPre, wit};
 use budget::MemoryBudget;
@@ -114,136 +116,6 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             pool_instances: 64,
             epoch_interruption: true,
-        }
-    }
-}
-
-/// The runtime could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("failed to configure the Wasm engine: {0}")]
-    Engine(String),
-    #[error("failed to open the compiled-artefact cache at {path}: {reason}")]
-    Cache { path: PathBuf, reason: String },
-    #[error(
-        "the plugin memory budget of {budget} bytes does not fit one call of {per_call} bytes (raise the budget or lower the per-call memory limit)"
-    )]
-    MemoryBudget { budget: usize, per_call: usize },
-}
-
-/// A component that cannot become a plugin.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{origin}: not a WebAssembly file (it does not start with the \\0asm magic bytes)")]
-    NotWasm { origin: String },
-    #[error(
-        "{origin}: a core WebAssembly module, not a component (build for wasm32-wasip2 or wrap it with `wasm-tools component new`)"
-    )]
-    NotComponent { origin: String },
-    #[error("{origin}: failed to compile: {reason}")]
-    Compile { origin: String, reason: String },
-    #[error("{origin}: {reason}")]
-    NotGranted { origin: String, reason: String },
-    #[error(
-        "{origin}: does not export `{RECONCILER_EXPORT}`, so it targets another world (it exports: {exports})"
-    )]
-    WrongWorld { origin: String, exports: String },
-    #[error("{origin}: does not match the kubewasm world: {reason}")]
-    Link { origin: String, reason: String },
-    #[error("{origin}: describe failed")]
-    Describe {
-        origin: String,
-        #[source]
-        source: CallError,
-    },
-    #[error("{origin}: invalid description: {reason}")]
-    InvalidDescription { origin: String, reason: String },
-}
-
-impl LoadError {
-    /// A bounded label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            LoadError::NotWasm { .. } => "not_wasm",
-            LoadError::NotComponent { .. } => "not_component",
-            LoadError::Compile { .. } => "compile",
-            LoadError::NotGranted { .. } => "not_granted",
-            LoadError::WrongWorld { .. } | LoadError::Link { .. } => "wrong_world",
-            LoadError::Describe { .. } => "describe",
-            LoadError::InvalidDescription { .. } => "invalid_description",
-        }
-    }
-}
-
-/// One call that failed. The host and other calls are unaffected.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("plugin {plugin} trapped: {message}{}", stderr_suffix(.stderr))]
-    Trap {
-        plugin: String,
-        message: String,
-        stderr: String,
-    },
-    #[error("plugin {plugin} exceeded its time limit of {limit:?}")]
-    Timeout { plugin: String, limit: Duration },
-    #[error(
-        "plugin {plugin} exceeded its memory limit of {limit} bytes (it asked for {requested})"
-    )]
-    MemoryLimit {
-        plugin: String,
-        limit: usize,
-        requested: usize,
-    },
-    #[error(
-        "plugin {plugin} exceeded its host read budget of {limit} bytes (reading objects would have handed it {requested} bytes in this call)"
-    )]
-    HostReadBudget {
-        plugin: String,
-        limit: usize,
-        requested: usize,
-    },
-    #[error("plugin {plugin} returned {count} intents, over the limit of {limit}")]
-    TooManyIntents {
-        plugin: String,
-        count: usize,
-        limit: usize,
-    },
-    #[error("plugin {plugin} returned {size} bytes of intents, over the limit of {limit}")]
-    ResultTooLarge {
-        plugin: String,
-        size: usize,
-        limit: usize,
-    },
-    #[error("plugin {plugin} returned a malformed intent")]
-    MalformedIntent {
-        plugin: String,
-        #[source]
-        source: IntentError,
-    },
-    #[error("plugin {plugin} reported an error: {message}")]
-    Failed { plugin: String, message: String },
-}
-
-fn stderr_suffix(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(" (stderr: {stderr})")
-    }
-}
-
-impl CallError {
-    /// A bounded label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            CallError::Trap { .. } => "trap",
-            CallError::Timeout { .. } => "timeout",
-            CallError::MemoryLimit { .. } => "memory_limit",
-            CallError::HostReadBudget { .. } => "host_read_budget",
-            CallError::TooManyIntents { .. } => "too_many_intents",
-            CallError::ResultTooLarge { .. } => "result_too_large",
-            CallError::MalformedIntent { .. } => "malformed_intent",
-            CallError::Failed { .. } => "error",
         }
     }
 }
