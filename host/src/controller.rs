@@ -38,8 +38,9 @@ pub struct LoadedPlugin {
     pub plugin: Plugin,
     /// Settings JSON, already accepted by the plugin's `validate-settings`.
     pub settings: Arc<str>,
-    /// Where the operator lets the plugin act ([`crate::grant`]).
-    pub grant: Grant,
+    /// Where the operator lets the plugin act ([`crate::grant`]); shared
+    /// with every call's cache reader, never copied per call.
+    pub grant: Arc<Grant>,
 }
 
 /// One unit of work: an object of a kind, for one plugin.
@@ -227,7 +228,10 @@ impl Controller {
     /// `--namespace` the plugin's grant is narrowed to that namespace.
     pub fn install(&self, mut loaded: LoadedPlugin) {
         let name = loaded.plugin.info().name.clone();
-        loaded.grant = loaded.grant.within(self.namespace.as_deref());
+        if self.namespace.is_some() {
+            let narrowed = (*loaded.grant).clone().within(self.namespace.as_deref());
+            loaded.grant = Arc::new(narrowed);
+        }
         if loaded.grant.namespace_list().is_some_and(|l| l.is_empty()) {
             tracing::warn!(
                 plugin = %name,

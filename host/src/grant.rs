@@ -245,7 +245,7 @@ fn list(set: &BTreeSet<String>) -> String {
 /// do not exist for it, and reading one by name is an error naming the grant.
 pub struct GrantedReader {
     inner: Arc<dyn ObjectReader>,
-    grant: Grant,
+    grant: Arc<Grant>,
     plugin: String,
 }
 
@@ -253,7 +253,7 @@ impl GrantedReader {
     /// Wraps `inner`; an unconfined grant returns `inner` itself.
     pub fn wrap(
         inner: Arc<dyn ObjectReader>,
-        grant: &Grant,
+        grant: &Arc<Grant>,
         plugin: &str,
     ) -> Arc<dyn ObjectReader> {
         if !grant.is_confined() {
@@ -261,7 +261,7 @@ impl GrantedReader {
         }
         Arc::new(Self {
             inner,
-            grant: grant.clone(),
+            grant: Arc::clone(grant),
             plugin: plugin.to_string(),
         })
     }
@@ -390,7 +390,7 @@ mod tests {
             object("Namespace", None, "team-a"),
             object("Namespace", None, "team-b"),
         ]));
-        let reader = GrantedReader::wrap(cache, &Grant::namespaces(["team-a"]), "p");
+        let reader = GrantedReader::wrap(cache, &Arc::new(Grant::namespaces(["team-a"])), "p");
         let cm = GroupKind::from_api_version("v1", "ConfigMap");
         let ns = GroupKind::from_api_version("v1", "Namespace");
         let names = |objects: Vec<Arc<Value>>| -> Vec<String> {

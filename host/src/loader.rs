@@ -282,7 +282,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
     Ok(LoadedPlugin {
         plugin,
         settings: Arc::from(settings),
-        grant,
+        grant: Arc::new(grant),
     })
 }
 

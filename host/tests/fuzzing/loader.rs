@@ -260,7 +260,7 @@ fn fuzz_plugin_files() {
                             .map_err(|e| format!("a refused scope file loaded: {e}"))?,
                         None => kubewasm::grant::Grant::unconfined(),
                     };
-                    if loaded.grant != grant {
+                    if *loaded.grant != grant {
                         return Err(format!("loaded grant {:?}", loaded.grant));
                     }
                     Ok(Verdict::Accepted)
