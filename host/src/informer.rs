@@ -23,15 +23,17 @@
 //! and at INFO when the watch recovers.
 
 mod backoff;
+mod wire;
 
 pub use backoff::WatchFailure;
+pub use wire::WireObject;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -131,13 +133,45 @@ fn versions_of<'a>(
 
 /// Objects as plugins see them: JSON, without `managedFields`, and always
 /// with `apiVersion` and `kind` (items of a list response carry neither).
-fn to_value(mut object: DynamicObject, kind: &ResourceKind) -> Value {
-    object.metadata.managed_fields = None;
-    object.types = Some(kube::core::TypeMeta {
-        api_version: kind.api_version(),
-        kind: kind.kind.clone(),
-    });
-    serde_json::to_value(object).unwrap_or(Value::Null)
+/// An object the host could not decode is returned as `Err` with its
+/// identity alone (apiVersion, kind, name, namespace, uid, resourceVersion)
+/// and the reason.
+fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, (Value, Arc<str>)> {
+    let identity = |object: &WireObject| {
+        let meta = kube::Resource::meta(object);
+        let mut metadata = serde_json::Map::new();
+        for (field, value) in [
+            ("name", &meta.name),
+            ("namespace", &meta.namespace),
+            ("uid", &meta.uid),
+            ("resourceVersion", &meta.resource_version),
+        ] {
+            if let Some(value) = value {
+                metadata.insert(field.into(), Value::String(value.clone()));
+            }
+        }
+        serde_json::json!({
+            "apiVersion": kind.api_version(),
+            "kind": kind.kind,
+            "metadata": metadata,
+        })
+    };
+    if let Some(reason) = object.undecodable() {
+        let reason: Arc<str> = reason.into();
+        return Err((identity(&object), reason));
+    }
+    let mut value = match object.into_content() {
+        Ok(value) => value,
+        Err(reason) => return Err((Value::Null, reason)),
+    };
+    if let Value::Object(fields) = &mut value {
+        if let Some(Value::Object(metadata)) = fields.get_mut("metadata") {
+            metadata.remove("managedFields");
+        }
+        fields.insert("apiVersion".into(), Value::String(kind.api_version()));
+        fields.insert("kind".into(), Value::String(kind.kind.clone()));
+    }
+    Ok(value)
 }
 
 impl InformerRegistry {
@@ -272,7 +306,7 @@ impl InformerRegistry {
             .unwrap_or_default()
     }
 
-    fn api(&self, kind: &ResourceKind) -> Api<DynamicObject> {
+    fn api(&self, kind: &ResourceKind) -> Api<WireObject> {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
         match (&self.namespace, kind.namespaced) {
@@ -340,7 +374,7 @@ impl ObjectReader for InformerRegistry {
 /// Runs one kind's watcher until aborted, updating the cache and sending
 /// events.
 async fn run_informer(
-    api: Api<DynamicObject>,
+    api: Api<WireObject>,
     kind: ResourceKind,
     cache: Arc<RwLock<Cache>>,
     events: mpsc::UnboundedSender<KindEvent>,
@@ -393,9 +427,26 @@ async fn run_informer(
         }
         let change = match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                Change::Apply(Arc::new(to_value(object, &kind)))
+                match to_value(object, &kind) {
+                    Ok(object) => Change::Apply(Arc::new(object)),
+                    Err((identity, reason)) => {
+                        report_undecodable(&kind, &identity, &reason, "skipped");
+                        Change::Undecodable(Arc::new(identity))
+                    }
+                }
             }
-            watcher::Event::Delete(object) => Change::Delete(Arc::new(to_value(object, &kind))),
+            watcher::Event::Delete(object) => match to_value(object, &kind) {
+                Ok(object) => Change::Delete(Arc::new(object)),
+                Err((identity, reason)) => {
+                    report_undecodable(
+                        &kind,
+                        &identity,
+                        &reason,
+                        "deletion delivered with its last decoded state",
+                    );
+                    Change::DeleteUndecodable(Arc::new(identity))
+                }
+            },
             watcher::Event::Init => {
                 metrics.relists.with_label_values(&labels).inc();
                 Change::Init
@@ -414,6 +465,28 @@ async fn run_informer(
             tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
         }
     }
+}
+
+/// Reports an object the host could not decode (e.g. nested deeper than
+/// the JSON parser allows): a WARN naming it and
+/// `kubewasm_objects_undecodable_total`. The rest of its kind is unaffected.
+fn report_undecodable(kind: &ResourceKind, identity: &Value, reason: &str, outcome: &str) {
+    crate::metrics::get()
+        .objects_undecodable
+        .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
+        .inc();
+    let (namespace, name) = key_of(identity);
+    let object = match namespace {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name,
+    };
+    tracing::warn!(
+        group = %kind.group, version = %kind.version, kind = %kind.kind,
+        object = %object.escape_debug(),
+        resource_version = identity["metadata"]["resourceVersion"].as_str().unwrap_or_default(),
+        %reason, %outcome,
+        "object cannot be decoded; plugins do not see this version of it"
+    );
 }
 
 /// Logs a watch error the way an operator wants it: `410 Gone` at INFO (a
@@ -462,6 +535,14 @@ enum Change {
     Apply(Arc<Value>),
     /// An object was deleted; this is its last state.
     Delete(Arc<Value>),
+    /// An object was added or modified (or listed) but could not be
+    /// decoded; only its identity is known. The cache keeps the object's
+    /// last decoded state, if any, and plugins are not called.
+    Undecodable(Arc<Value>),
+    /// An object that could not be decoded was deleted; only its identity
+    /// is known. Plugins see the deletion with the last decoded state (or
+    /// the identity alone if there never was one).
+    DeleteUndecodable(Arc<Value>),
     /// A (re-)list begins.
     Init,
     /// The (re-)list is complete.
@@ -498,6 +579,18 @@ impl Cache {
             Change::Delete(object) => {
                 self.objects.remove(&key_of(&object));
                 vec![(EventType::Deleted, object)]
+            }
+            Change::Undecodable(identity) => {
+                let key = key_of(&identity);
+                // Still there: a re-list must not report it deleted.
+                if let (Some(seen), Some(last)) = (relisted.as_mut(), self.objects.get(&key)) {
+                    seen.insert(key, last.clone());
+                }
+                Vec::new()
+            }
+            Change::DeleteUndecodable(identity) => {
+                let last = self.objects.remove(&key_of(&identity));
+                vec![(EventType::Deleted, last.unwrap_or(identity))]
             }
             Change::Init => {
                 *relisted = Some(BTreeMap::new());
@@ -592,6 +685,73 @@ mod tests {
         );
         let cached: Vec<_> = cache.objects.keys().map(|(_, n)| n.as_str()).collect();
         assert_eq!(cached, ["a", "b"]);
+    }
+
+    #[test]
+    fn an_undecodable_version_keeps_the_last_decoded_one_and_a_delete_delivers_it() {
+        let (mut cache, mut relisted) = (Cache::default(), None);
+        list(&mut cache, &mut relisted, &[("a", "1"), ("b", "2")]);
+        // b becomes undecodable (e.g. nested too deep); a re-list follows.
+        let mut events = cache.update(&mut relisted, Change::Init);
+        events.extend(cache.update(&mut relisted, Change::Apply(object("a", "1"))));
+        events.extend(cache.update(&mut relisted, Change::Undecodable(object("b", "5"))));
+        // A new object that never decoded is not cached either.
+        events.extend(cache.update(&mut relisted, Change::Undecodable(object("c", "6"))));
+        events.extend(cache.update(&mut relisted, Change::InitDone));
+        assert_eq!(names(events), [], "b still exists: not reported deleted");
+        assert!(cache.synced);
+        let cached: Vec<_> = cache
+            .objects
+            .values()
+            .map(|o| o["metadata"]["resourceVersion"].clone())
+            .collect();
+        assert_eq!(cached, [json!("1"), json!("2")]);
+
+        // Deleted while undecodable: delivered with its last decoded state.
+        let deleted = cache.update(&mut relisted, Change::DeleteUndecodable(object("b", "8")));
+        assert_eq!(
+            names(deleted),
+            [(EventType::Deleted, "b".into(), "2".into())]
+        );
+        // Never decoded: delivered with its identity alone.
+        let deleted = cache.update(&mut relisted, Change::DeleteUndecodable(object("c", "9")));
+        assert_eq!(
+            names(deleted),
+            [(EventType::Deleted, "c".into(), "9".into())]
+        );
+        assert_eq!(cache.objects.len(), 1);
+    }
+
+    #[test]
+    fn objects_reach_plugins_with_their_kind_and_without_managed_fields() {
+        let kind = ResourceKind {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+            namespaced: true,
+        };
+        let wire = WireObject::decode(
+            r#"{"metadata":{"name":"d","namespace":"ns","managedFields":[{"manager":"m"}]},"spec":{"replicas":2}}"#,
+        );
+        let value = to_value(wire, &kind).unwrap();
+        assert_eq!(value["apiVersion"], "apps/v1");
+        assert_eq!(value["kind"], "Deployment");
+        assert_eq!(value["spec"]["replicas"], 2);
+        assert!(value["metadata"].get("managedFields").is_none());
+
+        let deep = format!(
+            r#"{{"metadata":{{"name":"x","namespace":"ns","resourceVersion":"3"}},"spec":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let (identity, reason) = to_value(WireObject::decode(&deep), &kind).unwrap_err();
+        assert!(reason.contains("recursion limit"), "{reason}");
+        assert_eq!(
+            identity,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "x", "namespace": "ns", "resourceVersion": "3"}})
+        );
     }
 
     #[test]

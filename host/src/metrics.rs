@@ -16,6 +16,7 @@
 //! | `kubewasm_watch_restarts_total` | counter | `group`, `kind` |
 //! | `kubewasm_watch_errors_total` | counter | `group`, `kind`, `reason` |
 //! | `kubewasm_relists_total` | counter | `group`, `kind` |
+//! | `kubewasm_objects_undecodable_total` | counter | `group`, `kind` |
 //! | `kubewasm_subscription_unserved` | gauge | `plugin`, `group`, `kind`, `version` |
 //! | `kubewasm_cached_objects` | gauge | `group`, `kind` |
 //! | `kubewasm_plugin_loads_total` | counter | `result` |
@@ -68,6 +69,7 @@ pub struct Metrics {
     pub watch_errors: IntCounterVec,
     pub subscription_unserved: IntGaugeVec,
     pub relists: IntCounterVec,
+    pub objects_undecodable: IntCounterVec,
     pub cached_objects: IntGaugeVec,
     pub plugin_loads: IntCounterVec,
     pub plugin_load_failing: IntGaugeVec,
@@ -166,6 +168,11 @@ impl Metrics {
             "Full lists by an informer (the first one and each after 410 Gone), by kind.",
             &["group", "kind"],
         );
+        let objects_undecodable = counter(
+            "kubewasm_objects_undecodable_total",
+            "Object versions an informer received but could not decode (skipped; the rest of the kind is unaffected), by kind.",
+            &["group", "kind"],
+        );
         let cached_objects = gauge(
             "kubewasm_cached_objects",
             "Objects in the informer caches, by kind.",
@@ -235,6 +242,7 @@ impl Metrics {
             watch_errors,
             subscription_unserved,
             relists,
+            objects_undecodable,
             cached_objects,
             plugin_loads,
             plugin_load_failing,

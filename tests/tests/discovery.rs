@@ -80,8 +80,21 @@ fn crd(
     }))?)
 }
 
+/// Sends the host's log records to the test's captured output, shown when a
+/// test fails (`RUST_LOG` overrides the default `kubewasm=debug`).
+fn capture_host_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kubewasm=debug"));
+    // Only the first test of the binary installs it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Re-discovery running in the background, its diffs forwarded to a channel.
 struct Rediscovery {
+    client: kube::Client,
     registry: SharedRegistry,
     diffs: mpsc::UnboundedReceiver<RegistryDiff>,
     task: JoinHandle<()>,
@@ -95,10 +108,11 @@ impl Drop for Rediscovery {
 
 impl Rediscovery {
     async fn start(client: kube::Client, options: RediscoveryOptions) -> anyhow::Result<Self> {
+        capture_host_logs();
         let registry = SharedRegistry::new(KindRegistry::from(discover(&client).await?));
         let (tx, diffs) = mpsc::unbounded_channel();
         let changes = kind_changes(client.clone());
-        let stream = run_rediscovery(client, registry.clone(), changes, options);
+        let stream = run_rediscovery(client.clone(), registry.clone(), changes, options);
         let task = tokio::spawn(async move {
             let mut stream = pin!(stream);
             while let Some(diff) = stream.next().await {
@@ -108,6 +122,7 @@ impl Rediscovery {
             }
         });
         Ok(Self {
+            client,
             registry,
             diffs,
             task,
@@ -123,18 +138,68 @@ impl Rediscovery {
     ) -> anyhow::Result<Vec<ResourceKind>> {
         let mut removed = Vec::new();
         let gone = |registry: &KindRegistry| kinds.iter().all(|k| registry.get(group, k).is_none());
-        tokio::time::timeout(TIMEOUT, async {
+        let outcome = tokio::time::timeout(TIMEOUT, async {
             while !gone(&self.registry.load()) {
                 let diff = self.diffs.recv().await.context("re-discovery ended")?;
                 removed.extend(diff.removed.into_iter().map(|k| k.resource));
             }
             anyhow::Ok(())
         })
-        .await
-        .with_context(|| {
-            format!("kinds {kinds:?} of {group} still discovered after {TIMEOUT:?}")
-        })??;
-        Ok(removed)
+        .await;
+        match outcome {
+            Ok(result) => result.map(|()| removed),
+            Err(_) => {
+                let state = self.state_of(group, kinds).await;
+                bail!("kinds {kinds:?} of {group} still discovered after {TIMEOUT:?}; {state}")
+            }
+        }
+    }
+
+    /// What the API server and the registry say about `kinds` of `group`,
+    /// for a failure message: whether the CRDs still exist (and why), what
+    /// aggregated discovery serves for the group, and the registry's failures.
+    async fn state_of(&self, group: &str, kinds: &[&str]) -> String {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let mut state = Vec::new();
+        for kind in kinds {
+            let name = format!("{}s.{group}", kind.to_lowercase());
+            state.push(match crds.get_opt(&name).await {
+                Ok(None) => format!("CRD {name} is gone"),
+                Ok(Some(crd)) => format!(
+                    "CRD {name} still exists (deletionTimestamp {:?}, finalizers {:?}, conditions {:?})",
+                    crd.metadata.deletion_timestamp,
+                    crd.metadata.finalizers,
+                    crd.status.and_then(|s| s.conditions).unwrap_or_default()
+                        .iter()
+                        .map(|c| format!("{}={} {}", c.type_, c.status, c.reason.as_deref().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                ),
+                Err(error) => format!("CRD {name}: {error}"),
+            });
+        }
+        state.push(match discover(&self.client).await {
+            Ok(discovered) => format!(
+                "a fresh discovery ({:?}) finds {:?}, failures {:?}",
+                discovered.method,
+                discovered
+                    .kinds
+                    .iter()
+                    .filter(|k| k.resource.group == group)
+                    .map(|k| &k.resource.kind)
+                    .collect::<Vec<_>>(),
+                discovered
+                    .failures
+                    .iter()
+                    .filter(|f| f.group == group)
+                    .collect::<Vec<_>>()
+            ),
+            Err(error) => format!("a fresh discovery failed: {error}"),
+        });
+        state.push(format!(
+            "the registry's failures: {:?}",
+            self.registry.load().failures()
+        ));
+        state.join("; ")
     }
 }
 

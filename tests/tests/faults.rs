@@ -369,10 +369,16 @@ async fn a_crd_gaining_a_version_keeps_its_subscribers() {
     cp.down().await;
 }
 
-#[tokio::test]
-async fn a_crd_deleted_while_its_objects_are_queued_stops_cleanly() {
-    let ns = TestNamespace::create("fault-crd-deleted").await.unwrap();
-    let group = unique_api_group();
+/// A served CRD `gadgets.<group>` (namespaced, `v1`, any content), and the
+/// Gadgets of `ns`; the probe plugin subscribes to every Gadget.
+async fn gadget_crd(
+    ns: &TestNamespace,
+    group: &str,
+) -> (
+    Api<CustomResourceDefinition>,
+    ApiResource,
+    Api<DynamicObject>,
+) {
     let crds: Api<CustomResourceDefinition> = Api::all(ns.client().clone());
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "metadata": {"name": format!("gadgets.{group}")},
@@ -385,10 +391,8 @@ async fn a_crd_deleted_while_its_objects_are_queued_stops_cleanly() {
     }))
     .unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(&group, "v1", "Gadget"),
-        "gadgets",
-    );
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Gadget"), "gadgets");
     let gadgets: Api<DynamicObject> =
         Api::namespaced_with(ns.client().clone(), ns.name(), &resource);
     eventually(WAIT, || async {
@@ -396,6 +400,14 @@ async fn a_crd_deleted_while_its_objects_are_queued_stops_cleanly() {
     })
     .await
     .unwrap();
+    (crds, resource, gadgets)
+}
+
+#[tokio::test]
+async fn a_crd_deleted_while_its_objects_are_queued_stops_cleanly() {
+    let ns = TestNamespace::create("fault-crd-deleted").await.unwrap();
+    let group = unique_api_group();
+    let (crds, _, gadgets) = gadget_crd(&ns, &group).await;
 
     let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
     // Gadgets whose reconcile always fails: their keys back off and retry.
@@ -459,4 +471,133 @@ async fn a_crd_deleted_while_its_objects_are_queued_stops_cleanly() {
         .filter(|l| l.contains("starting informer") && l.contains("kind=ConfigMap"))
         .count();
     assert_eq!(cm_informers, 1, "{}", host.log());
+}
+
+/// `{"a":{"a":...}}`, `depth` objects deep: deeper than serde_json's
+/// recursion limit (128), which the API server accepts in a CR that
+/// preserves unknown fields.
+fn nested(depth: usize) -> serde_json::Value {
+    (0..depth).fold(json!(1), |inner, _| json!({ "a": inner }))
+}
+
+#[tokio::test]
+async fn an_object_too_deep_to_decode_is_skipped_and_reported_and_its_kind_still_syncs() {
+    let ns = TestNamespace::create("fault-undecodable").await.unwrap();
+    let group = unique_api_group();
+    let (_, resource, gadgets) = gadget_crd(&ns, &group).await;
+    let gadget = |name: &str, behave: &str, spec: serde_json::Value| {
+        json!({
+            "apiVersion": format!("{group}/v1"), "kind": "Gadget",
+            "metadata": {"name": name, "labels": {BEHAVE: behave}},
+            "data": {"n": "1"},
+            "spec": spec,
+        })
+    };
+    // Sent and answered as text: kube's typed calls cannot decode the
+    // answer either.
+    let url = <DynamicObject as kube::Resource>::url_path(&resource, Some(ns.name()));
+    let request = kube::core::Request::new(&url);
+    let client = ns.client().clone();
+    let create = |object: serde_json::Value| {
+        let request = request
+            .create(&PostParams::default(), serde_json::to_vec(&object).unwrap())
+            .unwrap();
+        let client = client.clone();
+        async move { client.request_text(request).await.unwrap() }
+    };
+    // In the cluster before the host starts, so its first list holds an
+    // object it cannot decode (before: the whole list failed, for ever).
+    create(gadget("deep", "mark", nested(200))).await;
+    create(gadget("plain", "mark", json!({}))).await;
+    create(gadget("later-deep", "tombstone", json!({}))).await;
+
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+    let marked = |name: &'static str| {
+        let gadgets = gadgets.clone();
+        async move {
+            let blob = gadgets.get(name).await?;
+            anyhow::ensure!(
+                blob.metadata
+                    .annotations
+                    .unwrap_or_default()
+                    .get(MARK)
+                    .map(String::as_str)
+                    == Some("seen"),
+                "{name} not reconciled"
+            );
+            Ok(())
+        }
+    };
+    eventually(WAIT, || marked("plain"))
+        .await
+        .unwrap_or_else(|e| panic!("the kind did not sync: {e:#}\n{}", host.log()));
+    eventually(WAIT, || marked("later-deep")).await.unwrap();
+
+    // The host is ready, says which object it skipped, and counts it.
+    let admin = host.admin_addr().expect("the host's admin address");
+    let (status, _) = kubewasm_e2e::host::http_get(admin, "/readyz").unwrap();
+    assert_eq!(
+        status, 200,
+        "/readyz with an undecodable object in a watched kind"
+    );
+    let object = format!("object={}/deep", ns.name());
+    let skipped = host.log().lines().any(|l| {
+        l.contains("object cannot be decoded")
+            && l.contains(&object)
+            && l.contains("recursion limit")
+    });
+    assert!(skipped, "no WARN names {object}:\n{}", host.log());
+    let undecodable = metric_with(
+        &host,
+        "kubewasm_objects_undecodable_total",
+        &[("group", &group), ("kind", "Gadget")],
+    );
+    assert!(undecodable >= Some(1.0), "{undecodable:?}");
+    let deep = client
+        .request_text(request.get("deep", &Default::default()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !deep.contains(MARK),
+        "an undecodable object reached the plugin"
+    );
+
+    // A decoded object that becomes undecodable, then is deleted: the
+    // plugin sees the deletion with the last state it could decode.
+    let patch = json!({"spec": nested(200), "data": {"n": "2"}});
+    let patch = request
+        .patch("later-deep", &PatchParams::default(), &Patch::Merge(&patch))
+        .unwrap();
+    client.request_text(patch).await.unwrap();
+    eventually(WAIT, || async {
+        let object = format!("object={}/later-deep", ns.name());
+        let seen = host
+            .log()
+            .lines()
+            .any(|l| l.contains("object cannot be decoded") && l.contains(&object));
+        anyhow::ensure!(seen, "the change to later-deep was not reported");
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    gadgets
+        .delete("later-deep", &DeleteParams::default())
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = ns.api();
+    eventually(WAIT, || async {
+        let gone = cms.get_opt("later-deep-gone").await?;
+        let n = gone.and_then(|cm| cm.data?.get("n").cloned());
+        anyhow::ensure!(
+            n.as_deref() == Some("1"),
+            "later-deep's deletion not delivered with its last decoded state: {n:?}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+
+    // The rest of the kind keeps reconciling.
+    create(gadget("after", "mark", json!({}))).await;
+    eventually(WAIT, || marked("after")).await.unwrap();
 }
