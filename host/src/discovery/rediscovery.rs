@@ -25,8 +25,13 @@ use super::{
 const MIN_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 /// How long a CRD may be established (or deleted) without discovery agreeing
-/// before the host stops re-checking and says so.
-const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// before the host says so at WARN (and keeps re-checking).
+const EXPECTATION_WARNING: Duration = Duration::from_secs(30);
+/// How long the host keeps re-checking (every [`MAX_RETRY`] at most) before
+/// it gives up on discovery agreeing: in one CI run a deleted CRD's kinds were
+/// still in the registry 30 s after the deletion, when the host used to stop
+/// checking.
+const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Timing of [`run_rediscovery`].
 #[derive(Clone, Debug)]
@@ -235,7 +240,9 @@ struct Schedule {
     retry_delay: Duration,
     poll_at: Option<Instant>,
     forbidden: BTreeSet<&'static str>,
-    expectations: Vec<(Expect, Instant)>,
+    /// What discovery must show, since when, and whether the host already
+    /// warned that it does not.
+    expectations: Vec<(Expect, Instant, bool)>,
 }
 
 impl Schedule {
@@ -271,7 +278,8 @@ impl Schedule {
                     version: version.clone(),
                 };
                 if !available {
-                    self.expectations.retain(|(e, _)| !e.same_subject(&answers));
+                    self.expectations
+                        .retain(|(e, ..)| !e.same_subject(&answers));
                 }
                 available.then_some(answers)
             }
@@ -290,8 +298,8 @@ impl Schedule {
             }
         };
         if let Some(expect) = expect {
-            self.expectations.retain(|(e, _)| !e.same_subject(&expect));
-            self.expectations.push((expect, now));
+            self.expectations.retain(|(e, ..)| !e.same_subject(&expect));
+            self.expectations.push((expect, now, false));
         }
         let first = self.burst.map_or(now, |(first, _)| first);
         self.burst = Some((first, now));
@@ -314,17 +322,26 @@ impl Schedule {
             self.poll_at = Some(now + self.options.fallback_period);
         }
         if let Some(registry) = registry {
-            self.expectations.retain(|(expect, since)| {
+            self.expectations.retain_mut(|(expect, since, warned)| {
                 if expect.met(registry) {
                     return false;
                 }
-                if now.duration_since(*since) >= EXPECTATION_TIMEOUT {
+                let waited = now.duration_since(*since);
+                if waited >= EXPECTATION_TIMEOUT {
                     warn!(
                         ?expect,
-                        waited = ?now.duration_since(*since),
+                        ?waited,
                         "discovery still does not reflect a change to a CRD or APIService; giving up"
                     );
                     return false;
+                }
+                if waited >= EXPECTATION_WARNING && !*warned {
+                    *warned = true;
+                    warn!(
+                        ?expect,
+                        ?waited,
+                        "discovery does not reflect a change to a CRD or APIService yet; still checking"
+                    );
                 }
                 true
             });
@@ -431,6 +448,13 @@ mod tests {
         s.on_change(&removed("a.dev", "A"), t0);
         s.on_discovered(t0, Some(&registry_with(&[("a.dev", "A")])));
         assert!(s.deadline().is_some());
+        // Past the warning: still checking.
+        s.on_discovered(
+            t0 + EXPECTATION_WARNING,
+            Some(&registry_with(&[("a.dev", "A")])),
+        );
+        assert!(s.deadline().is_some());
+        assert!(s.expectations[0].2, "warned once");
         s.on_discovered(
             t0 + EXPECTATION_TIMEOUT,
             Some(&registry_with(&[("a.dev", "A")])),
