@@ -174,7 +174,7 @@ mod tests {
         let review = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
         send(&fence, Method::POST, review).await.unwrap();
 
-        leading.send_replace(true);
+        leading.lead_until(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         send(&fence, Method::DELETE, patch).await.unwrap();
         health.record(
             Health::NotAnswering {
