@@ -164,8 +164,14 @@ impl Elector {
         let changes_holder = spec.holder_identity.as_deref() != Some(identity.as_str());
         if transition || changes_holder {
             spec.acquire_time = Some(now());
-            if spec.holder_identity.as_deref().is_some_and(|h| !h.is_empty()) && changes_holder {
-                spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
+            if spec
+                .holder_identity
+                .as_deref()
+                .is_some_and(|h| !h.is_empty())
+                && changes_holder
+            {
+                spec.lease_transitions =
+                    Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
             }
         }
         spec.holder_identity = Some(identity);
@@ -234,6 +240,7 @@ impl Elector {
     /// The API server confirmed a write naming this host, sent at `sent`.
     fn lead(&mut self, written: Lease, sent: Instant) {
         self.held = Some(written);
+        self.holder = None;
         self.observer.wrote();
         self.leadership
             .lead_until(sent + self.options.renew_deadline);
@@ -272,7 +279,9 @@ impl Elector {
             Reported::Standing { .. } if was_leading => {
                 tracing::warn!(%identity, %lease, "another host wrote the leader lease: stopped applying");
             }
-            Reported::Standing { holder: Some(holder) } => {
+            Reported::Standing {
+                holder: Some(holder),
+            } => {
                 tracing::info!(%identity, %lease, %holder, "not the leader: standing by, applying nothing");
             }
             Reported::Standing { holder: None } | Reported::Starting => {}

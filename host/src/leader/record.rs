@@ -126,7 +126,10 @@ mod tests {
         let t0 = Instant::now();
         let mut observer = Observer::new("me", secs(15));
         assert_eq!(observer.observe(&record("1", None), t0), Decision::Acquire);
-        assert_eq!(observer.observe(&record("2", Some("me")), t0), Decision::Renew);
+        assert_eq!(
+            observer.observe(&record("2", Some("me")), t0),
+            Decision::Renew
+        );
     }
 
     #[test]
