@@ -371,7 +371,7 @@ async fn handovers(skew: Option<&str>) {
     tokio::time::sleep(SETTLE).await;
     eventually(WAIT, || async {
         anyhow::ensure!(
-            log.since(frozen + Duration::from_secs(10)).len() > 0,
+            !log.since(frozen + Duration::from_secs(10)).is_empty(),
             "no write since the API server resumed"
         );
         Ok(())
