@@ -316,11 +316,21 @@ async fn handovers(skew: Option<&str>) {
     let churn = churn(configmaps.clone());
     log.wait_for_writer("a", started, &[&a, &b]).await;
 
+    // Each fault: its name, the host expected to lead at its end, when it
+    // began, and how often each host had failed to renew by then (a leader
+    // starved of CPU past its renew deadline on a loaded machine loses the
+    // lease rightly; the other may then lead, but never both).
+    let stalls = |host: &Host| host.count("could not renew the leader lease");
     let mut verdicts = Vec::new();
     // Both running, nothing wrong: the standby (whose wall clock may be
     // ahead, so the leader's renewTime looks old to it) must not take over.
+    verdicts.push((
+        "both running".to_string(),
+        "a",
+        started,
+        [stalls(&a), stalls(&b)],
+    ));
     tokio::time::sleep(SETTLE).await;
-    verdicts.push(("both running".to_string(), "a", started));
 
     // The leader frozen until the standby took over, then resumed; in turn.
     for (old, name, new) in [(&a, "a", "b"), (&b, "b", "a")] {
@@ -332,6 +342,7 @@ async fn handovers(skew: Option<&str>) {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let dropped = old.count("intents not applied");
         let frozen = Instant::now();
+        let stalled = [stalls(&a), stalls(&b)];
         signal(old, "STOP");
         log.wait_for_writer(new, frozen, &[&a, &b]).await;
         if skew.is_some() && new == "b" {
@@ -360,11 +371,17 @@ async fn handovers(skew: Option<&str>) {
             "{name} resumed: it dropped the intents of {} reconciles as it no longer led",
             old.count("intents not applied") - dropped
         );
-        verdicts.push((format!("{name} frozen (SIGSTOP) and resumed"), new, frozen));
+        verdicts.push((
+            format!("{name} frozen (SIGSTOP) and resumed"),
+            new,
+            frozen,
+            stalled,
+        ));
     }
 
     // The API server frozen past the lease duration, then resumed.
     let frozen = Instant::now();
+    let stalled = [stalls(&a), stalls(&b)];
     cluster.pause_apiserver().unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     cluster.resume_apiserver().unwrap();
@@ -378,15 +395,17 @@ async fn handovers(skew: Option<&str>) {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&[&a, &b])));
-    verdicts.push(("API server frozen 10 s".to_string(), "", frozen));
+    verdicts.push(("API server frozen 10 s".to_string(), "", frozen, stalled));
+    let end = [stalls(&a), stalls(&b)];
 
     churn.abort();
     watch.abort();
 
     // Judge each fault on the writes until the next one.
     let mut failures = Vec::new();
-    for (i, (name, expected, since)) in verdicts.iter().enumerate() {
+    for (i, (name, expected, since, stalled)) in verdicts.iter().enumerate() {
         let until = verdicts.get(i + 1).map(|v| v.2);
+        let stalled_until = verdicts.get(i + 1).map_or(end, |v| v.3);
         let writes: Vec<Write> = log
             .since(*since)
             .into_iter()
@@ -403,7 +422,14 @@ async fn handovers(skew: Option<&str>) {
             verdict.overlapping.len(),
             verdict.overlap
         );
-        if !expected.is_empty() && verdict.leader != *expected {
+        let host = usize::from(*expected == "b");
+        let starved = stalled_until[host] > stalled[host];
+        if starved {
+            eprintln!(
+                "{name}: {expected} could not renew in time (starved of CPU?): any leader will do"
+            );
+        }
+        if !expected.is_empty() && verdict.leader != *expected && !starved {
             failures.push(format!(
                 "{name}: {} leads at the end, not {expected}",
                 verdict.leader
