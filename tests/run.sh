@@ -2,7 +2,8 @@
 # Runs every kubewasm test on a fresh or warm machine:
 #
 #   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
-#      npm packages, Debian's prometheus package for the metrics tests) and
+#      npm packages, Debian's prometheus package for the metrics tests and its
+#      faketime package for the skewed-clock leader test) and
 #      builds the example plugins (Rust and JavaScript);
 #   2. builds the test control plane from Go modules (once, cached);
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
@@ -41,6 +42,19 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     }
     install_prometheus || { $sudo apt-get update && install_prometheus; } \
         || echo "run.sh: warning: could not install Debian's prometheus package; the Prometheus tests will fail" >&2
+fi
+
+step "faketime (Debian package) for the skewed-clock leader test"
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
+    && [ ! -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] \
+    && [ ! -e /usr/lib/faketime/libfaketime.so.1 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    install_faketime() {
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends faketime
+    }
+    install_faketime || { $sudo apt-get update && install_faketime; } \
+        || echo "run.sh: warning: could not install Debian's faketime package; the skewed-clock leader test will fail" >&2
 fi
 
 step "test control plane binaries"

@@ -154,7 +154,8 @@ pub struct LeaderArgs {
     #[arg(long, env = "KUBEWASM_LEADER_ELECT_NAMESPACE")]
     pub leader_elect_namespace: Option<String>,
 
-    /// Seconds a lease stays valid after its last renewal: the longest a
+    /// Seconds a standby waits after it last saw the Lease change (by its
+    /// own monotonic clock) before it takes the Lease over: the longest a
     /// crashed leader blocks a standby.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub leader_elect_lease_seconds: u64,

@@ -60,7 +60,7 @@ pub enum RunError {
         namespace: String,
         lease: String,
         #[source]
-        source: kube_lease_manager::LeaseManagerError,
+        source: crate::leader::LeaderError,
     },
     #[error("failed to listen on --admin-addr {addr}")]
     Admin {

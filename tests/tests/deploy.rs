@@ -560,7 +560,7 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
         expected_rules(&[(
             "coordination.k8s.io",
             "leases",
-            &["get", "list", "watch", "create", "update", "patch"]
+            &["get", "create", "update"]
         )])
     );
     let host_binding = Api::<ClusterRoleBinding>::all(client.clone())

@@ -383,15 +383,13 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
     let both = format!("---- first ----\n{a}\n---- second ----\n{b}");
     let (spans_a, spans_b) = (leadership(&a), leadership(&b));
     eprintln!("leadership spans: first {spans_a:?}, second {spans_b:?}");
-    // kube-lease-manager renews and takes over without a resourceVersion
-    // precondition, so right after the resume a standby may take over a
-    // lease the leader just renewed; the leader then sees it within its
-    // 500 ms lease check. Allow that much overlap, no more.
-    const TAKEOVER_CHECK: f64 = 1.5;
+    // The leader's gate closes by its clock at the renew deadline, while
+    // the API server still hangs; no standby can take over before it
+    // resumes (tests/leader.rs judges the same on the API server's order).
     for (start_a, end_a) in &spans_a {
         for (start_b, end_b) in &spans_b {
             assert!(
-                *end_a <= start_b + TAKEOVER_CHECK || *end_b <= start_a + TAKEOVER_CHECK,
+                end_a <= start_b || end_b <= start_a,
                 "both led at once: {start_a}..{end_a} and {start_b}..{end_b}\n{both}"
             );
         }

@@ -174,7 +174,7 @@ mod tests {
         let review = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
         send(&fence, Method::POST, review).await.unwrap();
 
-        leading.send_replace(true);
+        leading.lead_until(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         send(&fence, Method::DELETE, patch).await.unwrap();
         health.record(
             Health::NotAnswering {
@@ -190,5 +190,23 @@ mod tests {
             Some(WriteRefused::NotAnswering)
         ));
         send(&fence, Method::GET, patch).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_past_its_renew_deadline_refuses_writes_without_anyone_closing_it() {
+        // A leader frozen past its renew deadline: when it runs again, its
+        // next write is refused before the election loop has run at all.
+        let health = ApiHealth::new("https://127.0.0.1:6443");
+        let (leading, gate) = LeaderGate::pending();
+        let fence = FenceLayer::new(gate, health);
+        let patch = "/api/v1/namespaces/a/configmaps/b";
+        leading.lead_until(tokio::time::Instant::now() + std::time::Duration::from_secs(4));
+        send(&fence, Method::PATCH, patch).await.unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        let refused = send(&fence, Method::PATCH, patch).await.unwrap_err();
+        assert!(matches!(
+            refused.downcast_ref::<WriteRefused>(),
+            Some(WriteRefused::NotLeader)
+        ));
     }
 }
