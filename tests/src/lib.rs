@@ -47,7 +47,6 @@
 
 pub mod faults;
 pub mod host;
-pub mod private_cluster;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kubewasm_e2e::ControlPlane;
+use kubewasm_e2e::faults::Component;
 use kubewasm_e2e::host::{Host, component, http_get, kubewasm_binary, sample};
-use kubewasm_e2e::private_cluster::PrivateCluster;
 use kubewasm_e2e::{eventually, unique_name};
 use serde_json::json;
 
@@ -21,11 +22,11 @@ const MARK: &str = "probe.kubewasm.dev/mark";
 const ECHO: &str = "probe.kubewasm.dev/echo";
 
 /// `kubewasm run` with the probe plugin (and `settings`) against `cluster`.
-fn start_host(cluster: &PrivateCluster, extra: &[&str]) -> Host {
+fn start_host(cluster: &ControlPlane, extra: &[&str]) -> Host {
     let dir = tempfile::tempdir().expect("plugin directory");
     std::fs::copy(component("probe"), dir.path().join("probe.wasm")).expect("copy component");
     let mut command = Command::new(kubewasm_binary());
-    command.env("KUBECONFIG", cluster.kubeconfig());
+    command.env("KUBECONFIG", cluster.kubeconfig_path());
     Host::spawn_command(command, dir, extra)
 }
 
@@ -107,7 +108,7 @@ async fn logged(host: &Host, needle: &str) {
 
 #[tokio::test]
 async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_exits_in_time() {
-    let cluster = PrivateCluster::start().await.unwrap();
+    let cluster = ControlPlane::private("hang", &[]).await.unwrap();
     let client = cluster.client().await.unwrap();
     let ns = namespace(&client).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -115,7 +116,7 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
     create_configmaps(&configmaps, &names).await;
     let grace = 10;
     let mut host = start_host(
-        &cluster,
+        cluster,
         &[
             "--namespace",
             &ns,
@@ -127,7 +128,7 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
     readyz(&host, 200, "ok").await;
 
     // The API server hangs: readiness says so, naming it, and one WARN line.
-    cluster.pause_apiserver().unwrap();
+    cluster.freeze(Component::ApiServer).await.unwrap();
     let paused = Instant::now();
     let body = readyz(&host, 503, "does not answer").await;
     eprintln!(
@@ -165,7 +166,7 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
     assert!(log.contains("shut down"), "{log}");
     // No release of the lease-less host's writes, and no write of the
     // hang's reconciles lands once the API server runs again.
-    cluster.resume_apiserver().unwrap();
+    cluster.resume(Component::ApiServer).await.unwrap();
     let probe = eventually(WAIT, || async { Ok(configmaps.get(&names[0]).await?) }).await;
     probe.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -181,15 +182,15 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
 
 #[tokio::test]
 async fn the_host_starts_before_the_api_server_answers_and_reconciles_once_it_does() {
-    let cluster = PrivateCluster::start().await.unwrap();
+    let cluster = ControlPlane::private("hang", &[]).await.unwrap();
     let client = cluster.client().await.unwrap();
     let ns = namespace(&client).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let names: Vec<String> = (0..3).map(|i| format!("early-{i}")).collect();
     create_configmaps(&configmaps, &names).await;
 
-    cluster.pause_apiserver().unwrap();
-    let mut host = start_host(&cluster, &["--namespace", &ns]);
+    cluster.freeze(Component::ApiServer).await.unwrap();
+    let mut host = start_host(cluster, &["--namespace", &ns]);
     // Probes answer while the API server does not: alive, not ready.
     let addr = admin_addr(&host).await;
     assert_eq!(http_get(addr, "/livez").unwrap().0, 200);
@@ -198,7 +199,7 @@ async fn the_host_starts_before_the_api_server_answers_and_reconciles_once_it_do
     logged(&host, "retrying with backoff until the API server answers").await;
     assert!(host.is_running(), "the host exited:\n{}", host.log());
 
-    cluster.resume_apiserver().unwrap();
+    cluster.resume(Component::ApiServer).await.unwrap();
     let resumed = Instant::now();
     marked(&host, &configmaps, &names, "seen").await;
     eprintln!(
@@ -285,7 +286,7 @@ fn log_timestamps_and_leadership_spans_are_read() {
 
 #[tokio::test]
 async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over() {
-    let cluster = PrivateCluster::start().await.unwrap();
+    let cluster = ControlPlane::private("hang", &[]).await.unwrap();
     let client = cluster.client().await.unwrap();
     let ns = namespace(&client).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -310,9 +311,9 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
         "--kube-request-timeout",
         "3s",
     ];
-    let first = start_host(&cluster, &args);
+    let first = start_host(cluster, &args);
     logged(&first, "became the leader").await;
-    let second = start_host(&cluster, &args);
+    let second = start_host(cluster, &args);
     logged(&second, "kubewasm running").await;
 
     // A ConfigMap whose data keeps changing: whoever leads echoes it.
@@ -350,7 +351,7 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
 
     // The API server hangs past the lease's duration: the leader cannot
     // renew, and stops applying at the renew deadline, while still hung.
-    cluster.pause_apiserver().unwrap();
+    cluster.freeze(Component::ApiServer).await.unwrap();
     let paused = Instant::now();
     logged(
         &first,
@@ -362,7 +363,7 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
         paused.elapsed()
     );
     tokio::time::sleep(Duration::from_secs(8)).await;
-    cluster.resume_apiserver().unwrap();
+    cluster.resume(Component::ApiServer).await.unwrap();
 
     // After it: someone leads again and catches up with the changes.
     let resumed = eventually(WAIT, || async {

@@ -23,8 +23,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use kubewasm_e2e::ControlPlane;
+use kubewasm_e2e::faults::Component;
 use kubewasm_e2e::host::{Host, component, kubewasm_binary};
-use kubewasm_e2e::private_cluster::PrivateCluster;
 use kubewasm_e2e::{eventually, unique_name};
 use serde_json::json;
 
@@ -181,7 +182,7 @@ fn libfaketime() -> PathBuf {
 /// with `skew`, its wall clock is offset by libfaketime (its monotonic clock
 /// is not: a skewed clock, not a clock running at another rate).
 fn start_host(
-    cluster: &PrivateCluster,
+    cluster: &ControlPlane,
     ns: &str,
     lease: &str,
     mark: &str,
@@ -195,7 +196,7 @@ fn start_host(
     )
     .expect("write settings");
     let mut command = Command::new(kubewasm_binary());
-    command.env("KUBECONFIG", cluster.kubeconfig());
+    command.env("KUBECONFIG", cluster.kubeconfig_path());
     if let Some(skew) = skew {
         command
             .env("LD_PRELOAD", libfaketime())
@@ -279,7 +280,7 @@ fn churn(configmaps: Api<ConfigMap>) -> tokio::task::JoinHandle<()> {
 /// Two hosts (the second with `skew`), a leader frozen and resumed in
 /// turn, then the API server frozen; every fault judged on the write log.
 async fn handovers(skew: Option<&str>) {
-    let cluster = PrivateCluster::start().await.unwrap();
+    let cluster = ControlPlane::private("leader", &[]).await.unwrap();
     let client = cluster.client().await.unwrap();
     let ns = namespace(&client).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -308,9 +309,9 @@ async fn handovers(skew: Option<&str>) {
         .await
         .unwrap();
     let lease = unique_name("lease");
-    let a = start_host(&cluster, &ns, &lease, "a", None);
+    let a = start_host(cluster, &ns, &lease, "a", None);
     logged(&a, "became the leader").await;
-    let b = start_host(&cluster, &ns, &lease, "b", skew);
+    let b = start_host(cluster, &ns, &lease, "b", skew);
     logged(&b, "kubewasm running").await;
     let started = Instant::now();
     let churn = churn(configmaps.clone());
@@ -382,9 +383,9 @@ async fn handovers(skew: Option<&str>) {
     // The API server frozen past the lease duration, then resumed.
     let frozen = Instant::now();
     let stalled = [stalls(&a), stalls(&b)];
-    cluster.pause_apiserver().unwrap();
+    cluster.freeze(Component::ApiServer).await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    cluster.resume_apiserver().unwrap();
+    cluster.resume(Component::ApiServer).await.unwrap();
     tokio::time::sleep(SETTLE).await;
     eventually(WAIT, || async {
         anyhow::ensure!(
