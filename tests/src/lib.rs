@@ -48,6 +48,7 @@
 pub mod faults;
 pub mod host;
 pub mod private_cluster;
+pub mod service_account;
 
 use std::collections::BTreeMap;
 use std::future::Future;
