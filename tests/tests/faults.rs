@@ -735,10 +735,15 @@ async fn throttled_by_priority_and_fairness_the_host_retries_and_loses_nothing()
     // The throttling happened, and the host retried it.
     let rejected = apf_rejected(&admin, &name).await - rejected_before;
     let retried = metric(&host, "kubewasm_write_retries_total{reason=\"throttled\"}");
+    let gave_up = metric(
+        &host,
+        "kubewasm_reconciles_total{plugin=\"probe\",result=\"apply_failed\"}",
+    );
     eprintln!(
         "faults: priority and fairness: {rejected} requests rejected (429), {retried} writes \
-         retried as throttled; 300 creates reconciled {:.1} s after the first ({:.1} s after \
-         the last), 90 more changes {:.1} s after the last",
+         retried as throttled, {gave_up} reconciles out of retries (requeued); 300 creates \
+         reconciled {:.1} s after the first ({:.1} s after the last), 90 more changes {:.1} s \
+         after the last",
         created.as_secs_f64(),
         first.as_secs_f64(),
         second.as_secs_f64()
