@@ -1,9 +1,9 @@
 //! The plugin directory and the compile cache are input too (issue 10 §1),
 //! end to end with the `kubewasm run` binary on the real control plane:
 //!
-//! - a FIFO, a symlink to `/dev/zero` and a symlink to a component outside
-//!   the plugin directory, present at startup and added while the host
-//!   runs, are each refused by name (log, `kubewasm_plugin_load_failing`)
+//! - a FIFO, a symlink to `/dev/zero`, a symlink to a component outside
+//!   the plugin directory and a 2 GiB file, present at startup and added
+//!   while the host runs, are each refused by name (log, `kubewasm_plugin_load_failing`)
 //!   without blocking: the working plugin reconciles, and a good plugin
 //!   added afterwards loads;
 //! - a compiled artefact copied over another plugin's compile cache entry is
@@ -88,9 +88,10 @@ fn mkfifo(path: &Path) {
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
-/// A FIFO, a symlink to `/dev/zero` and a symlink to a working component
-/// outside `dir`, named `fifo{suffix}.wasm`, `zero{suffix}.wasm` and
-/// `outside{suffix}.wasm`, with what the host must say about each.
+/// A FIFO, a symlink to `/dev/zero`, a symlink to a working component
+/// outside `dir` and a 2 GiB file, named `fifo{suffix}.wasm`,
+/// `zero{suffix}.wasm`, `outside{suffix}.wasm` and `big{suffix}.wasm`, with
+/// what the host must say about each.
 fn hostile_files(dir: &Path, outside: &Path, suffix: &str) -> Vec<(String, String)> {
     let fifo = format!("fifo{suffix}.wasm");
     mkfifo(&dir.join(&fifo));
@@ -98,12 +99,23 @@ fn hostile_files(dir: &Path, outside: &Path, suffix: &str) -> Vec<(String, Strin
     std::os::unix::fs::symlink("/dev/zero", dir.join(&zero)).unwrap();
     let escape = format!("outside{suffix}.wasm");
     std::os::unix::fs::symlink(outside, dir.join(&escape)).unwrap();
+    // Sparse: 2 GiB long, no disk blocks.
+    let big = format!("big{suffix}.wasm");
+    std::fs::File::create(dir.join(&big))
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
     let outside_dir =
         |target: &str| format!("it is a symlink to {target}, outside the plugin directory");
     vec![
         (fifo, "it is a FIFO, not a regular file".to_owned()),
         (zero, outside_dir("/dev/zero")),
         (escape, outside_dir(&outside.display().to_string())),
+        // The default --max-plugin-file-mib, 64.
+        (
+            big,
+            format!("it is larger than the limit of {} bytes", 64 << 20),
+        ),
     ]
 }
 
