@@ -532,8 +532,8 @@ impl Applier {
         F: FnMut() -> Fut,
         Fut: Future<Output = kube::Result<T>>,
     {
-        let sleep = |delay| {
-            debug!(%site, ?delay, "retrying a write");
+        let sleep = |delay, reason| {
+            debug!(%site, ?delay, reason, "retrying a write");
             tokio::time::sleep(delay)
         };
         with_retries(&self.options.retry, retry_conflict, op, sleep)

@@ -9,6 +9,9 @@
 //!   503 and 504, invisible to the host) is turned off, so the only retries
 //!   are the applier's ([`crate::applier::RetryPolicy`]), bounded and counted
 //!   in `kubewasm_write_retries_total`.
+//! - the server's `Retry-After` header kept in the error's Status
+//!   ([`retry_after`]), so those retries wait as long as the server asks
+//!   even when it throttles in plain text (API Priority and Fairness).
 //! - client-side rate limiting (`--kube-qps`, `--kube-burst`) so a burst of
 //!   reconciles cannot flood the API server. Every request, a watch
 //!   included, takes one token.
@@ -18,6 +21,7 @@
 pub mod deadline;
 pub mod fence;
 pub mod health;
+pub mod retry_after;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -33,6 +37,7 @@ use tower::{Layer, Service};
 pub use deadline::{DeadlineLayer, RequestTimedOut};
 pub use fence::{FenceLayer, WriteRefused};
 pub use health::{ApiHealth, Health};
+pub use retry_after::RetryAfterLayer;
 
 /// kube's transport stack, as `ClientBuilder::try_from` builds it.
 pub type Transport = tower::util::BoxService<
@@ -115,13 +120,16 @@ impl Connection {
         &self.options
     }
 
-    /// kube's transport stack (TLS, auth) with the connect timeout and a
-    /// deadline of `timeout` per request, to add layers to.
+    /// kube's transport stack (TLS, auth) with the connect timeout, a
+    /// deadline of `timeout` per request and the server's `Retry-After`
+    /// kept in error answers, to add layers to.
     pub fn builder(
         &self,
         timeout: Duration,
-    ) -> kube::Result<ClientBuilder<deadline::Deadline<Transport>>> {
-        Ok(ClientBuilder::try_from(self.config.clone())?.with_layer(&DeadlineLayer::new(timeout)))
+    ) -> kube::Result<ClientBuilder<retry_after::RetryAfter<deadline::Deadline<Transport>>>> {
+        Ok(ClientBuilder::try_from(self.config.clone())?
+            .with_layer(&DeadlineLayer::new(timeout))
+            .with_layer(&RetryAfterLayer))
     }
 
     /// The host's client: request deadlines, rate limited, writes fenced.

@@ -393,7 +393,8 @@ async fn run_informer(
                     .watch_errors
                     .with_label_values(&[labels[0], labels[1], failure.metric_label()])
                     .inc();
-                let delay = backoff::jittered(backoff.next_delay(failure));
+                let delay = backoff::jittered(backoff.next_delay(failure))
+                    .max(backoff::server_delay(&error).unwrap_or_default());
                 report_error(&kind, &cache, &mut outage, failure, &error, delay);
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;

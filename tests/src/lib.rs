@@ -47,6 +47,7 @@
 
 pub mod faults;
 pub mod host;
+pub mod service_account;
 
 use std::collections::BTreeMap;
 use std::future::Future;

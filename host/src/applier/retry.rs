@@ -92,8 +92,9 @@ pub(super) fn retry_class(error: &kube::Error) -> Retry {
 
 /// Runs `op` until it succeeds, fails for good, or the policy is spent.
 /// Delays come from `policy` (exponential, with jitter) but are never
-/// shorter than the server's `retryAfterSeconds`. `sleep` is a parameter so
-/// tests can observe the delays.
+/// shorter than the server's `retryAfterSeconds`. `sleep` gets each delay
+/// and its reason (the label of `kubewasm_write_retries_total`); it is a
+/// parameter so tests can observe the delays.
 pub(super) async fn with_retries<T, F, Fut, S, SFut>(
     policy: &RetryPolicy,
     retry_conflict: bool,
@@ -103,7 +104,7 @@ pub(super) async fn with_retries<T, F, Fut, S, SFut>(
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = kube::Result<T>>,
-    S: FnMut(Duration) -> SFut,
+    S: FnMut(Duration, &'static str) -> SFut,
     SFut: Future<Output = ()>,
 {
     let mut delays = ExponentialBuilder::new()
@@ -145,7 +146,7 @@ where
                     .write_retries
                     .with_label_values(&[reason])
                     .inc();
-                sleep(delay).await;
+                sleep(delay, reason).await;
                 spent += delay;
             }
             _ => return Err(Failure { error, attempts }),
@@ -188,7 +189,7 @@ mod tests {
                 let next = errors.lock().unwrap().next();
                 async move { next.map_or(Ok(()), Err) }
             },
-            |d| {
+            |d, _| {
                 slept.lock().unwrap().push(d);
                 std::future::ready(())
             },
@@ -211,6 +212,56 @@ mod tests {
         assert!(slept[0] >= Duration::from_millis(100) && slept[0] < Duration::from_millis(200));
         assert!(slept[1] >= Duration::from_millis(200), "{slept:?}");
         assert_eq!(slept[2], Duration::from_secs(3), "Retry-After is honoured");
+    }
+
+    #[tokio::test]
+    async fn a_plain_text_rejection_waits_as_long_as_its_retry_after_header_asks() {
+        use bytes::Bytes;
+        use http_body_util::Full;
+        use tower::Layer;
+
+        // API Priority and Fairness rejects in plain text, the delay in a
+        // header only; the second attempt succeeds.
+        let answered = std::sync::Arc::new(AtomicU64::new(0));
+        let count = answered.clone();
+        let server = tower::service_fn(move |_: http::Request<kube::client::Body>| {
+            let first = count.fetch_add(1, Ordering::Relaxed) == 0;
+            async move {
+                let response = if first {
+                    http::Response::builder()
+                        .status(429)
+                        .header("retry-after", "3")
+                        .body(Full::new(Bytes::from_static(
+                            b"Too many requests, please try again later.\n",
+                        )))
+                } else {
+                    http::Response::builder().body(Full::new(Bytes::from_static(b"{}")))
+                };
+                Ok::<_, std::convert::Infallible>(response.unwrap())
+            }
+        });
+        let service = crate::client::RetryAfterLayer.layer(server);
+        let client = kube::client::ClientBuilder::new(service, "default").build();
+        let slept = Mutex::new(Vec::new());
+        let result = with_retries(
+            &policy(),
+            false,
+            || {
+                let request = http::Request::get("/api/v1/namespaces/default/configmaps/a")
+                    .body(Vec::new())
+                    .unwrap();
+                let client = client.clone();
+                async move { client.request_text(request).await }
+            },
+            |d, _| {
+                slept.lock().unwrap().push(d);
+                std::future::ready(())
+            },
+        )
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(answered.load(Ordering::Relaxed), 2);
+        assert_eq!(*slept.lock().unwrap(), [Duration::from_secs(3)]);
     }
 
     #[tokio::test]
@@ -263,7 +314,7 @@ mod tests {
                     Err(kube::Error::Service(Box::new(timeout)))
                 }
             },
-            tokio::time::sleep,
+            |d, _| tokio::time::sleep(d),
         )
         .await;
         assert_eq!(

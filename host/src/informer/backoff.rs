@@ -20,7 +20,9 @@
 //!   at most 30 s, so a struggling server is not hammered.
 //!
 //! Each delay is jittered (between half and all of it) so informers do not
-//! reconnect in lockstep. Both sequences reset on the first successful event.
+//! reconnect in lockstep, and is never shorter than the server's
+//! `Retry-After` (see [`server_delay`]). Both sequences reset on the first
+//! successful event.
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +85,21 @@ impl WatchFailure {
             Self::Decode => "decode",
         }
     }
+}
+
+/// How long the server asked the client to wait (`Retry-After`, kept in
+/// the Status by [`crate::client::retry_after`]), e.g. when priority and
+/// fairness rejected the list or watch.
+pub fn server_delay(error: &watcher::Error) -> Option<Duration> {
+    let status = match error {
+        watcher::Error::WatchError(status) => status,
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status,
+        _ => return None,
+    };
+    let seconds = status.details.as_ref()?.retry_after_seconds;
+    (seconds > 0).then(|| Duration::from_secs(seconds.into()))
 }
 
 const UNREACHABLE_FIRST: Duration = Duration::from_millis(250);
@@ -247,6 +264,21 @@ mod tests {
         let serde = serde_json::from_str::<u8>("x").unwrap_err();
         let decode = watcher::Error::InitialListFailed(kube::Error::SerdeError(serde));
         assert_eq!(WatchFailure::of(&decode), WatchFailure::Decode);
+    }
+
+    #[test]
+    fn the_servers_retry_after_is_read_from_list_and_watch_errors() {
+        let throttled = |seconds| {
+            let status =
+                serde_json::json!({"code": 429, "details": {"retryAfterSeconds": seconds}});
+            kube::Error::Api(Box::new(serde_json::from_value(status).unwrap()))
+        };
+        let list = watcher::Error::InitialListFailed(throttled(4));
+        assert_eq!(server_delay(&list), Some(Duration::from_secs(4)));
+        let watch = watcher::Error::WatchStartFailed(throttled(2));
+        assert_eq!(server_delay(&watch), Some(Duration::from_secs(2)));
+        let unset = watcher::Error::WatchFailed(throttled(0));
+        assert_eq!(server_delay(&unset), None);
     }
 
     #[test]
