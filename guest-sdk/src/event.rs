@@ -108,10 +108,14 @@ impl ResourceKind {
     }
 }
 
-/// `kubectl`'s plural guess for a kind without discovery.
+/// The plural of a kind without discovery, as the host guesses it offline
+/// (kube's pluralizer): English endings, and `Endpoints`, whose plural is
+/// itself.
 fn guess_plural(kind: &str) -> String {
     let lower = kind.to_lowercase();
-    if lower.ends_with('s')
+    if lower == "endpoints" {
+        lower
+    } else if lower.ends_with('s')
         || lower.ends_with("ch")
         || lower.ends_with("sh")
         || lower.ends_with('x')
@@ -217,7 +221,8 @@ mod tests {
             ("Ingress", "ingresses"),
             ("NetworkPolicy", "networkpolicies"),
             ("Gateway", "gateways"),
-            ("Endpoints", "endpointses"),
+            ("Endpoints", "endpoints"),
+            ("EndpointSlice", "endpointslices"),
             ("Mesh", "meshes"),
             ("Website", "websites"),
         ] {

@@ -7,6 +7,10 @@
 //! backs failing keys off. A plugin that writes the object it is called for
 //! on every call is reported as a reconcile loop and slowed down.
 
+mod result;
+
+pub use result::{IntentOutcome, ReconcileResult};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -453,21 +457,27 @@ impl Controller {
                 .observe(started.elapsed().as_secs_f64());
             metrics
                 .reconciles
-                .with_label_values(&[key.plugin.as_str(), result])
+                .with_label_values(&[key.plugin.as_str(), result.metric_label()])
                 .inc();
-            span.in_scope(|| tracing::debug!(?outcome, result, "reconcile finished"));
+            span.in_scope(|| {
+                tracing::debug!(
+                    ?outcome,
+                    result = result.metric_label(),
+                    "reconcile finished"
+                )
+            });
             lease.done(outcome);
         }
     }
 
     /// One reconcile: the plugin call, then its intents. Returns what the
     /// queue should do next and the result for the metrics.
-    async fn reconcile(&self, key: &WorkKey, work: Work) -> (queue::Outcome, &'static str) {
+    async fn reconcile(&self, key: &WorkKey, work: Work) -> (queue::Outcome, ReconcileResult) {
         let Some(loaded) = self.plugins.get(&key.plugin) else {
             let done = queue::Outcome::Success {
                 requeue_after: None,
             };
-            return (done, "unloaded");
+            return (done, ReconcileResult::Unloaded);
         };
         let gone = self
             .registry
@@ -482,7 +492,7 @@ impl Controller {
             let done = queue::Outcome::Success {
                 requeue_after: None,
             };
-            return (done, "kind_removed");
+            return (done, ReconcileResult::KindRemoved);
         }
         // Which build of the plugin runs this call: the first 12 hex digits
         // of its content hash.
@@ -507,16 +517,19 @@ impl Controller {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::error_chain(&error), kind = error.metric_label(), "reconcile failed");
-                return (queue::Outcome::Failure, error.metric_label());
+                return (
+                    queue::Outcome::Failure,
+                    ReconcileResult::CallFailed(error.metric_label()),
+                );
             }
             Err(join) => {
                 tracing::error!(error = %join, "reconcile task failed");
-                return (queue::Outcome::Failure, "error");
+                return (queue::Outcome::Failure, ReconcileResult::TaskFailed);
             }
         };
         if !self.leader.is_leader() {
             tracing::info!("lost the leader lease during the call; intents not applied");
-            return (queue::Outcome::Failure, "not_leader");
+            return (queue::Outcome::Failure, ReconcileResult::NotLeader);
         }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
         let plugin_name = key.plugin.as_str();
@@ -529,12 +542,12 @@ impl Controller {
             Ok(report) => {
                 for intent in &report.intents {
                     let result = match intent.result {
-                        IntentResult::Applied if report.dry_run => "dry_run",
-                        IntentResult::Applied => "applied",
-                        _ => "unchanged",
+                        IntentResult::Applied if report.dry_run => IntentOutcome::DryRun,
+                        IntentResult::Applied => IntentOutcome::Applied,
+                        _ => IntentOutcome::Unchanged,
                     };
                     intents
-                        .with_label_values(&[plugin_name, intent.intent, result])
+                        .with_label_values(&[plugin_name, intent.intent, result.metric_label()])
                         .inc();
                 }
                 let wrote = report
@@ -545,23 +558,32 @@ impl Controller {
                     tracing::warn!(
                         "plugin changes this object on every call (reconcile loop); backing off"
                     );
-                    return (queue::Outcome::Failure, "loop");
+                    return (queue::Outcome::Failure, ReconcileResult::Loop);
                 }
                 tracing::debug!(intents = report.intents.len(), "reconcile done");
-                (queue::Outcome::Success { requeue_after }, "ok")
+                (
+                    queue::Outcome::Success { requeue_after },
+                    ReconcileResult::Ok,
+                )
             }
             Err(error) => {
                 let refused = error.is_refusal();
-                let result = if refused { "refused" } else { "failed" };
+                let result = match refused {
+                    true => IntentOutcome::Refused,
+                    false => IntentOutcome::Failed,
+                };
                 intents
-                    .with_label_values(&[plugin_name, error.site().intent, result])
+                    .with_label_values(&[plugin_name, error.site().intent, result.metric_label()])
                     .inc();
                 if error.is_conflict() {
                     tracing::debug!(error = %error, "conflict; reconciling again with the newest state");
-                    return (queue::Outcome::Failure, "conflict");
+                    return (queue::Outcome::Failure, ReconcileResult::Conflict);
                 }
                 tracing::warn!(error = %crate::error_chain(&error), kind = error.metric_label(), "intents not applied");
-                let result = if refused { "refused" } else { "apply_failed" };
+                let result = match refused {
+                    true => ReconcileResult::Refused,
+                    false => ReconcileResult::ApplyFailed,
+                };
                 (queue::Outcome::Failure, result)
             }
         }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::cache::{StaticObjects, load_objects};
 use crate::cli::{CheckArgs, EvalArgs, EventArg, OutputFormat};
 use crate::intent::{self, Outcome};
-use crate::plugin::{Event, EventType, ResourceKind, split_api_version};
+use crate::plugin::{Event, EventType, ResourceKind, offline_plural, split_api_version};
 use crate::runtime::{Plugin, ReadAccess, Runtime};
 
 /// Why an offline command failed; the exit code tells the kinds apart.
@@ -110,7 +110,7 @@ pub fn check(args: &CheckArgs) -> Result<String, OfflineError> {
         &CheckReport {
             info,
             digest: plugin.digest(),
-            world: format!("kubewasm:plugin/plugin@{}", crate::runtime::WORLD_VERSION),
+            world: crate::runtime::WORLD.to_string(),
             field_manager: info.field_manager(),
         },
         args.output,
@@ -119,28 +119,16 @@ pub fn check(args: &CheckArgs) -> Result<String, OfflineError> {
 
 /// The kind of an object read from a file: group and version from
 /// `apiVersion`, scope from the presence of `metadata.namespace`, and the
-/// plural guessed the way kubectl guesses it offline.
+/// plural from [`offline_plural`].
 pub fn kind_of_object(object: &Value) -> ResourceKind {
     let (group, version) = split_api_version(object["apiVersion"].as_str().unwrap_or_default());
     let kind = object["kind"].as_str().unwrap_or_default().to_string();
     ResourceKind {
         group: group.to_string(),
         version: version.to_string(),
-        plural: guess_plural(&kind),
+        plural: offline_plural(&kind),
         kind,
         namespaced: object["metadata"]["namespace"].is_string(),
-    }
-}
-
-/// The plural resource name of a kind, guessed the way kubectl does offline.
-pub fn guess_plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    if lower.ends_with('s') {
-        format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y') {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
     }
 }
 

@@ -90,6 +90,17 @@ impl ResourceKind {
     }
 }
 
+/// The resource (plural) name of `kind` when no API server is at hand to
+/// say it: kube's pluralizer, which knows the irregular built-in kinds
+/// (`Endpoints`, `EndpointSlice`) and English endings (`Gateway` →
+/// `gateways`, `Ingress` → `ingresses`, `NetworkPolicy` →
+/// `networkpolicies`). Discovery's answer is authoritative wherever a
+/// cluster is at hand; a CRD may declare any plural.
+pub fn offline_plural(kind: &str) -> String {
+    let gvk = kube::api::GroupVersionKind::gvk("", "v1", kind);
+    kube::api::ApiResource::from_gvk(&gvk).plural
+}
+
 /// Formats an `apiVersion` from a group and version.
 pub fn api_version(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -202,6 +213,22 @@ fn is_dns_label(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_plurals_follow_the_api_servers_for_built_in_kinds() {
+        for (kind, plural) in [
+            ("ConfigMap", "configmaps"),
+            ("Gateway", "gateways"),
+            ("Endpoints", "endpoints"),
+            ("EndpointSlice", "endpointslices"),
+            ("Ingress", "ingresses"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("StorageClass", "storageclasses"),
+            ("Mesh", "meshes"),
+        ] {
+            assert_eq!(offline_plural(kind), plural, "{kind}");
+        }
+    }
 
     fn kind(group: &str, version: &str, kind: &str) -> ResourceKind {
         ResourceKind {

@@ -42,7 +42,7 @@ fn resource_of(kind: &str) -> String {
     if kind == WILDCARD {
         WILDCARD.to_string()
     } else {
-        crate::offline::guess_plural(kind)
+        crate::plugin::offline_plural(kind)
     }
 }
 

@@ -58,7 +58,7 @@ pub use error::{CallError, LoadError, RuntimeError};
 pub use host_functions::{
     MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
 };
-pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD_VERSION};
+pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VERSION};
 
 use crate::intent::Outcome;
 use crate::plugin::{Event, PluginInfo};

@@ -27,9 +27,34 @@ use super::budget::MemoryBudget;
 /// Stderr bytes kept per call (the tail; earlier bytes are discarded).
 pub const STDERR_TAIL: usize = 4 * 1024;
 
+/// The WIT package, as a literal for `concat!`.
+macro_rules! package {
+    () => {
+        "kubewasm:plugin"
+    };
+}
+/// The WIT package's version, as a literal for `concat!`.
+macro_rules! version {
+    () => {
+        "0.1.0"
+    };
+}
+
+/// The WIT package this host implements (`wit/`), and its version. Every
+/// name of the contract below is built from these two; the bindings
+/// (`bindgen!`, which needs a literal) read the same package from `wit/`.
+pub const WORLD_PACKAGE: &str = package!();
+pub const WORLD_VERSION: &str = version!();
+/// The world a plugin targets.
+pub const WORLD: &str = concat!(package!(), "/plugin@", version!());
+/// The export every plugin must have.
+pub const RECONCILER_EXPORT: &str = concat!(package!(), "/reconciler@", version!());
+/// The prefix of every interface of the package.
+const PACKAGE_PREFIX: &str = concat!(package!(), "/");
+
 /// Interfaces a plugin may import, by `namespace:package/` prefix.
 const GRANTED: [&str; 6] = [
-    "kubewasm:plugin/",
+    PACKAGE_PREFIX,
     "wasi:io/",
     "wasi:cli/",
     "wasi:clocks/",
@@ -37,21 +62,15 @@ const GRANTED: [&str; 6] = [
     "wasi:filesystem/",
 ];
 
-/// The WIT package version this host implements.
-pub const WORLD_PACKAGE: &str = "kubewasm:plugin";
-pub const WORLD_VERSION: &str = "0.1.0";
-/// The export every plugin must have.
-pub const RECONCILER_EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";
-
 /// Why an import is refused, or `None` when it is granted.
 pub fn refused_import(name: &str) -> Option<String> {
     if !GRANTED.iter().any(|prefix| name.starts_with(prefix)) {
         return Some(format!(
             "imports `{name}`, which kubewasm does not grant (plugins may only import \
-             kubewasm:plugin/host and inert WASI cli, io, clocks, random and filesystem)"
+             {WORLD_PACKAGE}/host and inert WASI cli, io, clocks, random and filesystem)"
         ));
     }
-    if let Some(rest) = name.strip_prefix("kubewasm:plugin/") {
+    if let Some(rest) = name.strip_prefix(PACKAGE_PREFIX) {
         let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
         if !same_minor(version, WORLD_VERSION) {
             return Some(format!(
