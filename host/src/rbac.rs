@@ -253,6 +253,22 @@ mod tests {
     }
 
     #[test]
+    fn rules_name_irregular_plurals_as_the_api_server_does() {
+        let mut plugin = plugin();
+        plugin.subscriptions[0].group = "gateway.networking.k8s.io".into();
+        plugin.subscriptions[0].kind = "Gateway".into();
+        plugin.subscriptions[1].kind = "Endpoints".into();
+        plugin.writes.clear();
+        let rules = rules(&[plugin]);
+        assert_eq!(
+            verbs_on(&rules, "gateway.networking.k8s.io", "gateways"),
+            ["get", "list", "watch"]
+        );
+        assert_eq!(verbs_on(&rules, "", "endpoints"), ["get", "list", "watch"]);
+        assert!(verbs_on(&rules, "gateway.networking.k8s.io", "gatewaies").is_empty());
+    }
+
+    #[test]
     fn manifests_bind_the_role_to_the_service_account() {
         let yaml = manifests(
             &[plugin()],
