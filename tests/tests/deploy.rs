@@ -41,7 +41,8 @@ const HOST_USER: &str = "system:serviceaccount:kubewasm-system:kubewasm";
 /// The field manager `deploy/README.md` fills the plugin ConfigMap with.
 const PLUGINS_FIELD_MANAGER: &str = "kubewasm-plugins";
 
-/// Every metric the host exports (host/src/metrics.rs), and whether it is a
+/// The metrics the dashboard shows and the alerts may read (host/src/metrics.rs
+/// exports a few more, not yet on the dashboard), and whether each is a
 /// histogram (whose series are `_bucket`, `_sum` and `_count`).
 const METRICS: &[(&str, bool)] = &[
     ("kubewasm_events_received_total", false),
@@ -52,6 +53,7 @@ const METRICS: &[(&str, bool)] = &[
     ("kubewasm_intents_total", false),
     ("kubewasm_watch_restarts_total", false),
     ("kubewasm_relists_total", false),
+    ("kubewasm_objects_undecodable_total", false),
     ("kubewasm_cached_objects", false),
     ("kubewasm_plugin_loads_total", false),
     ("kubewasm_plugin_load_failing", false),
@@ -78,6 +80,7 @@ const RECONCILE_RESULTS: &[&str] = &[
 const ALERTS: &[&str] = &[
     "KubewasmReconcileErrors",
     "KubewasmPluginTraps",
+    "KubewasmObjectsUndecodable",
     "KubewasmPluginReloadFailing",
     "KubewasmNoLeader",
     "KubewasmQueueGrowing",
