@@ -7,11 +7,17 @@
 //! backs failing keys off. A plugin that writes the object it is called for
 //! on every call is reported as a reconcile loop and slowed down.
 
+mod loops;
+mod plugins;
 mod result;
+
+pub use plugins::Plugins;
+
+use loops::LoopDetector;
 
 pub use result::{IntentOutcome, ReconcileResult};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,11 +34,6 @@ use crate::queue::{self, QueueKey, WorkQueue};
 use crate::runtime::{Plugin, ReadAccess};
 use crate::selector::LabelSelector;
 
-/// Writes in a row, each answering a change the previous write caused,
-/// after which a plugin is considered to be in a reconcile loop.
-const LOOP_THRESHOLD: u32 = 10;
-/// Writes further apart than this do not count as one loop.
-const LOOP_WINDOW: Duration = Duration::from_secs(30);
 /// How often work for a plugin whose informers are still listing is retried.
 const SYNC_POLL: Duration = Duration::from_millis(100);
 
@@ -86,46 +87,6 @@ impl Work {
     }
 }
 
-/// Loaded plugins by name; replaced as a whole entry on reload.
-#[derive(Clone, Default)]
-pub struct Plugins {
-    inner: Arc<RwLock<BTreeMap<String, LoadedPlugin>>>,
-}
-
-impl Plugins {
-    pub fn get(&self, name: &str) -> Option<LoadedPlugin> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    pub fn all(&self) -> Vec<LoadedPlugin> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Inserts or replaces a plugin; returns the previous version.
-    pub fn insert(&self, loaded: LoadedPlugin) -> Option<LoadedPlugin> {
-        self.inner
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(loaded.plugin.info().name.clone(), loaded)
-    }
-
-    pub fn remove(&self, name: &str) -> Option<LoadedPlugin> {
-        self.inner
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name)
-    }
-}
-
 /// Whether `loaded` wants events of `object` of `kind`: a subscription
 /// covers it and the operator's grant lets the plugin see it.
 pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &Value) -> bool {
@@ -169,7 +130,7 @@ pub struct Controller {
     applier: Arc<Applier>,
     /// Kinds each plugin subscribes to (for informer refcounts).
     subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
-    loops: Arc<RwLock<HashMap<WorkKey, (u32, Instant)>>>,
+    loops: LoopDetector,
     /// Only the leader takes work and applies intents.
     leader: LeaderGate,
     /// `--namespace`: every plugin's grant is narrowed to it.
@@ -192,7 +153,7 @@ impl Controller {
             queue: WorkQueue::with_requeue(queue::Backoff::default(), Work::requeued),
             applier,
             subscribed: Arc::default(),
-            loops: Arc::default(),
+            loops: LoopDetector::default(),
             leader: LeaderGate::always(),
             namespace: None,
             unserved: Arc::default(),
@@ -554,7 +515,7 @@ impl Controller {
                     .intents
                     .iter()
                     .any(|i| i.result == IntentResult::Applied);
-                if self.is_looping(key, wrote, work.event_type) {
+                if self.loops.observe(key, wrote, work.event_type) {
                     tracing::warn!(
                         "plugin changes this object on every call (reconcile loop); backing off"
                     );
@@ -596,23 +557,6 @@ impl Controller {
         subscribed
             .get(plugin)
             .is_some_and(|kinds| self.informers.syncing(kinds))
-    }
-
-    /// Counts writes that answer a change; true once they form a loop.
-    fn is_looping(&self, key: &WorkKey, wrote: bool, event_type: EventType) -> bool {
-        let mut loops = self.loops.write().unwrap_or_else(|e| e.into_inner());
-        if !wrote || event_type != EventType::Applied {
-            loops.remove(key);
-            return false;
-        }
-        let now = Instant::now();
-        let entry = loops.entry(key.clone()).or_insert((0, now));
-        if now.duration_since(entry.1) > LOOP_WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-        entry.1 = now;
-        entry.0 >= LOOP_THRESHOLD
     }
 
     /// Names of the plugins subscribed to a kind (for status).
