@@ -8,10 +8,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubewasm::cache::{GroupKind, ObjectReader, ReadError, StaticObjects};
-use kubewasm::plugin::{Event, EventType, ResourceKind};
+use kubewasm::cluster::cache::{ObjectReader, ReadError, StaticObjects};
+use kubewasm::contract::GroupKind;
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{Event, EventType, ResourceKind};
 use kubewasm::runtime::{CallError, ReadAccess, Runtime, RuntimeConfig};
-use kubewasm::selector::LabelSelector;
 use serde_json::{Value, json};
 use support::OK_REQUEUE_RET;
 

@@ -8,10 +8,11 @@ use std::time::Duration;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kubewasm::cache::{GroupKind, ObjectReader, ReadError};
-use kubewasm::plugin::{Event, EventType, ResourceKind};
+use kubewasm::cluster::cache::{ObjectReader, ReadError};
+use kubewasm::contract::GroupKind;
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{Event, EventType, ResourceKind};
 use kubewasm::runtime::{CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
-use kubewasm::selector::LabelSelector;
 use serde_json::{Value, json};
 use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET};
 
@@ -386,7 +387,7 @@ fn a_cache_entry_copied_over_another_plugins_is_not_executed() {
     assert_eq!(second.compile_cache_rejections(), 1);
     assert_eq!(second.compile_cache_stats(), (0, 1));
     assert!(
-        kubewasm::metrics::get()
+        kubewasm::ops::metrics::get()
             .encode()
             .lines()
             .any(|l| l.starts_with("kubewasm_compile_cache_rejected_total ") && !l.ends_with(" 0"))

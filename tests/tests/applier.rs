@@ -19,10 +19,10 @@ use kube::{Client, Discovery};
 use kubewasm::applier::{
     Applier, ApplierOptions, ApplyError, ApplyReport, IntentResult, ResolveKind, StaticKinds,
 };
-use kubewasm::cache::{GroupKind, ObjectReader, ReadError, StaticObjects};
-use kubewasm::intent::{Intent, ObjectRef, Outcome, Patch, Propagation, Severity};
-use kubewasm::plugin::{PluginInfo, ResourceKind, Subscription, WriteScope};
-use kubewasm::selector::LabelSelector;
+use kubewasm::cluster::cache::{ObjectReader, ReadError, StaticObjects};
+use kubewasm::contract::intent::{Intent, ObjectRef, Outcome, Patch, Propagation, Severity};
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{GroupKind, PluginInfo, ResourceKind, Subscription};
 use kubewasm_e2e::{TestNamespace, eventually, unique_api_group};
 use serde_json::{Value, json};
 
@@ -99,7 +99,7 @@ fn plugin(name: &str) -> PluginInfo {
             namespaces: vec![],
             label_selector: None,
         }],
-        writes: vec![WriteScope {
+        writes: vec![GroupKind {
             group: String::new(),
             kind: "ConfigMap".into(),
         }],
@@ -499,7 +499,7 @@ async fn status_is_written_through_the_status_subresource() -> anyhow::Result<()
         ApplierOptions::default(),
     );
     let plugin = PluginInfo {
-        writes: vec![WriteScope {
+        writes: vec![GroupKind {
             group: group.clone(),
             kind: "Widget".into(),
         }],
@@ -785,7 +785,7 @@ async fn an_out_of_scope_intent_refuses_the_whole_outcome() -> anyhow::Result<()
 
     // A kind the cluster does not serve is refused the same way.
     let unknown = PluginInfo {
-        writes: vec![WriteScope {
+        writes: vec![GroupKind {
             group: "*".into(),
             kind: "*".into(),
         }],
