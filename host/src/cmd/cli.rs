@@ -70,7 +70,10 @@ pub struct RunArgs {
     #[arg(long, env = "KUBEWASM_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Reconciles that may run at once.
+    /// Reconciles that may run at once (workers). A reconcile mostly waits
+    /// on the API server, so the default, 8, overlaps those waits on a small
+    /// host; plugin calls are bounded separately by
+    /// `--plugin-memory-budget-mib`.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 

@@ -95,7 +95,10 @@ pub struct RuntimeConfig {
     /// configuration; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     /// Instances that may exist at once with the pooling allocator (bounds
-    /// concurrent calls). `0` disables pooling (on-demand allocation).
+    /// concurrent calls). `0` disables pooling (on-demand allocation). The
+    /// default, 64, is 8 times the calls the default memory budget lets run
+    /// at once (1 GiB / 128 MiB), so a larger budget or smaller
+    /// `--max-memory-mib` is not capped by the pool first.
     pub pool_instances: u32,
     /// Enforce `call_timeout` by epoch interruption. Only the runtime
     /// benchmark turns this off, to measure its cost: without it a looping
@@ -148,13 +151,25 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     if pooling {
         let n = config.pool_instances;
         let mut pool = wasmtime::PoolingAllocationConfig::new();
+        // A component is several core instances (the program, the WASI
+        // preview1 adapter, the shims wit-component adds), each with a table
+        // and up to two linear memories between them (the program's and the
+        // adapter's); 8, 2 and 8 per component leave room for the JS and
+        // Python toolchains' components. Slots are virtual address space
+        // reserved once; only pages a call touches become resident.
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(8))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(8))
             .max_memory_size(config.max_memory_bytes)
             .table_elements(MAX_TABLE_ELEMENTS)
+            // The instance metadata (globals, function references) of one
+            // core module; wasmtime's 1 MiB default is too small for the
+            // 12-18 MB interpreters of JS and Python plugins.
             .max_core_instance_size(8 << 20)
+            // Pages kept mapped when a slot is reused, so a small plugin's
+            // next call does not fault its memory in again; larger memories
+            // are reset by unmapping.
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(1 << 20)
             .pagemap_scan(wasmtime::Enabled::Auto);

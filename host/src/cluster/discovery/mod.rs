@@ -1,5 +1,5 @@
 //! Discovery: which kinds the API server serves, and keeping that answer
-//! current while the host runs (DESIGN §2).
+//! current while the host runs.
 //!
 //! [`discover`] asks the server for every group, version and resource and
 //! keeps, per group and resource, one version (the group's preferred one, or
@@ -55,7 +55,10 @@ use tracing::{debug, warn};
 
 use crate::contract::ResourceKind;
 
-/// How many group versions the per-group fallback queries at once.
+/// How many group versions the per-group fallback queries at once: a
+/// cluster serves a few dozen, so discovery takes a few round trips without
+/// opening a burst of requests on an API server that lacks aggregated
+/// discovery (older or strained servers are why the fallback runs).
 const PARALLEL_QUERIES: usize = 8;
 /// How long the per-group fallback waits for one group version. kube's
 /// client retries `503 Service Unavailable` (what an aggregated API whose
