@@ -250,7 +250,7 @@ pub struct KubeArgs {
 }
 
 /// A duration such as `30s`, `500ms` or `2m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("{text:?} has no unit (ms, s or m)"))?;
@@ -368,7 +368,7 @@ impl RuntimeArgs {
 }
 
 /// `$XDG_CACHE_HOME/kubewasm/compiled`, else `$HOME/.cache/kubewasm/compiled`.
-pub fn default_compile_cache() -> Option<PathBuf> {
+fn default_compile_cache() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;

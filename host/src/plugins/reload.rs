@@ -118,8 +118,6 @@ pub struct PluginDir {
     controller: Arc<dyn PluginSink>,
     serving: BTreeMap<PathBuf, Serving>,
     failed: BTreeMap<PathBuf, (Fingerprint, Failure)>,
-    /// Reload failures since start, for the metrics.
-    failure_count: u64,
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -149,18 +147,12 @@ impl PluginDir {
             controller,
             serving: BTreeMap::new(),
             failed: BTreeMap::new(),
-            failure_count: 0,
         }
     }
 
     /// Files whose current content does not load, with the reason.
     pub fn failures(&self) -> impl Iterator<Item = (&Path, &Failure)> {
         self.failed.iter().map(|(p, (_, f))| (p.as_path(), f))
-    }
-
-    /// Load failures since start (each failing content counted once).
-    pub fn failure_count(&self) -> u64 {
-        self.failure_count
     }
 
     /// Brings the running plugins in line with the directory.
@@ -341,7 +333,6 @@ impl PluginDir {
             still_serving = %serving.unwrap_or("nothing"),
             "plugin file not loaded; the previous version (if any) keeps serving"
         );
-        self.failure_count += 1;
         let metrics = crate::ops::metrics::get();
         metrics
             .plugin_loads

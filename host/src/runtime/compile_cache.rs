@@ -70,7 +70,7 @@ impl Hasher for Sha256Hasher {
 }
 
 /// The key file of a cache directory: `DIR.key` beside `DIR`.
-pub fn key_path(dir: &Path) -> Option<PathBuf> {
+fn key_path(dir: &Path) -> Option<PathBuf> {
     let name = dir.file_name()?;
     let mut key = name.to_os_string();
     key.push(".key");
