@@ -48,13 +48,7 @@ impl HostAccount {
     /// Creates the account, applies the generated ClusterRole and binding
     /// (named uniquely) and writes a kubeconfig with a fresh token.
     pub async fn create(ns: &TestNamespace, plugins: &Path) -> anyhow::Result<Self> {
-        let accounts: Api<ServiceAccount> = ns.api();
-        let account: ServiceAccount =
-            serde_json::from_value(json!({"metadata": {"name": ACCOUNT}}))?;
-        accounts
-            .create(&PostParams::default(), &account)
-            .await
-            .context("failed to create the ServiceAccount")?;
+        create_account(ns, ACCOUNT).await?;
 
         let role_name = unique_name("kubewasm-e2e");
         let output = Command::new(kubewasm_binary())
@@ -84,14 +78,7 @@ impl HostAccount {
             .await
             .context("failed to apply the generated ClusterRoleBinding")?;
 
-        let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}}))?;
-        let token = accounts
-            .create_token_request(ACCOUNT, &PostParams::default(), &request)
-            .await
-            .context("TokenRequest failed")?
-            .status
-            .and_then(|s| s.token)
-            .context("TokenRequest returned no token")?;
+        let token = token(ns, ACCOUNT).await?;
         let kubeconfig = tempfile::tempdir()?;
         std::fs::write(
             kubeconfig.path().join("kubeconfig"),
@@ -141,6 +128,37 @@ impl HostAccount {
             .await?;
         Ok(())
     }
+}
+
+/// Creates ServiceAccount `name` in `ns`, with no RBAC of its own.
+pub async fn create_account(ns: &TestNamespace, name: &str) -> anyhow::Result<()> {
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    ns.api::<ServiceAccount>()
+        .create(&PostParams::default(), &account)
+        .await
+        .with_context(|| format!("failed to create the ServiceAccount {name}"))?;
+    Ok(())
+}
+
+/// A fresh token of ServiceAccount `name` in `ns` (TokenRequest, the API
+/// server's default lifetime), as kubelet mounts into a pod.
+pub async fn token(ns: &TestNamespace, name: &str) -> anyhow::Result<String> {
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}}))?;
+    ns.api::<ServiceAccount>()
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("TokenRequest for {name} failed"))?
+        .status
+        .and_then(|s| s.token)
+        .context("TokenRequest returned no token")
+}
+
+/// Creates ServiceAccount `name` in `ns` (with no RBAC of its own) and
+/// returns a client that authenticates as it with a fresh token.
+pub async fn account_client(ns: &TestNamespace, name: &str) -> anyhow::Result<kube::Client> {
+    create_account(ns, name).await?;
+    let token = token(ns, name).await?;
+    ns.control_plane().client_with_token(&token).await
 }
 
 /// A kubeconfig for the cluster of `admin` (its server and CA) that
