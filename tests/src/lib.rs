@@ -48,6 +48,7 @@
 pub mod deploy;
 pub mod faults;
 pub mod host;
+pub mod probe;
 pub mod service_account;
 
 use std::collections::BTreeMap;
