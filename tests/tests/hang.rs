@@ -103,7 +103,8 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
         r#"{"mark": "v2"}"#,
     )
     .unwrap();
-    host.logged(WAIT, "write not sent: the API server does not answer").await;
+    host.logged(WAIT, "write not sent: the API server does not answer")
+        .await;
 
     let signalled = Instant::now();
     let status = host
@@ -145,7 +146,8 @@ async fn the_host_starts_before_the_api_server_answers_and_reconciles_once_it_do
     assert_eq!(http_get(addr, "/livez").unwrap().0, 200);
     let body = readyz(&host, 503, "does not answer").await;
     assert!(body.contains("the API server https://127.0.0.1:"), "{body}");
-    host.logged(WAIT, "retrying with backoff until the API server answers").await;
+    host.logged(WAIT, "retrying with backoff until the API server answers")
+        .await;
     assert!(host.is_running(), "the host exited:\n{}", host.log());
 
     cluster.resume(Component::ApiServer).await.unwrap();
@@ -280,9 +282,12 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
     // renew, and stops applying at the renew deadline, while still hung.
     cluster.freeze(Component::ApiServer).await.unwrap();
     let paused = Instant::now();
-    first.logged(WAIT, "could not renew the leader lease within the renew deadline",
-    )
-    .await;
+    first
+        .logged(
+            WAIT,
+            "could not renew the leader lease within the renew deadline",
+        )
+        .await;
     eprintln!(
         "measured: API server paused -> leader stopped applying after {:?} (renew deadline 4 s, renewed every 2 s)",
         paused.elapsed()

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use kubewasm_e2e::host::{Host, component, sample};
 use kubewasm_e2e::TestNamespace;
+use kubewasm_e2e::host::{Host, component, sample};
 use kubewasm_e2e::probe::{self, MARK};
 use serde_json::json;
 
@@ -197,7 +197,9 @@ async fn an_artefact_copied_over_another_plugins_cache_entry_is_refused_not_run(
         "label-propagator",
         json!({"labels": ["team"]}),
     );
-    first.logged(WAIT, "plugin installed plugin=label-propagator").await;
+    first
+        .logged(WAIT, "plugin installed plugin=label-propagator")
+        .await;
     assert!(
         first.terminate(WAIT).is_some(),
         "the first host did not stop"
