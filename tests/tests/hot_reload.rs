@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
+use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, component, sample};
 use kubewasm_e2e::probe::{self, ECHO, MARK};
-use kubewasm_e2e::TestNamespace;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

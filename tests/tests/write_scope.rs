@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, PostParams};
+use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, sample};
 use kubewasm_e2e::probe::{self, MARK};
-use kubewasm_e2e::TestNamespace;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
