@@ -17,28 +17,44 @@
 use std::time::{Duration, Instant};
 
 use kubewasm_e2e::faults::{Component, churn, probe_with_objects};
+use kubewasm_e2e::host::Host;
 use kubewasm_e2e::{ControlPlane, TestNamespace};
 
 const CM_WATCH_ERRORS: &str = "kubewasm_watch_errors_total{group=\"\",kind=\"ConfigMap\",reason=";
 
-#[tokio::test]
-async fn api_server_down_15s_loses_nothing_and_is_reported() {
-    let cp = ControlPlane::private("apiserver-down", &[]).await.unwrap();
-    let ns = TestNamespace::create_in(cp, "fault-apiserver")
+/// A probe host with objects on a control plane of its own, `component`
+/// killed for `down_for`, changes made as soon as it is back: returns once
+/// none of them is lost (printing how long after that took).
+async fn restarted(
+    name: &str,
+    component: Component,
+    down_for: Duration,
+) -> (&'static ControlPlane, Host) {
+    let cp = ControlPlane::private(name, &[]).await.unwrap();
+    let ns = TestNamespace::create_in(cp, &format!("fault-{name}"))
         .await
         .unwrap();
     let (host, cms, mut expected) = probe_with_objects(&ns).await;
 
-    cp.restart(Component::ApiServer, Duration::from_secs(15))
-        .await
-        .unwrap();
+    cp.restart(component, down_for).await.unwrap();
     let ready = Instant::now();
     churn(&mut expected, &cms).await;
     expected.converge(&cms, &host).await;
     eprintln!(
-        "faults: API server down 15 s: last object reconciled {:.1} s after /readyz was ok",
+        "faults: {component:?} down {down_for:?}: last object reconciled {:.1} s after /readyz was ok",
         ready.elapsed().as_secs_f64()
     );
+    (cp, host)
+}
+
+#[tokio::test]
+async fn api_server_down_15s_loses_nothing_and_is_reported() {
+    let (cp, host) = restarted(
+        "apiserver-down",
+        Component::ApiServer,
+        Duration::from_secs(15),
+    )
+    .await;
 
     // The outage was visible to an operator: a WARN line and the metric.
     let log = host.log();
@@ -58,20 +74,7 @@ async fn api_server_down_15s_loses_nothing_and_is_reported() {
 
 #[tokio::test]
 async fn etcd_killed_10s_loses_nothing() {
-    let cp = ControlPlane::private("etcd-down", &[]).await.unwrap();
-    let ns = TestNamespace::create_in(cp, "fault-etcd").await.unwrap();
-    let (host, cms, mut expected) = probe_with_objects(&ns).await;
-
-    cp.restart(Component::Etcd, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let ready = Instant::now();
-    churn(&mut expected, &cms).await;
-    expected.converge(&cms, &host).await;
-    eprintln!(
-        "faults: etcd down 10 s: last object reconciled {:.1} s after /readyz was ok",
-        ready.elapsed().as_secs_f64()
-    );
+    let (cp, _host) = restarted("etcd-down", Component::Etcd, Duration::from_secs(10)).await;
     cp.down().await;
 }
 
