@@ -10,6 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::{await_condition, conditions};
+use kubewasm_e2e::crd;
 use kubewasm_e2e::host::{Host, http_get, sample};
 use kubewasm_e2e::{TestNamespace, eventually, field_managers, unique_api_group};
 use serde_json::json;
@@ -289,26 +290,6 @@ async fn running(host: &Host) {
     .await;
 }
 
-fn gadget_crd(group: &str) -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("gadgets.{group}")},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object", "x-kubernetes-preserve-unknown-fields": true
-                }}
-            }]
-        }
-    }))
-    .unwrap()
-}
-
 fn mark(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<&str> {
     annotations?
         .get("probe.kubewasm.dev/mark")
@@ -326,7 +307,10 @@ async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription(
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
-        .create(&PostParams::default(), &gadget_crd(&group))
+        .create(
+            &PostParams::default(),
+            &crd::schemaless(&group, "Gadget", true),
+        )
         .await
         .unwrap();
     let name = crd.metadata.name.unwrap();

@@ -53,32 +53,11 @@ fn crd(
     namespaced: bool,
     status: bool,
 ) -> anyhow::Result<CustomResourceDefinition> {
-    let plural = format!("{}s", kind.to_lowercase());
-    let subresources = if status {
-        json!({ "status": {} })
-    } else {
-        json!({})
-    };
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
-        "spec": {
-            "group": group,
-            "scope": if namespaced { "Namespaced" } else { "Cluster" },
-            "names": { "plural": plural, "singular": kind.to_lowercase(), "kind": kind },
-            "versions": [{
-                "name": "v1",
-                "served": true,
-                "storage": true,
-                "subresources": subresources,
-                "schema": { "openAPIV3Schema": {
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true
-                }}
-            }]
-        }
-    }))?)
+    let mut crd = kubewasm_e2e::crd::schemaless(group, kind, namespaced);
+    if status {
+        crd.spec.versions[0].subresources = Some(serde_json::from_value(json!({"status": {}}))?);
+    }
+    Ok(crd)
 }
 
 /// Sends the host's log records to the test's captured output, shown when a

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kubewasm_e2e::crd;
 use kubewasm_e2e::faults::Expected;
 use kubewasm_e2e::host::Host;
 use kubewasm_e2e::probe::{BEHAVE, MARK};
@@ -158,16 +159,7 @@ async fn gadget_crd(
     Api<DynamicObject>,
 ) {
     let crds: Api<CustomResourceDefinition> = Api::all(ns.client().clone());
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "metadata": {"name": format!("gadgets.{group}")},
-        "spec": {
-            "group": group, "scope": "Namespaced",
-            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "listKind": "GadgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    }))
-    .unwrap();
+    let crd = crd::schemaless(group, "Gadget", true);
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let resource =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Gadget"), "gadgets");
