@@ -90,6 +90,35 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// Replaces `path` the way careful tools do: a temporary file beside it,
+/// then rename, so a watcher never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().expect("a file path").to_string_lossy()
+    ));
+    std::fs::write(&tmp, bytes).expect("write the temporary file");
+    std::fs::rename(&tmp, path).expect("rename the temporary file");
+}
+
+/// `component` with a custom section `section` holding `payload` appended:
+/// the same logic, a different content hash (so a different build as far as
+/// the host knows).
+pub fn variant(component: &[u8], section: &str, payload: &[u8]) -> Vec<u8> {
+    let payload_len = 1 + section.len() + payload.len();
+    assert!(
+        payload_len < 128 && section.len() < 128,
+        "a one-byte LEB128"
+    );
+    let mut bytes = component.to_vec();
+    bytes.push(0); // custom section id
+    bytes.push(payload_len as u8);
+    bytes.push(section.len() as u8);
+    bytes.extend_from_slice(section.as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 /// A plain HTTP/1.0 GET: status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;

@@ -10,23 +10,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kubewasm_e2e::TestNamespace;
-use kubewasm_e2e::host::{Host, component, sample};
+use kubewasm_e2e::host::{self, Host, component, sample, write_atomically};
 use kubewasm_e2e::probe::{self, ECHO, MARK};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 const WAIT: Duration = Duration::from_secs(120);
 const INSTALLED: &str = "plugin installed plugin=probe";
-
-/// Replaces `path` the way careful tools do: a temporary file, then rename.
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 fn settings(mark: &str) -> Vec<u8> {
     json!({ "mark": mark }).to_string().into_bytes()
@@ -35,15 +25,8 @@ fn settings(mark: &str) -> Vec<u8> {
 /// The probe component with a custom section appended: the same logic, a
 /// different content hash (so a different build as far as the host knows).
 fn variant(tag: u8) -> Vec<u8> {
-    let mut bytes = std::fs::read(component("probe")).unwrap();
-    let name = b"kubewasm-e2e-variant";
-    let payload_len = 1 + name.len() + 1;
-    bytes.push(0); // custom section id
-    bytes.push(payload_len as u8); // LEB128, < 128
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.push(tag);
-    bytes
+    let probe = std::fs::read(component("probe")).unwrap();
+    host::variant(&probe, "kubewasm-e2e-variant", &[tag])
 }
 
 async fn create_configmap(configmaps: &Api<ConfigMap>, name: &str) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kubewasm_e2e::TestNamespace;
-use kubewasm_e2e::host::{Host, component, sample};
+use kubewasm_e2e::host::{Host, component, sample, write_atomically};
 use kubewasm_e2e::probe::{self, MARK};
 use serde_json::json;
 
@@ -49,9 +49,8 @@ fn add_plugin(dir: &Path, name: &str, settings: serde_json::Value) {
         settings.to_string(),
     )
     .unwrap();
-    let tmp = dir.join(format!(".{name}.wasm.tmp"));
-    std::fs::copy(component(name), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).unwrap();
+    let wasm = std::fs::read(component(name)).unwrap();
+    write_atomically(&dir.join(format!("{name}.wasm")), &wasm);
 }
 
 fn mkfifo(path: &Path) {
