@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kubewasm::cache::StaticObjects;
-use kubewasm::plugin::Event;
+use kubewasm::cluster::cache::StaticObjects;
+use kubewasm::contract::Event;
 use kubewasm::runtime::{Plugin, ReadAccess, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kubewasm::cli::RunArgs;
-use kubewasm::cli::{Cli, Command, LogFormat};
-use kubewasm::offline::{self, OfflineError};
+use kubewasm::cmd::check::{self as offline, OfflineError};
+use kubewasm::cmd::cli::RunArgs;
+use kubewasm::cmd::cli::{Cli, Command, LogFormat};
 use kubewasm::runtime::Runtime;
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime, OfflineError> {
@@ -24,7 +24,7 @@ fn run(args: &RunArgs) -> ExitCode {
     let started = tokio_runtime().and_then(|rt| {
         let runtime = Runtime::new(args.runtime.runtime_config())
             .map_err(|e| OfflineError::Internal(e.to_string()))?;
-        rt.block_on(kubewasm::run::run(args.run_options(), runtime))
+        rt.block_on(kubewasm::cmd::run::run(args.run_options(), runtime))
             .map_err(|e| match e.is_usage() {
                 true => OfflineError::Usage(offline::error_chain(&e)),
                 false => OfflineError::Plugin(offline::error_chain(&e)),
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             .map_err(OfflineError::Usage)
             .and_then(|()| tokio_runtime())
             .and_then(|rt| {
-                rt.block_on(kubewasm::run::discover_table(args.rate_limit()))
+                rt.block_on(kubewasm::cmd::run::discover_table(args.rate_limit()))
                     .map_err(|e| OfflineError::Internal(offline::error_chain(&e)))
             }),
     };

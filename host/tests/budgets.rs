@@ -8,7 +8,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubewasm::cache::StaticObjects;
+use kubewasm::cluster::cache::StaticObjects;
 use kubewasm::runtime::{CallError, ReadAccess, Runtime, RuntimeConfig};
 use serde_json::json;
 use support::{OK_REQUEUE_RET, SlowReader, event};

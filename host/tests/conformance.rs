@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubewasm::cli::{CheckArgs, EvalArgs, EventArg, OutputFormat, RuntimeArgs};
-use kubewasm::offline::{self, OfflineError};
+use kubewasm::cmd::check::{self, OfflineError};
+use kubewasm::cmd::cli::{CheckArgs, EvalArgs, EventArg, OutputFormat, RuntimeArgs};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -101,7 +101,7 @@ fn run_case(wasm: &Path, case: &Path) -> Result<(), String> {
         // A settings-only case: the plugin must refuse them with this message.
         let expected = std::fs::read_to_string(case.join("expected-error.txt"))
             .map_err(|e| format!("no object.yaml and no expected-error.txt: {e}"))?;
-        let result = offline::check(&CheckArgs {
+        let result = check::check(&CheckArgs {
             plugin: wasm.to_path_buf(),
             settings,
             output: OutputFormat::Json,
@@ -115,7 +115,7 @@ fn run_case(wasm: &Path, case: &Path) -> Result<(), String> {
             )),
         };
     }
-    let output = offline::eval(&EvalArgs {
+    let output = check::eval(&EvalArgs {
         plugin: wasm.to_path_buf(),
         object: case.join("object.yaml"),
         event: event_of(case),

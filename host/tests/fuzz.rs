@@ -16,7 +16,7 @@ mod fuzzing;
 mod support;
 
 use fuzzing::Verdict;
-use kubewasm::names;
+use kubewasm::contract::names;
 
 /// Short-run cases of the fast targets: a few seconds each in a debug build.
 const SHORT: u64 = 10_000;

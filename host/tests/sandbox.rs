@@ -367,7 +367,7 @@ fn a_cache_entry_copied_over_another_plugins_is_not_executed() {
     assert_eq!(second.compile_cache_rejections(), 1);
     assert_eq!(second.compile_cache_stats(), (0, 1));
     assert!(
-        kubewasm::metrics::get()
+        kubewasm::ops::metrics::get()
             .encode()
             .lines()
             .any(|l| l.starts_with("kubewasm_compile_cache_rejected_total ") && !l.ends_with(" 0"))

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kubewasm::applier::{Applier, ApplierOptions, IntentResult};
-use kubewasm::intent::{Intent, Severity};
+use kubewasm::contract::intent::{Intent, Severity};
 use kubewasm_e2e::TestNamespace;
 use serde_json::json;
 

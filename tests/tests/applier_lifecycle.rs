@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use kubewasm::applier::{ApplierOptions, IntentResult};
-use kubewasm::intent::{Intent, ObjectRef, Propagation, Severity};
+use kubewasm::contract::intent::{Intent, ObjectRef, Propagation, Severity};
 use kubewasm_e2e::TestNamespace;
 use serde_json::json;
 

@@ -17,8 +17,8 @@ use kube::api::{Api, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Discovery};
 use kubewasm::applier::{ApplierOptions, IntentResult, ResolveKind};
-use kubewasm::intent::{Intent, ObjectRef, Patch};
-use kubewasm::plugin::{PluginInfo, WriteScope};
+use kubewasm::contract::intent::{Intent, ObjectRef, Patch};
+use kubewasm::contract::{GroupKind, PluginInfo};
 use kubewasm_e2e::{TestNamespace, eventually, unique_api_group};
 use serde_json::{Value, json};
 
@@ -178,7 +178,7 @@ async fn status_is_written_through_the_status_subresource() -> anyhow::Result<()
         ApplierOptions::default(),
     );
     let plugin = PluginInfo {
-        writes: vec![WriteScope {
+        writes: vec![GroupKind {
             group: group.clone(),
             kind: "Widget".into(),
         }],

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kubewasm::applier::{ApplierOptions, ApplyError};
-use kubewasm::intent::{Intent, ObjectRef};
-use kubewasm::plugin::{PluginInfo, WriteScope};
+use kubewasm::contract::intent::{Intent, ObjectRef};
+use kubewasm::contract::{GroupKind, PluginInfo};
 use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::service_account::account_client;
 use serde_json::json;
@@ -72,7 +72,7 @@ async fn an_out_of_scope_intent_refuses_the_whole_outcome() -> anyhow::Result<()
 
     // A kind the cluster does not serve is refused the same way.
     let unknown = PluginInfo {
-        writes: vec![WriteScope {
+        writes: vec![GroupKind {
             group: "*".into(),
             kind: "*".into(),
         }],

@@ -17,11 +17,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use kubewasm::discovery::{
+use kubewasm::cluster::discovery::{
     DiscoveryMethod, KindChange, KindRegistry, RediscoveryOptions, RegistryDiff, SharedRegistry,
     discover, discover_aggregated, discover_per_group, kind_changes, render_table, run_rediscovery,
 };
-use kubewasm::plugin::{ResourceKind, Subscription};
+use kubewasm::contract::{ResourceKind, Subscription};
 use kubewasm_e2e::service_account::account_client;
 use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_api_group};
 use serde_json::json;
@@ -247,7 +247,7 @@ async fn built_in_kinds_have_their_scope_and_preferred_version() -> anyhow::Resu
     // Per-group discovery (for servers without aggregated discovery) agrees.
     let per_group = discover_per_group(&client).await?;
     assert_eq!(per_group.method, DiscoveryMethod::PerGroup);
-    let built_in = |kinds: &mut dyn Iterator<Item = &kubewasm::discovery::KindInfo>| {
+    let built_in = |kinds: &mut dyn Iterator<Item = &kubewasm::cluster::discovery::KindInfo>| {
         kinds
             .filter(|k| is_built_in(&k.resource.group))
             .map(|k| {

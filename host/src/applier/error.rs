@@ -5,8 +5,8 @@ use std::fmt;
 use kube::core::Status;
 
 use super::retry::Failure;
-use crate::intent::{self, ObjectRef};
-use crate::plugin::ResourceKind;
+use crate::contract::ResourceKind;
+use crate::contract::intent::{self, ObjectRef};
 
 /// Which intent of which plugin an error is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub enum ApplyError {
         source: Box<intent::ScopeViolation>,
     },
     /// A write outside the namespaces or cluster-scoped kinds the operator
-    /// granted the plugin ([`crate::grant`]).
+    /// granted the plugin ([`crate::plugins::grant`]).
     #[error("{site}: refused, nothing of this outcome was sent: {reason}")]
     OutsideGrant { site: IntentSite, reason: String },
     /// The cluster does not serve the intent's kind in that version.

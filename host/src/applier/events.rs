@@ -14,7 +14,7 @@ use super::error::{ApplyError, Call};
 use super::noop::uid;
 use super::plan::{Planned, describe};
 use super::{Applier, lock};
-use crate::intent::{ObjectRef, Severity};
+use crate::contract::intent::{ObjectRef, Severity};
 
 impl Applier {
     /// Creates an Event about `p.target`, or counts a repeat of one recorded

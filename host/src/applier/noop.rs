@@ -6,7 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use serde_json::Value;
 
 use super::plan::describe;
-use crate::intent::ObjectRef;
+use crate::contract::intent::ObjectRef;
 
 /// Whether every field of `want` holds in `have`: objects recursively (a
 /// `null` in `want` matches a missing field), lists element by element with

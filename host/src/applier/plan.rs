@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use super::Applier;
 use super::error::{ApplyError, IntentSite};
-use crate::grant::Grant;
-use crate::intent::{self, Intent, ObjectRef, Outcome, Propagation, Severity};
-use crate::plugin::{PluginInfo, ResourceKind};
+use crate::contract::intent::{self, Intent, ObjectRef, Outcome, Propagation, Severity};
+use crate::contract::{PluginInfo, ResourceKind};
+use crate::plugins::grant::Grant;
 
 /// A write ready to send, checked by [`Applier::plan`].
 pub(super) struct Planned<'a> {
@@ -301,9 +301,9 @@ mod tests {
 
     use super::*;
     use crate::applier::{ApplierOptions, StaticKinds};
-    use crate::cache::StaticObjects;
-    use crate::intent::Patch;
-    use crate::plugin::WriteScope;
+    use crate::cluster::cache::StaticObjects;
+    use crate::contract::GroupKind;
+    use crate::contract::intent::Patch;
 
     /// An applier whose client points nowhere: planning never sends.
     fn applier() -> Applier {
@@ -331,7 +331,7 @@ mod tests {
             name: "p".into(),
             version: "1".into(),
             subscriptions: vec![],
-            writes: vec![WriteScope {
+            writes: vec![GroupKind {
                 group: String::new(),
                 kind: "*".into(),
             }],

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::intent::ObjectRef;
+use crate::contract::intent::ObjectRef;
 
 /// What happened to one intent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 //! conflict.
 //!
 //! These are the host's only retries: the client is built without kube's
-//! retry layer (see [`crate::client`]), so every retry follows this policy
+//! retry layer (see [`crate::cluster::client`]), so every retry follows this policy
 //! and is counted in `kubewasm_write_retries_total{reason}`. A write the
 //! client's fence refused ([`WriteRefused`]: not the leader, API server not
 //! answering) is not retried here; the work queue backs its key off.
@@ -14,7 +14,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::error::is_ownership_conflict;
-use crate::client::{RequestTimedOut, WriteRefused};
+use crate::cluster::client::{RequestTimedOut, WriteRefused};
 
 /// How often and how long a failed request is retried.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ where
         };
         match delay {
             Some((delay, reason)) if spent + delay <= policy.max_total_delay => {
-                crate::metrics::get()
+                crate::ops::metrics::get()
                     .write_retries
                     .with_label_values(&[reason])
                     .inc();
@@ -240,7 +240,7 @@ mod tests {
                 Ok::<_, std::convert::Infallible>(response.unwrap())
             }
         });
-        let service = crate::client::RetryAfterLayer.layer(server);
+        let service = crate::cluster::client::RetryAfterLayer.layer(server);
         let client = kube::client::ClientBuilder::new(service, "default").build();
         let slept = Mutex::new(Vec::new());
         let result = with_retries(
@@ -328,7 +328,7 @@ mod tests {
     #[tokio::test]
     async fn retries_are_counted_by_reason_and_refused_writes_not_retried() {
         let retries = |reason: &str| {
-            crate::metrics::get()
+            crate::ops::metrics::get()
                 .write_retries
                 .with_label_values(&[reason])
                 .get()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::plugin::EventType;
+use crate::contract::EventType;
 
 use super::WorkKey;
 

@@ -1,8 +1,10 @@
 //! Bindings generated from `wit/` (the one place the host runs `bindgen!`),
 //! and conversions between the generated types and the host's own.
 
-use crate::intent::{self, Intent, IntentError, ObjectRef, Outcome, Patch, Propagation, Severity};
-use crate::plugin::{EventType, PluginInfo, ResourceKind, Subscription, WriteScope};
+use crate::contract::intent::{
+    self, Intent, IntentError, ObjectRef, Outcome, Patch, Propagation, Severity,
+};
+use crate::contract::{EventType, GroupKind, PluginInfo, ResourceKind, Subscription};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -34,7 +36,7 @@ impl From<wit::PluginInfo> for PluginInfo {
             writes: info
                 .writes
                 .into_iter()
-                .map(|w| WriteScope {
+                .map(|w| GroupKind {
                     group: w.group,
                     kind: w.kind,
                 })
@@ -43,7 +45,7 @@ impl From<wit::PluginInfo> for PluginInfo {
     }
 }
 
-pub fn event_to_wit(event: &crate::plugin::Event) -> wit::Event {
+pub fn event_to_wit(event: &crate::contract::Event) -> wit::Event {
     let ResourceKind {
         group,
         version,

@@ -163,7 +163,7 @@ impl CompileCache {
                 },
                 Err(reason) => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
-                    crate::metrics::get().compile_cache_rejected.inc();
+                    crate::ops::metrics::get().compile_cache_rejected.inc();
                     tracing::warn!(
                         plugin = origin,
                         entry = %path.display(),

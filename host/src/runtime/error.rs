@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::sandbox::RECONCILER_EXPORT;
-use crate::intent::IntentError;
+use crate::contract::intent::IntentError;
 
 /// The runtime could not be set up.
 #[derive(Debug, thiserror::Error)]

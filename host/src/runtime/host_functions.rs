@@ -26,9 +26,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{host, wit};
 use super::budget::Permit;
 use super::sandbox::{self, Limiter, STDERR_TAIL, TailPipe};
-use crate::cache::{GroupKind, ObjectReader};
-use crate::plugin::PluginInfo;
-use crate::selector::LabelSelector;
+use crate::cluster::cache::ObjectReader;
+use crate::contract::GroupKind;
+use crate::contract::PluginInfo;
+use crate::contract::selector::LabelSelector;
 
 /// Log records one call may emit; later ones are dropped and counted.
 pub const MAX_LOG_RECORDS: usize = 256;

@@ -34,7 +34,7 @@
 //! the plugin memory budget (`--plugin-memory-budget-mib`, default 1 GiB): a
 //! call waits for one of `budget / max-memory` permits before it is
 //! instantiated (see [`budget`]); [`Runtime::memory_stats`] reports use and
-//! peak. Plugin files are read by [`crate::loader`] within
+//! peak. Plugin files are read by [`crate::plugins::loader`] within
 //! `--max-plugin-file-mib` (default 64 MiB). Compiled artefacts are cached
 //! tamper-evidently (see [`compile_cache`]).
 
@@ -60,8 +60,8 @@ pub use host_functions::{
 };
 pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VERSION};
 
-use crate::intent::Outcome;
-use crate::plugin::{Event, PluginInfo};
+use crate::contract::intent::Outcome;
+use crate::contract::{Event, PluginInfo};
 use bindings::{PluginPre, wit};
 use budget::MemoryBudget;
 use compile_cache::CompileCache;
@@ -580,7 +580,7 @@ impl ReadAccess {
     /// Access with no objects to read and the given settings.
     pub fn offline(settings: &str) -> Self {
         Self {
-            reader: Arc::new(crate::cache::StaticObjects::default()),
+            reader: Arc::new(crate::cluster::cache::StaticObjects::default()),
             settings: settings.into(),
         }
     }

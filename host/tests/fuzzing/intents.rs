@@ -2,11 +2,11 @@
 //! hostile JSON text and object references, decoded and validated the way
 //! the runtime's `outcome_from_wit` does.
 
-use kubewasm::intent::{
+use kubewasm::contract::intent::{
     self, Intent, IntentError, ObjectRef, Outcome, Patch, Propagation, Severity,
 };
-use kubewasm::names;
-use kubewasm::plugin::split_api_version;
+use kubewasm::contract::names;
+use kubewasm::contract::split_api_version;
 use serde_json::{Map, Value, json};
 
 use super::generate::{API_VERSIONS, KINDS};

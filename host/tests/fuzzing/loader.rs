@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kubewasm::plugin::{Event, EventType, ResourceKind};
+use kubewasm::contract::{Event, EventType, ResourceKind};
 use kubewasm::runtime::{ReadAccess, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 
@@ -243,7 +243,7 @@ fn fuzz_plugin_files() {
                     }
                 }
             }
-            match kubewasm::loader::load_file(&runtime, &wasm_path) {
+            match kubewasm::plugins::loader::load_file(&runtime, &wasm_path) {
                 Ok(loaded) => {
                     let expected: Value = match &case.settings {
                         Some(text) => serde_json::from_str(text)
@@ -256,9 +256,9 @@ fn fuzz_plugin_files() {
                         return Err(format!("the plugin sees settings {seen}"));
                     }
                     let grant = match &case.scope {
-                        Some(text) => kubewasm::grant::Grant::parse(text)
+                        Some(text) => kubewasm::plugins::grant::Grant::parse(text)
                             .map_err(|e| format!("a refused scope file loaded: {e}"))?,
-                        None => kubewasm::grant::Grant::unconfined(),
+                        None => kubewasm::plugins::grant::Grant::unconfined(),
                     };
                     if *loaded.grant != grant {
                         return Err(format!("loaded grant {:?}", loaded.grant));

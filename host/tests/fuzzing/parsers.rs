@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use kubewasm::grant::Grant;
-use kubewasm::names;
-use kubewasm::plugin::{PluginInfo, Subscription, WriteScope};
-use kubewasm::selector::LabelSelector;
+use kubewasm::contract::names;
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{GroupKind, PluginInfo, Subscription};
+use kubewasm::plugins::grant::Grant;
 use serde_json::{Map, Value, json};
 
 use super::{Gen, Verdict};
@@ -218,7 +218,7 @@ fn fuzz_plugin_descriptions() {
                     })
                     .collect(),
                 writes: (0..g.below(3))
-                    .map(|_| WriteScope {
+                    .map(|_| GroupKind {
                         group: pattern(g),
                         kind: pattern(g),
                     })

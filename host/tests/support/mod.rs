@@ -13,9 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubewasm::cache::{GroupKind, ObjectReader, ReadError};
-use kubewasm::plugin::{Event, EventType, ResourceKind};
-use kubewasm::selector::LabelSelector;
+use kubewasm::cluster::cache::{ObjectReader, ReadError};
+use kubewasm::contract::GroupKind;
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{Event, EventType, ResourceKind};
 use serde_json::{Value, json};
 
 pub const EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";

@@ -14,10 +14,10 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, P
 use kubewasm::applier::{
     Applier, ApplierOptions, ApplyReport, IntentResult, ResolveKind, StaticKinds,
 };
-use kubewasm::cache::{GroupKind, ObjectReader, ReadError, StaticObjects};
-use kubewasm::intent::{Intent, ObjectRef, Outcome, Patch};
-use kubewasm::plugin::{PluginInfo, ResourceKind, Subscription, WriteScope};
-use kubewasm::selector::LabelSelector;
+use kubewasm::cluster::cache::{ObjectReader, ReadError, StaticObjects};
+use kubewasm::contract::intent::{Intent, ObjectRef, Outcome, Patch};
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{GroupKind, PluginInfo, ResourceKind, Subscription};
 use kubewasm_e2e::TestNamespace;
 use serde_json::{Value, json};
 
@@ -94,7 +94,7 @@ pub fn plugin(name: &str) -> PluginInfo {
             namespaces: vec![],
             label_selector: None,
         }],
-        writes: vec![WriteScope {
+        writes: vec![GroupKind {
             group: String::new(),
             kind: "ConfigMap".into(),
         }],

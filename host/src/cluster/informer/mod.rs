@@ -1,0 +1,553 @@
+//! The informer registry: one kube-runtime watcher per kind, shared by every
+//! plugin that subscribes to it, started with the first subscriber and
+//! stopped with the last.
+//!
+//! Each informer keeps a cache of its kind's objects (with
+//! `metadata.managedFields` stripped, which is often half an object's size)
+//! that answers the plugins' `get-object`/`list-objects` calls, and forwards
+//! every change as a [`KindEvent`]. kube-runtime's watcher handles bookmarks,
+//! re-lists after `410 Gone` and backs off on errors; on a re-list the
+//! informer diffs the new set against its cache, so objects deleted while the
+//! watch was down still produce a `deleted` event with their last known
+//! state. A kind the host may not list (403) is reported and skipped.
+//!
+//! Informers are keyed by group, kind *and version*: a plugin that subscribes
+//! to `v1alpha1` of a kind keeps its informer at `v1alpha1` while another
+//! plugin (or a wildcard subscription) follows the preferred version.
+//! Reads by group and kind are answered by any synced informer of the kind.
+//!
+//! After a watch error the informer waits as [`backoff`] decides: not at all
+//! after `410 Gone`, at most a second while the server is unreachable. Each
+//! error is counted in `kubewasm_watch_errors_total{group,kind,reason}`; an
+//! outage is logged at WARN when it starts and every 30 s while it lasts,
+//! and at INFO when the watch recovers.
+
+mod backoff;
+mod cache;
+mod wire;
+
+pub use backoff::WatchFailure;
+pub use wire::WireObject;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, GroupVersionKind};
+use kube::runtime::watcher;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cluster::cache::{ObjectReader, ReadError};
+use crate::contract::GroupKind;
+
+use crate::contract::selector::LabelSelector;
+use crate::contract::{EventType, ResourceKind};
+use cache::{Cache, Change, Objects, key_of};
+
+/// One change of one object, as the informers see it.
+#[derive(Clone, Debug)]
+pub struct KindEvent {
+    pub kind: ResourceKind,
+    pub event_type: EventType,
+    pub object: Arc<Value>,
+}
+
+struct Informer {
+    kind: ResourceKind,
+    cache: Arc<RwLock<Cache>>,
+    started: Instant,
+    task: JoinHandle<()>,
+    subscribers: usize,
+}
+
+impl Drop for Informer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How long a new informer's first list is waited for before plugins run
+/// without it (and see `not synced yet` from their reads of that kind).
+const SYNC_GRACE: Duration = Duration::from_secs(30);
+
+/// An informer's identity: group, kind and version (sorted in that order,
+/// so the versions of one kind are neighbours).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InformerKey {
+    group: String,
+    kind: String,
+    version: String,
+}
+
+/// The informers the host runs. Cheap to clone; clones share the informers.
+#[derive(Clone)]
+pub struct InformerRegistry {
+    client: kube::Client,
+    namespace: Option<String>,
+    events: mpsc::UnboundedSender<KindEvent>,
+    informers: Arc<RwLock<BTreeMap<InformerKey, Informer>>>,
+}
+
+fn informer_key(kind: &ResourceKind) -> InformerKey {
+    InformerKey {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        version: kind.version.clone(),
+    }
+}
+
+/// The informers of every version of `kind`.
+fn versions_of<'a>(
+    informers: &'a BTreeMap<InformerKey, Informer>,
+    kind: &'a GroupKind,
+) -> impl Iterator<Item = &'a Informer> {
+    let first = InformerKey {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        version: String::new(),
+    };
+    informers
+        .range(first..)
+        .take_while(move |(k, _)| k.group == kind.group && k.kind == kind.kind)
+        .map(|(_, informer)| informer)
+}
+
+/// Objects as plugins see them: JSON, without `managedFields`, and always
+/// with `apiVersion` and `kind` (items of a list response carry neither).
+/// An object the host could not decode is returned as `Err` with its
+/// identity alone (apiVersion, kind, name, namespace, uid, resourceVersion)
+/// and the reason.
+fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, (Value, Arc<str>)> {
+    let identity = |object: &WireObject| {
+        let meta = kube::Resource::meta(object);
+        let mut metadata = serde_json::Map::new();
+        for (field, value) in [
+            ("name", &meta.name),
+            ("namespace", &meta.namespace),
+            ("uid", &meta.uid),
+            ("resourceVersion", &meta.resource_version),
+        ] {
+            if let Some(value) = value {
+                metadata.insert(field.into(), Value::String(value.clone()));
+            }
+        }
+        serde_json::json!({
+            "apiVersion": kind.api_version(),
+            "kind": kind.kind,
+            "metadata": metadata,
+        })
+    };
+    if let Some(reason) = object.undecodable() {
+        let reason: Arc<str> = reason.into();
+        return Err((identity(&object), reason));
+    }
+    let mut value = match object.into_content() {
+        Ok(value) => value,
+        Err(reason) => return Err((Value::Null, reason)),
+    };
+    if let Value::Object(fields) = &mut value {
+        if let Some(Value::Object(metadata)) = fields.get_mut("metadata") {
+            metadata.remove("managedFields");
+        }
+        fields.insert("apiVersion".into(), Value::String(kind.api_version()));
+        fields.insert("kind".into(), Value::String(kind.kind.clone()));
+    }
+    Ok(value)
+}
+
+impl InformerRegistry {
+    /// A registry watching all namespaces, or only `namespace` (cluster-scoped
+    /// kinds are watched regardless). Events arrive on the returned receiver.
+    pub fn new(
+        client: kube::Client,
+        namespace: Option<String>,
+    ) -> (Self, mpsc::UnboundedReceiver<KindEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let registry = Self {
+            client,
+            namespace,
+            events,
+            informers: Arc::default(),
+        };
+        (registry, receiver)
+    }
+
+    /// Adds a subscriber to `kind`, starting its informer if it is the first.
+    pub fn subscribe(&self, kind: &ResourceKind) {
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        let key = informer_key(kind);
+        if let Some(informer) = informers.get_mut(&key) {
+            informer.subscribers += 1;
+            return;
+        }
+        tracing::info!(group = %kind.group, version = %kind.version, kind = %kind.kind, "starting informer");
+        let cache = Arc::new(RwLock::new(Cache::default()));
+        let task = tokio::spawn(run_informer(
+            self.api(kind),
+            kind.clone(),
+            cache.clone(),
+            self.events.clone(),
+        ));
+        informers.insert(
+            key,
+            Informer {
+                kind: kind.clone(),
+                cache,
+                started: Instant::now(),
+                task,
+                subscribers: 1,
+            },
+        );
+    }
+
+    /// Removes a subscriber from `kind`, stopping its informer if it was the last.
+    pub fn unsubscribe(&self, kind: &ResourceKind) {
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        let key = informer_key(kind);
+        let last = informers.get_mut(&key).is_some_and(|i| {
+            i.subscribers = i.subscribers.saturating_sub(1);
+            i.subscribers == 0
+        });
+        if last {
+            tracing::info!(group = %kind.group, version = %kind.version, kind = %kind.kind, "stopping informer: no subscriber left");
+            informers.remove(&key);
+        }
+    }
+
+    /// Stops the informers (every version) of a kind that no longer exists,
+    /// whatever their subscribers (a deleted CRD).
+    pub fn remove_kind(&self, kind: &ResourceKind) {
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        informers.retain(|key, _| {
+            let gone = key.group == kind.group && key.kind == kind.kind;
+            if gone {
+                tracing::info!(group = %key.group, version = %key.version, kind = %key.kind, "stopped informer: kind removed from the cluster");
+            }
+            !gone
+        });
+    }
+
+    /// The kinds being watched, with their subscriber counts.
+    pub fn watched(&self) -> Vec<(ResourceKind, usize)> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let mut kinds: Vec<_> = informers
+            .values()
+            .map(|i| (i.kind.clone(), i.subscribers))
+            .collect();
+        kinds.sort_by(|a, b| {
+            (&a.0.group, &a.0.kind, &a.0.version).cmp(&(&b.0.group, &b.0.kind, &b.0.version))
+        });
+        kinds
+    }
+
+    /// Whether every informer finished its first list (forbidden kinds,
+    /// which will never list, count as done).
+    pub fn all_synced(&self) -> bool {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers.values().all(|i| {
+            let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
+            cache.synced || cache.forbidden
+        })
+    }
+
+    /// Whether any of `kinds` is still doing its first list, started less
+    /// than [`SYNC_GRACE`] ago. A plugin's work waits for that, so its first
+    /// reconciles can read every kind it subscribes to from the cache.
+    pub fn syncing(&self, kinds: &[ResourceKind]) -> bool {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        kinds.iter().any(|kind| {
+            informers.get(&informer_key(kind)).is_some_and(|i| {
+                let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
+                !(cache.synced || cache.forbidden) && i.started.elapsed() < SYNC_GRACE
+            })
+        })
+    }
+
+    /// Number of cached objects per kind.
+    pub fn cached_counts(&self) -> Vec<(ResourceKind, usize)> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers
+            .values()
+            .map(|i| {
+                let count = i.cache.read().map_or(0, |c| c.objects.len());
+                (i.kind.clone(), count)
+            })
+            .collect()
+    }
+
+    /// The cached objects of a kind (for a resync after a plugin reload).
+    pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<Value>> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers
+            .get(&informer_key(kind))
+            .map(|i| {
+                let cache = i.cache.read().unwrap_or_else(|e| e.into_inner());
+                cache.objects.values().cloned().collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn api(&self, kind: &ResourceKind) -> Api<WireObject> {
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
+        match (&self.namespace, kind.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            _ => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    /// Runs `f` on the cache of a synced informer of `kind` (any version:
+    /// they hold the same objects).
+    fn with_cache<T>(&self, kind: &GroupKind, f: impl FnOnce(&Cache) -> T) -> Result<T, ReadError> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let mut watched = false;
+        for informer in versions_of(&informers, kind) {
+            watched = true;
+            let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
+            if cache.synced {
+                return Ok(f(&cache));
+            }
+        }
+        Err(match watched {
+            true => ReadError::NotSynced {
+                group: kind.group.clone(),
+                kind: kind.kind.clone(),
+            },
+            false => ReadError::NotWatched {
+                group: kind.group.clone(),
+                kind: kind.kind.clone(),
+            },
+        })
+    }
+}
+
+impl ObjectReader for InformerRegistry {
+    fn get(
+        &self,
+        kind: &GroupKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Arc<Value>>, ReadError> {
+        let key = (namespace.map(str::to_string), name.to_string());
+        self.with_cache(kind, |cache| cache.objects.get(&key).cloned())
+    }
+
+    fn list(
+        &self,
+        kind: &GroupKind,
+        namespace: Option<&str>,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Arc<Value>>, ReadError> {
+        self.with_cache(kind, |cache| {
+            cache
+                .objects
+                .iter()
+                .filter(|((ns, _), o)| {
+                    namespace.is_none_or(|want| ns.as_deref() == Some(want))
+                        && selector.matches_object(o)
+                })
+                .map(|(_, o)| o.clone())
+                .collect()
+        })
+    }
+}
+
+/// Runs one kind's watcher until aborted, updating the cache and sending
+/// events.
+async fn run_informer(
+    api: Api<WireObject>,
+    kind: ResourceKind,
+    cache: Arc<RwLock<Cache>>,
+    events: mpsc::UnboundedSender<KindEvent>,
+) {
+    let config = watcher::Config::default().any_semantic();
+    // No `default_backoff()`: the delay after an error depends on the error
+    // (see `backoff`), and the stream is simply polled again after it.
+    let mut stream = watcher(api, config).boxed();
+    let mut backoff = backoff::WatchBackoff::default();
+    let mut outage = backoff::Outage::default();
+    // Keys seen during a re-list, to find objects deleted while disconnected.
+    let mut relisted: Option<Objects> = None;
+    let metrics = crate::ops::metrics::get();
+    let labels = [kind.group.as_str(), kind.kind.as_str()];
+    let send = |event_type: EventType, object: Arc<Value>| {
+        metrics
+            .events_received
+            .with_label_values(&[labels[0], labels[1], event_type.as_str()])
+            .inc();
+        let _ = events.send(KindEvent {
+            kind: kind.clone(),
+            event_type,
+            object,
+        });
+    };
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(event) => event,
+            Err(error) => {
+                let failure = WatchFailure::of(&error);
+                metrics.watch_restarts.with_label_values(&labels).inc();
+                metrics
+                    .watch_errors
+                    .with_label_values(&[labels[0], labels[1], failure.metric_label()])
+                    .inc();
+                let delay = backoff::jittered(backoff.next_delay(failure))
+                    .max(backoff::server_delay(&error).unwrap_or_default());
+                report_error(&kind, &cache, &mut outage, failure, &error, delay);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        if let backoff::Report::Recovered { errors, after } = outage.on_success(Instant::now()) {
+            tracing::info!(
+                group = %kind.group, version = %kind.version, kind = %kind.kind, errors, after = ?after,
+                "watch recovered"
+            );
+        }
+        let change = match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                match to_value(object, &kind) {
+                    Ok(object) => Change::Apply(Arc::new(object)),
+                    Err((identity, reason)) => {
+                        report_undecodable(&kind, &identity, &reason, "skipped");
+                        Change::Undecodable(Arc::new(identity))
+                    }
+                }
+            }
+            watcher::Event::Delete(object) => match to_value(object, &kind) {
+                Ok(object) => Change::Delete(Arc::new(object)),
+                Err((identity, reason)) => {
+                    report_undecodable(
+                        &kind,
+                        &identity,
+                        &reason,
+                        "deletion delivered with its last decoded state",
+                    );
+                    Change::DeleteUndecodable(Arc::new(identity))
+                }
+            },
+            watcher::Event::Init => {
+                metrics.relists.with_label_values(&labels).inc();
+                Change::Init
+            }
+            watcher::Event::InitDone => Change::InitDone,
+        };
+        let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+        let was_synced = c.synced;
+        let events = c.update(&mut relisted, change);
+        let first_sync = c.synced && !was_synced;
+        drop(c);
+        for (event_type, object) in events {
+            send(event_type, object);
+        }
+        if first_sync {
+            tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
+        }
+    }
+}
+
+/// Reports an object the host could not decode (e.g. nested deeper than
+/// the JSON parser allows): a WARN naming it and
+/// `kubewasm_objects_undecodable_total`. The rest of its kind is unaffected.
+fn report_undecodable(kind: &ResourceKind, identity: &Value, reason: &str, outcome: &str) {
+    crate::ops::metrics::get()
+        .objects_undecodable
+        .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
+        .inc();
+    let (namespace, name) = key_of(identity);
+    let object = match namespace {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name,
+    };
+    tracing::warn!(
+        group = %kind.group, version = %kind.version, kind = %kind.kind,
+        object = %object.escape_debug(),
+        resource_version = identity["metadata"]["resourceVersion"].as_str().unwrap_or_default(),
+        %reason, %outcome,
+        "object cannot be decoded; plugins do not see this version of it"
+    );
+}
+
+/// Logs a watch error the way an operator wants it: `410 Gone` at INFO (a
+/// routine re-list), missing RBAC once at WARN, any other failure at WARN
+/// when it starts and every 30 s while it lasts.
+fn report_error(
+    kind: &ResourceKind,
+    cache: &RwLock<Cache>,
+    outage: &mut backoff::Outage,
+    failure: WatchFailure,
+    error: &watcher::Error,
+    retry_in: Duration,
+) {
+    let (group, version, kind) = (&kind.group, &kind.version, &kind.kind);
+    match failure {
+        WatchFailure::Gone => {
+            tracing::info!(%group, %version, %kind, "watch expired (410 Gone); re-listing");
+        }
+        WatchFailure::Forbidden => {
+            let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+            if !c.forbidden {
+                tracing::warn!(
+                    %group, %version, %kind, %error,
+                    "missing RBAC to list/watch this kind; it is skipped until access is granted"
+                );
+            }
+            c.forbidden = true;
+        }
+        _ => match outage.on_error(Instant::now()) {
+            backoff::Report::Failing { errors, for_ } => tracing::warn!(
+                %group, %version, %kind, reason = failure.metric_label(), %error,
+                errors, failing_for = ?for_, retry_in = ?retry_in,
+                "watch failing; retrying (repeated every 30 s while it lasts)"
+            ),
+            _ => {
+                tracing::debug!(%group, %version, %kind, %error, retry_in = ?retry_in, "watch error; retrying")
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn objects_reach_plugins_with_their_kind_and_without_managed_fields() {
+        let kind = ResourceKind {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+            namespaced: true,
+        };
+        let wire = WireObject::decode(
+            r#"{"metadata":{"name":"d","namespace":"ns","managedFields":[{"manager":"m"}]},"spec":{"replicas":2}}"#,
+        );
+        let value = to_value(wire, &kind).unwrap();
+        assert_eq!(value["apiVersion"], "apps/v1");
+        assert_eq!(value["kind"], "Deployment");
+        assert_eq!(value["spec"]["replicas"], 2);
+        assert!(value["metadata"].get("managedFields").is_none());
+
+        let deep = format!(
+            r#"{{"metadata":{{"name":"x","namespace":"ns","resourceVersion":"3"}},"spec":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let (identity, reason) = to_value(WireObject::decode(&deep), &kind).unwrap_err();
+        assert!(reason.contains("recursion limit"), "{reason}");
+        assert_eq!(
+            identity,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "x", "namespace": "ns", "resourceVersion": "3"}})
+        );
+    }
+}

@@ -1,0 +1,560 @@
+//! Command-line interface: the `kubewasm` binary's flags and sub-commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::runtime::RuntimeConfig;
+
+/// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "kubewasm", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KUBEWASM_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `kubewasm=debug`.
+    /// Wasmtime and Cranelift are kept at `warn` unless named here.
+    #[arg(long, global = true, default_value = "info", env = "KUBEWASM_LOG")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a plugin component and print its description.
+    Check(CheckArgs),
+    /// Run one reconcile offline and print the intents.
+    Eval(EvalArgs),
+    /// Run the controller host against the cluster.
+    Run(RunArgs),
+    /// List the kinds the cluster serves (list and watch), one version each.
+    Discover(KubeArgs),
+    /// Print the ClusterRole and binding the plugins in a directory need.
+    Rbac(RbacArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    /// Directory of plugin components (`NAME.wasm`).
+    #[arg(long)]
+    pub plugins: PathBuf,
+
+    /// Name of the ClusterRole and ClusterRoleBinding.
+    #[arg(long, default_value = "kubewasm")]
+    pub name: String,
+
+    /// The host's ServiceAccount.
+    #[arg(long, default_value = "kubewasm")]
+    pub service_account: String,
+
+    /// The ServiceAccount's namespace.
+    #[arg(long, default_value = "kubewasm-system")]
+    pub namespace: String,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory of plugin components (`NAME.wasm`, settings in `NAME.settings.json`).
+    #[arg(long, env = "KUBEWASM_PLUGINS")]
+    pub plugins: PathBuf,
+
+    /// Watch only this namespace (cluster-scoped kinds are still watched).
+    #[arg(long, env = "KUBEWASM_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Reconciles that may run at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Send every write with server-side `dryRun=All` and log it; nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Refuse to start (exit 2) if any plugin's settings are invalid or
+    /// rejected at startup, e.g. in CI. Without it such a plugin is not
+    /// loaded, is reported, and every other plugin runs.
+    #[arg(long)]
+    pub strict_settings: bool,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+
+    /// Address of the admin server: /metrics, /livez, /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090", env = "KUBEWASM_ADMIN_ADDR")]
+    pub admin_addr: std::net::SocketAddr,
+
+    /// Seconds in-flight reconciles get to finish on SIGTERM.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_seconds: u64,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+impl RunArgs {
+    /// Checks what clap cannot: the plugin directory exists and the
+    /// namespace is a DNS label.
+    pub fn validate(&self) -> Result<(), String> {
+        self.kube.client_options().validate()?;
+        self.leader.validate()?;
+        if !self.plugins.is_dir() {
+            return Err(format!(
+                "--plugins {}: not a directory",
+                self.plugins.display()
+            ));
+        }
+        if let Some(ns) = &self.namespace
+            && crate::contract::names::validate_namespace(ns).is_err()
+        {
+            return Err(format!("--namespace {ns:?}: not a valid namespace name"));
+        }
+        Ok(())
+    }
+
+    pub fn run_options(&self) -> crate::cmd::run::RunOptions {
+        crate::cmd::run::RunOptions {
+            plugins: self.plugins.clone(),
+            namespace: self.namespace.clone(),
+            concurrency: self.concurrency as usize,
+            dry_run: self.dry_run,
+            strict_settings: self.strict_settings,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            client: self.kube.client_options(),
+            admin_addr: self.admin_addr,
+            election: self.leader.options(),
+        }
+    }
+}
+
+/// Leader election among replicas.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// Elect a leader among replicas on a Lease: only the leader applies
+    /// intents; standbys keep warm caches.
+    #[arg(long, env = "KUBEWASM_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// Name of the Lease.
+    #[arg(long, default_value = "kubewasm", env = "KUBEWASM_LEADER_ELECT_LEASE")]
+    pub leader_elect_lease: String,
+
+    /// Namespace of the Lease (default: `POD_NAMESPACE`, the pod's service
+    /// account namespace, or `default`).
+    #[arg(long, env = "KUBEWASM_LEADER_ELECT_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+
+    /// Seconds a standby waits after it last saw the Lease change (by its
+    /// own monotonic clock) before it takes the Lease over: the longest a
+    /// crashed leader blocks a standby.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub leader_elect_lease_seconds: u64,
+
+    /// Seconds before expiry at which the leader renews (less than the
+    /// lease duration).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3599))]
+    pub leader_elect_renew_grace_seconds: u64,
+
+    /// Seconds after its last confirmed renewal at which a leader that
+    /// cannot renew (e.g. the API server hangs) stops applying, before a
+    /// standby may take the lease. Between the renewal interval (lease
+    /// minus renew grace) and the lease duration [default: halfway].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub leader_elect_renew_deadline_seconds: Option<u64>,
+}
+
+impl LeaderArgs {
+    /// The election settings, or `None` without `--leader-elect`.
+    pub fn options(&self) -> Option<crate::cluster::leader::ElectionOptions> {
+        self.leader_elect
+            .then(|| crate::cluster::leader::ElectionOptions {
+                lease_name: self.leader_elect_lease.clone(),
+                namespace: self
+                    .leader_elect_namespace
+                    .clone()
+                    .unwrap_or_else(crate::cluster::leader::default_namespace),
+                identity: crate::cluster::leader::default_identity(),
+                lease_duration: Duration::from_secs(self.leader_elect_lease_seconds),
+                renew_grace: Duration::from_secs(self.leader_elect_renew_grace_seconds),
+                renew_deadline: self.renew_deadline(),
+            })
+    }
+
+    fn renew_deadline(&self) -> Duration {
+        self.leader_elect_renew_deadline_seconds
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| {
+                crate::cluster::leader::ElectionOptions::default_renew_deadline(
+                    Duration::from_secs(self.leader_elect_lease_seconds),
+                    Duration::from_secs(self.leader_elect_renew_grace_seconds),
+                )
+            })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.leader_elect_renew_grace_seconds >= self.leader_elect_lease_seconds {
+            return Err(format!(
+                "--leader-elect-renew-grace-seconds {} must be less than --leader-elect-lease-seconds {}",
+                self.leader_elect_renew_grace_seconds, self.leader_elect_lease_seconds
+            ));
+        }
+        if let Some(deadline) = self.leader_elect_renew_deadline_seconds {
+            let renews_after =
+                self.leader_elect_lease_seconds - self.leader_elect_renew_grace_seconds;
+            if deadline <= renews_after || deadline >= self.leader_elect_lease_seconds {
+                return Err(format!(
+                    "--leader-elect-renew-deadline-seconds {deadline} must be more than the renewal interval \
+                     ({renews_after} s: lease minus renew grace) and less than --leader-elect-lease-seconds {}",
+                    self.leader_elect_lease_seconds
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the host talks to the API server.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Requests per second to the API server (client-side limit, like
+    /// client-go's QPS); a reconcile storm waits instead of flooding it.
+    #[arg(long, default_value_t = 20.0, env = "KUBEWASM_KUBE_QPS")]
+    pub kube_qps: f64,
+
+    /// Requests allowed at once above `--kube-qps` (the token bucket size).
+    #[arg(long, default_value_t = 30, env = "KUBEWASM_KUBE_BURST")]
+    pub kube_burst: u32,
+
+    /// The longest a new connection to the API server may take (TCP and
+    /// TLS), e.g. `5s` or `500ms`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "KUBEWASM_KUBE_CONNECT_TIMEOUT")]
+    pub kube_connect_timeout: Duration,
+
+    /// The longest one request to the API server may take before it fails
+    /// (and may be retried); a watch, until it starts streaming.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "KUBEWASM_KUBE_REQUEST_TIMEOUT")]
+    pub kube_request_timeout: Duration,
+}
+
+/// A duration such as `30s`, `500ms` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit (ms, s or m)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (ms, s or m)")),
+    }
+}
+
+impl KubeArgs {
+    pub fn client_options(&self) -> crate::cluster::client::ClientOptions {
+        crate::cluster::client::ClientOptions {
+            rate_limit: self.rate_limit(),
+            connect_timeout: self.kube_connect_timeout,
+            request_timeout: self.kube_request_timeout,
+        }
+    }
+
+    pub fn rate_limit(&self) -> crate::cluster::client::RateLimit {
+        crate::cluster::client::RateLimit {
+            qps: self.kube_qps,
+            burst: self.kube_burst,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    Applied,
+    Deleted,
+    Resync,
+}
+
+/// Limits every plugin call runs under.
+#[derive(Clone, Debug, Args)]
+pub struct RuntimeArgs {
+    /// Linear memory one plugin call may use, in MiB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_memory_mib: u32,
+
+    /// Wall time one plugin call may take, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub call_timeout_ms: u64,
+
+    /// Bytes of intents one reconcile may return, in KiB.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_result_kib: u32,
+
+    /// Intents one reconcile may return.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_intents: u32,
+
+    /// Bytes the host's reads (`get-object`, `list-objects`, `settings`) may
+    /// hand one plugin call, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_host_read_mib: u32,
+
+    /// Linear memory all plugin calls in flight may use together, in MiB;
+    /// at most budget / --max-memory-mib calls run at once.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub plugin_memory_budget_mib: u32,
+
+    /// Largest plugin file (`NAME.wasm`) read, in MiB; larger files, FIFOs,
+    /// devices and symlinks out of the plugin directory are refused.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_plugin_file_mib: u32,
+
+    /// Directory for compiled plugins, keyed by content hash and engine
+    /// configuration, each entry authenticated by an HMAC keyed from
+    /// `DIR.key` beside it [default: $XDG_CACHE_HOME/kubewasm/compiled].
+    #[arg(long, env = "KUBEWASM_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
+
+    /// Compile every plugin from scratch instead of using the cache.
+    #[arg(long)]
+    pub no_compile_cache: bool,
+}
+
+impl RuntimeArgs {
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            max_memory_bytes: (self.max_memory_mib as usize) << 20,
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            max_result_bytes: (self.max_result_kib as usize) << 10,
+            max_intents: self.max_intents as usize,
+            max_host_read_bytes: (self.max_host_read_mib as usize) << 20,
+            memory_budget_bytes: (self.plugin_memory_budget_mib as usize) << 20,
+            max_plugin_file_bytes: u64::from(self.max_plugin_file_mib) << 20,
+            cache_dir: if self.no_compile_cache {
+                None
+            } else {
+                self.compile_cache.clone().or_else(default_compile_cache)
+            },
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/kubewasm/compiled`, else `$HOME/.cache/kubewasm/compiled`.
+pub fn default_compile_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("kubewasm").join("compiled"))
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin component (`.wasm`).
+    pub plugin: PathBuf,
+
+    /// Settings (JSON) to validate with the plugin's `validate-settings`.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The plugin component (`.wasm`).
+    pub plugin: PathBuf,
+
+    /// The object to reconcile (YAML or JSON, one document).
+    #[arg(long)]
+    pub object: PathBuf,
+
+    /// The event type delivered with the object.
+    #[arg(long, value_enum, default_value_t = EventArg::Applied)]
+    pub event: EventArg,
+
+    /// Settings (JSON) handed to the plugin.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+
+    /// Directory of YAML/JSON objects the plugin may read through the host cache.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_limits_are_refused_by_name() {
+        let err = Cli::try_parse_from(["kubewasm", "check", "x.wasm", "--call-timeout-ms", "0"])
+            .unwrap_err();
+        assert!(err.to_string().contains("--call-timeout-ms"));
+    }
+
+    #[test]
+    fn run_flags_are_validated_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["kubewasm", "run", "--plugins", plugins];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let Command::Run(args) = parse(&["--namespace", "Bad_NS"]).unwrap().command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            "--namespace \"Bad_NS\": not a valid namespace name"
+        );
+        assert!(
+            parse(&["--concurrency", "0"])
+                .unwrap_err()
+                .to_string()
+                .contains("--concurrency")
+        );
+        let Command::Run(args) =
+            Cli::try_parse_from(["kubewasm", "run", "--plugins", "/nonexistent"])
+                .unwrap()
+                .command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            "--plugins /nonexistent: not a directory"
+        );
+        for (flag, value) in [
+            ("--kube-qps", "0"),
+            ("--kube-qps", "inf"),
+            ("--kube-burst", "0"),
+        ] {
+            let Command::Run(args) = parse(&[flag, value]).unwrap().command else {
+                panic!("parsed as another command")
+            };
+            let error = args.validate().unwrap_err();
+            assert!(error.starts_with(&format!("{flag} {value}")), "{error}");
+        }
+        assert!(
+            parse(&["--kube-burst", "many"])
+                .unwrap_err()
+                .to_string()
+                .contains("--kube-burst")
+        );
+    }
+
+    #[test]
+    fn timeouts_and_the_renew_deadline_are_validated_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().to_str().unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec!["kubewasm", "run", "--plugins", plugins];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Run(args)) => Ok(args),
+                Ok(_) => panic!("parsed as another command"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let args = run(&[]).unwrap();
+        assert_eq!(args.kube.kube_connect_timeout, Duration::from_secs(5));
+        assert_eq!(args.kube.kube_request_timeout, Duration::from_secs(30));
+        let args = run(&["--kube-request-timeout", "1500ms"]).unwrap();
+        assert_eq!(
+            args.run_options().client.request_timeout,
+            Duration::from_millis(1500)
+        );
+        let error = run(&["--kube-connect-timeout", "5"]).unwrap_err();
+        assert!(
+            error.contains("--kube-connect-timeout") && error.contains("no unit"),
+            "{error}"
+        );
+        let error = run(&["--kube-request-timeout", "0s"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(error.starts_with("--kube-request-timeout 0ns"), "{error}");
+
+        let leader = ["--leader-elect", "--leader-elect-lease-seconds", "15"];
+        let with = |extra: &[&str]| {
+            let mut args = leader.to_vec();
+            args.extend_from_slice(extra);
+            run(&args).unwrap()
+        };
+        let options = with(&[]).run_options().election.unwrap();
+        assert_eq!(options.renew_deadline, Duration::from_millis(12_500));
+        let args = with(&["--leader-elect-renew-deadline-seconds", "10"]);
+        let error = args.validate().unwrap_err();
+        assert!(
+            error.starts_with("--leader-elect-renew-deadline-seconds 10"),
+            "{error}"
+        );
+        let args = with(&["--leader-elect-renew-deadline-seconds", "12"]);
+        assert!(args.validate().is_ok());
+        assert_eq!(
+            args.run_options().election.unwrap().renew_deadline,
+            Duration::from_secs(12)
+        );
+    }
+
+    #[test]
+    fn limits_become_runtime_config() {
+        let cli = Cli::try_parse_from([
+            "kubewasm",
+            "check",
+            "x.wasm",
+            "--max-memory-mib",
+            "16",
+            "--no-compile-cache",
+        ])
+        .unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("parsed as another command")
+        };
+        let config = args.runtime.runtime_config();
+        assert_eq!(config.max_memory_bytes, 16 << 20);
+        assert_eq!(config.cache_dir, None);
+    }
+}

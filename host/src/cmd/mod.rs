@@ -1,0 +1,11 @@
+//! The `kubewasm` commands, apart from the engine they drive:
+//!
+//! - [`cli`]: flags and sub-commands (the only place clap types live);
+//! - [`run`]: `kubewasm run` and `kubewasm discover`, against a cluster;
+//! - [`check`]: `kubewasm check` and `kubewasm eval`, offline;
+//! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs.
+
+pub mod check;
+pub mod cli;
+pub mod rbac;
+pub mod run;

@@ -1,0 +1,225 @@
+//! What a plugin is, in the host's own terms: its self-description
+//! (subscriptions and write scope) and the events it is called with.
+//!
+//! These types mirror the WIT records in `wit/plugin.wit` but carry no
+//! wasmtime types, so the rest of the host never depends on the runtime.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::kind::{GroupKind, ResourceKind, pattern_matches};
+
+/// A plugin's description of itself, returned by its `describe` export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub subscriptions: Vec<Subscription>,
+    /// The kinds it writes; `*` in group or kind matches any.
+    pub writes: Vec<GroupKind>,
+}
+
+/// A kind pattern the plugin wants events for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// Empty means every namespace.
+    pub namespaces: Vec<String>,
+    pub label_selector: Option<String>,
+}
+
+/// Why a plugin is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Applied,
+    Deleted,
+    Resync,
+}
+
+impl EventType {
+    /// The name as written in WIT (and in logs and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Applied => "applied",
+            EventType::Deleted => "deleted",
+            EventType::Resync => "resync",
+        }
+    }
+}
+
+/// One change delivered to a plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub event_type: EventType,
+    pub kind: ResourceKind,
+    pub object: Value,
+}
+
+impl Subscription {
+    /// Whether this subscription covers `kind` (group, version and kind;
+    /// namespaces and selectors are applied per object).
+    pub fn matches_kind(&self, kind: &ResourceKind) -> bool {
+        pattern_matches(&self.group, &kind.group)
+            && pattern_matches(&self.version, &kind.version)
+            && pattern_matches(&self.kind, &kind.kind)
+    }
+
+    /// Whether this subscription covers objects of `group`/`kind` in any version.
+    pub fn matches_group_kind(&self, group: &str, kind: &str) -> bool {
+        pattern_matches(&self.group, group) && pattern_matches(&self.kind, kind)
+    }
+
+    /// Whether an object in `namespace` (none for cluster-scoped) is wanted.
+    pub fn matches_namespace(&self, namespace: Option<&str>) -> bool {
+        match namespace {
+            None => true,
+            Some(ns) => self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns),
+        }
+    }
+}
+
+impl PluginInfo {
+    /// Whether the plugin declared it writes objects of `group`/`kind`.
+    pub fn may_write(&self, group: &str, kind: &str) -> bool {
+        self.writes.iter().any(|w| w.matches(group, kind))
+    }
+
+    /// Whether the plugin subscribes to `group`/`kind` in some version; the
+    /// host cache only serves such kinds to the plugin.
+    pub fn may_read(&self, group: &str, kind: &str) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|s| s.matches_group_kind(group, kind))
+    }
+
+    /// The field manager for server-side apply: `kubewasm/<name>`.
+    pub fn field_manager(&self) -> String {
+        format!("kubewasm/{}", self.name)
+    }
+
+    /// Checks the description is well formed: a DNS-label name, a version,
+    /// and no empty pattern. Returns the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        if !is_dns_label(&self.name) {
+            return Err(format!(
+                "plugin name {:?} is not a DNS label (lower-case alphanumerics and '-', at most 63 characters)",
+                self.name
+            ));
+        }
+        if self.version.trim().is_empty() {
+            return Err("plugin version is empty".to_string());
+        }
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            if s.version.is_empty() || s.kind.is_empty() {
+                return Err(format!(
+                    "subscription {i} has an empty version or kind (use \"*\" for any)"
+                ));
+            }
+            if let Some(selector) = &s.label_selector {
+                crate::contract::selector::LabelSelector::parse(selector)
+                    .map_err(|e| format!("subscription {i}: {e}"))?;
+            }
+        }
+        for (i, w) in self.writes.iter().enumerate() {
+            if w.kind.is_empty() {
+                return Err(format!(
+                    "write scope {i} has an empty kind (use \"*\" for any)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(group: &str, version: &str, kind: &str) -> ResourceKind {
+        ResourceKind {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            namespaced: true,
+        }
+    }
+
+    fn sub(group: &str, version: &str, k: &str) -> Subscription {
+        Subscription {
+            group: group.into(),
+            version: version.into(),
+            kind: k.into(),
+            namespaces: vec![],
+            label_selector: None,
+        }
+    }
+
+    #[test]
+    fn wildcards_match_any_part() {
+        let deployment = kind("apps", "v1", "Deployment");
+        assert!(sub("*", "*", "*").matches_kind(&deployment));
+        assert!(sub("apps", "*", "Deployment").matches_kind(&deployment));
+        assert!(!sub("", "v1", "Deployment").matches_kind(&deployment));
+        assert!(!sub("apps", "v1beta1", "Deployment").matches_kind(&deployment));
+    }
+
+    #[test]
+    fn namespaces_filter_only_namespaced_objects() {
+        let mut s = sub("", "v1", "ConfigMap");
+        s.namespaces = vec!["a".into()];
+        assert!(s.matches_namespace(Some("a")));
+        assert!(!s.matches_namespace(Some("b")));
+        assert!(s.matches_namespace(None));
+    }
+
+    #[test]
+    fn write_scope_and_read_scope() {
+        let info = PluginInfo {
+            name: "demo".into(),
+            version: "1.0.0".into(),
+            subscriptions: vec![sub("", "v1", "Namespace")],
+            writes: vec![GroupKind {
+                group: "apps".into(),
+                kind: "*".into(),
+            }],
+        };
+        assert!(info.may_write("apps", "Deployment"));
+        assert!(!info.may_write("", "ConfigMap"));
+        assert!(info.may_read("", "Namespace"));
+        assert!(!info.may_read("", "Secret"));
+        assert_eq!(info.field_manager(), "kubewasm/demo");
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let mut info = PluginInfo {
+            name: "Bad_Name".into(),
+            version: "1".into(),
+            subscriptions: vec![],
+            writes: vec![],
+        };
+        assert!(info.validate().unwrap_err().contains("\"Bad_Name\""));
+        info.name = "good".into();
+        info.subscriptions.push(Subscription {
+            label_selector: Some("a in (".into()),
+            ..sub("", "v1", "Pod")
+        });
+        assert!(info.validate().unwrap_err().starts_with("subscription 0"));
+    }
+}

@@ -1,0 +1,219 @@
+//! The cluster loop: loaded plugins, their subscriptions turned into
+//! informers, informer events turned into queue items, and workers that run
+//! each item through its plugin and hand the intents to the applier.
+//!
+//! Reconciles are level-triggered: the queue coalesces changes of one object
+//! and keeps only the newest state, never runs one key twice at once, and
+//! backs failing keys off. A plugin that writes the object it is called for
+//! on every call is reported as a reconcile loop and slowed down.
+
+mod dispatch;
+mod loops;
+mod result;
+mod status;
+mod unserved;
+mod work;
+mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use crate::applier::Applier;
+use crate::cluster::discovery::SharedRegistry;
+use crate::cluster::gate::LeaderGate;
+use crate::cluster::informer::InformerRegistry;
+use crate::contract::ResourceKind;
+use crate::plugins::{LoadedPlugin, Plugins};
+use crate::queue::{self, WorkQueue};
+use crate::runtime::Plugin;
+
+use loops::LoopDetector;
+
+pub use dispatch::wants;
+pub use result::{IntentOutcome, ReconcileResult};
+pub use work::{Work, WorkKey};
+
+/// The running controller.
+#[derive(Clone)]
+pub struct Controller {
+    pub plugins: Plugins,
+    pub informers: InformerRegistry,
+    pub registry: SharedRegistry,
+    pub queue: WorkQueue<WorkKey, Work>,
+    applier: Arc<Applier>,
+    /// Kinds each plugin subscribes to (for informer refcounts).
+    subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
+    loops: LoopDetector,
+    /// Only the leader takes work and applies intents.
+    leader: LeaderGate,
+    /// `--namespace`: every plugin's grant is narrowed to it.
+    namespace: Option<String>,
+    /// Subscriptions to a version the cluster does not serve, as last
+    /// reported.
+    unserved: Arc<RwLock<HashSet<unserved::Unserved>>>,
+}
+
+impl Controller {
+    pub fn new(
+        informers: InformerRegistry,
+        registry: SharedRegistry,
+        applier: Arc<Applier>,
+    ) -> Self {
+        Self {
+            plugins: Plugins::default(),
+            informers,
+            registry,
+            queue: WorkQueue::with_requeue(queue::Backoff::default(), Work::requeued),
+            applier,
+            subscribed: Arc::default(),
+            loops: LoopDetector::default(),
+            leader: LeaderGate::always(),
+            namespace: None,
+            unserved: Arc::default(),
+        }
+    }
+
+    /// Confines every plugin to `namespace` (`--namespace`): writes, reads
+    /// and calls outside it are refused or not made ([`Grant::within`]).
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
+    /// Makes workers take work and apply intents only while `gate` is open
+    /// (leader election); without it, they always do.
+    pub fn with_leader_gate(mut self, gate: LeaderGate) -> Self {
+        self.leader = gate;
+        self
+    }
+
+    /// The kinds the cluster serves that a plugin's subscriptions cover.
+    fn kinds_for(&self, plugin: &Plugin) -> Vec<ResourceKind> {
+        let registry = self.registry.load();
+        let mut kinds: Vec<ResourceKind> = Vec::new();
+        for subscription in &plugin.info().subscriptions {
+            for info in registry.matching(subscription) {
+                if !kinds.contains(&info.resource) {
+                    kinds.push(info.resource.clone());
+                }
+            }
+        }
+        kinds
+    }
+
+    /// Loads or replaces a plugin: informers follow its subscriptions, and
+    /// every cached object it subscribes to is queued for a resync. With
+    /// `--namespace` the plugin's grant is narrowed to that namespace.
+    pub fn install(&self, mut loaded: LoadedPlugin) {
+        let name = loaded.plugin.info().name.clone();
+        if self.namespace.is_some() {
+            let narrowed = (*loaded.grant).clone().within(self.namespace.as_deref());
+            loaded.grant = Arc::new(narrowed);
+        }
+        if loaded.grant.namespace_list().is_some_and(|l| l.is_empty()) {
+            tracing::warn!(
+                plugin = %name,
+                namespace = self.namespace.as_deref().unwrap_or_default(),
+                "the plugin's scope file grants no namespace the host watches; it will not be called for namespaced objects"
+            );
+        }
+        let kinds = self.kinds_for(&loaded.plugin);
+        for kind in &kinds {
+            self.informers.subscribe(kind);
+        }
+        let previous = self
+            .subscribed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), kinds.clone());
+        for kind in previous.into_iter().flatten() {
+            self.informers.unsubscribe(&kind);
+        }
+        let installed = loaded.clone();
+        self.plugins.insert(loaded);
+        tracing::info!(
+            plugin = %name,
+            version = %installed.plugin.info().version,
+            kinds = kinds.len(),
+            namespaces = ?installed.grant.namespace_list(),
+            "plugin installed"
+        );
+        for kind in &kinds {
+            self.resync(&installed, kind);
+        }
+        self.report_unserved();
+    }
+
+    /// Unloads a plugin: drops its queued work and releases its informers.
+    pub fn uninstall(&self, name: &str) {
+        self.plugins.remove(name);
+        self.queue.remove_group(&name.to_string());
+        let kinds = self
+            .subscribed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        for kind in kinds.into_iter().flatten() {
+            self.informers.unsubscribe(&kind);
+        }
+        tracing::info!(plugin = %name, "plugin removed");
+    }
+
+    /// A kind appeared in the cluster, or one of its versions did: plugins
+    /// whose subscriptions cover it start receiving its objects.
+    pub fn kind_added(&self, _kind: &ResourceKind) {
+        self.refresh_subscriptions();
+    }
+
+    /// A kind disappeared, or the version the host used for it: informers
+    /// follow the subscriptions again (a plugin subscribed to a version that
+    /// is still served keeps its informer; nothing else restarts). If the
+    /// kind is gone altogether, its informers stop whatever their
+    /// subscribers, and its queued keys are dropped when they come up.
+    pub fn kind_removed(&self, kind: &ResourceKind) {
+        self.refresh_subscriptions();
+        if self.registry.load().get(&kind.group, &kind.kind).is_none() {
+            self.informers.remove_kind(kind);
+        }
+    }
+
+    /// Brings every plugin's informers in line with the current registry:
+    /// subscribes kinds (at versions) its subscriptions now cover, releases
+    /// those they no longer do, and reports subscriptions to versions that
+    /// are not served.
+    fn refresh_subscriptions(&self) {
+        for loaded in self.plugins.all() {
+            let name = loaded.plugin.info().name.clone();
+            let kinds = self.kinds_for(&loaded.plugin);
+            let mut subscribed = self.subscribed.write().unwrap_or_else(|e| e.into_inner());
+            let old = subscribed.insert(name, kinds.clone()).unwrap_or_default();
+            drop(subscribed);
+            for kind in kinds.iter().filter(|k| !old.contains(k)) {
+                self.informers.subscribe(kind);
+            }
+            for kind in old.iter().filter(|k| !kinds.contains(k)) {
+                self.informers.unsubscribe(kind);
+            }
+        }
+        self.report_unserved();
+    }
+
+    /// Names of the plugins subscribed to a kind (for status).
+    pub fn subscribers(&self, kind: &ResourceKind) -> HashSet<String> {
+        self.subscribed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, kinds)| kinds.iter().any(|k| k == kind))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+impl crate::applier::ResolveKind for SharedRegistry {
+    fn resolve(&self, api_version: &str, kind: &str) -> Option<ResourceKind> {
+        self.load()
+            .get_api_version(api_version, kind)
+            .map(|info| info.resource)
+    }
+}

@@ -1,0 +1,49 @@
+//! What the rest of the host asks of the controller through their traits:
+//! the admin server's readiness (every informer of a subscribed kind has
+//! listed) and state gauges, and the plugin directory's installs.
+
+use crate::ops::admin::HostStatus;
+use crate::ops::metrics::Metrics;
+use crate::plugins::LoadedPlugin;
+use crate::plugins::reload::PluginSink;
+
+use super::Controller;
+
+impl HostStatus for Controller {
+    fn not_ready(&self) -> Option<String> {
+        (!self.informers.all_synced()).then(|| "informers not synced yet".into())
+    }
+
+    fn refresh_gauges(&self, metrics: &Metrics) {
+        metrics.queue_depth.reset();
+        for loaded in self.plugins.all() {
+            metrics
+                .queue_depth
+                .with_label_values(&[loaded.plugin.info().name.as_str()])
+                .set(0);
+        }
+        for (plugin, depth) in self.queue.len_by_group() {
+            metrics
+                .queue_depth
+                .with_label_values(&[plugin.as_str()])
+                .set(depth as i64);
+        }
+        metrics.cached_objects.reset();
+        for (kind, count) in self.informers.cached_counts() {
+            metrics
+                .cached_objects
+                .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
+                .set(count as i64);
+        }
+    }
+}
+
+impl PluginSink for Controller {
+    fn install(&self, loaded: LoadedPlugin) {
+        Controller::install(self, loaded);
+    }
+
+    fn uninstall(&self, name: &str) {
+        Controller::uninstall(self, name);
+    }
+}

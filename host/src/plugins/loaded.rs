@@ -1,0 +1,58 @@
+//! The set of loaded plugins the workers call, by name.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::plugins::grant::Grant;
+use crate::runtime::Plugin;
+
+/// A plugin as the controller runs it: compiled code plus its settings.
+#[derive(Clone, Debug)]
+pub struct LoadedPlugin {
+    pub plugin: Plugin,
+    /// Settings JSON, already accepted by the plugin's `validate-settings`.
+    pub settings: Arc<str>,
+    /// Where the operator lets the plugin act ([`crate::plugins::grant`]); shared
+    /// with every call's cache reader, never copied per call.
+    pub grant: Arc<Grant>,
+}
+
+/// Loaded plugins by name; replaced as a whole entry on reload.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    inner: Arc<RwLock<BTreeMap<String, LoadedPlugin>>>,
+}
+
+impl Plugins {
+    pub fn get(&self, name: &str) -> Option<LoadedPlugin> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<LoadedPlugin> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Inserts or replaces a plugin; returns the previous version.
+    pub fn insert(&self, loaded: LoadedPlugin) -> Option<LoadedPlugin> {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(loaded.plugin.info().name.clone(), loaded)
+    }
+
+    pub fn remove(&self, name: &str) -> Option<LoadedPlugin> {
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+    }
+}

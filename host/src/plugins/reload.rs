@@ -1,0 +1,550 @@
+//! Hot reload: the plugin directory is the source of truth, and the host
+//! follows it while it runs.
+//!
+//! A watcher (notify, debounced by `notify-debouncer-full`) reports that
+//! something in the directory changed; the host then re-reads the directory
+//! as a whole ([`PluginDir::sync`]) and compares each plugin file, with its
+//! settings, to what it runs by content fingerprint:
+//!
+//! - a new or changed `NAME.wasm` (or `NAME.settings.json`) is compiled and
+//!   validated on the blocking pool while the old version keeps serving, then
+//!   swapped in with [`PluginSink::install`]: calls in flight finish on the
+//!   old version, later calls get the new one, and the queue never runs one
+//!   key twice at once; every object the plugin subscribes to is resynced;
+//! - a file that fails to read, compile, validate or accept its settings
+//!   leaves the previous version serving; the failure is logged once per
+//!   content and kept in [`PluginDir::failures`];
+//! - a removed file unloads its plugin (queue entries dropped, informers no
+//!   other plugin needs stopped).
+//!
+//! Re-reading the whole directory rather than acting on single events makes
+//! Kubernetes' volume updates simple: a ConfigMap or Secret volume writes a
+//! new `..2026_11_22_…` directory and atomically re-points the `..data`
+//! symlink that every `NAME.wasm` symlink goes through. However the events
+//! of that swap are batched, the fingerprints change once, so the plugin
+//! reloads once; the timestamped directories are never plugins themselves
+//! (only visible top-level `NAME.wasm` files are). Events that only touch
+//! editors' temporary or swap files (`.x.swp`, `x~`, `4913`, `.#x`) do not
+//! even trigger a re-read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::ops::error_chain;
+use crate::plugins::LoadedPlugin;
+use crate::plugins::loader::{self, PluginFileError};
+use crate::runtime::Runtime;
+
+/// How long the directory must be quiet before it is re-read: long enough to
+/// batch a copy or a volume update, short enough to feel immediate.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Re-read the directory this often even without events, in case the
+/// platform dropped some (an inotify queue overflow, a network filesystem).
+pub const RESCAN: Duration = Duration::from_secs(60);
+
+/// What a file (with its settings) contained when it was last looked at.
+type Fingerprint = [u8; 32];
+
+/// A plugin file the host runs.
+#[derive(Debug)]
+struct Serving {
+    fingerprint: Fingerprint,
+    /// The name the plugin describes itself with.
+    plugin: String,
+    /// What `kubewasm_plugin_info` says of it.
+    info: InfoLabels,
+}
+
+/// The labels of a plugin's `kubewasm_plugin_info` series.
+#[derive(Debug, PartialEq, Eq)]
+struct InfoLabels {
+    name: String,
+    version: String,
+    digest: String,
+}
+
+impl InfoLabels {
+    fn of(loaded: &LoadedPlugin) -> Self {
+        let info = loaded.plugin.info();
+        Self {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            digest: loaded.plugin.digest().to_string(),
+        }
+    }
+
+    fn values(&self) -> [&str; 3] {
+        [&self.name, &self.version, &self.digest]
+    }
+}
+
+/// The `file` label of a plugin file: its name in the directory.
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A plugin file whose current content failed to load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Bounded reason, for metrics (`compile`, `settings`, …).
+    pub kind: &'static str,
+    /// The whole error, for people.
+    pub message: String,
+}
+
+/// Where the plugins a directory yields go: the controller implements it,
+/// so the directory never needs to know what runs them.
+pub trait PluginSink: Send + Sync + 'static {
+    /// Serves `loaded`, replacing the plugin of the same name.
+    fn install(&self, loaded: LoadedPlugin);
+    /// Stops serving the plugin called `name`.
+    fn uninstall(&self, name: &str);
+}
+
+/// The plugin directory and what the host runs from it.
+pub struct PluginDir {
+    dir: PathBuf,
+    runtime: Runtime,
+    controller: Arc<dyn PluginSink>,
+    serving: BTreeMap<PathBuf, Serving>,
+    failed: BTreeMap<PathBuf, (Fingerprint, Failure)>,
+    /// Reload failures since start, for the metrics.
+    failure_count: u64,
+}
+
+/// What one [`PluginDir::sync`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Plugins loaded for the first time.
+    pub loaded: Vec<String>,
+    /// Plugins replaced by a new version.
+    pub reloaded: Vec<String>,
+    /// Plugins removed.
+    pub unloaded: Vec<String>,
+    /// Files whose (new) content failed; an older version may still serve.
+    pub failed: Vec<PathBuf>,
+}
+
+impl SyncReport {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl PluginDir {
+    pub fn new(dir: PathBuf, runtime: Runtime, controller: Arc<dyn PluginSink>) -> Self {
+        Self {
+            dir,
+            runtime,
+            controller,
+            serving: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            failure_count: 0,
+        }
+    }
+
+    /// Files whose current content does not load, with the reason.
+    pub fn failures(&self) -> impl Iterator<Item = (&Path, &Failure)> {
+        self.failed.iter().map(|(p, (_, f))| (p.as_path(), f))
+    }
+
+    /// Load failures since start (each failing content counted once).
+    pub fn failure_count(&self) -> u64 {
+        self.failure_count
+    }
+
+    /// Brings the running plugins in line with the directory.
+    pub async fn sync(&mut self) -> std::io::Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let files = loader::plugin_files(&self.dir)?;
+        // Removed files first, so a plugin moved to another file name is
+        // not refused as a duplicate.
+        self.forget_removed(&files, &mut report);
+        for path in files {
+            self.sync_file(path, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    /// Unloads the plugins whose files are gone, and forgets the failures
+    /// of files that are gone.
+    fn forget_removed(&mut self, files: &[PathBuf], report: &mut SyncReport) {
+        let gone: Vec<PathBuf> = self
+            .serving
+            .keys()
+            .filter(|p| !files.contains(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(serving) = self.serving.remove(&path) {
+                self.controller.uninstall(&serving.plugin);
+                let metrics = crate::ops::metrics::get();
+                let _ = metrics
+                    .plugin_info
+                    .remove_label_values(&serving.info.values());
+                tracing::info!(path = %path.display(), plugin = %serving.plugin, "plugin file removed; plugin unloaded");
+                report.unloaded.push(serving.plugin);
+            }
+        }
+        self.failed.retain(|p, _| {
+            let keep = files.contains(p);
+            if !keep {
+                let file = file_label(p);
+                let _ = crate::ops::metrics::get()
+                    .plugin_load_failing
+                    .remove_label_values(&[&file]);
+            }
+            keep
+        });
+    }
+
+    /// Loads one file if its content (with settings and grant) changed
+    /// since it was last looked at.
+    async fn sync_file(&mut self, path: PathBuf, report: &mut SyncReport) {
+        let max_plugin_bytes = self.runtime.config().max_plugin_file_bytes;
+        let fingerprint = match fingerprint(&path, max_plugin_bytes) {
+            Ok(Some(fingerprint)) => fingerprint,
+            // Vanished between listing and reading: the next event brings
+            // the directory's new state.
+            Ok(None) => return,
+            Err(error) => {
+                // Refused unread (a FIFO, a device, too large...): the error
+                // itself stands for the content, so it is reported once
+                // until it changes.
+                let message = error_chain(&error);
+                let fingerprint: Fingerprint = Sha256::digest(message.as_bytes()).into();
+                if self.failed.get(&path).map(|(f, _)| *f) != Some(fingerprint) {
+                    let failure = Failure {
+                        kind: error.metric_label(),
+                        message,
+                    };
+                    self.fail(&path, fingerprint, failure, report);
+                }
+                return;
+            }
+        };
+        if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
+            // Back to the content that serves (e.g. a bad copy undone).
+            if self.failed.remove(&path).is_some() {
+                crate::ops::metrics::get()
+                    .plugin_load_failing
+                    .with_label_values(&[&file_label(&path)])
+                    .set(0);
+            }
+            return;
+        }
+        if self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint) {
+            return;
+        }
+        match self.load(&path).await {
+            Ok(loaded) => self.serve(path, fingerprint, loaded, report),
+            Err(error) => {
+                let failure = Failure {
+                    kind: error.metric_label(),
+                    message: error_chain(&error),
+                };
+                self.fail(&path, fingerprint, failure, report);
+            }
+        }
+    }
+
+    /// Serves a freshly loaded file, unless another file already serves a
+    /// plugin of the same name.
+    fn serve(
+        &mut self,
+        path: PathBuf,
+        fingerprint: Fingerprint,
+        loaded: LoadedPlugin,
+        report: &mut SyncReport,
+    ) {
+        let name = loaded.plugin.info().name.clone();
+        if let Some(other) = self
+            .serving
+            .iter()
+            .find(|(p, s)| **p != path && s.plugin == name)
+            .map(|(p, _)| p.clone())
+        {
+            let failure = Failure {
+                kind: "duplicate_name",
+                message: format!(
+                    "{}: plugin name {name:?} is already loaded from {}",
+                    path.display(),
+                    other.display()
+                ),
+            };
+            self.fail(&path, fingerprint, failure, report);
+            return;
+        }
+        let serving = Serving {
+            fingerprint,
+            plugin: name.clone(),
+            info: InfoLabels::of(&loaded),
+        };
+        let metrics = crate::ops::metrics::get();
+        metrics.plugin_loads.with_label_values(&["ok"]).inc();
+        metrics
+            .plugin_load_failing
+            .with_label_values(&[&file_label(&path)])
+            .set(0);
+        metrics
+            .plugin_info
+            .with_label_values(&serving.info.values())
+            .set(1);
+        let previous = self.serving.insert(path.clone(), serving);
+        if let Some(old) = &previous
+            && old.info != self.serving[&path].info
+        {
+            let _ = metrics.plugin_info.remove_label_values(&old.info.values());
+        }
+        self.failed.remove(&path);
+        match previous {
+            Some(old) if old.plugin != name => {
+                self.controller.uninstall(&old.plugin);
+                report.unloaded.push(old.plugin);
+                report.loaded.push(name);
+            }
+            Some(_) => report.reloaded.push(name),
+            None => report.loaded.push(name),
+        }
+        self.controller.install(loaded);
+    }
+
+    async fn load(&self, path: &Path) -> Result<LoadedPlugin, PluginFileError> {
+        let runtime = self.runtime.clone();
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || loader::load_file(&runtime, &path))
+            .await
+            .unwrap_or(Err(PluginFileError::Interrupted))
+    }
+
+    fn fail(
+        &mut self,
+        path: &Path,
+        fingerprint: Fingerprint,
+        failure: Failure,
+        report: &mut SyncReport,
+    ) {
+        let serving = self.serving.get(path).map(|s| s.plugin.as_str());
+        tracing::error!(
+            path = %path.display(),
+            error = %failure.message,
+            still_serving = %serving.unwrap_or("nothing"),
+            "plugin file not loaded; the previous version (if any) keeps serving"
+        );
+        self.failure_count += 1;
+        let metrics = crate::ops::metrics::get();
+        metrics
+            .plugin_loads
+            .with_label_values(&[failure.kind])
+            .inc();
+        metrics
+            .plugin_load_failing
+            .with_label_values(&[&file_label(path)])
+            .set(1);
+        self.failed
+            .insert(path.to_path_buf(), (fingerprint, failure));
+        report.failed.push(path.to_path_buf());
+    }
+
+    /// Follows the directory until `shutdown` resolves: re-reads it after
+    /// each quiet period following relevant events, and every [`RESCAN`].
+    pub async fn watch(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<DebounceEventResult>();
+        // Dropping the debouncer stops the notifications: held to the end.
+        let _debouncer = self.watcher(tx);
+        let mut rescan = tokio::time::interval(RESCAN);
+        rescan.tick().await;
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let relevant = tokio::select! {
+                _ = &mut shutdown => return,
+                _ = rescan.tick() => true,
+                batch = rx.recv() => match batch {
+                    Some(batch) => self.is_relevant_batch(batch),
+                    None => {
+                        // The watcher is gone; keep the periodic re-read.
+                        std::future::pending::<()>().await;
+                        false
+                    }
+                },
+            };
+            if relevant {
+                self.sync_and_log().await;
+            }
+        }
+    }
+
+    /// A debounced watcher of the directory sending to `tx`, or `None`
+    /// (logged) when the platform cannot watch it.
+    fn watcher(
+        &self,
+        tx: mpsc::UnboundedSender<DebounceEventResult>,
+    ) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
+        let debouncer = new_debouncer(DEBOUNCE, None, move |result| {
+            let _ = tx.send(result);
+        })
+        .and_then(|mut debouncer| {
+            debouncer.watch(&self.dir, RecursiveMode::Recursive)?;
+            Ok(debouncer)
+        });
+        debouncer
+            .inspect_err(|error| {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    error = %error,
+                    every = ?RESCAN,
+                    "cannot watch the plugin directory; re-reading it periodically instead"
+                );
+            })
+            .ok()
+    }
+
+    /// Whether a batch of file events may change what the host serves.
+    fn is_relevant_batch(&self, batch: DebounceEventResult) -> bool {
+        match batch {
+            Ok(events) => events
+                .iter()
+                .flat_map(|e| e.paths.iter())
+                .any(|p| is_relevant(&self.dir, p)),
+            Err(errors) => {
+                for error in errors {
+                    tracing::warn!(error = %error, "plugin directory watch error; re-reading it");
+                }
+                true
+            }
+        }
+    }
+
+    async fn sync_and_log(&mut self) {
+        match self.sync().await {
+            Ok(report) if !report.is_empty() => {
+                tracing::info!(
+                    loaded = ?report.loaded,
+                    reloaded = ?report.reloaded,
+                    unloaded = ?report.unloaded,
+                    failed = report.failed.len(),
+                    "plugin directory changed"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(dir = %self.dir.display(), error = %error, "cannot read the plugin directory; plugins keep running")
+            }
+        }
+    }
+}
+
+/// A fingerprint of a plugin file and its settings file (followed through
+/// symlinks inside the directory), `Ok(None)` if the plugin file is gone.
+/// Files are read under the loader's rules (regular files within the size
+/// limits, never blocking on a FIFO); a refused file is an error.
+fn fingerprint(wasm: &Path, max_plugin_bytes: u64) -> Result<Option<Fingerprint>, PluginFileError> {
+    let Some((plugin, settings)) = loader::read_plugin(wasm, max_plugin_bytes)? else {
+        return Ok(None);
+    };
+    let mut hash = Sha256::new();
+    hash.update(plugin);
+    match settings {
+        Some(settings) => {
+            hash.update([1]);
+            hash.update(settings);
+        }
+        None => hash.update([0]),
+    }
+    // The operator's grant, read under the same rules as the other files.
+    let dir = wasm.parent().unwrap_or(Path::new("."));
+    let grant = crate::plugins::grant::grant_path(wasm);
+    match loader::read_bounded(dir, &grant, crate::plugins::grant::MAX_GRANT_FILE_BYTES) {
+        Ok(Some(grant)) => {
+            hash.update([1]);
+            hash.update(grant);
+        }
+        Ok(None) => hash.update([0]),
+        // A refused scope file still changes the fingerprint; the loader reports it.
+        Err(e) => {
+            hash.update([2]);
+            hash.update(e.metric_label());
+        }
+    }
+    Ok(Some(hash.finalize().into()))
+}
+
+/// Whether a changed path can matter: a visible top-level `NAME.wasm`,
+/// `NAME.settings.json` or `NAME.scope.json`, or anything inside Kubernetes' `..` directories
+/// (the atomic-writer's `..data` and timestamped directories).
+fn is_relevant(dir: &Path, path: &Path) -> bool {
+    let Ok(relative) = path.strip_prefix(dir) else {
+        // Events about the directory itself (or a canonicalised path).
+        return true;
+    };
+    let mut components = relative.components();
+    let Some(first) = components.next().and_then(|c| c.as_os_str().to_str()) else {
+        return true;
+    };
+    if first.starts_with("..") {
+        return true;
+    }
+    components.next().is_none()
+        && !first.starts_with('.')
+        && (first.ends_with(".wasm")
+            || first.ends_with(".settings.json")
+            || first.ends_with(".scope.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plugin_files_and_volume_internals_are_relevant() {
+        let dir = Path::new("/plugins");
+        for relevant in [
+            "/plugins/probe.wasm",
+            "/plugins/probe.settings.json",
+            "/plugins/..data",
+            "/plugins/..2026_11_22_08_00_00.123456789/probe.wasm",
+            "/plugins",
+        ] {
+            assert!(is_relevant(dir, Path::new(relevant)), "{relevant}");
+        }
+        for ignored in [
+            "/plugins/.probe.wasm.swp",
+            "/plugins/probe.wasm~",
+            "/plugins/4913",
+            "/plugins/.#probe.wasm",
+            "/plugins/#probe.wasm#",
+            "/plugins/notes.txt",
+            "/plugins/sub/probe.wasm",
+        ] {
+            assert!(!is_relevant(dir, Path::new(ignored)), "{ignored}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_cover_the_settings_and_follow_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.wasm");
+        std::fs::write(&real, b"\0asm").unwrap();
+        let link = dir.path().join("p.wasm");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let fingerprint = |p: &Path| fingerprint(p, 1 << 20).unwrap();
+        let bare = fingerprint(&link).unwrap();
+        assert_eq!(Some(bare), fingerprint(&real));
+        std::fs::write(dir.path().join("p.settings.json"), "{}").unwrap();
+        let with_settings = fingerprint(&link).unwrap();
+        assert_ne!(bare, with_settings);
+        std::fs::write(&real, b"\0asm\x0d").unwrap();
+        assert_ne!(fingerprint(&link).unwrap(), with_settings);
+        assert_eq!(fingerprint(&dir.path().join("missing.wasm")), None);
+    }
+}
