@@ -3,18 +3,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use kubewasm::cluster::cache::{ObjectReader, ReadError};
-use kubewasm::contract::GroupKind;
-use kubewasm::contract::selector::LabelSelector;
-use kubewasm::contract::{Event, EventType, ResourceKind};
 use kubewasm::runtime::{CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
-use serde_json::{Value, json};
-use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET};
+use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET, SlowReader, event};
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
@@ -26,20 +20,6 @@ fn runtime() -> Runtime {
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
-}
-
-fn event() -> Event {
-    Event {
-        event_type: EventType::Applied,
-        kind: ResourceKind {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            namespaced: true,
-        },
-        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b"}}),
-    }
 }
 
 fn access() -> ReadAccess {
@@ -466,39 +446,6 @@ fn too_many_intents_refuse_the_outcome() {
         "plugin spammer returned 1001 intents, over the limit of 1000"
     );
     assert_eq!(err.metric_label(), "too_many_intents");
-}
-
-/// A cache that takes `delay` to answer a list (a slow host call) of
-/// `count` copies of one 500-byte ConfigMap.
-struct SlowReader {
-    delay: Duration,
-    count: usize,
-}
-
-impl ObjectReader for SlowReader {
-    fn get(
-        &self,
-        _: &GroupKind,
-        _: Option<&str>,
-        _: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
-        Ok(None)
-    }
-
-    fn list(
-        &self,
-        _: &GroupKind,
-        _: Option<&str>,
-        _: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
-        std::thread::sleep(self.delay);
-        let object = Arc::new(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "big", "namespace": "b"},
-            "data": {"payload": "x".repeat(420)}
-        }));
-        Ok(vec![object; self.count])
-    }
 }
 
 #[test]

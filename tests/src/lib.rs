@@ -45,8 +45,11 @@
 //! would start one per test; point it at a running cluster instead
 //! (`eval "$(tests/control-plane/cluster.sh env)"`).
 
+pub mod crd;
+pub mod deploy;
 pub mod faults;
 pub mod host;
+pub mod probe;
 pub mod service_account;
 
 use std::collections::BTreeMap;
