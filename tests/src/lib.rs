@@ -1,5 +1,5 @@
 //! Helpers for kubewasm's end-to-end tests against a real Kubernetes control
-//! plane (DESIGN §8).
+//! plane.
 //!
 //! Every test that talks to Kubernetes gets its cluster from here:
 //!

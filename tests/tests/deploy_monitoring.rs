@@ -14,7 +14,7 @@ use kubewasm_e2e::deploy::{
 use kubewasm_e2e::host::repo;
 use serde_json::Value;
 
-/// The metrics the dashboard shows and the alerts may read (host/src/metrics.rs
+/// The metrics the dashboard shows and the alerts may read (host/src/ops/metrics.rs
 /// exports a few more, not yet on the dashboard), and whether each is a
 /// histogram (whose series are `_bucket`, `_sum` and `_count`).
 const METRICS: &[(&str, bool)] = &[

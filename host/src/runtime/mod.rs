@@ -18,7 +18,7 @@
 //!
 //! # Limits
 //!
-//! Per call ([`RuntimeConfig`], flags in `host/src/cli.rs`):
+//! Per call ([`RuntimeConfig`], flags in `host/src/cmd/cli.rs`):
 //!
 //! | limit | default | flag | error |
 //! |---|---|---|---|

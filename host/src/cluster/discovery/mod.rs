@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use kubewasm::discovery::{self, KindRegistry, SharedRegistry};
+//! use kubewasm::cluster::discovery::{self, KindRegistry, SharedRegistry};
 //!
 //! # async fn run(client: kube::Client) -> Result<(), discovery::DiscoveryError> {
 //! let registry = SharedRegistry::new(KindRegistry::from(discovery::discover(&client).await?));
