@@ -28,6 +28,7 @@ use crate::cluster::gate::LeaderGate;
 use crate::cluster::informer::{InformerRegistry, KindEvent};
 use crate::contract::selector::LabelSelector;
 use crate::contract::{Event, EventType, ResourceKind};
+use crate::ops::metrics::Metrics;
 use crate::plugins::grant::GrantedReader;
 use crate::plugins::{LoadedPlugin, Plugins};
 use crate::queue::{self, QueueKey, WorkQueue};
@@ -126,6 +127,8 @@ pub struct Controller {
     /// (plugin, group, kind, version) of subscriptions to a version the
     /// cluster does not serve, as last reported.
     unserved: Arc<RwLock<HashSet<[String; 4]>>>,
+    /// Where reconciles, intents and unserved subscriptions are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Controller {
@@ -133,6 +136,7 @@ impl Controller {
         informers: InformerRegistry,
         registry: SharedRegistry,
         applier: Arc<Applier>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             plugins: Plugins::default(),
@@ -145,6 +149,7 @@ impl Controller {
             leader: LeaderGate::always(),
             namespace: None,
             unserved: Arc::default(),
+            metrics,
         }
     }
 
@@ -327,7 +332,7 @@ impl Controller {
                 }
             }
         }
-        let gauge = &crate::ops::metrics::get().subscription_unserved;
+        let gauge = &self.metrics.subscription_unserved;
         let mut unserved = self.unserved.write().unwrap_or_else(|e| e.into_inner());
         for gone in unserved.difference(&now) {
             tracing::info!(plugin = %gone[0], group = %gone[1], kind = %gone[2], version = %gone[3], "the subscribed version is served again, or the subscription is gone");
@@ -392,7 +397,7 @@ impl Controller {
             span.in_scope(|| {
                 tracing::debug!(waited_ms = waited.as_millis() as u64, "reconcile started")
             });
-            let metrics = crate::ops::metrics::get();
+            let metrics = &self.metrics;
             metrics
                 .queue_latency
                 .with_label_values(&[key.plugin.as_str()])
@@ -482,7 +487,7 @@ impl Controller {
         }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
         let plugin_name = key.plugin.as_str();
-        let intents = &crate::ops::metrics::get().intents;
+        let intents = &self.metrics.intents;
         match self
             .applier
             .apply_within(loaded.plugin.info(), &loaded.grant, &outcome)

@@ -38,6 +38,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::ops::error_chain;
+use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::loader::{self, PluginFileError};
 use crate::runtime::Runtime;
@@ -103,6 +104,8 @@ pub struct PluginDir {
     failed: BTreeMap<PathBuf, (Fingerprint, Failure)>,
     /// Reload failures since start, for the metrics.
     failure_count: u64,
+    /// Where loads, failing files and the served plugins are shown.
+    metrics: Arc<Metrics>,
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -125,7 +128,12 @@ impl SyncReport {
 }
 
 impl PluginDir {
-    pub fn new(dir: PathBuf, runtime: Runtime, controller: Arc<dyn PluginSink>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        runtime: Runtime,
+        controller: Arc<dyn PluginSink>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             dir,
             runtime,
@@ -133,6 +141,7 @@ impl PluginDir {
             serving: BTreeMap::new(),
             failed: BTreeMap::new(),
             failure_count: 0,
+            metrics,
         }
     }
 
@@ -162,21 +171,20 @@ impl PluginDir {
         for path in gone {
             if let Some(serving) = self.serving.remove(&path) {
                 self.controller.uninstall(&serving.plugin);
-                let metrics = crate::ops::metrics::get();
-                let _ = metrics
+                let _ = self
+                    .metrics
                     .plugin_info
                     .remove_label_values(&serving.info_labels());
                 tracing::info!(path = %path.display(), plugin = %serving.plugin, "plugin file removed; plugin unloaded");
                 report.unloaded.push(serving.plugin);
             }
         }
+        let metrics = &self.metrics;
         self.failed.retain(|p, _| {
             let keep = files.contains(p);
             if !keep {
                 let file = file_label(p);
-                let _ = crate::ops::metrics::get()
-                    .plugin_load_failing
-                    .remove_label_values(&[&file]);
+                let _ = metrics.plugin_load_failing.remove_label_values(&[&file]);
             }
             keep
         });
@@ -207,7 +215,7 @@ impl PluginDir {
             if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
                 // Back to the content that serves (e.g. a bad copy undone).
                 if self.failed.remove(&path).is_some() {
-                    crate::ops::metrics::get()
+                    self.metrics
                         .plugin_load_failing
                         .with_label_values(&[&file_label(&path)])
                         .set(0);
@@ -247,7 +255,7 @@ impl PluginDir {
                             loaded.plugin.digest().to_string(),
                         ],
                     };
-                    let metrics = crate::ops::metrics::get();
+                    let metrics = &self.metrics;
                     metrics.plugin_loads.with_label_values(&["ok"]).inc();
                     metrics
                         .plugin_load_failing
@@ -310,7 +318,7 @@ impl PluginDir {
             "plugin file not loaded; the previous version (if any) keeps serving"
         );
         self.failure_count += 1;
-        let metrics = crate::ops::metrics::get();
+        let metrics = &self.metrics;
         metrics
             .plugin_loads
             .with_label_values(&[failure.kind])

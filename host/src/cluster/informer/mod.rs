@@ -45,6 +45,7 @@ use crate::contract::GroupKind;
 
 use crate::contract::selector::LabelSelector;
 use crate::contract::{EventType, ResourceKind};
+use crate::ops::metrics::Metrics;
 use cache::{Cache, Change, Objects, key_of};
 
 /// One change of one object, as the informers see it.
@@ -89,6 +90,7 @@ pub struct InformerRegistry {
     namespace: Option<String>,
     events: mpsc::UnboundedSender<KindEvent>,
     informers: Arc<RwLock<BTreeMap<InformerKey, Informer>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn informer_key(kind: &ResourceKind) -> InformerKey {
@@ -160,10 +162,12 @@ fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, (Value, Ar
 
 impl InformerRegistry {
     /// A registry watching all namespaces, or only `namespace` (cluster-scoped
-    /// kinds are watched regardless). Events arrive on the returned receiver.
+    /// kinds are watched regardless). Events arrive on the returned receiver;
+    /// the informers count them, their watch errors and re-lists in `metrics`.
     pub fn new(
         client: kube::Client,
         namespace: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> (Self, mpsc::UnboundedReceiver<KindEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
         let registry = Self {
@@ -171,6 +175,7 @@ impl InformerRegistry {
             namespace,
             events,
             informers: Arc::default(),
+            metrics,
         };
         (registry, receiver)
     }
@@ -190,6 +195,7 @@ impl InformerRegistry {
             kind.clone(),
             cache.clone(),
             self.events.clone(),
+            self.metrics.clone(),
         ));
         informers.insert(
             key,
@@ -362,6 +368,7 @@ async fn run_informer(
     kind: ResourceKind,
     cache: Arc<RwLock<Cache>>,
     events: mpsc::UnboundedSender<KindEvent>,
+    metrics: Arc<Metrics>,
 ) {
     let config = watcher::Config::default().any_semantic();
     // No `default_backoff()`: the delay after an error depends on the error
@@ -371,7 +378,6 @@ async fn run_informer(
     let mut outage = backoff::Outage::default();
     // Keys seen during a re-list, to find objects deleted while disconnected.
     let mut relisted: Option<Objects> = None;
-    let metrics = crate::ops::metrics::get();
     let labels = [kind.group.as_str(), kind.kind.as_str()];
     let send = |event_type: EventType, object: Arc<Value>| {
         metrics
@@ -415,7 +421,7 @@ async fn run_informer(
                 match to_value(object, &kind) {
                     Ok(object) => Change::Apply(Arc::new(object)),
                     Err((identity, reason)) => {
-                        report_undecodable(&kind, &identity, &reason, "skipped");
+                        report_undecodable(&metrics, &kind, &identity, &reason, "skipped");
                         Change::Undecodable(Arc::new(identity))
                     }
                 }
@@ -424,6 +430,7 @@ async fn run_informer(
                 Ok(object) => Change::Delete(Arc::new(object)),
                 Err((identity, reason)) => {
                     report_undecodable(
+                        &metrics,
                         &kind,
                         &identity,
                         &reason,
@@ -455,8 +462,14 @@ async fn run_informer(
 /// Reports an object the host could not decode (e.g. nested deeper than
 /// the JSON parser allows): a WARN naming it and
 /// `kubewasm_objects_undecodable_total`. The rest of its kind is unaffected.
-fn report_undecodable(kind: &ResourceKind, identity: &Value, reason: &str, outcome: &str) {
-    crate::ops::metrics::get()
+fn report_undecodable(
+    metrics: &Metrics,
+    kind: &ResourceKind,
+    identity: &Value,
+    reason: &str,
+    outcome: &str,
+) {
+    metrics
         .objects_undecodable
         .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
         .inc();
