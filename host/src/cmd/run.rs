@@ -218,15 +218,8 @@ pub async fn run(
     );
 
     shutdown.wait().await;
-    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
-    running
-        .drain(
-            &controller,
-            options.shutdown_grace,
-            deadline,
-            &api.health,
-            &metrics,
-        )
+    let deadline = running
+        .drain(options.shutdown_grace, &api.health, &metrics)
         .await;
     if let Some(election) = election {
         leave_election(election, deadline, &api.health).await;
@@ -423,8 +416,9 @@ async fn load_plugins(
 }
 
 /// The loops of a running host that shutdown stops: the plugin directory's
-/// watch and the workers.
+/// watch, the controller's queue and its workers.
 struct Running {
+    controller: Controller,
     workers: Vec<JoinHandle<()>>,
     stop_reload: oneshot::Sender<()>,
 }
@@ -447,27 +441,28 @@ impl Running {
             .map(|_| tokio::spawn(controller.clone().work()))
             .collect();
         Self {
+            controller: controller.clone(),
             workers,
             stop_reload,
         }
     }
 
     /// Stops the reloads and the queue, and waits for in-flight reconciles
-    /// until `deadline`; the ones still running then are abandoned.
+    /// for at most `grace`; the ones still running then are abandoned.
+    /// Returns the end of the grace period.
     async fn drain(
         mut self,
-        controller: &Controller,
         grace: Duration,
-        deadline: tokio::time::Instant,
         health: &ApiHealth,
         metrics: &Metrics,
-    ) {
+    ) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stop_reload.send(());
         tracing::info!(grace = ?grace, "shutting down: draining in-flight reconciles");
-        controller.queue.shutdown();
+        self.controller.queue.shutdown();
         let workers = futures::future::join_all(self.workers.iter_mut());
         if tokio::time::timeout_at(deadline, workers).await.is_ok() {
-            return;
+            return deadline;
         }
         // Dropping a reconcile drops its requests (and their connections):
         // nothing is left in flight. Its key is reconciled again by whoever
@@ -482,6 +477,7 @@ impl Running {
             api_server_answering = health.answering(),
             "in-flight reconciles did not finish within the grace period: abandoned, their requests cancelled"
         );
+        deadline
     }
 }
 
