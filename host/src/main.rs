@@ -1,11 +1,13 @@
 //! The `kubewasm` binary: parse flags, set up logging, run one command.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use kubewasm::cmd::check::{self as offline, OfflineError};
 use kubewasm::cmd::cli::RunArgs;
 use kubewasm::cmd::cli::{Cli, Command, LogFormat};
+use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::Runtime;
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime, OfflineError> {
@@ -22,13 +24,15 @@ fn run(args: &RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let started = tokio_runtime().and_then(|rt| {
-        let runtime = Runtime::new(args.runtime.runtime_config())
+        // The host's one set of metrics, shared by every part that records.
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Runtime::with_metrics(args.runtime.runtime_config(), metrics.clone())
             .map_err(|e| OfflineError::Internal(e.to_string()))?;
-        rt.block_on(kubewasm::cmd::run::run(args.run_options(), runtime))
-            .map_err(|e| match e.is_usage() {
-                true => OfflineError::Usage(offline::error_chain(&e)),
-                false => OfflineError::Plugin(offline::error_chain(&e)),
-            })
+        let host = kubewasm::cmd::run::run(args.run_options(), runtime, metrics);
+        rt.block_on(host).map_err(|e| match e.is_usage() {
+            true => OfflineError::Usage(offline::error_chain(&e)),
+            false => OfflineError::Plugin(offline::error_chain(&e)),
+        })
     });
     match started {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,7 @@ use crate::cluster::discovery::SharedRegistry;
 use crate::cluster::gate::LeaderGate;
 use crate::cluster::informer::InformerRegistry;
 use crate::contract::ResourceKind;
+use crate::ops::metrics::Metrics;
 use crate::plugins::{LoadedPlugin, Plugins};
 use crate::queue::{self, WorkQueue};
 use crate::runtime::Plugin;
@@ -51,6 +52,8 @@ pub struct Controller {
     /// Subscriptions to a version the cluster does not serve, as last
     /// reported.
     unserved: Arc<RwLock<HashSet<unserved::Unserved>>>,
+    /// Where reconciles, intents and unserved subscriptions are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Controller {
@@ -58,6 +61,7 @@ impl Controller {
         informers: InformerRegistry,
         registry: SharedRegistry,
         applier: Arc<Applier>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             plugins: Plugins::default(),
@@ -70,6 +74,7 @@ impl Controller {
             leader: LeaderGate::always(),
             namespace: None,
             unserved: Arc::default(),
+            metrics,
         }
     }
 

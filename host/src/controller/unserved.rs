@@ -36,7 +36,7 @@ impl Controller {
     /// version of a kind the cluster serves only in other versions.
     pub(super) fn report_unserved(&self) {
         let now = self.find_unserved();
-        let gauge = &crate::ops::metrics::get().subscription_unserved;
+        let gauge = &self.metrics.subscription_unserved;
         let mut unserved = self.unserved.write().unwrap_or_else(|e| e.into_inner());
         for gone in unserved.difference(&now) {
             tracing::info!(plugin = %gone.plugin, group = %gone.group, kind = %gone.kind, version = %gone.version, "the subscribed version is served again, or the subscription is gone");

@@ -13,6 +13,7 @@ use super::work::{Work, WorkKey};
 use crate::applier::{ApplyError, ApplyReport, IntentResult};
 use crate::contract::intent::Outcome;
 use crate::contract::{Event, EventType, GroupKind};
+use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::grant::GrantedReader;
 use crate::queue;
@@ -86,7 +87,7 @@ impl Controller {
         span.in_scope(|| {
             tracing::debug!(waited_ms = waited.as_millis() as u64, "reconcile started")
         });
-        let metrics = crate::ops::metrics::get();
+        let metrics = &self.metrics;
         let plugin = [key.plugin.as_str()];
         metrics
             .queue_latency
@@ -135,7 +136,7 @@ impl Controller {
             .await
         {
             Ok(report) => self.applied(key, event_type, &report, requeue_after),
-            Err(error) => not_applied(key, &error),
+            Err(error) => not_applied(&self.metrics, key, &error),
         }
     }
 
@@ -192,7 +193,7 @@ impl Controller {
         report: &ApplyReport,
         requeue_after: Option<Duration>,
     ) -> Finished {
-        let intents = &crate::ops::metrics::get().intents;
+        let intents = &self.metrics.intents;
         for intent in &report.intents {
             let result = match intent.result {
                 IntentResult::Applied if report.dry_run => IntentOutcome::DryRun,
@@ -229,13 +230,13 @@ impl Controller {
 
 /// Counts the failed intent and says how the key is retried: at once with
 /// the newest state after a conflict, with backoff otherwise.
-fn not_applied(key: &WorkKey, error: &ApplyError) -> Finished {
+fn not_applied(metrics: &Metrics, key: &WorkKey, error: &ApplyError) -> Finished {
     let refused = error.is_refusal();
     let outcome = match refused {
         true => IntentOutcome::Refused,
         false => IntentOutcome::Failed,
     };
-    crate::ops::metrics::get()
+    metrics
         .intents
         .with_label_values(&[&key.plugin, error.site().intent, outcome.metric_label()])
         .inc();

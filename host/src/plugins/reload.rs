@@ -38,6 +38,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::ops::error_chain;
+use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::loader::{self, PluginFileError};
 use crate::runtime::Runtime;
@@ -118,6 +119,8 @@ pub struct PluginDir {
     controller: Arc<dyn PluginSink>,
     serving: BTreeMap<PathBuf, Serving>,
     failed: BTreeMap<PathBuf, (Fingerprint, Failure)>,
+    /// Where loads, failing files and the served plugins are shown.
+    metrics: Arc<Metrics>,
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -140,13 +143,19 @@ impl SyncReport {
 }
 
 impl PluginDir {
-    pub fn new(dir: PathBuf, runtime: Runtime, controller: Arc<dyn PluginSink>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        runtime: Runtime,
+        controller: Arc<dyn PluginSink>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             dir,
             runtime,
             controller,
             serving: BTreeMap::new(),
             failed: BTreeMap::new(),
+            metrics,
         }
     }
 
@@ -180,21 +189,20 @@ impl PluginDir {
         for path in gone {
             if let Some(serving) = self.serving.remove(&path) {
                 self.controller.uninstall(&serving.plugin);
-                let metrics = crate::ops::metrics::get();
-                let _ = metrics
+                let _ = self
+                    .metrics
                     .plugin_info
                     .remove_label_values(&serving.info.values());
                 tracing::info!(path = %path.display(), plugin = %serving.plugin, "plugin file removed; plugin unloaded");
                 report.unloaded.push(serving.plugin);
             }
         }
+        let metrics = &self.metrics;
         self.failed.retain(|p, _| {
             let keep = files.contains(p);
             if !keep {
                 let file = file_label(p);
-                let _ = crate::ops::metrics::get()
-                    .plugin_load_failing
-                    .remove_label_values(&[&file]);
+                let _ = metrics.plugin_load_failing.remove_label_values(&[&file]);
             }
             keep
         });
@@ -228,7 +236,7 @@ impl PluginDir {
         if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
             // Back to the content that serves (e.g. a bad copy undone).
             if self.failed.remove(&path).is_some() {
-                crate::ops::metrics::get()
+                self.metrics
                     .plugin_load_failing
                     .with_label_values(&[&file_label(&path)])
                     .set(0);
@@ -282,7 +290,7 @@ impl PluginDir {
             plugin: name.clone(),
             info: InfoLabels::of(&loaded),
         };
-        let metrics = crate::ops::metrics::get();
+        let metrics = &self.metrics;
         metrics.plugin_loads.with_label_values(&["ok"]).inc();
         metrics
             .plugin_load_failing
@@ -333,7 +341,7 @@ impl PluginDir {
             still_serving = %serving.unwrap_or("nothing"),
             "plugin file not loaded; the previous version (if any) keeps serving"
         );
-        let metrics = crate::ops::metrics::get();
+        let metrics = &self.metrics;
         metrics
             .plugin_loads
             .with_label_values(&[failure.kind])

@@ -24,6 +24,7 @@ use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hmac::{Hmac, Mac};
@@ -32,6 +33,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::RuntimeError;
+use crate::ops::metrics::Metrics;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -52,6 +54,8 @@ pub struct CompileCache {
     hits: AtomicUsize,
     misses: AtomicUsize,
     rejected: AtomicUsize,
+    /// Where rejected entries are counted for the operator.
+    metrics: Arc<Metrics>,
 }
 
 /// Feeds `std::hash::Hash` output into SHA-256, so the engine fingerprint is
@@ -79,7 +83,7 @@ fn key_path(dir: &Path) -> Option<PathBuf> {
 
 impl CompileCache {
     /// Opens (creating if needed) the cache directory and its key file.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, RuntimeError> {
+    pub fn open(dir: &Path, engine: &Engine, metrics: Arc<Metrics>) -> Result<Self, RuntimeError> {
         let cache_err = |reason: String| RuntimeError::Cache {
             path: dir.to_path_buf(),
             reason,
@@ -105,6 +109,7 @@ impl CompileCache {
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
+            metrics,
         })
     }
 
@@ -163,7 +168,7 @@ impl CompileCache {
                 },
                 Err(reason) => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
-                    crate::ops::metrics::get().compile_cache_rejected.inc();
+                    self.metrics.compile_cache_rejected.inc();
                     tracing::warn!(
                         plugin = origin,
                         entry = %path.display(),

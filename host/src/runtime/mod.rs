@@ -62,6 +62,7 @@ pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VE
 
 use crate::contract::intent::Outcome;
 use crate::contract::{Event, PluginInfo};
+use crate::ops::metrics::Metrics;
 use bindings::{PluginPre, wit};
 use budget::MemoryBudget;
 use compile_cache::CompileCache;
@@ -181,8 +182,19 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
 impl Runtime {
     /// Builds the engine (pooling allocator, falling back to on-demand
     /// allocation where the pool cannot be reserved) and starts the epoch
-    /// ticker that enforces call time limits.
+    /// ticker that enforces call time limits. What it counts goes to a
+    /// registry of its own, read by nobody: offline commands and tests use
+    /// this; a host that serves its metrics uses [`Runtime::with_metrics`].
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        Self::with_metrics(config, Arc::default())
+    }
+
+    /// Like [`Runtime::new`], counting into the host's `metrics`
+    /// (`kubewasm_compile_cache_rejected_total`).
+    pub fn with_metrics(
+        config: RuntimeConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RuntimeError> {
         let budget = MemoryBudget::new(config.memory_budget_bytes, config.max_memory_bytes).ok_or(
             RuntimeError::MemoryBudget {
                 budget: config.memory_budget_bytes,
@@ -201,7 +213,7 @@ impl Runtime {
             Err(e) => return Err(RuntimeError::Engine(format!("{e:#}"))),
         };
         let cache = match &config.cache_dir {
-            Some(dir) => Some(CompileCache::open(dir, &engine)?),
+            Some(dir) => Some(CompileCache::open(dir, &engine, metrics)?),
             None => None,
         };
         let mut linker = Linker::new(&engine);

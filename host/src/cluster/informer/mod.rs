@@ -44,6 +44,7 @@ use crate::contract::GroupKind;
 
 use crate::contract::selector::LabelSelector;
 use crate::contract::{EventType, ResourceKind};
+use crate::ops::metrics::Metrics;
 use cache::Cache;
 
 /// One change of one object, as the informers see it.
@@ -88,6 +89,7 @@ pub struct InformerRegistry {
     namespace: Option<String>,
     events: mpsc::UnboundedSender<KindEvent>,
     informers: Arc<RwLock<BTreeMap<InformerKey, Informer>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn informer_key(kind: &ResourceKind) -> InformerKey {
@@ -116,10 +118,12 @@ fn versions_of<'a>(
 
 impl InformerRegistry {
     /// A registry watching all namespaces, or only `namespace` (cluster-scoped
-    /// kinds are watched regardless). Events arrive on the returned receiver.
+    /// kinds are watched regardless). Events arrive on the returned receiver;
+    /// the informers count them, their watch errors and re-lists in `metrics`.
     pub fn new(
         client: kube::Client,
         namespace: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> (Self, mpsc::UnboundedReceiver<KindEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
         let registry = Self {
@@ -127,6 +131,7 @@ impl InformerRegistry {
             namespace,
             events,
             informers: Arc::default(),
+            metrics,
         };
         (registry, receiver)
     }
@@ -141,7 +146,12 @@ impl InformerRegistry {
         }
         tracing::info!(group = %kind.group, version = %kind.version, kind = %kind.kind, "starting informer");
         let cache = Arc::new(RwLock::new(Cache::default()));
-        let watch = watch::Watch::new(kind.clone(), cache.clone(), self.events.clone());
+        let watch = watch::Watch::new(
+            kind.clone(),
+            cache.clone(),
+            self.events.clone(),
+            self.metrics.clone(),
+        );
         let task = tokio::spawn(watch.run(self.api(kind)));
         informers.insert(
             key,

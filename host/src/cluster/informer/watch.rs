@@ -15,6 +15,7 @@ use super::backoff::{self, WatchFailure};
 use super::cache::{Cache, Change, Objects, key_of};
 use super::{KindEvent, WireObject};
 use crate::contract::{EventType, ResourceKind};
+use crate::ops::metrics::Metrics;
 
 /// An object the host could not decode: its identity alone (apiVersion,
 /// kind, name, namespace, uid, resourceVersion) and why.
@@ -29,6 +30,7 @@ pub(super) struct Watch {
     kind: ResourceKind,
     cache: Arc<RwLock<Cache>>,
     events: mpsc::UnboundedSender<KindEvent>,
+    metrics: Arc<Metrics>,
     backoff: backoff::WatchBackoff,
     outage: backoff::Outage,
     /// Keys seen during a re-list, to find objects deleted while disconnected.
@@ -40,11 +42,13 @@ impl Watch {
         kind: ResourceKind,
         cache: Arc<RwLock<Cache>>,
         events: mpsc::UnboundedSender<KindEvent>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             kind,
             cache,
             events,
+            metrics,
             backoff: backoff::WatchBackoff::default(),
             outage: backoff::Outage::default(),
             relisted: None,
@@ -74,7 +78,7 @@ impl Watch {
     /// Counts and reports a watch error, then waits as long as it asks.
     async fn on_error(&mut self, error: &watcher::Error) {
         let failure = WatchFailure::of(error);
-        let metrics = crate::ops::metrics::get();
+        let metrics = &self.metrics;
         let [group, kind] = self.labels();
         metrics
             .watch_restarts
@@ -132,7 +136,7 @@ impl Watch {
                 match to_value(object, kind) {
                     Ok(object) => Change::Apply(Arc::new(object)),
                     Err(undecodable) => {
-                        report_undecodable(kind, &undecodable, "skipped");
+                        report_undecodable(&self.metrics, kind, &undecodable, "skipped");
                         Change::Undecodable(Arc::new(undecodable.identity))
                     }
                 }
@@ -141,6 +145,7 @@ impl Watch {
                 Ok(object) => Change::Delete(Arc::new(object)),
                 Err(undecodable) => {
                     report_undecodable(
+                        &self.metrics,
                         kind,
                         &undecodable,
                         "deletion delivered with its last decoded state",
@@ -149,10 +154,7 @@ impl Watch {
                 }
             },
             watcher::Event::Init => {
-                crate::ops::metrics::get()
-                    .relists
-                    .with_label_values(&self.labels())
-                    .inc();
+                self.metrics.relists.with_label_values(&self.labels()).inc();
                 Change::Init
             }
             watcher::Event::InitDone => Change::InitDone,
@@ -161,7 +163,7 @@ impl Watch {
 
     fn send(&self, event_type: EventType, object: Arc<Value>) {
         let [group, kind] = self.labels();
-        crate::ops::metrics::get()
+        self.metrics
             .events_received
             .with_label_values(&[group, kind, event_type.as_str()])
             .inc();
@@ -225,9 +227,14 @@ fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, Undecodabl
 /// Reports an object the host could not decode (e.g. nested deeper than
 /// the JSON parser allows): a WARN naming it and
 /// `kubewasm_objects_undecodable_total`. The rest of its kind is unaffected.
-fn report_undecodable(kind: &ResourceKind, undecodable: &Undecodable, outcome: &str) {
+fn report_undecodable(
+    metrics: &Metrics,
+    kind: &ResourceKind,
+    undecodable: &Undecodable,
+    outcome: &str,
+) {
     let Undecodable { identity, reason } = undecodable;
-    crate::ops::metrics::get()
+    metrics
         .objects_undecodable
         .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
         .inc();
