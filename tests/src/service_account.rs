@@ -71,9 +71,9 @@ impl HostAccount {
         );
         let text = String::from_utf8(output.stdout)?;
         let mut docs = text.split("\n---\n");
-        let role: ClusterRole = serde_yaml::from_str(docs.next().context("no ClusterRole")?)?;
+        let role: ClusterRole = serde_saphyr::from_str(docs.next().context("no ClusterRole")?)?;
         let binding: ClusterRoleBinding =
-            serde_yaml::from_str(docs.next().context("no ClusterRoleBinding")?)?;
+            serde_saphyr::from_str(docs.next().context("no ClusterRoleBinding")?)?;
         let apply = PatchParams::apply("kubewasm-e2e").force();
         Api::<ClusterRole>::all(ns.client().clone())
             .patch(&role_name, &apply, &Patch::Apply(&role))
@@ -171,5 +171,5 @@ fn token_kubeconfig(admin: &Path, token: &str) -> anyhow::Result<String> {
         "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": ACCOUNT}}],
         "current-context": "e2e",
     });
-    Ok(serde_yaml::to_string(&config)?)
+    Ok(serde_saphyr::to_string(&config)?)
 }

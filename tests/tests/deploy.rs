@@ -29,7 +29,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use k8s_openapi::serde::Deserialize;
 use kube::api::{Api, PostParams};
 use kubewasm_e2e::{ControlPlane, eventually};
 use serde_json::Value;
@@ -103,14 +102,13 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 /// Every document of a (multi-document) YAML text, as JSON values.
 fn yaml_documents(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).with_context(|| format!("{origin}: invalid YAML")))
-        .filter(|doc| !matches!(doc, Ok(Value::Null)))
-        .collect()
+    // Empty documents are skipped.
+    serde_saphyr::from_multiple(text).with_context(|| format!("{origin}: invalid YAML"))
 }
 
 fn yaml_file(path: &Path) -> anyhow::Result<Value> {
-    serde_yaml::from_str(&read(path)?).with_context(|| format!("{}: invalid YAML", path.display()))
+    serde_saphyr::from_str(&read(path)?)
+        .with_context(|| format!("{}: invalid YAML", path.display()))
 }
 
 // ---------------------------------------------------------------------------
@@ -1194,7 +1192,7 @@ fn promtool_accepts_the_rules_their_tests_and_the_dashboard_queries() -> anyhow:
         .map(|(i, expr)| serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": as_promql(expr)}))
         .collect();
     let file = tempfile::Builder::new().suffix(".yaml").tempfile()?;
-    let text = serde_yaml::to_string(
+    let text = serde_saphyr::to_string(
         &serde_json::json!({"groups": [{"name": "dashboard", "rules": records}]}),
     )?;
     std::fs::write(file.path(), text)?;

@@ -63,8 +63,8 @@ fn generated_rbac(plugins: &Path, name: &str, ns: &str) -> (ClusterRole, Cluster
     );
     let text = String::from_utf8(output.stdout).unwrap();
     let mut docs = text.split("\n---\n");
-    let role = serde_yaml::from_str(docs.next().unwrap()).unwrap();
-    let binding = serde_yaml::from_str(docs.next().unwrap()).unwrap();
+    let role = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
+    let binding = serde_saphyr::from_str(docs.next().unwrap()).unwrap();
     (role, binding)
 }
 

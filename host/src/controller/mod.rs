@@ -26,7 +26,6 @@ use crate::applier::{Applier, IntentResult};
 use crate::cluster::discovery::SharedRegistry;
 use crate::cluster::gate::LeaderGate;
 use crate::cluster::informer::{InformerRegistry, KindEvent};
-use crate::contract::selector::LabelSelector;
 use crate::contract::{Event, EventType, ResourceKind};
 use crate::plugins::grant::GrantedReader;
 use crate::plugins::{LoadedPlugin, Plugins};
@@ -86,13 +85,7 @@ pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &Value) -> bool
     {
         return false;
     }
-    loaded.plugin.info().subscriptions.iter().any(|s| {
-        s.matches_kind(kind)
-            && s.matches_namespace(namespace)
-            && s.label_selector.as_deref().is_none_or(|sel| {
-                LabelSelector::parse(sel).is_ok_and(|sel| sel.matches_object(object))
-            })
-    })
+    loaded.plugin.subscriptions().cover(kind, object)
 }
 
 fn work_key(plugin: &str, kind: &ResourceKind, object: &Value) -> WorkKey {

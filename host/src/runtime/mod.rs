@@ -61,7 +61,7 @@ pub use host_functions::{
 pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VERSION};
 
 use crate::contract::intent::Outcome;
-use crate::contract::{Event, PluginInfo};
+use crate::contract::{Event, ParsedSubscriptions, PluginInfo};
 use bindings::{PluginPre, wit};
 use budget::MemoryBudget;
 use compile_cache::CompileCache;
@@ -276,18 +276,21 @@ impl Runtime {
                 subscriptions: vec![],
                 writes: vec![],
             }),
+            subscriptions: Arc::default(),
             digest: hex::encode(Sha256::digest(bytes)),
         };
         let info = plugin.describe().map_err(|source| LoadError::Describe {
             origin: origin_s.clone(),
             source,
         })?;
-        info.validate()
+        let subscriptions = info
+            .validated()
             .map_err(|reason| LoadError::InvalidDescription {
                 origin: origin_s,
                 reason,
             })?;
         plugin.info = Arc::new(info);
+        plugin.subscriptions = Arc::new(subscriptions);
         Ok(plugin)
     }
 
@@ -362,6 +365,8 @@ pub struct Plugin {
     runtime: Runtime,
     pre: PluginPre<CallState>,
     info: Arc<PluginInfo>,
+    /// `info`'s subscriptions with their label selectors parsed at load.
+    subscriptions: Arc<ParsedSubscriptions>,
     digest: String,
 }
 
@@ -386,6 +391,11 @@ impl Plugin {
     /// What the plugin said about itself at load time.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The subscriptions, parsed once at load, that route events to it.
+    pub fn subscriptions(&self) -> &ParsedSubscriptions {
+        &self.subscriptions
     }
 
     /// SHA-256 of the component's bytes, hex encoded.
