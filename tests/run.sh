@@ -68,6 +68,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
     export CARGO_TARGET_DIR="$cache/plugins-target"
     cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets --locked -- -D warnings
     cargo clippy --manifest-path plugins/Cargo.toml --workspace --target wasm32-wasip2 --locked -- -D warnings
+    # The label-selector crate the host and the SDK share builds for plugins too.
+    cargo clippy -p kubewasm-selector --target wasm32-wasip2 --locked -- -D warnings
 )
 
 step "plugin unit tests (Rust natively, JavaScript in Node)"

@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{Context, anyhow, bail};
-use k8s_openapi::serde::Deserialize;
 use serde_json::Value;
 
 use crate::ControlPlane;
@@ -29,15 +28,14 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
 
 /// Every document of a (multi-document) YAML text, as JSON values.
 pub fn yaml_documents(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).with_context(|| format!("{origin}: invalid YAML")))
-        .filter(|doc| !matches!(doc, Ok(Value::Null)))
-        .collect()
+    // Empty documents are skipped.
+    serde_saphyr::from_multiple(text).with_context(|| format!("{origin}: invalid YAML"))
 }
 
 /// A YAML file as JSON.
 pub fn yaml_file(path: &Path) -> anyhow::Result<Value> {
-    serde_yaml::from_str(&read(path)?).with_context(|| format!("{}: invalid YAML", path.display()))
+    serde_saphyr::from_str(&read(path)?)
+        .with_context(|| format!("{}: invalid YAML", path.display()))
 }
 
 // ---------------------------------------------------------------------------

@@ -382,7 +382,7 @@ impl TestNamespace {
         let path = crate::host::repo().join("plugins/website/deploy/crd.yaml");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("failed to read {}", path.display()))?;
-        let crd: serde_json::Value = serde_yaml::from_str(&text)?;
+        let crd: serde_json::Value = serde_saphyr::from_str(&text)?;
         Api::<CustomResourceDefinition>::all(self.client.clone())
             .patch(
                 "websites.demo.kubewasm.dev",

@@ -77,9 +77,9 @@ impl HostAccount {
         );
         let text = String::from_utf8(output.stdout)?;
         let mut docs = text.split("\n---\n");
-        let mut role: ClusterRole = serde_yaml::from_str(docs.next().context("no ClusterRole")?)?;
+        let mut role: ClusterRole = serde_saphyr::from_str(docs.next().context("no ClusterRole")?)?;
         let binding: ClusterRoleBinding =
-            serde_yaml::from_str(docs.next().context("no ClusterRoleBinding")?)?;
+            serde_saphyr::from_str(docs.next().context("no ClusterRoleBinding")?)?;
         edit(&mut role);
         apply_role(ns, &role_name, &role).await?;
         let apply = PatchParams::apply("kubewasm-e2e").force();
@@ -314,5 +314,5 @@ fn token_kubeconfig(admin: &Path, token: &str) -> anyhow::Result<String> {
         "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": ACCOUNT}}],
         "current-context": "e2e",
     });
-    Ok(serde_yaml::to_string(&config)?)
+    Ok(serde_saphyr::to_string(&config)?)
 }

@@ -341,7 +341,7 @@ fn promtool_accepts_the_rules_their_tests_and_the_dashboard_queries() -> anyhow:
         .map(|(i, expr)| serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": as_promql(expr)}))
         .collect();
     let file = tempfile::Builder::new().suffix(".yaml").tempfile()?;
-    let text = serde_yaml::to_string(
+    let text = serde_saphyr::to_string(
         &serde_json::json!({"groups": [{"name": "dashboard", "rules": records}]}),
     )?;
     std::fs::write(file.path(), text)?;

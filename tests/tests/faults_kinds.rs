@@ -31,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(120);
 async fn website_versions(client: &kube::Client, v1alpha1_served: bool) {
     let path = kubewasm_e2e::host::repo().join("plugins/website/deploy/crd.yaml");
     let mut crd: serde_json::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut alpha = crd["spec"]["versions"][0].clone();
     let mut v1 = alpha.clone();
     v1["name"] = json!("v1");

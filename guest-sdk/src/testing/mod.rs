@@ -22,12 +22,10 @@
 //! ```
 
 mod fixtures;
-mod selector;
 
 use std::cell::RefCell;
 use std::path::Path;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 pub use fixtures::{assert_fixtures, run_event};
@@ -153,15 +151,16 @@ pub fn logs() -> Vec<LogRecord> {
     LOGS.with(|logs| std::mem::take(&mut *logs.borrow_mut()))
 }
 
-/// Reads every object of one YAML file (documents separated by `---`).
+/// Reads every object of one YAML file (documents separated by `---`; empty
+/// documents are skipped).
 pub(crate) fn read_yaml_objects(path: &Path) -> Result<Vec<Object>, Error> {
     let context = || format!("reading {}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| Error::from(e).context(context()))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(&text, yaml_options())
+        .map_err(|e| Error::from(e).context(context()))?;
     let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document).map_err(|e| Error::from(e).context(context()))?;
+    for value in documents {
         match value {
-            Value::Null => {}
             Value::Object(_) => objects.push(Object::from(value)),
             _ => return Err(Error::msg("a document is not a Kubernetes object").context(context())),
         }
@@ -169,9 +168,24 @@ pub(crate) fn read_yaml_objects(path: &Path) -> Result<Vec<Object>, Error> {
     Ok(objects)
 }
 
+/// YAML 1.2 scalars, as `kubewasm eval` reads object files: `yes`, `on`,
+/// `0755` and `1_000` stay strings; a repeated key keeps its last value.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        // One-line messages: they end up in log lines and error chains.
+        with_snippet: false,
+    }
+}
+
 /// The host imports, answered from the current thread's [`TestHost`].
 pub(crate) mod host {
-    use super::{HOST, LOGS, LogRecord, selector};
+    use kubewasm_selector::LabelSelector;
+
+    use super::{HOST, LOGS, LogRecord};
     use crate::Object;
     use crate::log::Level;
 
@@ -215,7 +229,9 @@ pub(crate) mod host {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, String> {
-        let selector = selector::Selector::parse(label_selector.unwrap_or_default())?;
+        // The host's parser: a test refuses exactly what the host refuses.
+        let selector =
+            LabelSelector::parse(label_selector.unwrap_or_default()).map_err(|e| e.to_string())?;
         HOST.with(|host| {
             Ok(host
                 .borrow()
@@ -223,7 +239,7 @@ pub(crate) mod host {
                 .iter()
                 .filter(|o| same_kind(o, api_version, kind))
                 .filter(|o| namespace.is_none() || o.namespace() == namespace)
-                .filter(|o| selector.matches(&o.labels()))
+                .filter(|o| selector.matches_object(o.value()))
                 .map(|o| o.value().to_string())
                 .collect())
         })
@@ -237,5 +253,61 @@ pub(crate) mod host {
                 .unwrap_or_default()
         };
         object.kind() == kind && group(object.api_version()) == group(api_version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::TestHost;
+    use crate::cache;
+
+    fn shop() {
+        TestHost::new()
+            .object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}}))
+            .object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": "db", "namespace": "shop", "labels": {"app": "db"}}}))
+            .install();
+    }
+
+    fn names(selector: &str) -> Vec<String> {
+        let mut names: Vec<String> = cache::list("v1", "ConfigMap", Some("shop"), Some(selector))
+            .unwrap()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn list_filters_by_label_selector() {
+        shop();
+        assert_eq!(names(""), ["db", "web"]);
+        assert_eq!(names("app=web"), ["web"]);
+        assert_eq!(names("app!=web"), ["db"]);
+        assert_eq!(names("app in (db, x),!tier"), ["db"]);
+        assert_eq!(names("tier notin (a)"), ["db", "web"]);
+    }
+
+    /// The host refuses these selectors in a subscription and in `list`; a
+    /// plugin's tests must not pass with them.
+    #[test]
+    fn list_refuses_what_the_host_refuses() {
+        shop();
+        for (selector, reason) in [
+            ("app=web,,tier=a", "empty requirement"),
+            ("app=web,", "empty requirement"),
+            ("app=web app", "invalid label value \"web app\""),
+            ("app in (web", "unbalanced parentheses"),
+        ] {
+            let err = cache::list("v1", "ConfigMap", Some("shop"), Some(selector)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("listing ConfigMap in shop: invalid label selector {selector:?}: {reason}")
+            );
+        }
     }
 }

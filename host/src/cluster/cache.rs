@@ -67,7 +67,8 @@ pub enum LoadObjectsError {
     Parse {
         path: PathBuf,
         #[source]
-        source: serde_yaml::Error,
+        // Boxed: the parser's error is large, and this is a rare path.
+        source: Box<serde_saphyr::Error>,
     },
     #[error(
         "{path}: document {index} is not a Kubernetes object (needs apiVersion, kind and metadata.name)"
@@ -113,17 +114,14 @@ pub fn load_objects(path: &Path) -> Result<Vec<Value>, LoadObjectsError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut objects = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value: Value = serde::Deserialize::deserialize(document).map_err(|source| {
-            LoadObjectsError::Parse {
-                path: path.to_path_buf(),
-                source,
-            }
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(&text, yaml_options())
+        .map_err(|source| LoadObjectsError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
         })?;
-        if value.is_null() {
-            continue;
-        }
+    let mut objects = Vec::new();
+    // Empty documents are skipped and not counted.
+    for (index, value) in documents.into_iter().enumerate() {
         if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) && value["items"].is_array()
         {
             objects.extend(value["items"].as_array().into_iter().flatten().cloned());
@@ -141,6 +139,19 @@ pub fn load_objects(path: &Path) -> Result<Vec<Value>, LoadObjectsError> {
         objects.push(value);
     }
     Ok(objects)
+}
+
+/// YAML 1.2 scalars, as the API server's JSON would have them: `yes`, `on`,
+/// `0755` and `1_000` stay strings; a repeated key keeps its last value.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        // One-line messages: they end up in log lines and error chains.
+        with_snippet: false,
+    }
 }
 
 fn in_namespace(object: &Value, namespace: Option<&str>) -> bool {
@@ -248,6 +259,24 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let loaded = StaticObjects::from_dir(dir.path()).unwrap();
         assert_eq!(loaded.objects.len(), 2);
+    }
+
+    #[test]
+    fn yaml_scalars_keep_their_yaml_1_2_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n\
+             data: {a: yes, b: on, c: 0755, d: 1_000, e: 12, f: true, g: '7'}\n---\n",
+        )
+        .unwrap();
+        let loaded = load_objects(&path).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(
+            loaded[0]["data"],
+            json!({"a": "yes", "b": "on", "c": "0755", "d": "1_000", "e": 12, "f": true, "g": "7"})
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn render<T: Serialize>(value: &T, format: OutputFormat) -> Result<String, Offli
         OutputFormat::Json => serde_json::to_string_pretty(value)
             .map(|s| s + "\n")
             .map_err(|e| e.to_string()),
-        OutputFormat::Yaml => serde_yaml::to_string(value).map_err(|e| e.to_string()),
+        OutputFormat::Yaml => serde_saphyr::to_string(value).map_err(|e| e.to_string()),
     };
     rendered.map_err(|e| OfflineError::Internal(format!("failed to render output: {e}")))
 }

@@ -12,7 +12,8 @@ pub mod intent;
 mod kind;
 pub mod names;
 mod plugin;
-pub mod selector;
+
+pub use kubewasm_selector as selector;
 
 pub use kind::{GroupKind, ResourceKind, WILDCARD, api_version, offline_plural, split_api_version};
-pub use plugin::{Event, EventType, PluginInfo, Subscription};
+pub use plugin::{Event, EventType, ParsedSubscriptions, PluginInfo, Subscription};

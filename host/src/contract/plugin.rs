@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::kind::{GroupKind, ResourceKind, pattern_matches};
+use super::selector::LabelSelector;
 
 /// A plugin's description of itself, returned by its `describe` export.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,8 +104,16 @@ impl PluginInfo {
     }
 
     /// Checks the description is well formed: a DNS-label name, a version,
-    /// and no empty pattern. Returns the first problem found.
+    /// no empty pattern and label selectors that parse. Returns the first
+    /// problem found.
     pub fn validate(&self) -> Result<(), String> {
+        self.validated().map(drop)
+    }
+
+    /// Like [`validate`](Self::validate), and returns the subscriptions with
+    /// their label selectors parsed, which the host keeps while the plugin is
+    /// loaded.
+    pub fn validated(&self) -> Result<ParsedSubscriptions, String> {
         if !is_dns_label(&self.name) {
             return Err(format!(
                 "plugin name {:?} is not a DNS label (lower-case alphanumerics and '-', at most 63 characters)",
@@ -114,16 +123,20 @@ impl PluginInfo {
         if self.version.trim().is_empty() {
             return Err("plugin version is empty".to_string());
         }
+        let mut parsed = Vec::with_capacity(self.subscriptions.len());
         for (i, s) in self.subscriptions.iter().enumerate() {
             if s.version.is_empty() || s.kind.is_empty() {
                 return Err(format!(
                     "subscription {i} has an empty version or kind (use \"*\" for any)"
                 ));
             }
-            if let Some(selector) = &s.label_selector {
-                crate::contract::selector::LabelSelector::parse(selector)
-                    .map_err(|e| format!("subscription {i}: {e}"))?;
-            }
+            let selector = match &s.label_selector {
+                Some(selector) => {
+                    LabelSelector::parse(selector).map_err(|e| format!("subscription {i}: {e}"))?
+                }
+                None => LabelSelector::default(),
+            };
+            parsed.push((s.clone(), selector));
         }
         for (i, w) in self.writes.iter().enumerate() {
             if w.kind.is_empty() {
@@ -132,7 +145,26 @@ impl PluginInfo {
                 ));
             }
         }
-        Ok(())
+        Ok(ParsedSubscriptions(parsed))
+    }
+}
+
+/// A plugin's subscriptions with their label selectors parsed, once, when
+/// the plugin is loaded ([`PluginInfo::validated`]): routing an event to
+/// the plugin parses nothing.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedSubscriptions(Vec<(Subscription, LabelSelector)>);
+
+impl ParsedSubscriptions {
+    /// Whether some subscription covers `object` of `kind`: its kind, its
+    /// namespace and its labels.
+    pub fn cover(&self, kind: &ResourceKind, object: &Value) -> bool {
+        let namespace = object["metadata"]["namespace"].as_str();
+        self.0.iter().any(|(s, selector)| {
+            s.matches_kind(kind)
+                && s.matches_namespace(namespace)
+                && selector.matches_object(object)
+        })
     }
 }
 
@@ -221,5 +253,30 @@ mod tests {
             ..sub("", "v1", "Pod")
         });
         assert!(info.validate().unwrap_err().starts_with("subscription 0"));
+    }
+
+    #[test]
+    fn parsed_subscriptions_cover_kind_namespace_and_labels() {
+        let info = PluginInfo {
+            name: "demo".into(),
+            version: "1".into(),
+            subscriptions: vec![
+                Subscription {
+                    namespaces: vec!["shop".into()],
+                    label_selector: Some("app=web".into()),
+                    ..sub("", "v1", "ConfigMap")
+                },
+                sub("apps", "v1", "Deployment"),
+            ],
+            writes: vec![],
+        };
+        let parsed = info.validated().unwrap();
+        let object = |ns: &str, app: &str| serde_json::json!({"metadata": {"namespace": ns, "labels": {"app": app}}});
+        let config_map = kind("", "v1", "ConfigMap");
+        assert!(parsed.cover(&config_map, &object("shop", "web")));
+        assert!(!parsed.cover(&config_map, &object("shop", "db")));
+        assert!(!parsed.cover(&config_map, &object("other", "web")));
+        assert!(parsed.cover(&kind("apps", "v1", "Deployment"), &object("x", "db")));
+        assert!(!parsed.cover(&kind("", "v1", "Secret"), &object("shop", "web")));
     }
 }

@@ -7,7 +7,6 @@ use tokio::sync::mpsc;
 use super::Controller;
 use super::work::{Work, WorkKey};
 use crate::cluster::informer::KindEvent;
-use crate::contract::selector::LabelSelector;
 use crate::contract::{EventType, ResourceKind};
 use crate::plugins::LoadedPlugin;
 
@@ -58,11 +57,5 @@ pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &Value) -> bool
     {
         return false;
     }
-    loaded.plugin.info().subscriptions.iter().any(|s| {
-        s.matches_kind(kind)
-            && s.matches_namespace(namespace)
-            && s.label_selector.as_deref().is_none_or(|sel| {
-                LabelSelector::parse(sel).is_ok_and(|sel| sel.matches_object(object))
-            })
-    })
+    loaded.plugin.subscriptions().cover(kind, object)
 }

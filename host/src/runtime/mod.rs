@@ -61,7 +61,7 @@ pub use host_functions::{
 pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VERSION};
 
 use crate::contract::intent::Outcome;
-use crate::contract::{Event, PluginInfo};
+use crate::contract::{Event, ParsedSubscriptions, PluginInfo};
 use crate::ops::metrics::Metrics;
 use bindings::{PluginPre, wit};
 use budget::MemoryBudget;
@@ -303,18 +303,21 @@ impl Runtime {
                 subscriptions: vec![],
                 writes: vec![],
             }),
+            subscriptions: Arc::default(),
             digest: hex::encode(Sha256::digest(bytes)),
         };
         let info = plugin.describe().map_err(|source| LoadError::Describe {
             origin: origin_s.clone(),
             source,
         })?;
-        info.validate()
+        let subscriptions = info
+            .validated()
             .map_err(|reason| LoadError::InvalidDescription {
                 origin: origin_s,
                 reason,
             })?;
         plugin.info = Arc::new(info);
+        plugin.subscriptions = Arc::new(subscriptions);
         Ok(plugin)
     }
 
@@ -389,6 +392,8 @@ pub struct Plugin {
     runtime: Runtime,
     pre: PluginPre<CallState>,
     info: Arc<PluginInfo>,
+    /// `info`'s subscriptions with their label selectors parsed at load.
+    subscriptions: Arc<ParsedSubscriptions>,
     digest: String,
 }
 
@@ -413,6 +418,11 @@ impl Plugin {
     /// What the plugin said about itself at load time.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The subscriptions, parsed once at load, that route events to it.
+    pub fn subscriptions(&self) -> &ParsedSubscriptions {
+        &self.subscriptions
     }
 
     /// SHA-256 of the component's bytes, hex encoded.

@@ -1,10 +1,32 @@
 //! Kubernetes label selectors in their string form
 //! (`app=web,tier!=cache,env in (prod,staging),!legacy`), parsed once and
 //! matched against an object's labels.
+//!
+//! One implementation for kubewasm's host (subscriptions and the cache's
+//! `list`) and for the guest SDK's offline test host, so a plugin's tests
+//! refuse exactly the selectors the host refuses. The semantics are the API
+//! server's: every comma-separated requirement must hold, an empty
+//! requirement (`a=1,,b=2`) is an error, and `!=` and `notin` also match
+//! objects without the label.
+//!
+//! ```
+//! use kubewasm_selector::LabelSelector;
+//!
+//! let web = LabelSelector::parse("app=web, tier notin (cache)")?;
+//! let object = serde_json::json!({"metadata": {"labels": {"app": "web"}}});
+//! assert!(web.matches_object(&object));
+//! assert_eq!(
+//!     LabelSelector::parse("a=1,,b=2").unwrap_err().to_string(),
+//!     "invalid label selector \"a=1,,b=2\": empty requirement"
+//! );
+//! # Ok::<(), kubewasm_selector::SelectorError>(())
+//! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-/// A parsed label selector: all requirements must hold.
+/// A parsed label selector: all requirements must hold. The default (and
+/// the empty string) selects everything.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct LabelSelector {
     requirements: Vec<Requirement>,
@@ -20,13 +42,24 @@ enum Requirement {
     NotExists(String),
 }
 
-/// A selector that could not be parsed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid label selector {selector:?}: {reason}")]
+/// A selector that could not be parsed; the message names the selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SelectorError {
     selector: String,
     reason: String,
 }
+
+impl fmt::Display for SelectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid label selector {:?}: {}",
+            self.selector, self.reason
+        )
+    }
+}
+
+impl std::error::Error for SelectorError {}
 
 impl LabelSelector {
     /// Parses the string form. The empty string selects everything.
@@ -46,34 +79,35 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
+    /// Whether this selector has no requirement, so it selects everything.
+    pub fn selects_everything(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
     /// Whether `labels` satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::NotExists(k) => !labels.contains_key(k),
-        })
+        self.matches_with(|key| labels.get(key).map(String::as_str))
     }
 
-    /// Whether the labels of a JSON object (`metadata.labels`) match.
+    /// Whether the labels of a JSON object (`metadata.labels`) match; a label
+    /// whose value is not a string counts as absent. Reads the labels in
+    /// place, without copying them.
     pub fn matches_object(&self, object: &serde_json::Value) -> bool {
-        self.matches(&labels_of(object))
+        let labels = object["metadata"]["labels"].as_object();
+        self.matches_with(|key| labels?.get(key)?.as_str())
     }
-}
 
-/// The `metadata.labels` of a JSON object.
-fn labels_of(object: &serde_json::Value) -> BTreeMap<String, String> {
-    object["metadata"]["labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
+    /// Whether every requirement holds for the labels `label` looks up.
+    fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.requirements.iter().all(|r| match r {
+            Requirement::Equals(k, v) => label(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => label(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Requirement::NotIn(k, vs) => label(k).is_none_or(|l| !vs.iter().any(|v| v == l)),
+            Requirement::Exists(k) => label(k).is_some(),
+            Requirement::NotExists(k) => label(k).is_none(),
         })
-        .unwrap_or_default()
+    }
 }
 
 /// Splits on commas outside parentheses.
@@ -202,8 +236,34 @@ mod tests {
     }
 
     #[test]
+    fn every_operator() {
+        let l = labels(&[("app", "web"), ("tier", "front")]);
+        for (selector, expected) in [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("missing!=x", true),
+            ("app", true),
+            ("!app", false),
+            ("!missing", true),
+            ("tier in (front, back)", true),
+            ("tier notin (front)", false),
+            ("missing notin (a)", true),
+            ("app=web,tier in (back)", false),
+            ("app=web, tier", true),
+        ] {
+            let parsed = LabelSelector::parse(selector).unwrap();
+            assert_eq!(parsed.matches(&l), expected, "{selector}");
+        }
+    }
+
+    #[test]
     fn empty_selects_everything() {
-        assert!(LabelSelector::parse("").unwrap().matches(&BTreeMap::new()));
+        let all = LabelSelector::parse("").unwrap();
+        assert!(all.selects_everything() && all == LabelSelector::default());
+        assert!(all.matches(&BTreeMap::new()));
+        assert!(!LabelSelector::parse("a").unwrap().selects_everything());
     }
 
     #[test]
@@ -213,15 +273,22 @@ mod tests {
             err.to_string(),
             "invalid label selector \"env in (prod\": unbalanced parentheses"
         );
-        assert!(LabelSelector::parse("a=b,,c").is_err());
-        assert!(LabelSelector::parse("a=b c").is_err());
+        for bad in [
+            "a=b,,c", "a=1,", ",a", "a=b c", "a in b", "=x", "a b", "a in (x",
+        ] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn matches_json_objects() {
         let s = LabelSelector::parse("app=web").unwrap();
-        let object = serde_json::json!({"metadata": {"labels": {"app": "web"}}});
+        let object = serde_json::json!({"metadata": {"labels": {"app": "web", "n": 1}}});
         assert!(s.matches_object(&object));
         assert!(!s.matches_object(&serde_json::json!({})));
+        // A label that is not a string is no label.
+        let n = LabelSelector::parse("n").unwrap();
+        assert!(!n.matches_object(&object));
+        assert!(LabelSelector::parse("!n").unwrap().matches_object(&object));
     }
 }
