@@ -126,7 +126,7 @@ fn main() {
     let (cached, _) = measure(10, || {
         let rt = runtime(true, true, Some(cache.clone()));
         rt.load(&name, &bytes).expect("load");
-        assert_eq!(rt.compile_cache_stats().0, 1, "cache hit expected");
+        assert_eq!(rt.compile_cache_stats().hits, 1, "cache hit expected");
     });
     println!(
         "\nload (compile + validate + describe): {} ms",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubewasm::ops::metrics::Metrics;
-use kubewasm::runtime::{CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
+use kubewasm::runtime::{CacheStats, CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
 use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET, SlowReader, event};
 
 fn runtime() -> Runtime {
@@ -302,11 +302,17 @@ fn compiled_artefacts_are_reused_across_runtimes() {
     let bytes = support::plugin("cached", &format!("(i32.const {OK_REQUEUE_RET})"));
     let first = Runtime::new(config.clone()).unwrap();
     first.load("cached.wasm", &bytes).unwrap();
-    assert_eq!(first.compile_cache_stats(), (0, 1));
+    assert_eq!(
+        first.compile_cache_stats(),
+        CacheStats { hits: 0, misses: 1 }
+    );
     // A restart: a new engine with the same configuration finds the artefact.
     let second = Runtime::new(config).unwrap();
     let plugin = second.load("cached.wasm", &bytes).unwrap();
-    assert_eq!(second.compile_cache_stats(), (1, 0));
+    assert_eq!(
+        second.compile_cache_stats(),
+        CacheStats { hits: 1, misses: 0 }
+    );
     assert_eq!(
         plugin
             .reconcile(&event(), access())
@@ -367,7 +373,10 @@ fn a_cache_entry_copied_over_another_plugins_is_not_executed() {
         "alpha's artefact ran in bravo's place"
     );
     assert_eq!(second.compile_cache_rejections(), 1);
-    assert_eq!(second.compile_cache_stats(), (0, 1));
+    assert_eq!(
+        second.compile_cache_stats(),
+        CacheStats { hits: 0, misses: 1 }
+    );
     assert!(
         metrics
             .encode()
@@ -384,12 +393,18 @@ fn a_cache_entry_copied_over_another_plugins_is_not_executed() {
         "alpha"
     );
     third.load("bravo.wasm", &bravo).unwrap();
-    assert_eq!(third.compile_cache_stats(), (1, 1));
+    assert_eq!(
+        third.compile_cache_stats(),
+        CacheStats { hits: 1, misses: 1 }
+    );
     assert_eq!(third.compile_cache_rejections(), 1);
     let fourth = Runtime::new(config).unwrap();
     fourth.load("alpha.wasm", &alpha).unwrap();
     fourth.load("bravo.wasm", &bravo).unwrap();
-    assert_eq!(fourth.compile_cache_stats(), (2, 0));
+    assert_eq!(
+        fourth.compile_cache_stats(),
+        CacheStats { hits: 2, misses: 0 }
+    );
     assert_eq!(fourth.compile_cache_rejections(), 0);
 }
 

@@ -43,6 +43,15 @@ const MAGIC: &[u8; 8] = b"KWCWASM1";
 const TAG_LEN: usize = 32;
 const KEY_LEN: usize = 32;
 
+/// How loads used the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Loads served from the cache.
+    pub hits: usize,
+    /// Loads that compiled (nothing cached, or an entry that did not verify).
+    pub misses: usize,
+}
+
 /// The host's compile cache: see the module docs.
 pub struct CompileCache {
     dir: PathBuf,
@@ -113,12 +122,12 @@ impl CompileCache {
         })
     }
 
-    /// (hits, misses) since the cache was opened; a rejected entry is a miss.
-    pub fn stats(&self) -> (usize, usize) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+    /// Hits and misses since the cache was opened; a rejected entry is a miss.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Entries refused because their tag did not verify.

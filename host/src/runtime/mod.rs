@@ -43,30 +43,32 @@ pub mod budget;
 pub mod compile_cache;
 mod error;
 mod host_functions;
+mod plugin;
 mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine};
 
 pub use budget::MemoryStats;
 pub use error::{CallError, LoadError, RuntimeError};
 pub use host_functions::{
     MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
 };
+pub use plugin::{Plugin, Session};
 pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VERSION};
 
-use crate::contract::intent::Outcome;
-use crate::contract::{Event, ParsedSubscriptions, PluginInfo};
+use crate::contract::PluginInfo;
 use crate::ops::metrics::Metrics;
-use bindings::{PluginPre, wit};
+use bindings::PluginPre;
 use budget::MemoryBudget;
+pub use compile_cache::CacheStats;
 use compile_cache::CompileCache;
-use host_functions::{CallLimits, CallState};
+use host_functions::CallState;
 
 /// How often the epoch advances; the granularity of call time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -247,11 +249,11 @@ impl Runtime {
 
     /// Loads served from the compiled-artefact cache, and loads that had to
     /// compile, since the runtime started (both 0 without a cache).
-    pub fn compile_cache_stats(&self) -> (usize, usize) {
+    pub fn compile_cache_stats(&self) -> CacheStats {
         self.inner
             .cache
             .as_ref()
-            .map_or((0, 0), CompileCache::stats)
+            .map_or(CacheStats::default(), CompileCache::stats)
     }
 
     /// Cache entries refused since the runtime started because they were not
@@ -382,243 +384,5 @@ fn spawn_epoch_ticker(engine: &Engine) {
     if let Err(e) = spawned {
         // Without the ticker a looping plugin would never be interrupted.
         tracing::error!(error = %e, "failed to start the epoch ticker; call time limits are not enforced");
-    }
-}
-
-/// A compiled, validated plugin ready to be called. Cheap to clone; clones
-/// share the compiled code.
-#[derive(Clone)]
-pub struct Plugin {
-    runtime: Runtime,
-    pre: PluginPre<CallState>,
-    info: Arc<PluginInfo>,
-    /// `info`'s subscriptions with their label selectors parsed at load.
-    subscriptions: Arc<ParsedSubscriptions>,
-    digest: String,
-}
-
-impl std::fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("info", &self.info)
-            .field("digest", &self.digest)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An instance of a plugin, reused across calls. Only for measuring the cost
-/// of fresh instances; the host never shares an instance between objects.
-pub struct Session {
-    plugin: Plugin,
-    store: Store<CallState>,
-    instance: bindings::Plugin,
-}
-
-impl Plugin {
-    /// What the plugin said about itself at load time.
-    pub fn info(&self) -> &PluginInfo {
-        &self.info
-    }
-
-    /// The subscriptions, parsed once at load, that route events to it.
-    pub fn subscriptions(&self) -> &ParsedSubscriptions {
-        &self.subscriptions
-    }
-
-    /// SHA-256 of the component's bytes, hex encoded.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
-    /// A store for one call. Waits for a permit of the host memory budget
-    /// first (the wait is not part of the call's time).
-    fn new_store(&self, access: ReadAccess) -> Store<CallState> {
-        let inner = &self.runtime.inner;
-        let config = &inner.config;
-        let permit = inner.budget.acquire();
-        let limits = CallLimits {
-            limiter: sandbox::Limiter::new(
-                config.max_memory_bytes,
-                MAX_TABLE_ELEMENTS,
-                inner.budget.clone(),
-            ),
-            max_read_bytes: config.max_host_read_bytes,
-            permit,
-        };
-        let state = CallState::new(self.info.clone(), access, limits);
-        let mut store = Store::new(&inner.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        if config.epoch_interruption {
-            store.epoch_deadline_trap();
-            self.arm_deadline(&mut store);
-        }
-        store
-    }
-
-    /// Starts the call's clock: the epoch deadline for Wasm code and the
-    /// wall-clock deadline host functions check.
-    fn arm_deadline(&self, store: &mut Store<CallState>) {
-        let timeout = self.runtime.inner.config.call_timeout;
-        let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
-        store.set_epoch_deadline(ticks.max(1) + 1);
-        let state = store.data_mut();
-        state.deadline = Some(Instant::now() + timeout);
-        state.deadline_exceeded = false;
-        state.read_bytes = 0;
-    }
-
-    fn call_error(&self, store: &Store<CallState>, error: wasmtime::Error) -> CallError {
-        let plugin = self.info.name.clone();
-        let state = store.data();
-        let config = &self.runtime.inner.config;
-        if let Some(requested) = state.limiter.memory_exceeded {
-            return CallError::MemoryLimit {
-                plugin,
-                limit: config.max_memory_bytes,
-                requested,
-            };
-        }
-        if let Some(requested) = state.read_budget_exceeded {
-            return CallError::HostReadBudget {
-                plugin,
-                limit: config.max_host_read_bytes,
-                requested,
-            };
-        }
-        if state.deadline_exceeded || error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return CallError::Timeout {
-                plugin,
-                limit: self.runtime.inner.config.call_timeout,
-            };
-        }
-        let message = match error.downcast_ref::<Trap>() {
-            Some(trap) => {
-                let text = trap.to_string();
-                text.strip_prefix("wasm trap: ")
-                    .unwrap_or(&text)
-                    .to_string()
-            }
-            None => format!("{error:#}"),
-        };
-        CallError::Trap {
-            plugin,
-            message,
-            stderr: state.stderr(),
-        }
-    }
-
-    fn instantiate(&self, store: &mut Store<CallState>) -> Result<bindings::Plugin, CallError> {
-        self.pre
-            .instantiate(&mut *store)
-            .map_err(|e| self.call_error(store, e))
-    }
-
-    fn describe(&self) -> Result<PluginInfo, CallError> {
-        let mut store = self.new_store(ReadAccess::offline("{}"));
-        let instance = self.instantiate(&mut store)?;
-        let info = instance
-            .kubewasm_plugin_reconciler()
-            .call_describe(&mut store)
-            .map_err(|e| self.call_error(&store, e))?;
-        Ok(info.into())
-    }
-
-    /// Asks the plugin whether `settings` (JSON) are acceptable.
-    pub fn validate_settings(&self, settings: &str) -> Result<(), CallError> {
-        let mut store = self.new_store(ReadAccess::offline(settings));
-        let instance = self.instantiate(&mut store)?;
-        instance
-            .kubewasm_plugin_reconciler()
-            .call_validate_settings(&mut store, settings)
-            .map_err(|e| self.call_error(&store, e))?
-            .map_err(|message| CallError::Failed {
-                plugin: self.info.name.clone(),
-                message,
-            })
-    }
-
-    /// Reconciles one event in a fresh instance.
-    pub fn reconcile(&self, event: &Event, access: ReadAccess) -> Result<Outcome, CallError> {
-        let mut store = self.new_store(access);
-        let instance = self.instantiate(&mut store)?;
-        self.reconcile_in(&mut store, &instance, event)
-    }
-
-    fn reconcile_in(
-        &self,
-        store: &mut Store<CallState>,
-        instance: &bindings::Plugin,
-        event: &Event,
-    ) -> Result<Outcome, CallError> {
-        let plugin = || self.info.name.clone();
-        let result = instance
-            .kubewasm_plugin_reconciler()
-            .call_reconcile(&mut *store, &bindings::event_to_wit(event))
-            .map_err(|e| self.call_error(store, e))?;
-
-        if store.data().logs_dropped > 0 {
-            tracing::warn!(
-                plugin = %self.info.name,
-                dropped = store.data().logs_dropped,
-                "plugin exceeded {MAX_LOG_RECORDS} log records in one call; the rest were dropped"
-            );
-        }
-        let outcome: wit::Outcome = result.map_err(|e| CallError::Failed {
-            plugin: plugin(),
-            message: e.message,
-        })?;
-        let max_intents = self.runtime.inner.config.max_intents;
-        if outcome.intents.len() > max_intents {
-            return Err(CallError::TooManyIntents {
-                plugin: plugin(),
-                count: outcome.intents.len(),
-                limit: max_intents,
-            });
-        }
-        let size = bindings::outcome_size(&outcome);
-        let limit = self.runtime.inner.config.max_result_bytes;
-        if size > limit {
-            return Err(CallError::ResultTooLarge {
-                plugin: plugin(),
-                size,
-                limit,
-            });
-        }
-        bindings::outcome_from_wit(outcome).map_err(|source| CallError::MalformedIntent {
-            plugin: plugin(),
-            source,
-        })
-    }
-
-    /// Creates one instance to be reused across calls (see [`Session`]).
-    pub fn session(&self, access: ReadAccess) -> Result<Session, CallError> {
-        let mut store = self.new_store(access);
-        let instance = self.instantiate(&mut store)?;
-        Ok(Session {
-            plugin: self.clone(),
-            store,
-            instance,
-        })
-    }
-}
-
-impl Session {
-    /// Reconciles one event in this session's instance.
-    pub fn reconcile(&mut self, event: &Event) -> Result<Outcome, CallError> {
-        if self.plugin.runtime.inner.config.epoch_interruption {
-            self.plugin.arm_deadline(&mut self.store);
-        }
-        self.plugin
-            .reconcile_in(&mut self.store, &self.instance, event)
-    }
-}
-
-impl ReadAccess {
-    /// Access with no objects to read and the given settings.
-    pub fn offline(settings: &str) -> Self {
-        Self {
-            reader: Arc::new(crate::cluster::cache::StaticObjects::default()),
-            settings: settings.into(),
-        }
     }
 }
