@@ -291,7 +291,7 @@ fn a_truncated_file_fails_to_compile() {
     let err = runtime.load("half.wasm", half).unwrap_err();
     assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
     assert!(
-        err.to_string().starts_with("half.wasm: failed to compile:"),
+        kubewasm::error_chain(&err).starts_with("half.wasm: failed to compile:"),
         "{err}"
     );
     assert_still_serving(&runtime);

@@ -36,10 +36,10 @@
 //! use std::sync::Arc;
 //!
 //! use kubewasm::applier::{Applier, ApplierOptions};
-//! use kubewasm::cache::StaticObjects;
+//! use kubewasm::cluster::cache::StaticObjects;
 //! # async fn example(
-//! #     plugin: kubewasm::plugin::PluginInfo,
-//! #     outcome: kubewasm::intent::Outcome,
+//! #     plugin: kubewasm::contract::PluginInfo,
+//! #     outcome: kubewasm::contract::intent::Outcome,
 //! # ) -> anyhow::Result<()> {
 //! let client = kube::Client::try_default().await?;
 //! let kinds = Arc::new(kube::Discovery::new(client.clone()).run().await?);
