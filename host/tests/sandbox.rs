@@ -426,7 +426,7 @@ fn a_cache_key_others_can_read_is_refused() {
     .err()
     .expect("an exposed key is refused");
     assert_eq!(
-        err.to_string(),
+        kubewasm::error_chain(&err),
         format!(
             "failed to open the compiled-artefact cache at {}: the key file has mode 644: others may read or write it (it must be 600)",
             key.display()

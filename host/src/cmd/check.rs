@@ -246,7 +246,49 @@ pub fn rbac(args: &crate::cmd::cli::RbacArgs) -> Result<String, OfflineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::error_chain;
     use serde_json::json;
+
+    #[test]
+    fn errors_print_their_causes_and_keep_their_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.wasm");
+        let io = std::fs::read(&missing).unwrap_err();
+        let err = OfflineError::Read {
+            what: "plugin",
+            path: missing.clone(),
+            source: std::fs::read(&missing).unwrap_err(),
+        };
+        assert_eq!(
+            error_chain(&err),
+            format!("failed to read plugin {}: {io}", missing.display())
+        );
+        assert_eq!(err.exit_code(), 2);
+
+        let settings = dir.path().join("s.json");
+        let json = serde_json::from_str::<Value>("{").unwrap_err();
+        let err = OfflineError::SettingsJson {
+            path: settings.clone(),
+            source: serde_json::from_str::<Value>("{").unwrap_err(),
+        };
+        assert_eq!(
+            error_chain(&err),
+            format!("settings {} are not valid JSON: {json}", settings.display())
+        );
+        assert_eq!(err.exit_code(), 2);
+
+        let violation = ScopeViolation {
+            plugin: "p".into(),
+            index: 0,
+            intent: "apply",
+            group: String::new(),
+            kind: "Secret".into(),
+        };
+        let message = format!("refused: {violation}");
+        let err = OfflineError::Refused(violation);
+        assert_eq!(error_chain(&err), message);
+        assert_eq!(err.exit_code(), 1);
+    }
 
     #[test]
     fn plural_and_scope_are_inferred() {

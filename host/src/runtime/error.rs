@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::compile_cache::CacheError;
 use super::sandbox::RECONCILER_EXPORT;
 use crate::contract::intent::IntentError;
 
@@ -14,8 +15,12 @@ use crate::contract::intent::IntentError;
 pub enum RuntimeError {
     #[error("failed to configure the Wasm engine")]
     Engine(#[source] WasmtimeError),
-    #[error("failed to open the compiled-artefact cache at {path}: {reason}")]
-    Cache { path: PathBuf, reason: String },
+    #[error("failed to open the compiled-artefact cache at {path}")]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: CacheError,
+    },
     #[error(
         "the plugin memory budget of {budget} bytes does not fit one call of {per_call} bytes (raise the budget or lower the per-call memory limit)"
     )]
