@@ -33,28 +33,28 @@ done
 step "example plugins"
 plugins/build.sh "$KUBEWASM_PLUGIN_DIR"
 
-step "Prometheus (Debian package) for the metrics tests"
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+# Installs Debian package $1 (running apt-get update only if the first try
+# fails); if it cannot, warns that $2 will fail and goes on.
+apt_install() {
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    install_prometheus() {
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+    apt_get_install() {
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1"
     }
-    install_prometheus || { $sudo apt-get update && install_prometheus; } \
-        || echo "run.sh: warning: could not install Debian's prometheus package; the Prometheus tests will fail" >&2
+    apt_get_install "$1" || { $sudo apt-get update && apt_get_install "$1"; } \
+        || echo "run.sh: warning: could not install Debian's $1 package; $2 will fail" >&2
+}
+
+step "Prometheus (Debian package) for the metrics tests"
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    apt_install prometheus "the Prometheus tests"
 fi
 
 step "faketime (Debian package) for the skewed-clock leader test"
 if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
     && [ ! -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] \
     && [ ! -e /usr/lib/faketime/libfaketime.so.1 ]; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    install_faketime() {
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends faketime
-    }
-    install_faketime || { $sudo apt-get update && install_faketime; } \
-        || echo "run.sh: warning: could not install Debian's faketime package; the skewed-clock leader test will fail" >&2
+    apt_install faketime "the skewed-clock leader test"
 fi
 
 step "test control plane binaries"

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kubewasm::cluster::cache::StaticObjects;
-use kubewasm::contract::{Event, EventType, ResourceKind};
+use kubewasm::contract::Event;
 use kubewasm::runtime::{Plugin, ReadAccess, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 
@@ -39,17 +39,7 @@ fn object(bytes: usize) -> Value {
 }
 
 fn event(bytes: usize) -> Event {
-    Event {
-        event_type: EventType::Applied,
-        kind: ResourceKind {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            namespaced: true,
-        },
-        object: object(bytes),
-    }
+    support::configmap_event(object(bytes))
 }
 
 fn access(settings: &str) -> ReadAccess {

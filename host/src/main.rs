@@ -1,12 +1,14 @@
 //! The `kubewasm` binary: parse flags, set up logging, run one command.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use kubewasm::cmd::check::{self as offline, OfflineError};
 use kubewasm::cmd::cli::RunArgs;
 use kubewasm::cmd::cli::{Cli, Command, LogFormat};
 use kubewasm::error_chain;
+use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::Runtime;
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime, OfflineError> {
@@ -23,8 +25,11 @@ fn run(args: &RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let started = tokio_runtime().and_then(|rt| {
-        let runtime = Runtime::new(args.runtime.runtime_config())?;
-        rt.block_on(kubewasm::cmd::run::run(args.run_options(), runtime))
+        // The host's one set of metrics, shared by every part that records.
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Runtime::with_metrics(args.runtime.runtime_config(), metrics.clone())?;
+        let host = kubewasm::cmd::run::run(args.run_options(), runtime, metrics);
+        rt.block_on(host)
             .map_err(|e| OfflineError::Run(Box::new(e)))
     });
     match started {

@@ -8,13 +8,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubewasm::cluster::cache::{ObjectReader, ReadError, StaticObjects};
-use kubewasm::contract::GroupKind;
-use kubewasm::contract::selector::LabelSelector;
-use kubewasm::contract::{Event, EventType, ResourceKind};
+use kubewasm::cluster::cache::StaticObjects;
 use kubewasm::runtime::{CallError, ReadAccess, Runtime, RuntimeConfig};
-use serde_json::{Value, json};
-use support::OK_REQUEUE_RET;
+use serde_json::json;
+use support::{OK_REQUEUE_RET, SlowReader, event};
 
 /// Serializes the cases: resident memory is per process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -40,47 +37,6 @@ fn status_bytes(field: &str) -> usize {
 fn reset_peak_rss() -> usize {
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
     status_bytes("VmRSS")
-}
-
-fn event() -> Event {
-    Event {
-        event_type: EventType::Applied,
-        kind: ResourceKind {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            namespaced: true,
-        },
-        object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b"}}),
-    }
-}
-
-/// A cache that holds each list for `hold`: calls keep their memory while
-/// they wait, so concurrent calls overlap.
-struct HoldingReader {
-    hold: Duration,
-}
-
-impl ObjectReader for HoldingReader {
-    fn get(
-        &self,
-        _: &GroupKind,
-        _: Option<&str>,
-        _: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
-        Ok(None)
-    }
-
-    fn list(
-        &self,
-        _: &GroupKind,
-        _: Option<&str>,
-        _: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
-        std::thread::sleep(self.hold);
-        Ok(vec![])
-    }
 }
 
 #[test]
@@ -111,8 +67,11 @@ fn concurrent_memory_filling_calls_stay_under_the_host_budget() {
         .load("filler.wasm", &support::componentize(&core, "plugin", &[]))
         .unwrap();
     let access = ReadAccess {
-        reader: Arc::new(HoldingReader {
-            hold: Duration::from_millis(300),
+        // Each list holds the call (and its memory) for 300 ms, so the
+        // concurrent calls overlap.
+        reader: Arc::new(SlowReader {
+            delay: Duration::from_millis(300),
+            count: 0,
         }),
         settings: "{}".into(),
     };

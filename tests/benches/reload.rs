@@ -14,13 +14,12 @@
 //! includes the host's 300 ms debounce, the resync and the apply.
 //! Results are written down in `tests/README.md`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use kubewasm_e2e::TestNamespace;
-use kubewasm_e2e::host::{Host, component, use_release_binary};
+use kubewasm_e2e::host::{self, Host, component, use_release_binary, write_atomically};
 use serde_json::json;
 
 /// A plugin under test: how to label the object for it and how to read
@@ -65,21 +64,7 @@ fn subjects() -> [Subject; 2] {
 
 /// The component with a custom section appended: same logic, new content.
 fn variant(original: &[u8], tag: usize) -> Vec<u8> {
-    let name = b"kubewasm-bench";
-    let payload = tag.to_le_bytes();
-    let mut bytes = original.to_vec();
-    bytes.push(0);
-    bytes.push((1 + name.len() + payload.len()) as u8);
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.extend_from_slice(&payload);
-    bytes
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    host::variant(original, "kubewasm-bench", &tag.to_le_bytes())
 }
 
 fn summary(label: &str, mut times: Vec<Duration>) {

@@ -32,12 +32,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, sample, use_release_binary};
+use kubewasm_e2e::probe::{self, BEHAVE, ECHO, MARK};
 use plotters::prelude::*;
 use serde_json::json;
 
-const BEHAVE: &str = "probe.kubewasm.dev/behave";
-const MARK: &str = "probe.kubewasm.dev/mark";
-const ECHO: &str = "probe.kubewasm.dev/echo";
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 struct Args {
@@ -98,11 +96,12 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 fn config_map(name: &str, n: u64) -> ConfigMap {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {BEHAVE: "mark"}},
-        "data": {"n": n.to_string(), "app.properties": "color=blue\nreplicas=3\n"}
-    }))
-    .expect("a valid ConfigMap")
+    let n = n.to_string();
+    probe::configmap(
+        name,
+        "mark",
+        &[("n", &n), ("app.properties", "color=blue\nreplicas=3\n")],
+    )
 }
 
 /// A small deterministic generator (xorshift), so a run is repeatable.
@@ -230,12 +229,7 @@ async fn soak(args: &Args) {
         ],
     );
     let settings = host.plugin_dir().join("probe.settings.json");
-    let admin = loop {
-        if let Some(addr) = host.admin_addr() {
-            break addr;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let admin = host.wait_admin_addr(Duration::from_secs(120)).await;
 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut live: Vec<String> = (0..args.objects).map(|i| format!("cm-{i:06}")).collect();

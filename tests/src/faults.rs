@@ -1,6 +1,9 @@
 //! A control plane of a test's own, and the faults `cluster.sh` can inflict
 //! on it: kill and restart kube-apiserver or etcd, freeze and resume them,
-//! compact etcd's history.
+//! compact etcd's history. And [`Expected`], how the fault tests tell that
+//! no reconcile was lost: every ConfigMap created or changed around a fault
+//! carries the probe's mark for its newest `data.n`, and every one deleted
+//! has a `<name>-gone` record of its last state.
 //!
 //! ```no_run
 //! use kubewasm_e2e::faults::Component;
@@ -15,13 +18,21 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
 
-use crate::{ControlPlane, run_id, unique_name};
+use crate::host::Host;
+use crate::{ControlPlane, TestNamespace, eventually, probe, run_id, unique_name};
+
+/// Generous: a loaded 2-core CI machine.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// A process of the control plane a fault can hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,4 +138,89 @@ fn run_script(args: &[String], dir: PathBuf) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// What the cluster should show once everything is reconciled: ConfigMaps
+/// by name with their newest `data.n`, and deleted ones with their last.
+#[derive(Default)]
+pub struct Expected {
+    live: BTreeMap<String, u32>,
+    deleted: BTreeMap<String, u32>,
+}
+
+impl Expected {
+    pub async fn create(&mut self, cms: &Api<ConfigMap>, name: &str, n: u32) {
+        probe::create_configmap(cms, name, "tombstone", &[("n", &n.to_string())]).await;
+        self.live.insert(name.to_string(), n);
+    }
+
+    pub async fn change(&mut self, cms: &Api<ConfigMap>, name: &str, n: u32) {
+        let patch = json!({"data": {"n": n.to_string()}});
+        cms.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        self.live.insert(name.to_string(), n);
+    }
+
+    pub async fn delete(&mut self, cms: &Api<ConfigMap>, name: &str) {
+        cms.delete(name, &DeleteParams::default()).await.unwrap();
+        let last = self.live.remove(name).expect("deleting a live object");
+        self.deleted.insert(name.to_string(), last);
+    }
+
+    /// Ok once every live ConfigMap is marked for its newest `data.n` and
+    /// every deleted one has its `-gone` record with its last `data.n`.
+    pub async fn check(&self, cms: &Api<ConfigMap>) -> anyhow::Result<()> {
+        for (name, n) in &self.live {
+            let cm = cms.get(name).await?;
+            let annotations = cm.metadata.annotations.unwrap_or_default();
+            anyhow::ensure!(
+                annotations.get(probe::MARK).map(String::as_str) == Some("seen")
+                    && annotations.get(probe::ECHO) == Some(&n.to_string()),
+                "{name} (n={n}) not reconciled at its newest state: {annotations:?}"
+            );
+        }
+        for (name, n) in &self.deleted {
+            let gone = cms.get_opt(&format!("{name}-gone")).await?;
+            let last = gone.and_then(|cm| cm.data?.get("n").cloned());
+            anyhow::ensure!(
+                last == Some(n.to_string()),
+                "the delete of {name} (last n={n}) was not reconciled: {last:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits for [`check`](Self::check); how long that took.
+    pub async fn converge(&self, cms: &Api<ConfigMap>, host: &Host) -> Duration {
+        let start = Instant::now();
+        eventually(WAIT, || self.check(cms))
+            .await
+            .unwrap_or_else(|e| panic!("lost reconciles: {e:#}\n{}", host.log()));
+        start.elapsed()
+    }
+}
+
+/// A probe host on a namespace with six reconciled ConfigMaps `a0`..`a5`.
+pub async fn probe_with_objects(ns: &TestNamespace) -> (Host, Api<ConfigMap>, Expected) {
+    let host = Host::start(ns, &[("probe", None)], &[]);
+    let cms: Api<ConfigMap> = ns.api();
+    let mut expected = Expected::default();
+    for i in 0..6 {
+        expected.create(&cms, &format!("a{i}"), 0).await;
+    }
+    expected.converge(&cms, &host).await;
+    (host, cms, expected)
+}
+
+/// Changes made while the host may still be disconnected: three new
+/// objects, two changed, two deleted (with their last state `n=0`).
+pub async fn churn(expected: &mut Expected, cms: &Api<ConfigMap>) {
+    for i in 0..3 {
+        expected.create(cms, &format!("b{i}"), 1).await;
+    }
+    expected.change(cms, "a0", 1).await;
+    expected.change(cms, "a1", 1).await;
+    expected.delete(cms, "a2").await;
+    expected.delete(cms, "a3").await;
 }

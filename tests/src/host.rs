@@ -2,6 +2,7 @@
 //! private plugin directory holding the example components from
 //! `plugins/build.sh`, and a log file printed when the test fails.
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::TestNamespace;
+use crate::{ControlPlane, TestNamespace, eventually};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -89,6 +90,35 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// Replaces `path` the way careful tools do: a temporary file beside it,
+/// then rename, so a watcher never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().expect("a file path").to_string_lossy()
+    ));
+    std::fs::write(&tmp, bytes).expect("write the temporary file");
+    std::fs::rename(&tmp, path).expect("rename the temporary file");
+}
+
+/// `component` with a custom section `section` holding `payload` appended:
+/// the same logic, a different content hash (so a different build as far as
+/// the host knows).
+pub fn variant(component: &[u8], section: &str, payload: &[u8]) -> Vec<u8> {
+    let payload_len = 1 + section.len() + payload.len();
+    assert!(
+        payload_len < 128 && section.len() < 128,
+        "a one-byte LEB128"
+    );
+    let mut bytes = component.to_vec();
+    bytes.push(0); // custom section id
+    bytes.push(payload_len as u8);
+    bytes.push(section.len() as u8);
+    bytes.extend_from_slice(section.as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 /// A plain HTTP/1.0 GET: status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
@@ -115,6 +145,57 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
+/// A plugin directory holding the named example plugins' components and,
+/// where given, their settings (`NAME.settings.json`).
+pub fn example_plugins(plugins: &[(&str, Option<serde_json::Value>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("plugin directory");
+    for (name, settings) in plugins {
+        std::fs::copy(component(name), dir.path().join(format!("{name}.wasm")))
+            .expect("copy component");
+        if let Some(settings) = settings {
+            std::fs::write(
+                dir.path().join(format!("{name}.settings.json")),
+                settings.to_string(),
+            )
+            .expect("write settings");
+        }
+    }
+    dir
+}
+
+/// The `kubewasm` binary under test with `KUBECONFIG` naming `cluster`'s
+/// admin kubeconfig, for [`Host::spawn_command`] (add environment first).
+pub fn command(cluster: &ControlPlane) -> Command {
+    let mut command = Command::new(kubewasm_binary());
+    command.env("KUBECONFIG", cluster.kubeconfig_path());
+    command
+}
+
+/// `--namespace NS` and a short leader election on Lease `lease` in `ns`,
+/// as the election tests run it: renewed every 2 s, taken over 6 s after
+/// the last change a standby saw; the leader stops applying 4 s after it
+/// sent its last confirmed renewal. Requests give up after 3 s, so a write
+/// sent just before the API server hangs fails instead of landing later.
+pub fn short_lease_args<'a>(ns: &'a str, lease: &'a str) -> [&'a str; 15] {
+    [
+        "--namespace",
+        ns,
+        "--leader-elect",
+        "--leader-elect-lease",
+        lease,
+        "--leader-elect-namespace",
+        ns,
+        "--leader-elect-lease-seconds",
+        "6",
+        "--leader-elect-renew-grace-seconds",
+        "4",
+        "--leader-elect-renew-deadline-seconds",
+        "4",
+        "--kube-request-timeout",
+        "3s",
+    ]
+}
+
 /// A running `kubewasm run`, killed when dropped; its log is kept in a file
 /// and printed if the test fails.
 pub struct Host {
@@ -133,27 +214,23 @@ impl Host {
         plugins: &[(&str, Option<serde_json::Value>)],
         extra: &[&str],
     ) -> Host {
-        let dir = tempfile::tempdir().expect("plugin directory");
-        for (name, settings) in plugins {
-            std::fs::copy(component(name), dir.path().join(format!("{name}.wasm")))
-                .expect("copy component");
-            if let Some(settings) = settings {
-                std::fs::write(
-                    dir.path().join(format!("{name}.settings.json")),
-                    settings.to_string(),
-                )
-                .expect("write settings");
-            }
-        }
-        Self::spawn(ns, dir, extra)
+        Self::start_on(ns.control_plane(), plugins, extra)
+    }
+
+    /// [`start`](Self::start) against `cluster` (e.g. a private control
+    /// plane a test freezes, where it keeps no [`TestNamespace`]).
+    pub fn start_on(
+        cluster: &ControlPlane,
+        plugins: &[(&str, Option<serde_json::Value>)],
+        extra: &[&str],
+    ) -> Host {
+        Self::spawn_command(command(cluster), example_plugins(plugins), extra)
     }
 
     /// Starts `kubewasm run` on a plugin directory the test prepared (e.g.
     /// laid out like a ConfigMap volume).
     pub fn spawn(ns: &TestNamespace, dir: tempfile::TempDir, extra: &[&str]) -> Host {
-        let mut command = Command::new(kubewasm_binary());
-        command.env("KUBECONFIG", ns.control_plane().kubeconfig_path());
-        Self::spawn_command(command, dir, extra)
+        Self::spawn_command(command(ns.control_plane()), dir, extra)
     }
 
     /// Starts `kubewasm run --plugins DIR EXTRA` as `command` (the binary,
@@ -215,6 +292,60 @@ impl Host {
         Ok(body)
     }
 
+    /// The value of one series of `/metrics` (as [`sample`] spells it), 0
+    /// while the host or the series is not there yet.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .ok()
+            .and_then(|m| sample(&m, series))
+            .unwrap_or(0.0)
+    }
+
+    /// The value of the series of metric `name` that has every one of
+    /// `labels`, whatever the order the exposition writes them in.
+    pub fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.metrics().ok()?;
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .find(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// [`eventually`] for a check about this host: retries `check` until it
+    /// succeeds or `timeout` passes, then panics with the last error and the
+    /// host's log.
+    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        eventually(timeout, check)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.log()))
+    }
+
+    /// Waits (at most `timeout`) until some log line contains `needle`.
+    pub async fn logged(&self, timeout: Duration, needle: &str) {
+        self.eventually(timeout, || async {
+            anyhow::ensure!(self.log().contains(needle), "not logged yet: {needle}");
+            Ok(())
+        })
+        .await
+    }
+
+    /// Waits (at most `timeout`) for the admin server's address.
+    pub async fn wait_admin_addr(&self, timeout: Duration) -> SocketAddr {
+        self.eventually(timeout, || async {
+            self.admin_addr()
+                .ok_or_else(|| anyhow::anyhow!("admin address not logged yet"))
+        })
+        .await
+    }
+
     /// How many log lines contain `needle`.
     pub fn count(&self, needle: &str) -> usize {
         self.log().lines().filter(|l| l.contains(needle)).count()
@@ -237,6 +368,16 @@ impl Host {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         None
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

@@ -1,5 +1,5 @@
 //! Helpers for kubewasm's end-to-end tests against a real Kubernetes control
-//! plane (DESIGN §8).
+//! plane.
 //!
 //! Every test that talks to Kubernetes gets its cluster from here:
 //!
@@ -45,8 +45,11 @@
 //! would start one per test; point it at a running cluster instead
 //! (`eval "$(tests/control-plane/cluster.sh env)"`).
 
+pub mod crd;
+pub mod deploy;
 pub mod faults;
 pub mod host;
+pub mod probe;
 pub mod service_account;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::{await_condition, conditions};
+use kubewasm_e2e::crd;
 use kubewasm_e2e::host::{Host, http_get, sample};
 use kubewasm_e2e::{TestNamespace, eventually, field_managers, unique_api_group};
 use serde_json::json;
@@ -53,20 +54,20 @@ async fn label_propagator_labels_objects_of_several_kinds() {
     );
 
     // An object that existed before the host started is labelled...
-    let existing = eventually(WAIT, || async {
-        let cm = configmaps.get("before-start").await?;
-        anyhow::ensure!(
-            cm.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(&team))
-                .map(String::as_str)
-                == Some("blue")
-        );
-        Ok(cm)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let existing = host
+        .eventually(WAIT, || async {
+            let cm = configmaps.get("before-start").await?;
+            anyhow::ensure!(
+                cm.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(&team))
+                    .map(String::as_str)
+                    == Some("blue")
+            );
+            Ok(cm)
+        })
+        .await;
     assert_eq!(
         existing.metadata.labels.as_ref().unwrap()[&cost_center],
         "4711"
@@ -92,14 +93,13 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         .create(&PostParams::default(), &config_map("elsewhere"))
         .await
         .unwrap();
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = other_cms.get("elsewhere").await?;
         let value = cm.metadata.labels.unwrap_or_default().get(&team).cloned();
         anyhow::ensure!(value.as_deref() == Some("green"), "{value:?}");
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 
     // ...and so are new objects of another kind.
     let deployments: Api<Deployment> = ns.api();
@@ -116,7 +116,7 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap();
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let d = deployments.get("web").await?;
         anyhow::ensure!(
             d.metadata
@@ -128,8 +128,7 @@ async fn label_propagator_labels_objects_of_several_kinds() {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 }
 
 #[tokio::test]
@@ -150,13 +149,12 @@ async fn namespace_flag_confines_the_host() {
         &["--namespace", inside.name()],
     );
     let inside_cms: Api<ConfigMap> = inside.api();
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = inside_cms.get("cm").await?;
         anyhow::ensure!(cm.metadata.labels.is_some_and(|l| l.contains_key(&team)));
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     // The inside object is done; the outside one must still be untouched.
     // Both existed before the host started, so its first list would have
     // queued both had it watched both namespaces.
@@ -184,7 +182,7 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
         &[("label-propagator", Some(json!({"labels": [&team]})))],
         &["--dry-run", "--namespace", ns.name()],
     );
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         // The write the plugin intended, named by plugin, intent and object.
         let object = format!("ConfigMap {}/dry", ns.name());
         anyhow::ensure!(
@@ -198,8 +196,7 @@ async fn dry_run_changes_nothing_but_logs_the_writes() {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     let cm = configmaps.get("dry").await.unwrap();
     assert!(!cm.metadata.labels.unwrap_or_default().contains_key(&team));
 }
@@ -222,9 +219,9 @@ async fn website_plugin_creates_child_and_reports_ready() {
         .unwrap();
 
     let configmaps: Api<ConfigMap> = ns.api();
-    let child = eventually(WAIT, || async { Ok(configmaps.get("blog").await?) })
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let child = host
+        .eventually(WAIT, || async { Ok(configmaps.get("blog").await?) })
+        .await;
     let owner = &child.metadata.owner_references.unwrap()[0];
     assert_eq!(owner.kind, "Website");
     assert_eq!(owner.name, "blog");
@@ -237,22 +234,22 @@ async fn website_plugin_creates_child_and_reports_ready() {
             .any(|html| html.contains("Hello"))
     );
 
-    let ready = eventually(WAIT, || async {
-        let site = websites.get("blog").await?;
-        let conditions = site.data["status"]["conditions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned();
-        anyhow::ensure!(
-            ready.as_ref().is_some_and(|c| c["status"] == "True"),
-            "not ready: {:?}",
-            site.data["status"]
-        );
-        Ok(site)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let ready = host
+        .eventually(WAIT, || async {
+            let site = websites.get("blog").await?;
+            let conditions = site.data["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned();
+            anyhow::ensure!(
+                ready.as_ref().is_some_and(|c| c["status"] == "True"),
+                "not ready: {:?}",
+                site.data["status"]
+            );
+            Ok(site)
+        })
+        .await;
     assert_eq!(ready.data["status"]["observedGeneration"], 1);
 
     // The plugin reported its pending phase (and asked to be called again)
@@ -271,7 +268,7 @@ async fn website_plugin_creates_child_and_reports_ready() {
 
     // Deleting the Website delivers its last known state to the plugin.
     websites.delete("blog", &Default::default()).await.unwrap();
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let log = host.log();
         anyhow::ensure!(
             log.lines().any(|l| l.contains("Website deleted")
@@ -281,38 +278,16 @@ async fn website_plugin_creates_child_and_reports_ready() {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 }
 
 /// Polls until `host` says it is running.
 async fn running(host: &Host) {
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         anyhow::ensure!(host.log().contains("kubewasm running"), "not running yet");
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-}
-
-fn gadget_crd(group: &str) -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("gadgets.{group}")},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object", "x-kubernetes-preserve-unknown-fields": true
-                }}
-            }]
-        }
-    }))
-    .unwrap()
+    .await;
 }
 
 fn mark(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<&str> {
@@ -332,7 +307,10 @@ async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription(
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
-        .create(&PostParams::default(), &gadget_crd(&group))
+        .create(
+            &PostParams::default(),
+            &crd::schemaless(&group, "Gadget", true),
+        )
         .await
         .unwrap();
     let name = crd.metadata.name.unwrap();
@@ -364,13 +342,13 @@ async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription(
     .unwrap();
     let accepted = established.elapsed();
     let created = Instant::now();
-    let marked = eventually(WAIT, || async {
-        let gadget = gadgets.get("first").await?;
-        anyhow::ensure!(mark(gadget.metadata.annotations.as_ref()) == Some("seen"));
-        Ok(created.elapsed())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let marked = host
+        .eventually(WAIT, || async {
+            let gadget = gadgets.get("first").await?;
+            anyhow::ensure!(mark(gadget.metadata.annotations.as_ref()) == Some("seen"));
+            Ok(created.elapsed())
+        })
+        .await;
     // Measurements, not assertions (the numbers are in tests/README.md).
     eprintln!(
         "measured: CRD established -> API server accepts a Gadget: {accepted:?}; \
@@ -382,7 +360,7 @@ async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription(
     // Either the kind's removal stops it, or its last subscription going
     // away does (whichever the host notices first).
     let group_field = format!("group={group} ");
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let stopped = host.log().lines().any(|l| {
             (l.contains("stopped informer") || l.contains("stopping informer"))
                 && l.contains(&group_field)
@@ -391,8 +369,7 @@ async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription(
         anyhow::ensure!(stopped, "Gadget informer still running");
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "after", "labels": {"probe.kubewasm.dev/behave": "mark"}}
     }))
@@ -402,13 +379,12 @@ async fn a_crd_created_at_runtime_is_reconciled_through_a_wildcard_subscription(
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = configmaps.get("after").await?;
         anyhow::ensure!(mark(cm.metadata.annotations.as_ref()) == Some("seen"));
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     let log = host.log();
     let configmap_starts = log
         .lines()
@@ -446,12 +422,12 @@ async fn javascript_plugin_stamps_content_hashes() {
             .and_then(|a| a.get("kubewasm.dev/content-hash").cloned())
     };
     // Compiling the 12 MB JavaScript component takes a while on a cold cache.
-    let first = eventually(WAIT, || async {
-        let cm = configmaps.get("settings").await?;
-        hash_of(&cm).ok_or_else(|| anyhow::anyhow!("no hash yet"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let first = host
+        .eventually(WAIT, || async {
+            let cm = configmaps.get("settings").await?;
+            hash_of(&cm).ok_or_else(|| anyhow::anyhow!("no hash yet"))
+        })
+        .await;
     let cm = configmaps.get("settings").await.unwrap();
     let managers = field_managers(&cm.metadata);
     assert!(
@@ -467,14 +443,14 @@ async fn javascript_plugin_stamps_content_hashes() {
         )
         .await
         .unwrap();
-    let second = eventually(WAIT, || async {
-        let cm = configmaps.get("settings").await?;
-        let hash = hash_of(&cm).unwrap_or_default();
-        anyhow::ensure!(hash != first, "hash not updated yet");
-        Ok(hash)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let second = host
+        .eventually(WAIT, || async {
+            let cm = configmaps.get("settings").await?;
+            let hash = hash_of(&cm).unwrap_or_default();
+            anyhow::ensure!(hash != first, "hash not updated yet");
+            Ok(hash)
+        })
+        .await;
     assert!(!second.is_empty());
 }
 
@@ -500,7 +476,7 @@ async fn settings_a_plugin_rejects_stop_only_that_plugin() {
         &["--namespace", ns.name()],
     );
     // The other plugin runs...
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = ns.api::<ConfigMap>().get("marked").await?;
         let annotations = cm.metadata.annotations.unwrap_or_default();
         anyhow::ensure!(
@@ -509,8 +485,7 @@ async fn settings_a_plugin_rejects_stop_only_that_plugin() {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     // ...the host stays up, and the refused plugin is reported by name, once.
     assert!(host.is_running(), "the host exited:\n{}", host.log());
     let log = host.log();
@@ -567,7 +542,7 @@ async fn a_plugin_that_asks_for_a_requeue_is_called_again_without_a_change() {
     // The probe writes nothing and asks for another call in 300 ms: the host
     // calls it again and again, each time as a resync of the same state.
     let requeued = format!("object={}/again reason=Resync", ns.name());
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let calls = host
             .log()
             .lines()
@@ -576,8 +551,7 @@ async fn a_plugin_that_asks_for_a_requeue_is_called_again_without_a_change() {
         anyhow::ensure!(calls >= 3, "{calls} requeued calls so far");
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     let now = configmaps.get("again").await.unwrap();
     assert_eq!(
         now.metadata.resource_version, created.metadata.resource_version,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -15,6 +15,7 @@ use kube::api::{
     PostParams,
 };
 use kube::runtime::wait::{await_condition, conditions};
+use kubewasm_e2e::service_account::{create_account, token};
 use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_api_group};
 use serde_json::json;
 
@@ -206,14 +207,7 @@ async fn service_account_token_is_limited_by_rbac() -> anyhow::Result<()> {
     let other = TestNamespace::create("rbac-other").await?;
     let pp = PostParams::default();
 
-    let account = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some("reader".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    ns.api::<ServiceAccount>().create(&pp, &account).await?;
+    create_account(&ns, "reader").await?;
     let role = Role {
         metadata: ObjectMeta {
             name: Some("configmap-reader".into()),
@@ -250,21 +244,7 @@ async fn service_account_token_is_limited_by_rbac() -> anyhow::Result<()> {
     ns.api::<ConfigMap>().create(&pp, &cm).await?;
     other.api::<ConfigMap>().create(&pp, &cm).await?;
 
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let issued = ns
-        .api::<ServiceAccount>()
-        .create_token_request("reader", &pp, &request)
-        .await?;
-    let token = issued
-        .status
-        .and_then(|s| s.token)
-        .context("TokenRequest returned no token")?;
+    let token = token(&ns, "reader").await?;
     let reader = ns.control_plane().client_with_token(&token).await?;
 
     // The API server authenticates the token as the ServiceAccount.

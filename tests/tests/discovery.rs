@@ -13,17 +13,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kubewasm::cluster::discovery::{
     DiscoveryMethod, KindChange, KindRegistry, RediscoveryOptions, RegistryDiff, SharedRegistry,
     discover, discover_aggregated, discover_per_group, kind_changes, render_table, run_rediscovery,
 };
 use kubewasm::contract::{ResourceKind, Subscription};
+use kubewasm_e2e::service_account::account_client;
 use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_api_group};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -54,32 +53,11 @@ fn crd(
     namespaced: bool,
     status: bool,
 ) -> anyhow::Result<CustomResourceDefinition> {
-    let plural = format!("{}s", kind.to_lowercase());
-    let subresources = if status {
-        json!({ "status": {} })
-    } else {
-        json!({})
-    };
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
-        "spec": {
-            "group": group,
-            "scope": if namespaced { "Namespaced" } else { "Cluster" },
-            "names": { "plural": plural, "singular": kind.to_lowercase(), "kind": kind },
-            "versions": [{
-                "name": "v1",
-                "served": true,
-                "storage": true,
-                "subresources": subresources,
-                "schema": { "openAPIV3Schema": {
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true
-                }}
-            }]
-        }
-    }))?)
+    let mut crd = kubewasm_e2e::crd::schemaless(group, kind, namespaced);
+    if status {
+        crd.spec.versions[0].subresources = Some(serde_json::from_value(json!({"status": {}}))?);
+    }
+    Ok(crd)
 }
 
 /// Sends the host's log records to the test's captured output, shown when a
@@ -547,29 +525,7 @@ async fn an_api_service_without_its_service_does_not_hide_the_other_groups() -> 
 async fn without_rbac_to_watch_crds_discovery_falls_back_to_polling() -> anyhow::Result<()> {
     let ns = TestNamespace::create("discovery-rbac").await?;
     let pp = PostParams::default();
-    let account = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some("no-watch".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    ns.api::<ServiceAccount>().create(&pp, &account).await?;
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = ns
-        .api::<ServiceAccount>()
-        .create_token_request("no-watch", &pp, &request)
-        .await?
-        .status
-        .and_then(|s| s.token)
-        .context("TokenRequest returned no token")?;
-    let limited = ns.control_plane().client_with_token(&token).await?;
+    let limited = account_client(&ns, "no-watch").await?;
 
     // Discovery itself is open to every authenticated user.
     assert!(

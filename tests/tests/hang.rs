@@ -5,61 +5,31 @@
 //! the API server answers, and a leader that cannot renew stops applying
 //! before a standby takes over.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kubewasm_e2e::ControlPlane;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
 use kubewasm_e2e::faults::Component;
-use kubewasm_e2e::host::{Host, component, http_get, kubewasm_binary, sample};
-use kubewasm_e2e::{eventually, unique_name};
+use kubewasm_e2e::host::{Host, http_get, sample, short_lease_args};
+use kubewasm_e2e::probe::{self, ECHO, MARK};
+use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_name};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
-const MARK: &str = "probe.kubewasm.dev/mark";
-const ECHO: &str = "probe.kubewasm.dev/echo";
-
-/// `kubewasm run` with the probe plugin (and `settings`) against `cluster`.
-fn start_host(cluster: &ControlPlane, extra: &[&str]) -> Host {
-    let dir = tempfile::tempdir().expect("plugin directory");
-    std::fs::copy(component("probe"), dir.path().join("probe.wasm")).expect("copy component");
-    let mut command = Command::new(kubewasm_binary());
-    command.env("KUBECONFIG", cluster.kubeconfig_path());
-    Host::spawn_command(command, dir, extra)
-}
-
-async fn namespace(client: &Client) -> String {
-    let name = unique_name("hang");
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    name
-}
 
 async fn create_configmaps(configmaps: &Api<ConfigMap>, names: &[String]) {
     for name in names {
-        let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": {"probe.kubewasm.dev/behave": "mark"}},
-        }))
-        .unwrap();
-        configmaps
-            .create(&PostParams::default(), &cm)
-            .await
-            .unwrap();
+        probe::create_configmap(configmaps, name, "mark", &[]).await;
     }
 }
 
 fn mark(cm: &ConfigMap) -> Option<String> {
-    cm.metadata.annotations.as_ref()?.get(MARK).cloned()
+    probe::annotation(cm, MARK)
 }
 
 /// Waits until every ConfigMap in `names` carries the mark `value`.
 async fn marked(host: &Host, configmaps: &Api<ConfigMap>, names: &[String], value: &str) {
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         for name in names {
             let cm = configmaps.get(name).await?;
             anyhow::ensure!(
@@ -70,22 +40,12 @@ async fn marked(host: &Host, configmaps: &Api<ConfigMap>, names: &[String], valu
         Ok(())
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-}
-
-async fn admin_addr(host: &Host) -> std::net::SocketAddr {
-    eventually(WAIT, || async {
-        host.admin_addr()
-            .ok_or_else(|| anyhow::anyhow!("admin address not logged yet"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()))
 }
 
 /// Waits until `/readyz` answers `status` with a body containing `needle`.
 async fn readyz(host: &Host, status: u16, needle: &str) -> String {
-    let addr = admin_addr(host).await;
-    eventually(WAIT, || async {
+    let addr = host.wait_admin_addr(WAIT).await;
+    host.eventually(WAIT, || async {
         let (got, body) = http_get(addr, "/readyz")?;
         anyhow::ensure!(
             got == status && body.contains(needle),
@@ -94,32 +54,22 @@ async fn readyz(host: &Host, status: u16, needle: &str) -> String {
         Ok(body)
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()))
-}
-
-async fn logged(host: &Host, needle: &str) {
-    eventually(WAIT, || async {
-        anyhow::ensure!(host.log().contains(needle), "not logged yet: {needle}");
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
 }
 
 #[tokio::test]
 async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_exits_in_time() {
     let cluster = ControlPlane::private("hang", &[]).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    let ns = namespace(&client).await;
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let ns = TestNamespace::create_in(cluster, "hang").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
     let names: Vec<String> = (0..12).map(|i| format!("cm-{i}")).collect();
     create_configmaps(&configmaps, &names).await;
     let grace = 10;
-    let mut host = start_host(
+    let mut host = Host::start_on(
         cluster,
+        &[("probe", None)],
         &[
             "--namespace",
-            &ns,
+            ns.name(),
             "--shutdown-grace-seconds",
             &grace.to_string(),
         ],
@@ -137,7 +87,7 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
         body.trim()
     );
     assert!(body.contains("the API server https://127.0.0.1:"), "{body}");
-    logged(&host, "the API server does not answer").await;
+    host.logged(WAIT, "the API server does not answer").await;
     let metrics = host.metrics().unwrap();
     assert_eq!(
         sample(&metrics, "kubewasm_apiserver_answering"),
@@ -153,7 +103,8 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
         r#"{"mark": "v2"}"#,
     )
     .unwrap();
-    logged(&host, "write not sent: the API server does not answer").await;
+    host.logged(WAIT, "write not sent: the API server does not answer")
+        .await;
 
     let signalled = Instant::now();
     let status = host
@@ -183,20 +134,20 @@ async fn a_hung_api_server_makes_the_host_unready_holds_its_writes_and_sigterm_e
 #[tokio::test]
 async fn the_host_starts_before_the_api_server_answers_and_reconciles_once_it_does() {
     let cluster = ControlPlane::private("hang", &[]).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    let ns = namespace(&client).await;
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let ns = TestNamespace::create_in(cluster, "hang").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
     let names: Vec<String> = (0..3).map(|i| format!("early-{i}")).collect();
     create_configmaps(&configmaps, &names).await;
 
     cluster.freeze(Component::ApiServer).await.unwrap();
-    let mut host = start_host(cluster, &["--namespace", &ns]);
+    let mut host = Host::start_on(cluster, &[("probe", None)], &["--namespace", ns.name()]);
     // Probes answer while the API server does not: alive, not ready.
-    let addr = admin_addr(&host).await;
+    let addr = host.wait_admin_addr(WAIT).await;
     assert_eq!(http_get(addr, "/livez").unwrap().0, 200);
     let body = readyz(&host, 503, "does not answer").await;
     assert!(body.contains("the API server https://127.0.0.1:"), "{body}");
-    logged(&host, "retrying with backoff until the API server answers").await;
+    host.logged(WAIT, "retrying with backoff until the API server answers")
+        .await;
     assert!(host.is_running(), "the host exited:\n{}", host.log());
 
     cluster.resume(Component::ApiServer).await.unwrap();
@@ -207,7 +158,7 @@ async fn the_host_starts_before_the_api_server_answers_and_reconciles_once_it_do
         resumed.elapsed()
     );
     readyz(&host, 200, "ok").await;
-    logged(&host, "the API server answers again").await;
+    host.logged(WAIT, "the API server answers again").await;
 }
 
 /// Seconds since the Unix epoch of a log line's RFC 3339 UTC timestamp
@@ -287,34 +238,14 @@ fn log_timestamps_and_leadership_spans_are_read() {
 #[tokio::test]
 async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over() {
     let cluster = ControlPlane::private("hang", &[]).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    let ns = namespace(&client).await;
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let ns = TestNamespace::create_in(cluster, "hang").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
     let lease = unique_name("lease");
-    // Renewed every 2 s, valid 6 s; the leader stops 4 s after its last
-    // confirmed renewal. Requests give up after 3 s, so a write sent just
-    // before the pause fails instead of completing after it.
-    let args = [
-        "--namespace",
-        &ns,
-        "--leader-elect",
-        "--leader-elect-lease",
-        &lease,
-        "--leader-elect-namespace",
-        &ns,
-        "--leader-elect-lease-seconds",
-        "6",
-        "--leader-elect-renew-grace-seconds",
-        "4",
-        "--leader-elect-renew-deadline-seconds",
-        "4",
-        "--kube-request-timeout",
-        "3s",
-    ];
-    let first = start_host(cluster, &args);
-    logged(&first, "became the leader").await;
-    let second = start_host(cluster, &args);
-    logged(&second, "kubewasm running").await;
+    let args = short_lease_args(ns.name(), &lease);
+    let first = Host::start_on(cluster, &[("probe", None)], &args);
+    first.logged(WAIT, "became the leader").await;
+    let second = Host::start_on(cluster, &[("probe", None)], &args);
+    second.logged(WAIT, "kubewasm running").await;
 
     // A ConfigMap whose data keeps changing: whoever leads echoes it.
     create_configmaps(&configmaps, &["counter".to_string()]).await;
@@ -345,19 +276,18 @@ async fn a_leader_that_cannot_renew_stops_applying_before_a_standby_takes_over()
             Ok(())
         }
     };
-    eventually(WAIT, || echoed(5))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", first.log()));
+    first.eventually(WAIT, || echoed(5)).await;
 
     // The API server hangs past the lease's duration: the leader cannot
     // renew, and stops applying at the renew deadline, while still hung.
     cluster.freeze(Component::ApiServer).await.unwrap();
     let paused = Instant::now();
-    logged(
-        &first,
-        "could not renew the leader lease within the renew deadline",
-    )
-    .await;
+    first
+        .logged(
+            WAIT,
+            "could not renew the leader lease within the renew deadline",
+        )
+        .await;
     eprintln!(
         "measured: API server paused -> leader stopped applying after {:?} (renew deadline 4 s, renewed every 2 s)",
         paused.elapsed()

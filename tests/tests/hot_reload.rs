@@ -8,26 +8,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kubewasm_e2e::host::{Host, component, sample};
-use kubewasm_e2e::{TestNamespace, eventually};
+use kube::api::{Api, Patch, PatchParams};
+use kubewasm_e2e::TestNamespace;
+use kubewasm_e2e::host::{self, Host, component, sample, write_atomically};
+use kubewasm_e2e::probe::{self, ECHO, MARK};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 const WAIT: Duration = Duration::from_secs(120);
-const MARK: &str = "probe.kubewasm.dev/mark";
-const ECHO: &str = "probe.kubewasm.dev/echo";
 const INSTALLED: &str = "plugin installed plugin=probe";
-
-/// Replaces `path` the way careful tools do: a temporary file, then rename.
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 fn settings(mark: &str) -> Vec<u8> {
     json!({ "mark": mark }).to_string().into_bytes()
@@ -36,39 +25,20 @@ fn settings(mark: &str) -> Vec<u8> {
 /// The probe component with a custom section appended: the same logic, a
 /// different content hash (so a different build as far as the host knows).
 fn variant(tag: u8) -> Vec<u8> {
-    let mut bytes = std::fs::read(component("probe")).unwrap();
-    let name = b"kubewasm-e2e-variant";
-    let payload_len = 1 + name.len() + 1;
-    bytes.push(0); // custom section id
-    bytes.push(payload_len as u8); // LEB128, < 128
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.push(tag);
-    bytes
+    let probe = std::fs::read(component("probe")).unwrap();
+    host::variant(&probe, "kubewasm-e2e-variant", &[tag])
 }
 
 async fn create_configmap(configmaps: &Api<ConfigMap>, name: &str) {
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"probe.kubewasm.dev/behave": "mark"}},
-        "data": {"n": "0"}
-    }))
-    .unwrap();
-    configmaps
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
-}
-
-fn annotation(cm: &ConfigMap, key: &str) -> Option<String> {
-    cm.metadata.annotations.as_ref()?.get(key).cloned()
+    probe::create_configmap(configmaps, name, "mark", &[("n", "0")]).await;
 }
 
 /// Waits until every named ConfigMap carries `mark`.
 async fn all_marked(host: &Host, configmaps: &Api<ConfigMap>, names: &[&str], mark: &str) {
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         for name in names {
             let cm = configmaps.get(name).await?;
-            let found = annotation(&cm, MARK);
+            let found = probe::annotation(&cm, MARK);
             anyhow::ensure!(
                 found.as_deref() == Some(mark),
                 "{name} has mark {found:?}, not {mark}"
@@ -76,12 +46,11 @@ async fn all_marked(host: &Host, configmaps: &Api<ConfigMap>, names: &[&str], ma
         }
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 }
 
 async fn log_contains(host: &Host, needle: &str, times: usize) {
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let n = host.count(needle);
         anyhow::ensure!(
             n >= times,
@@ -89,8 +58,7 @@ async fn log_contains(host: &Host, needle: &str, times: usize) {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 }
 
 #[tokio::test]
@@ -286,10 +254,10 @@ async fn twenty_swaps_under_load_lose_nothing_and_never_overlap() {
     let last = writer.await.unwrap();
 
     // Every object ends reconciled by the final version, in its final state.
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         for (name, n) in &last {
             let cm = configmaps.get(name).await?;
-            let (mark, echo) = (annotation(&cm, MARK), annotation(&cm, ECHO));
+            let (mark, echo) = (probe::annotation(&cm, MARK), probe::annotation(&cm, ECHO));
             anyhow::ensure!(
                 mark.as_deref() == Some("v20") && echo.as_ref() == Some(n),
                 "{name}: mark {mark:?} echo {echo:?}, want v20 and {n}"
@@ -297,8 +265,7 @@ async fn twenty_swaps_under_load_lose_nothing_and_never_overlap() {
         }
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     assert_one_call_at_a_time(&host.log());
 }
 
@@ -323,15 +290,18 @@ async fn removing_a_plugin_file_unloads_it_and_stops_unneeded_informers() {
     std::fs::remove_file(host.plugin_dir().join("probe.wasm")).unwrap();
     log_contains(&host, "plugin unloaded", 1).await;
     create_configmap(&configmaps, "after").await;
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = configmaps.get("after").await?;
         anyhow::ensure!(cm.metadata.labels.unwrap_or_default().contains_key(&team));
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     let cm = configmaps.get("after").await.unwrap();
-    assert_eq!(annotation(&cm, MARK), None, "an unloaded plugin still ran");
+    assert_eq!(
+        probe::annotation(&cm, MARK),
+        None,
+        "an unloaded plugin still ran"
+    );
     assert_eq!(
         host.count("stopping informer: no subscriber left group= version=v1 kind=ConfigMap"),
         0,

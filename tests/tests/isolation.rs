@@ -7,14 +7,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kubewasm_e2e::host::Host;
+use kubewasm_e2e::probe::{self, MARK};
 use kubewasm_e2e::{TestNamespace, eventually, field_managers};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
-const BEHAVE: &str = "probe.kubewasm.dev/behave";
-const MARK: &str = "probe.kubewasm.dev/mark";
 
 /// A namespace labelled with a label key of its own, and the settings that
 /// make label-propagator copy that label.
@@ -27,15 +26,7 @@ async fn labelled_namespace(prefix: &str) -> (TestNamespace, String, Value) {
 }
 
 async fn create_configmap(ns: &TestNamespace, name: &str, behave: &str) {
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {BEHAVE: behave}},
-        "data": {"k": "v"}
-    }))
-    .unwrap();
-    ns.api::<ConfigMap>()
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
+    probe::create_configmap(&ns.api(), name, behave, &[("k", "v")]).await;
 }
 
 /// The fields (as `managedFields` spells them) one manager owns.
@@ -187,7 +178,7 @@ async fn a_plugin_that_changes_an_object_on_every_call_is_reported_and_backs_off
 
     // Each write is a change that calls the plugin again, which writes
     // again: the host names the loop and backs the key off, again and again.
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let log = host.log();
         anyhow::ensure!(
             log.lines().any(|l| l.contains("reconcile loop")
@@ -201,8 +192,7 @@ async fn a_plugin_that_changes_an_object_on_every_call_is_reported_and_backs_off
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 
     // Backing off bounds the writes: the loop is reported after 10 writes,
     // and each retry that still loops adds one. Unchecked, the plugin would

@@ -13,25 +13,21 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kubewasm_e2e::ControlPlane;
 use kubewasm_e2e::faults::Component;
-use kubewasm_e2e::host::{Host, component, kubewasm_binary};
-use kubewasm_e2e::{eventually, unique_name};
+use kubewasm_e2e::host::{self, Host};
+use kubewasm_e2e::probe::{self, ECHO, MARK};
+use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_name};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
-const MARK: &str = "probe.kubewasm.dev/mark";
-const ECHO: &str = "probe.kubewasm.dev/echo";
 const CONFIGMAPS: usize = 4;
 /// How long the hosts keep running after each fault: a host that still
 /// believed it led would write in this time.
@@ -188,51 +184,15 @@ fn start_host(
     mark: &str,
     skew: Option<&str>,
 ) -> Host {
-    let dir = tempfile::tempdir().expect("plugin directory");
-    std::fs::copy(component("probe"), dir.path().join("probe.wasm")).expect("copy component");
-    std::fs::write(
-        dir.path().join("probe.settings.json"),
-        json!({ "mark": mark }).to_string(),
-    )
-    .expect("write settings");
-    let mut command = Command::new(kubewasm_binary());
-    command.env("KUBECONFIG", cluster.kubeconfig_path());
+    let mut command = host::command(cluster);
     if let Some(skew) = skew {
         command
             .env("LD_PRELOAD", libfaketime())
             .env("FAKETIME", skew)
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     }
-    // Renewed every 2 s, taken over 6 s after the last change a standby
-    // saw; the leader stops applying 4 s after it sent its last confirmed
-    // renewal.
-    let args = [
-        "--namespace",
-        ns,
-        "--leader-elect",
-        "--leader-elect-lease",
-        lease,
-        "--leader-elect-namespace",
-        ns,
-        "--leader-elect-lease-seconds",
-        "6",
-        "--leader-elect-renew-grace-seconds",
-        "4",
-        "--leader-elect-renew-deadline-seconds",
-        "4",
-        "--kube-request-timeout",
-        "3s",
-    ];
-    Host::spawn_command(command, dir, &args)
-}
-
-fn signal(host: &Host, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(host.pid().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{signal} {} failed", host.pid());
+    let plugins = host::example_plugins(&[("probe", Some(json!({ "mark": mark })))]);
+    Host::spawn_command(command, plugins, &host::short_lease_args(ns, lease))
 }
 
 fn logs(hosts: &[&Host]) -> String {
@@ -242,25 +202,6 @@ fn logs(hosts: &[&Host]) -> String {
         .map(|(i, h)| format!("---- host {i} ----\n{}", h.log()))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-async fn logged(host: &Host, needle: &str) {
-    eventually(WAIT, || async {
-        anyhow::ensure!(host.log().contains(needle), "not logged yet: {needle}");
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-}
-
-async fn namespace(client: &Client) -> String {
-    let name = unique_name("leader");
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    name
 }
 
 /// Keeps changing the ConfigMaps' `data.n`, one every 100 ms.
@@ -281,38 +222,21 @@ fn churn(configmaps: Api<ConfigMap>) -> tokio::task::JoinHandle<()> {
 /// turn, then the API server frozen; every fault judged on the write log.
 async fn handovers(skew: Option<&str>) {
     let cluster = ControlPlane::private("leader", &[]).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    let ns = namespace(&client).await;
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let ns = TestNamespace::create_in(cluster, "leader").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
     let (log, watch) = WriteLog::record(configmaps.clone());
     for i in 0..CONFIGMAPS {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {
-            "name": format!("cm-{i}"),
-            "labels": {"probe.kubewasm.dev/behave": "mark"},
-        }}))
-        .unwrap();
-        configmaps
-            .create(&PostParams::default(), &cm)
-            .await
-            .unwrap();
+        probe::create_configmap(&configmaps, &format!("cm-{i}"), "mark", &[]).await;
     }
     // A ConfigMap the probe is busy with for about 2.5 s per call: changed
     // just before each freeze, so the frozen leader holds a reconcile whose
     // intents are still to be applied when it resumes.
-    let slow: ConfigMap = serde_json::from_value(json!({"metadata": {
-        "name": "slow",
-        "labels": {"probe.kubewasm.dev/behave": "slow"},
-    }}))
-    .unwrap();
-    configmaps
-        .create(&PostParams::default(), &slow)
-        .await
-        .unwrap();
+    probe::create_configmap(&configmaps, "slow", "slow", &[]).await;
     let lease = unique_name("lease");
-    let a = start_host(cluster, &ns, &lease, "a", None);
-    logged(&a, "became the leader").await;
-    let b = start_host(cluster, &ns, &lease, "b", skew);
-    logged(&b, "kubewasm running").await;
+    let a = start_host(cluster, ns.name(), &lease, "a", None);
+    a.logged(WAIT, "became the leader").await;
+    let b = start_host(cluster, ns.name(), &lease, "b", skew);
+    b.logged(WAIT, "kubewasm running").await;
     let started = Instant::now();
     let churn = churn(configmaps.clone());
     log.wait_for_writer("a", started, &[&a, &b]).await;
@@ -344,11 +268,11 @@ async fn handovers(skew: Option<&str>) {
         let dropped = old.count("intents not applied");
         let frozen = Instant::now();
         let stalled = [stalls(&a), stalls(&b)];
-        signal(old, "STOP");
+        old.signal("STOP");
         log.wait_for_writer(new, frozen, &[&a, &b]).await;
         if skew.is_some() && new == "b" {
             // The skewed host leads: the renewTime it wrote shows its clock.
-            let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+            let leases: Api<Lease> = ns.api();
             let renewed = leases
                 .get(&lease)
                 .await
@@ -366,7 +290,7 @@ async fn handovers(skew: Option<&str>) {
             );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        signal(old, "CONT");
+        old.signal("CONT");
         tokio::time::sleep(SETTLE).await;
         eprintln!(
             "{name} resumed: it dropped the intents of {} reconciles as it no longer led",

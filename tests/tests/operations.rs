@@ -2,42 +2,24 @@
 //! port, leader election between two hosts on one control plane, and a
 //! graceful SIGTERM.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kubewasm_e2e::host::{Host, http_get, sample};
+use kubewasm_e2e::probe::{self, MARK};
 use kubewasm_e2e::{TestNamespace, eventually, unique_name};
-use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
-const MARK: &str = "probe.kubewasm.dev/mark";
-
-async fn admin_addr(host: &Host) -> SocketAddr {
-    eventually(WAIT, || async {
-        host.admin_addr()
-            .ok_or_else(|| anyhow::anyhow!("admin address not logged yet"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()))
-}
 
 async fn create_configmap(ns: &TestNamespace, name: &str, behave: &str) {
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"probe.kubewasm.dev/behave": behave}},
-    }))
-    .unwrap();
-    ns.api::<ConfigMap>()
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
+    probe::create_configmap(&ns.api(), name, behave, &[]).await;
 }
 
 async fn marked(host: &Host, ns: &TestNamespace, name: &str) {
     let configmaps: Api<ConfigMap> = ns.api();
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = configmaps.get(name).await?;
         anyhow::ensure!(
             cm.metadata
@@ -48,8 +30,7 @@ async fn marked(host: &Host, ns: &TestNamespace, name: &str) {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 }
 
 #[tokio::test]
@@ -58,30 +39,29 @@ async fn metrics_and_probes_show_a_reconcile() {
     create_configmap(&ns, "watched", "mark").await;
     create_configmap(&ns, "broken", "trap").await;
     let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
-    let addr = admin_addr(&host).await;
+    let addr = host.wait_admin_addr(WAIT).await;
     assert_eq!(http_get(addr, "/livez").unwrap().0, 200);
     marked(&host, &ns, "watched").await;
 
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let (status, body) = http_get(addr, "/readyz")?;
         anyhow::ensure!(status == 200, "readyz {status}: {body}");
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 
-    let metrics = eventually(WAIT, || async {
-        let (status, body) = http_get(addr, "/metrics")?;
-        anyhow::ensure!(status == 200);
-        let traps = sample(
-            &body,
-            r#"kubewasm_reconciles_total{plugin="probe",result="trap"}"#,
-        );
-        anyhow::ensure!(traps.unwrap_or(0.0) >= 1.0, "no trap counted yet");
-        Ok(body)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    let metrics = host
+        .eventually(WAIT, || async {
+            let (status, body) = http_get(addr, "/metrics")?;
+            anyhow::ensure!(status == 200);
+            let traps = sample(
+                &body,
+                r#"kubewasm_reconciles_total{plugin="probe",result="trap"}"#,
+            );
+            anyhow::ensure!(traps.unwrap_or(0.0) >= 1.0, "no trap counted yet");
+            Ok(body)
+        })
+        .await;
     let ok = sample(
         &metrics,
         r#"kubewasm_reconciles_total{plugin="probe",result="ok"}"#,
@@ -140,21 +120,21 @@ async fn only_the_leader_applies_and_a_standby_takes_over() {
         "2",
     ];
     let first = Host::start(&ns, &[("probe", None)], &args);
-    eventually(WAIT, || async {
-        anyhow::ensure!(first.log().contains("became the leader"));
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", first.log()));
+    first
+        .eventually(WAIT, || async {
+            anyhow::ensure!(first.log().contains("became the leader"));
+            Ok(())
+        })
+        .await;
     let mut first = first;
     let second = Host::start(&ns, &[("probe", None)], &args);
     // The standby is up (caches synced) but does not lead.
-    eventually(WAIT, || async {
-        anyhow::ensure!(second.log().contains("kubewasm running"));
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", second.log()));
+    second
+        .eventually(WAIT, || async {
+            anyhow::ensure!(second.log().contains("kubewasm running"));
+            Ok(())
+        })
+        .await;
 
     create_configmap(&ns, "one", "mark").await;
     marked(&first, &ns, "one").await;
@@ -169,12 +149,12 @@ async fn only_the_leader_applies_and_a_standby_takes_over() {
     // The leader crashes; the standby takes over within the lease duration.
     first.kill();
     let killed = Instant::now();
-    eventually(WAIT, || async {
-        anyhow::ensure!(second.log().contains("became the leader"));
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", second.log()));
+    second
+        .eventually(WAIT, || async {
+            anyhow::ensure!(second.log().contains("became the leader"));
+            Ok(())
+        })
+        .await;
     let takeover = killed.elapsed();
     eprintln!("measured: leader killed -> standby leads after {takeover:?} (lease 4 s)");
     // The dead leader's lease expires 4 s after its last renewal at most;
@@ -221,7 +201,7 @@ async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() 
         ],
     );
     // SIGTERM while a call is running: more starts than finishes.
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let log = host.log();
         let calls = |what: &str| {
             log.lines()
@@ -234,8 +214,7 @@ async fn sigterm_lets_a_running_call_finish_then_exits_and_releases_the_lease() 
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 
     let status = host
         .terminate(Duration::from_secs(60))
@@ -289,7 +268,7 @@ async fn a_real_prometheus_scrapes_the_host() {
     let ns = TestNamespace::create("ops-prometheus").await.unwrap();
     create_configmap(&ns, "scraped", "mark").await;
     let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
-    let target = admin_addr(&host).await;
+    let target = host.wait_admin_addr(WAIT).await;
     marked(&host, &ns, "scraped").await;
 
     let dir = tempfile::tempdir().unwrap();

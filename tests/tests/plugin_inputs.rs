@@ -15,37 +15,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
-use kubewasm_e2e::host::{Host, component, sample};
-use kubewasm_e2e::{TestNamespace, eventually};
+use kube::api::Api;
+use kubewasm_e2e::TestNamespace;
+use kubewasm_e2e::host::{Host, component, sample, write_atomically};
+use kubewasm_e2e::probe::{self, MARK};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
-const MARK: &str = "probe.kubewasm.dev/mark";
 const NOT_LOADED: &str = "plugin file not loaded";
-
-async fn create_marked(configmaps: &Api<ConfigMap>, name: &str) {
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"probe.kubewasm.dev/behave": "mark"}},
-    }))
-    .unwrap();
-    configmaps
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
-}
 
 /// Waits until `name` carries the probe's mark and, if `team` is given,
 /// the label-propagator's `team` label with that value.
 async fn reconciled(host: &Host, configmaps: &Api<ConfigMap>, name: &str, team: Option<&str>) {
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cm = configmaps.get(name).await?;
-        let marked = cm
-            .metadata
-            .annotations
-            .unwrap_or_default()
-            .get(MARK)
-            .cloned();
+        let marked = probe::annotation(&cm, MARK);
         anyhow::ensure!(marked.as_deref() == Some("seen"), "{name} is not marked");
         let labelled = cm.metadata.labels.unwrap_or_default().get("team").cloned();
         anyhow::ensure!(
@@ -55,16 +39,6 @@ async fn reconciled(host: &Host, configmaps: &Api<ConfigMap>, name: &str, team: 
         Ok(())
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
-}
-
-async fn log_contains(host: &Host, needle: &str) {
-    eventually(WAIT, || async {
-        anyhow::ensure!(host.log().contains(needle), "no log line has {needle:?}");
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
 }
 
 /// Writes `name`'s settings, then its component by rename, so the host
@@ -75,9 +49,8 @@ fn add_plugin(dir: &Path, name: &str, settings: serde_json::Value) {
         settings.to_string(),
     )
     .unwrap();
-    let tmp = dir.join(format!(".{name}.wasm.tmp"));
-    std::fs::copy(component(name), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).unwrap();
+    let wasm = std::fs::read(component(name)).unwrap();
+    write_atomically(&dir.join(format!("{name}.wasm")), &wasm);
 }
 
 fn mkfifo(path: &Path) {
@@ -123,7 +96,7 @@ fn hostile_files(dir: &Path, outside: &Path, suffix: &str) -> Vec<(String, Strin
 /// logged once and shows in `kubewasm_plugin_load_failing`.
 async fn refused(host: &Host, files: &[(String, String)]) {
     for (file, reason) in files {
-        log_contains(host, &format!("/{file}: {reason}")).await;
+        host.logged(WAIT, &format!("/{file}: {reason}")).await;
     }
     let log = host.log();
     let metrics = host.metrics().unwrap();
@@ -155,7 +128,7 @@ async fn special_files_in_the_plugin_directory_are_refused_by_name_and_block_not
     let at_start = hostile_files(dir.path(), &escaped, "");
     let host = Host::spawn(&ns, dir, &["--namespace", ns.name()]);
 
-    create_marked(&configmaps, "a").await;
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
     reconciled(&host, &configmaps, "a", None).await;
     refused(&host, &at_start).await;
 
@@ -168,7 +141,7 @@ async fn special_files_in_the_plugin_directory_are_refused_by_name_and_block_not
         "label-propagator",
         json!({"labels": ["team"]}),
     );
-    create_marked(&configmaps, "b").await;
+    probe::create_configmap(&configmaps, "b", "mark", &[]).await;
     reconciled(&host, &configmaps, "a", Some("blue")).await;
     reconciled(&host, &configmaps, "b", Some("blue")).await;
 
@@ -215,7 +188,7 @@ async fn an_artefact_copied_over_another_plugins_cache_entry_is_refused_not_run(
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(component("probe"), dir.path().join("probe.wasm")).unwrap();
     let mut first = Host::spawn(&ns, dir, &args);
-    log_contains(&first, "plugin installed plugin=probe").await;
+    first.logged(WAIT, "plugin installed plugin=probe").await;
     let probe_entries = entries(&cache);
     assert_eq!(probe_entries.len(), 1, "{probe_entries:?}");
     add_plugin(
@@ -223,7 +196,9 @@ async fn an_artefact_copied_over_another_plugins_cache_entry_is_refused_not_run(
         "label-propagator",
         json!({"labels": ["team"]}),
     );
-    log_contains(&first, "plugin installed plugin=label-propagator").await;
+    first
+        .logged(WAIT, "plugin installed plugin=label-propagator")
+        .await;
     assert!(
         first.terminate(WAIT).is_some(),
         "the first host did not stop"
@@ -240,7 +215,7 @@ async fn an_artefact_copied_over_another_plugins_cache_entry_is_refused_not_run(
     let host = Host::spawn(&ns, both_plugins(), &args);
 
     // label-propagator behaves as itself: it labels, and probe marks.
-    create_marked(&configmaps, "a").await;
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
     reconciled(&host, &configmaps, "a", Some("blue")).await;
     for plugin in ["probe", "label-propagator"] {
         let installed = format!("plugin installed plugin={plugin} ");

@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, PostParams};
+use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, sample};
-use kubewasm_e2e::{TestNamespace, eventually};
+use kubewasm_e2e::probe::{self, MARK};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
-const BEHAVE: &str = "probe.kubewasm.dev/behave";
-const MARK: &str = "probe.kubewasm.dev/mark";
 const SMUGGLED: &str = "probe.kubewasm.dev/smuggled";
 const READ: &str = "probe.kubewasm.dev/read";
 const READ_RESULT: &str = "probe.kubewasm.dev/read-result";
@@ -30,11 +29,8 @@ async fn probe_configmap(
     behave: &str,
     annotations: serde_json::Value,
 ) {
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {BEHAVE: behave}, "annotations": annotations},
-        "data": {"k": "v"}
-    }))
-    .unwrap();
+    let mut cm = probe::configmap(name, behave, &[("k", "v")]);
+    cm.metadata.annotations = serde_json::from_value(annotations).unwrap();
     ns.api::<ConfigMap>()
         .create(&PostParams::default(), &cm)
         .await
@@ -109,7 +105,7 @@ async fn smuggled_names_never_reach_a_request() {
 
     // Every attempt is refused and named; the well-behaved object is marked,
     // so the host was working all along.
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let good = ns.api::<ConfigMap>().get("good").await?;
         let marked = good
             .metadata
@@ -129,8 +125,7 @@ async fn smuggled_names_never_reach_a_request() {
         }
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 
     let log = host.log();
     for field in [
@@ -226,7 +221,7 @@ async fn the_namespace_flag_refuses_writes_elsewhere() {
         outside.name(),
         inside.name()
     );
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let log = host.log();
         for name in ["patch-out", "delete-out"] {
             let object = format!("object={}/{name} ", inside.name());
@@ -237,8 +232,7 @@ async fn the_namespace_flag_refuses_writes_elsewhere() {
         }
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
     let after = outside.api::<ConfigMap>().get("target").await.unwrap();
     assert_eq!(
         after.metadata.resource_version, target.metadata.resource_version,
@@ -301,7 +295,7 @@ async fn a_scope_file_confines_calls_reads_and_writes() {
             .get(key)
             .cloned()
     };
-    eventually(WAIT, || async {
+    host.eventually(WAIT, || async {
         let cms = mine.api::<ConfigMap>();
         anyhow::ensure!(annotation(cms.get("mark-me").await?, MARK).is_some());
         anyhow::ensure!(
@@ -320,8 +314,7 @@ async fn a_scope_file_confines_calls_reads_and_writes() {
         );
         Ok(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    .await;
 
     // Nothing in the other namespace was written or even reconciled.
     let other = theirs.api::<ConfigMap>();

@@ -78,6 +78,7 @@ use crate::contract::GroupKind;
 use crate::contract::intent::{ObjectRef, Outcome};
 use crate::contract::{PluginInfo, ResourceKind, split_api_version};
 use crate::ops::error_chain;
+use crate::ops::metrics::Metrics;
 use crate::plugins::grant::Grant;
 
 pub use error::{ApplyError, IntentSite};
@@ -148,6 +149,9 @@ pub struct ApplierOptions {
     pub reporting_controller: String,
     /// Events' `reportingInstance`: which replica wrote them (e.g. the pod name).
     pub reporting_instance: String,
+    /// Where retries are counted (`kubewasm_write_retries_total`); the
+    /// default is a registry of its own.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ApplierOptions {
@@ -157,6 +161,7 @@ impl Default for ApplierOptions {
             retry: RetryPolicy::default(),
             reporting_controller: "kubewasm.dev".into(),
             reporting_instance: "kubewasm".into(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -313,9 +318,15 @@ impl Applier {
             debug!(%site, ?delay, reason, "retrying a write");
             tokio::time::sleep(delay)
         };
-        with_retries(&self.options.retry, retry_conflict, op, sleep)
-            .await
-            .map_err(|failure| classify_failure(site, call, failure))
+        with_retries(
+            &self.options.retry,
+            &self.options.metrics,
+            retry_conflict,
+            op,
+            sleep,
+        )
+        .await
+        .map_err(|failure| classify_failure(site, call, failure))
     }
 }
 

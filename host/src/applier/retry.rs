@@ -15,6 +15,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::error::is_ownership_conflict;
 use crate::cluster::client::{RequestTimedOut, WriteRefused};
+use crate::ops::metrics::Metrics;
 
 /// How often and how long a failed request is retried.
 #[derive(Clone, Debug)]
@@ -92,11 +93,12 @@ pub(super) fn retry_class(error: &kube::Error) -> Retry {
 
 /// Runs `op` until it succeeds, fails for good, or the policy is spent.
 /// Delays come from `policy` (exponential, with jitter) but are never
-/// shorter than the server's `retryAfterSeconds`. `sleep` gets each delay
-/// and its reason (the label of `kubewasm_write_retries_total`); it is a
-/// parameter so tests can observe the delays.
+/// shorter than the server's `retryAfterSeconds`. Each retry is counted in
+/// `metrics` (`kubewasm_write_retries_total{reason}`). `sleep` gets each
+/// delay and its reason; it is a parameter so tests can observe the delays.
 pub(super) async fn with_retries<T, F, Fut, S, SFut>(
     policy: &RetryPolicy,
+    metrics: &Metrics,
     retry_conflict: bool,
     mut op: F,
     mut sleep: S,
@@ -142,10 +144,7 @@ where
         };
         match delay {
             Some((delay, reason)) if spent + delay <= policy.max_total_delay => {
-                crate::ops::metrics::get()
-                    .write_retries
-                    .with_label_values(&[reason])
-                    .inc();
+                metrics.write_retries.with_label_values(&[reason]).inc();
                 sleep(delay, reason).await;
                 spent += delay;
             }
@@ -178,11 +177,22 @@ mod tests {
         retry_conflict: bool,
         errors: Vec<kube::Error>,
     ) -> (usize, Vec<Duration>, Result<(), Failure>) {
+        run_counted(policy, &Metrics::new(), retry_conflict, errors).await
+    }
+
+    /// [`run`], counting the retries in `metrics`.
+    async fn run_counted(
+        policy: &RetryPolicy,
+        metrics: &Metrics,
+        retry_conflict: bool,
+        errors: Vec<kube::Error>,
+    ) -> (usize, Vec<Duration>, Result<(), Failure>) {
         let errors = Mutex::new(errors.into_iter());
         let attempts = AtomicU64::new(0);
         let slept = Mutex::new(Vec::new());
         let result = with_retries(
             policy,
+            metrics,
             retry_conflict,
             || {
                 attempts.fetch_add(1, Ordering::Relaxed);
@@ -245,6 +255,7 @@ mod tests {
         let slept = Mutex::new(Vec::new());
         let result = with_retries(
             &policy(),
+            &Metrics::new(),
             false,
             || {
                 let request = http::Request::get("/api/v1/namespaces/default/configmaps/a")
@@ -304,6 +315,7 @@ mod tests {
         let timeouts = AtomicU64::new(0);
         let result: Result<(), Failure> = with_retries(
             &policy(),
+            &Metrics::new(),
             false,
             || {
                 timeouts.fetch_add(1, Ordering::Relaxed);
@@ -327,25 +339,26 @@ mod tests {
 
     #[tokio::test]
     async fn retries_are_counted_by_reason_and_refused_writes_not_retried() {
-        let retries = |reason: &str| {
-            crate::ops::metrics::get()
-                .write_retries
-                .with_label_values(&[reason])
-                .get()
-        };
-        let (throttled, timeouts) = (retries("throttled"), retries("timeout"));
+        let metrics = Metrics::new();
+        let retries = |reason: &str| metrics.write_retries.with_label_values(&[reason]).get();
         let timeout = kube::Error::Service(Box::new(RequestTimedOut(Duration::from_millis(1))));
         let errors = vec![api_error(429, "TooManyRequests", 0), timeout];
-        let (attempts, _, result) = run(&policy(), false, errors).await;
+        let (attempts, _, result) = run_counted(&policy(), &metrics, false, errors).await;
         assert!(result.is_ok() && attempts == 3);
-        // Other tests run in parallel and count too: at least ours.
-        assert!(retries("throttled") > throttled);
-        assert!(retries("timeout") > timeouts);
+        assert_eq!((retries("throttled"), retries("timeout")), (1, 1));
 
         let refused = kube::Error::Service(Box::new(WriteRefused::NotLeader));
-        let (attempts, _, result) = run(&policy(), false, vec![refused]).await;
+        let (attempts, _, result) = run_counted(&policy(), &metrics, false, vec![refused]).await;
         assert_eq!(attempts, 1);
         assert!(result.is_err());
+        assert_eq!(
+            metrics
+                .encode()
+                .matches("kubewasm_write_retries_total{")
+                .count(),
+            2,
+            "only the throttled and the timed-out attempt were retried"
+        );
     }
 
     #[tokio::test]

@@ -172,7 +172,7 @@ pub fn check(args: &CheckArgs) -> Result<String, OfflineError> {
 /// The kind of an object read from a file: group and version from
 /// `apiVersion`, scope from the presence of `metadata.namespace`, and the
 /// plural from [`offline_plural`].
-pub fn kind_of_object(object: &Value) -> ResourceKind {
+fn kind_of_object(object: &Value) -> ResourceKind {
     let (group, version) = split_api_version(object["apiVersion"].as_str().unwrap_or_default());
     let kind = object["kind"].as_str().unwrap_or_default().to_string();
     ResourceKind {

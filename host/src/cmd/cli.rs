@@ -70,7 +70,10 @@ pub struct RunArgs {
     #[arg(long, env = "KUBEWASM_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Reconciles that may run at once.
+    /// Reconciles that may run at once (workers). A reconcile mostly waits
+    /// on the API server, so the default, 8, overlaps those waits on a small
+    /// host; plugin calls are bounded separately by
+    /// `--plugin-memory-budget-mib`.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
@@ -247,7 +250,7 @@ pub struct KubeArgs {
 }
 
 /// A duration such as `30s`, `500ms` or `2m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("{text:?} has no unit (ms, s or m)"))?;
@@ -365,7 +368,7 @@ impl RuntimeArgs {
 }
 
 /// `$XDG_CACHE_HOME/kubewasm/compiled`, else `$HOME/.cache/kubewasm/compiled`.
-pub fn default_compile_cache() -> Option<PathBuf> {
+fn default_compile_cache() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;

@@ -2,20 +2,23 @@
 //! until SIGTERM or SIGINT, then drain in-flight reconciles within the
 //! grace period.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::applier::{Applier, ApplierOptions};
 use crate::cluster::client::{ApiHealth, ClientOptions, Connection, FenceLayer};
 use crate::cluster::discovery::{self, KindRegistry, SharedRegistry};
-use crate::cluster::informer::InformerRegistry;
-use crate::cluster::leader::{Election, LeaderGate};
+use crate::cluster::informer::{InformerRegistry, KindEvent};
+use crate::cluster::leader::{Election, ElectionOptions, LeaderGate, Leadership};
 use crate::controller::Controller;
 use crate::ops::admin::Admin;
+use crate::ops::metrics::Metrics;
 use crate::plugins::reload::PluginDir;
 use crate::runtime::Runtime;
 
@@ -33,9 +36,9 @@ pub struct RunOptions {
     /// Timeouts and rate limit of the Kubernetes client.
     pub client: ClientOptions,
     /// Where the admin server (metrics, probes) listens.
-    pub admin_addr: std::net::SocketAddr,
+    pub admin_addr: SocketAddr,
     /// Leader election, if enabled.
-    pub election: Option<crate::cluster::leader::ElectionOptions>,
+    pub election: Option<ElectionOptions>,
 }
 
 /// Why the host could not start.
@@ -64,7 +67,7 @@ pub enum RunError {
     },
     #[error("failed to listen on --admin-addr {addr}")]
     Admin {
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -173,7 +176,8 @@ where
     }
 }
 
-/// Runs the host until a shutdown signal.
+/// Runs the host until a shutdown signal, recording into `metrics` (which
+/// the admin server serves).
 ///
 /// The admin server starts first, so probes answer while the host waits for
 /// an API server that is not reachable yet (`/readyz` says why); discovery
@@ -181,60 +185,172 @@ where
 /// host drains in-flight reconciles for at most the grace period, then
 /// abandons (and counts) the rest: their requests are dropped, not left in
 /// flight, and the process exits within the grace.
-pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> {
+pub async fn run(
+    options: RunOptions,
+    runtime: Runtime,
+    metrics: Arc<Metrics>,
+) -> Result<(), RunError> {
     let mut shutdown = Shutdown::listen();
-    let connection = Connection::infer(options.client)
-        .await
-        .map_err(RunError::Client)?;
-    let health = ApiHealth::new(connection.server());
-    let probe_client = connection
-        .builder(crate::cluster::client::health::PROBE_TIMEOUT)
-        .map_err(RunError::Client)?
-        .build();
-    let probe = tokio::spawn(health.clone().probe(probe_client));
-    let _stop_probe = AbortOnDrop(probe);
+    let api = ApiServer::connect(options.client, &metrics).await?;
+    let (admin, stop_admin) = start_admin(options.admin_addr, &api.health, &metrics).await?;
+    let (candidate, gate) = leader_gate(options.election.as_ref());
+    let client = api.client(gate.clone()).map_err(RunError::Client)?;
+    let Some((registry, election)) =
+        reach_api_server(&api, &client, candidate, &metrics, &mut shutdown).await
+    else {
+        let _ = stop_admin.send(());
+        return Ok(());
+    };
+    let (controller, events) = build_controller(&options, &client, &registry, gate, &metrics);
+    admin.set_engine(Arc::new(controller.clone()));
+    if election.is_none() {
+        metrics.leader.set(1);
+    }
+    let plugin_dir = load_plugins(&options, runtime, &controller, &metrics).await?;
+    admin.set_plugins_loaded();
+    let running = Running::start(&controller, plugin_dir, events, options.concurrency);
+    tokio::spawn(follow_kind_changes(client, registry, controller.clone()));
+    tracing::info!(
+        plugins = controller.plugins.all().len(),
+        concurrency = options.concurrency,
+        dry_run = options.dry_run,
+        "kubewasm running"
+    );
 
-    let admin = Admin::starting(Some(Arc::new(health.clone())));
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_addr = admin
+    shutdown.wait().await;
+    let deadline = running
+        .drain(options.shutdown_grace, &api.health, &metrics)
+        .await;
+    if let Some(election) = election {
+        leave_election(election, deadline, &api.health).await;
+    }
+    let _ = stop_admin.send(());
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The API server as the host reaches it: the connection, and its health
+/// as a probe on a client of its own sees it, for as long as this lives.
+struct ApiServer {
+    connection: Connection,
+    health: ApiHealth,
+    _probe: AbortOnDrop,
+}
+
+impl ApiServer {
+    /// Configures the connection (kubeconfig or in-cluster) and starts
+    /// probing the API server.
+    async fn connect(options: ClientOptions, metrics: &Arc<Metrics>) -> Result<Self, RunError> {
+        let connection = Connection::infer(options).await.map_err(RunError::Client)?;
+        let health = ApiHealth::new(connection.server(), metrics.clone());
+        let probe_client = connection
+            .builder(crate::cluster::client::health::PROBE_TIMEOUT)
+            .map_err(RunError::Client)?
+            .build();
+        let probe = tokio::spawn(health.clone().probe(probe_client));
+        Ok(Self {
+            connection,
+            health,
+            _probe: AbortOnDrop(probe),
+        })
+    }
+
+    /// The client of discovery, the informers and the applier: its writes
+    /// pass only while `gate` is open and the API server answers.
+    fn client(&self, gate: LeaderGate) -> kube::Result<kube::Client> {
+        self.connection
+            .client(FenceLayer::new(gate, self.health.clone()))
+    }
+}
+
+/// Starts the admin server (metrics and probes), serving until the returned
+/// sender fires or is dropped.
+async fn start_admin(
+    addr: SocketAddr,
+    health: &ApiHealth,
+    metrics: &Arc<Metrics>,
+) -> Result<(Admin, oneshot::Sender<()>), RunError> {
+    let admin = Admin::starting(Some(Arc::new(health.clone())), metrics.clone());
+    let (stop_admin, admin_stopped) = oneshot::channel::<()>();
+    let bound = admin
         .clone()
-        .serve(options.admin_addr, async move {
+        .serve(addr, async move {
             let _ = admin_stopped.await;
         })
         .await
-        .map_err(|source| RunError::Admin {
-            addr: options.admin_addr,
-            source,
-        })?;
-    tracing::info!(addr = %admin_addr, "admin server listening (/metrics, /livez, /readyz)");
+        .map_err(|source| RunError::Admin { addr, source })?;
+    tracing::info!(addr = %bound, "admin server listening (/metrics, /livez, /readyz)");
+    Ok((admin, stop_admin))
+}
 
-    let (leading, gate) = match options.election {
-        Some(_) => {
-            let (tx, gate) = LeaderGate::pending();
-            (Some(tx), gate)
+/// Leader election not started yet: its settings, and the handle that
+/// opens the gate while this host leads.
+struct Candidate {
+    options: ElectionOptions,
+    leadership: Leadership,
+}
+
+/// The gate workers and the write fence ask before they apply: always open
+/// without leader election; with it, open while this host holds the lease.
+fn leader_gate(election: Option<&ElectionOptions>) -> (Option<Candidate>, LeaderGate) {
+    match election {
+        Some(options) => {
+            let (leadership, gate) = LeaderGate::pending();
+            let candidate = Candidate {
+                options: options.clone(),
+                leadership,
+            };
+            (Some(candidate), gate)
         }
         None => (None, LeaderGate::always()),
-    };
-    let client = connection
-        .client(FenceLayer::new(gate.clone(), health.clone()))
-        .map_err(RunError::Client)?;
-    let Some(discovered) =
-        until_reachable("discovering the API server's kinds", &mut shutdown, || {
-            discovery::discover(&client)
-        })
-        .await
+    }
+}
+
+/// What the host needs of the API server before it can start: the kinds it
+/// serves and, with leader election, a running election. Both retry with
+/// backoff until it answers; `None` if a shutdown signal came first.
+async fn reach_api_server(
+    api: &ApiServer,
+    client: &kube::Client,
+    candidate: Option<Candidate>,
+    metrics: &Arc<Metrics>,
+    shutdown: &mut Shutdown,
+) -> Option<(SharedRegistry, Option<Election>)> {
+    let Some(discovered) = until_reachable("discovering the API server's kinds", shutdown, || {
+        discovery::discover(client)
+    })
+    .await
     else {
         tracing::info!("shut down before the API server was reachable");
-        let _ = stop_admin.send(());
-        return Ok(());
+        return None;
     };
     let registry = SharedRegistry::new(KindRegistry::from(discovered));
     tracing::info!(
         kinds = registry.load().len(),
         "discovered the cluster's kinds"
     );
+    let Some(candidate) = candidate else {
+        return Some((registry, None));
+    };
+    let election = until_reachable("starting leader election", shutdown, || {
+        let (options, leadership) = (candidate.options.clone(), candidate.leadership.clone());
+        Election::start(&api.connection, options, leadership, metrics.clone())
+    })
+    .await?;
+    Some((registry, Some(election)))
+}
 
-    let (informers, events) = InformerRegistry::new(client.clone(), options.namespace.clone());
+/// The informers, the applier and the controller that ties them to the
+/// queue; informer events arrive on the returned receiver.
+fn build_controller(
+    options: &RunOptions,
+    client: &kube::Client,
+    registry: &SharedRegistry,
+    gate: LeaderGate,
+    metrics: &Arc<Metrics>,
+) -> (Controller, mpsc::UnboundedReceiver<KindEvent>) {
+    let (informers, events) =
+        InformerRegistry::new(client.clone(), options.namespace.clone(), metrics.clone());
     let applier = Applier::new(
         client.clone(),
         Arc::new(registry.clone()),
@@ -244,37 +360,34 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             reporting_instance: std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))
                 .unwrap_or_else(|_| "kubewasm".into()),
+            metrics: metrics.clone(),
             ..ApplierOptions::default()
         },
     );
-    let election = match (&options.election, leading) {
-        (Some(election), Some(leading)) => {
-            let started = until_reachable("starting leader election", &mut shutdown, || {
-                Election::start(&connection, election.clone(), leading.clone())
-            })
-            .await;
-            match started {
-                Some(started) => Some(started),
-                None => {
-                    let _ = stop_admin.send(());
-                    return Ok(());
-                }
-            }
-        }
-        _ => None,
-    };
-    let controller = Controller::new(informers, registry.clone(), Arc::new(applier))
-        .with_leader_gate(gate)
-        .with_namespace(options.namespace.clone());
-    admin.set_engine(Arc::new(controller.clone()));
-    if election.is_none() {
-        crate::ops::metrics::get().leader.set(1);
-    }
+    let controller = Controller::new(
+        informers,
+        registry.clone(),
+        Arc::new(applier),
+        metrics.clone(),
+    )
+    .with_leader_gate(gate)
+    .with_namespace(options.namespace.clone());
+    (controller, events)
+}
 
+/// Reads the plugin directory once, installing what loads into
+/// `controller`.
+async fn load_plugins(
+    options: &RunOptions,
+    runtime: Runtime,
+    controller: &Controller,
+    metrics: &Arc<Metrics>,
+) -> Result<PluginDir, RunError> {
     let mut plugin_dir = PluginDir::new(
         options.plugins.clone(),
         runtime,
         Arc::new(controller.clone()),
+        metrics.clone(),
     );
     plugin_dir
         .sync()
@@ -299,86 +412,118 @@ pub async fn run(options: RunOptions, runtime: Runtime) -> Result<(), RunError> 
             });
         }
     }
-    admin.set_plugins_loaded();
-    let (stop_reload, reload_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(plugin_dir.watch(async move {
-        let _ = reload_stopped.await;
-    }));
+    Ok(plugin_dir)
+}
 
-    tokio::spawn(controller.clone().dispatch(events));
-    let mut workers: Vec<_> = (0..options.concurrency.max(1))
-        .map(|_| tokio::spawn(controller.clone().work()))
-        .collect();
-    let watcher_controller = controller.clone();
-    tokio::spawn(async move {
-        let changes = discovery::kind_changes(client.clone());
-        let mut diffs = std::pin::pin!(discovery::run_rediscovery(
-            client,
-            registry,
-            changes,
-            discovery::RediscoveryOptions::default(),
-        ));
-        while let Some(diff) = diffs.next().await {
-            // Removed first: a kind whose preferred version changed comes as
-            // removed (old version) plus added (new version).
-            for info in &diff.removed {
-                tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind disappeared");
-                watcher_controller.kind_removed(&info.resource);
-            }
-            for info in &diff.added {
-                tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind appeared");
-                watcher_controller.kind_added(&info.resource);
-            }
+/// The loops of a running host that shutdown stops: the plugin directory's
+/// watch, the controller's queue and its workers.
+struct Running {
+    controller: Controller,
+    workers: Vec<JoinHandle<()>>,
+    stop_reload: oneshot::Sender<()>,
+}
+
+impl Running {
+    /// Follows the plugin directory, routes informer events to the queue,
+    /// and starts `concurrency` workers (at least one).
+    fn start(
+        controller: &Controller,
+        plugin_dir: PluginDir,
+        events: mpsc::UnboundedReceiver<KindEvent>,
+        concurrency: usize,
+    ) -> Self {
+        let (stop_reload, reload_stopped) = oneshot::channel::<()>();
+        tokio::spawn(plugin_dir.watch(async move {
+            let _ = reload_stopped.await;
+        }));
+        tokio::spawn(controller.clone().dispatch(events));
+        let workers = (0..concurrency.max(1))
+            .map(|_| tokio::spawn(controller.clone().work()))
+            .collect();
+        Self {
+            controller: controller.clone(),
+            workers,
+            stop_reload,
         }
-    });
-    tracing::info!(
-        plugins = controller.plugins.all().len(),
-        concurrency = options.concurrency,
-        dry_run = options.dry_run,
-        "kubewasm running"
-    );
+    }
 
-    shutdown.wait().await;
-    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
-    let _ = stop_reload.send(());
-    tracing::info!(grace = ?options.shutdown_grace, "shutting down: draining in-flight reconciles");
-    controller.queue.shutdown();
-    let drained =
-        tokio::time::timeout_at(deadline, futures::future::join_all(workers.iter_mut())).await;
-    if drained.is_err() {
+    /// Stops the reloads and the queue, and waits for in-flight reconciles
+    /// for at most `grace`; the ones still running then are abandoned.
+    /// Returns the end of the grace period.
+    async fn drain(
+        mut self,
+        grace: Duration,
+        health: &ApiHealth,
+        metrics: &Metrics,
+    ) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = self.stop_reload.send(());
+        tracing::info!(grace = ?grace, "shutting down: draining in-flight reconciles");
+        self.controller.queue.shutdown();
+        let workers = futures::future::join_all(self.workers.iter_mut());
+        if tokio::time::timeout_at(deadline, workers).await.is_ok() {
+            return deadline;
+        }
         // Dropping a reconcile drops its requests (and their connections):
         // nothing is left in flight. Its key is reconciled again by whoever
         // runs next (the level-triggered queue starts from a full list).
-        let abandoned: Vec<_> = workers.iter().filter(|w| !w.is_finished()).collect();
+        let abandoned: Vec<_> = self.workers.iter().filter(|w| !w.is_finished()).collect();
         for worker in &abandoned {
             worker.abort();
         }
-        crate::ops::metrics::get()
-            .reconciles_abandoned
-            .inc_by(abandoned.len() as u64);
+        metrics.reconciles_abandoned.inc_by(abandoned.len() as u64);
         tracing::warn!(
             abandoned = abandoned.len(),
             api_server_answering = health.answering(),
             "in-flight reconciles did not finish within the grace period: abandoned, their requests cancelled"
         );
+        deadline
     }
-    if let Some(election) = election {
-        let left = deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .min(Duration::from_secs(5));
-        if health.answering() && !left.is_zero() {
-            election.release(left).await;
-        } else {
-            election.abandon();
+}
+
+/// Follows the kinds the cluster serves (CRDs created and deleted, API
+/// services coming and going) and tells `controller`.
+async fn follow_kind_changes(
+    client: kube::Client,
+    registry: SharedRegistry,
+    controller: Controller,
+) {
+    let changes = discovery::kind_changes(client.clone());
+    let mut diffs = std::pin::pin!(discovery::run_rediscovery(
+        client,
+        registry,
+        changes,
+        discovery::RediscoveryOptions::default(),
+    ));
+    while let Some(diff) = diffs.next().await {
+        // Removed first: a kind whose preferred version changed comes as
+        // removed (old version) plus added (new version).
+        for info in &diff.removed {
+            tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind disappeared");
+            controller.kind_removed(&info.resource);
+        }
+        for info in &diff.added {
+            tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind appeared");
+            controller.kind_added(&info.resource);
         }
     }
-    let _ = stop_admin.send(());
-    tracing::info!("shut down");
-    Ok(())
+}
+
+/// Gives the lease up within what is left of the grace (at most 5 s) while
+/// the API server answers; otherwise leaves it to expire.
+async fn leave_election(election: Election, deadline: tokio::time::Instant, health: &ApiHealth) {
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(Duration::from_secs(5));
+    if health.answering() && !left.is_zero() {
+        election.release(left).await;
+    } else {
+        election.abandon();
+    }
 }
 
 /// Aborts a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

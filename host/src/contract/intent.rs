@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::contract::names;
-use crate::contract::split_api_version;
+use crate::contract::{GroupKind, split_api_version};
 
 /// A reference to one object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -119,15 +119,10 @@ impl Intent {
 
     /// The group and kind the intent writes (for the write-scope check).
     /// Events are written about `regarding`, whose kind is returned.
-    pub fn group_kind(&self) -> (String, String) {
+    pub fn group_kind(&self) -> GroupKind {
         match self {
             Intent::Apply { object, .. } | Intent::Create { object } => {
-                let api_version = object["apiVersion"].as_str().unwrap_or_default();
-                let kind = object["kind"].as_str().unwrap_or_default();
-                (
-                    split_api_version(api_version).0.to_string(),
-                    kind.to_string(),
-                )
+                GroupKind::of_object(object)
             }
             Intent::MergePatch(p) | Intent::JsonPatch(p) => p.target.group_kind(),
             Intent::Delete { target, .. } => target.group_kind(),
@@ -137,11 +132,8 @@ impl Intent {
 }
 
 impl ObjectRef {
-    pub fn group_kind(&self) -> (String, String) {
-        (
-            split_api_version(&self.api_version).0.to_string(),
-            self.kind.clone(),
-        )
+    pub fn group_kind(&self) -> GroupKind {
+        GroupKind::from_api_version(&self.api_version, &self.kind)
     }
 
     /// Checks the reference is complete and that every part of it is safe
@@ -427,12 +419,12 @@ mod tests {
             status: false,
             force: false,
         };
-        assert_eq!(apply.group_kind(), ("apps".into(), "Deployment".into()));
+        assert_eq!(apply.group_kind(), GroupKind::new("apps", "Deployment"));
         let delete = Intent::Delete {
             target: target(),
             propagation: None,
         };
-        assert_eq!(delete.group_kind(), ("".into(), "ConfigMap".into()));
+        assert_eq!(delete.group_kind(), GroupKind::new("", "ConfigMap"));
     }
 }
 
@@ -456,7 +448,7 @@ pub fn check_scope(
     outcome: &Outcome,
 ) -> Result<(), ScopeViolation> {
     for (index, intent) in outcome.intents.iter().enumerate() {
-        let (group, kind) = intent.group_kind();
+        let GroupKind { group, kind } = intent.group_kind();
         let allowed = match intent {
             Intent::RecordEvent { .. } => {
                 info.may_write(&group, &kind) || info.may_read(&group, &kind)

@@ -65,7 +65,7 @@ impl LabelSelector {
 }
 
 /// The `metadata.labels` of a JSON object.
-pub fn labels_of(object: &serde_json::Value) -> BTreeMap<String, String> {
+fn labels_of(object: &serde_json::Value) -> BTreeMap<String, String> {
     object["metadata"]["labels"]
         .as_object()
         .map(|m| {

@@ -26,7 +26,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::ops::metrics;
+use crate::ops::metrics::Metrics;
 
 /// A part of the running host the admin server asks: whether it is ready,
 /// and the gauges that mirror its current state. The API server's health
@@ -36,7 +36,7 @@ pub trait HostStatus: Send + Sync + 'static {
     fn not_ready(&self) -> Option<String>;
 
     /// Sets the gauges that describe current state, just before a scrape.
-    fn refresh_gauges(&self, _metrics: &metrics::Metrics) {}
+    fn refresh_gauges(&self, _metrics: &Metrics) {}
 }
 
 /// What the handlers look at.
@@ -47,17 +47,20 @@ pub struct Admin {
     /// The engine, set once the host has reached the API server and built it.
     engine: Arc<OnceLock<Arc<dyn HostStatus>>>,
     plugins_loaded: Arc<AtomicBool>,
+    /// The host's metrics, served at `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl Admin {
     /// An admin server for a host still starting: not ready until
     /// [`Admin::set_engine`], and while `health` says the API server
-    /// does not answer.
-    pub fn starting(health: Option<Arc<dyn HostStatus>>) -> Self {
+    /// does not answer. It serves `metrics`.
+    pub fn starting(health: Option<Arc<dyn HostStatus>>, metrics: Arc<Metrics>) -> Self {
         Self {
             health,
             engine: Arc::default(),
             plugins_loaded: Arc::default(),
+            metrics,
         }
     }
 
@@ -87,7 +90,7 @@ impl Admin {
 
     fn refresh_gauges(&self) {
         if let Some(engine) = self.engine.get() {
-            engine.refresh_gauges(metrics::get());
+            engine.refresh_gauges(&self.metrics);
         }
     }
 
@@ -128,7 +131,7 @@ async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::get().encode(),
+        admin.metrics.encode(),
     )
 }
 

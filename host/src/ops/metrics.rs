@@ -1,32 +1,39 @@
 //! Prometheus metrics, in one explicit registry (not the `prometheus`
 //! crate's default one), served by the admin server at `/metrics`.
 //!
+//! There is no process-global set: `kubewasm run` builds one [`Metrics`] and
+//! hands an `Arc` of it to each part that records (the runtime, the API
+//! server probe, the informers, the applier, the controller, the plugin
+//! directory, the election) and to the admin server that serves it. A test
+//! or an embedder builds its own and reads only what it caused.
+//!
 //! Labels are bounded: plugin names, kinds, intent types and results, plugin
 //! file names, never object names or namespaces. The series (see
-//! `deploy/monitoring/` for alerts and a dashboard):
+//! `deploy/monitoring/` for alerts and a dashboard), by the part that
+//! records them:
 //!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `kubewasm_events_received_total` | counter | `group`, `kind`, `type` |
-//! | `kubewasm_queue_depth` | gauge | `plugin` |
-//! | `kubewasm_queue_latency_seconds` | histogram | `plugin` |
-//! | `kubewasm_reconcile_duration_seconds` | histogram | `plugin` |
-//! | `kubewasm_reconciles_total` | counter | `plugin`, `result` |
-//! | `kubewasm_intents_total` | counter | `plugin`, `type`, `result` |
-//! | `kubewasm_watch_restarts_total` | counter | `group`, `kind` |
-//! | `kubewasm_watch_errors_total` | counter | `group`, `kind`, `reason` |
-//! | `kubewasm_relists_total` | counter | `group`, `kind` |
-//! | `kubewasm_objects_undecodable_total` | counter | `group`, `kind` |
-//! | `kubewasm_subscription_unserved` | gauge | `plugin`, `group`, `kind`, `version` |
-//! | `kubewasm_cached_objects` | gauge | `group`, `kind` |
-//! | `kubewasm_plugin_loads_total` | counter | `result` |
-//! | `kubewasm_plugin_load_failing` | gauge | `file` |
-//! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest` |
-//! | `kubewasm_leader` | gauge | |
-//! | `kubewasm_compile_cache_rejected_total` | counter | |
-//! | `kubewasm_write_retries_total` | counter | `reason` |
-//! | `kubewasm_apiserver_answering` | gauge | |
-//! | `kubewasm_reconciles_abandoned_total` | counter | |
+//! | metric | type | labels | recorded by |
+//! |---|---|---|---|
+//! | `kubewasm_events_received_total` | counter | `group`, `kind`, `type` | informers |
+//! | `kubewasm_watch_restarts_total` | counter | `group`, `kind` | informers |
+//! | `kubewasm_watch_errors_total` | counter | `group`, `kind`, `reason` | informers |
+//! | `kubewasm_relists_total` | counter | `group`, `kind` | informers |
+//! | `kubewasm_objects_undecodable_total` | counter | `group`, `kind` | informers |
+//! | `kubewasm_cached_objects` | gauge | `group`, `kind` | informers (on scrape) |
+//! | `kubewasm_queue_depth` | gauge | `plugin` | controller (on scrape) |
+//! | `kubewasm_queue_latency_seconds` | histogram | `plugin` | controller |
+//! | `kubewasm_reconcile_duration_seconds` | histogram | `plugin` | controller |
+//! | `kubewasm_reconciles_total` | counter | `plugin`, `result` | controller |
+//! | `kubewasm_intents_total` | counter | `plugin`, `type`, `result` | controller |
+//! | `kubewasm_subscription_unserved` | gauge | `plugin`, `group`, `kind`, `version` | controller |
+//! | `kubewasm_reconciles_abandoned_total` | counter | | shutdown drain |
+//! | `kubewasm_plugin_loads_total` | counter | `result` | plugin directory |
+//! | `kubewasm_plugin_load_failing` | gauge | `file` | plugin directory |
+//! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest` | plugin directory |
+//! | `kubewasm_compile_cache_rejected_total` | counter | | runtime |
+//! | `kubewasm_apiserver_answering` | gauge | | API server probe |
+//! | `kubewasm_write_retries_total` | counter | `reason` | applier |
+//! | `kubewasm_leader` | gauge | | election |
 //!
 //! `kubewasm_write_retries_total{reason}` counts the applier's retries (the
 //! only ones: kube's own retry layer is off), by `throttled` (429),
@@ -49,209 +56,85 @@
 //! `kubewasm_intents_total{result}` is `applied`, `unchanged` (not sent:
 //! nothing would change), `dry_run`, `refused` or `failed`.
 
-use std::sync::LazyLock;
-
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-/// Every metric of the host.
+/// Every metric of the host, in a registry of its own. Build one per host
+/// and share it (`Arc<Metrics>`) with the parts that record; a test builds
+/// its own and reads only what it caused.
 pub struct Metrics {
     registry: Registry,
+    // Informers (cluster/informer).
     pub events_received: IntCounterVec,
+    pub watch_restarts: IntCounterVec,
+    pub watch_errors: IntCounterVec,
+    pub relists: IntCounterVec,
+    pub objects_undecodable: IntCounterVec,
+    pub cached_objects: IntGaugeVec,
+    // The queue and reconciles (controller; the abandoned ones in cmd/run).
     pub queue_depth: IntGaugeVec,
     pub queue_latency: HistogramVec,
     pub reconcile_duration: HistogramVec,
     pub reconciles: IntCounterVec,
     pub intents: IntCounterVec,
-    pub watch_restarts: IntCounterVec,
-    pub watch_errors: IntCounterVec,
     pub subscription_unserved: IntGaugeVec,
-    pub relists: IntCounterVec,
-    pub objects_undecodable: IntCounterVec,
-    pub cached_objects: IntGaugeVec,
+    pub reconciles_abandoned: IntCounter,
+    // Plugins (plugins/reload, runtime/compile_cache).
     pub plugin_loads: IntCounterVec,
     pub plugin_load_failing: IntGaugeVec,
     pub plugin_info: IntGaugeVec,
-    pub leader: IntGauge,
     pub compile_cache_rejected: IntCounter,
-    pub write_retries: IntCounterVec,
+    // The API server and the lease (cluster/client, applier/retry, cluster/leader).
     pub apiserver_answering: IntGauge,
-    pub reconciles_abandoned: IntCounter,
+    pub write_retries: IntCounterVec,
+    pub leader: IntGauge,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-
-/// The host's metrics (one set per process).
-pub fn get() -> &'static Metrics {
-    &METRICS
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-/// Buckets for plugin calls and queue waits: 1 ms to about 30 s.
-const SECONDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
 
 impl Metrics {
-    fn new() -> Self {
+    /// Every series, registered in a new registry.
+    pub fn new() -> Self {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
-        };
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
-        };
-        let histogram = |name: &str, help: &str, labels: &[&str]| {
-            let opts = HistogramOpts::new(name, help).buckets(SECONDS.to_vec());
-            let metric = HistogramVec::new(opts, labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("registered once");
-            metric
-        };
-        let events_received = counter(
-            "kubewasm_events_received_total",
-            "Object changes received from the informers, by kind and event type.",
-            &["group", "kind", "type"],
-        );
-        let queue_depth = gauge(
-            "kubewasm_queue_depth",
-            "Keys waiting in the work queue (ready, delayed or backing off), by plugin.",
-            &["plugin"],
-        );
-        let queue_latency = histogram(
-            "kubewasm_queue_latency_seconds",
-            "Time a key waited in the queue after it became due, by plugin.",
-            &["plugin"],
-        );
-        let reconcile_duration = histogram(
-            "kubewasm_reconcile_duration_seconds",
-            "Time of one reconcile: the plugin call and applying its intents.",
-            &["plugin"],
-        );
-        let reconciles = counter(
-            "kubewasm_reconciles_total",
-            "Reconciles by plugin and result.",
-            &["plugin", "result"],
-        );
-        let intents = counter(
-            "kubewasm_intents_total",
-            "Intents by plugin, type (apply, merge-patch, json-patch, create, delete, record-event) and result.",
-            &["plugin", "type", "result"],
-        );
-        let watch_restarts = counter(
-            "kubewasm_watch_restarts_total",
-            "Watch errors after which the informer reconnects with backoff, by kind.",
-            &["group", "kind"],
-        );
-        let watch_errors = counter(
-            "kubewasm_watch_errors_total",
-            "Watch and list errors of the informers, by kind and reason.",
-            &["group", "kind", "reason"],
-        );
-        let subscription_unserved = gauge(
-            "kubewasm_subscription_unserved",
-            "1 while a plugin subscribes to a version of a kind that the cluster no longer serves.",
-            &["plugin", "group", "kind", "version"],
-        );
-        let relists = counter(
-            "kubewasm_relists_total",
-            "Full lists by an informer (the first one and each after 410 Gone), by kind.",
-            &["group", "kind"],
-        );
-        let objects_undecodable = counter(
-            "kubewasm_objects_undecodable_total",
-            "Object versions an informer received but could not decode (skipped; the rest of the kind is unaffected), by kind.",
-            &["group", "kind"],
-        );
-        let cached_objects = gauge(
-            "kubewasm_cached_objects",
-            "Objects in the informer caches, by kind.",
-            &["group", "kind"],
-        );
-        let plugin_loads = counter(
-            "kubewasm_plugin_loads_total",
-            "Plugin (re)loads by result: ok or the reason it failed.",
-            &["result"],
-        );
-        let plugin_load_failing = gauge(
-            "kubewasm_plugin_load_failing",
-            "1 while a plugin file's current content fails to load (an older version may still serve).",
-            &["file"],
-        );
-        let plugin_info = gauge(
-            "kubewasm_plugin_info",
-            "1 for each plugin served: its name, version and content digest.",
-            &["plugin", "version", "digest"],
-        );
-        let leader = IntGauge::new(
-            "kubewasm_leader",
-            "1 while this host holds the leader lease (or runs without leader election).",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(leader.clone()))
-            .expect("registered once");
-        let compile_cache_rejected = IntCounter::new(
-            "kubewasm_compile_cache_rejected_total",
-            "Compile cache entries refused because their HMAC did not verify (tampered, or copied from another entry); each was recompiled.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(compile_cache_rejected.clone()))
-            .expect("registered once");
-        let write_retries = counter(
-            "kubewasm_write_retries_total",
-            "Writes retried by the applier, by reason (throttled, unavailable, server_error, timeout, connection, conflict).",
-            &["reason"],
-        );
-        let apiserver_answering = IntGauge::new(
-            "kubewasm_apiserver_answering",
-            "1 while the API server answers the host's probe of its /readyz in time.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(apiserver_answering.clone()))
-            .expect("registered once");
-        let reconciles_abandoned = IntCounter::new(
-            "kubewasm_reconciles_abandoned_total",
-            "Reconciles still running when the shutdown grace period ended, abandoned unfinished.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(reconciles_abandoned.clone()))
-            .expect("registered once");
+        let add = Register(&registry);
         Self {
+            events_received: add.counters(&EVENTS_RECEIVED),
+            watch_restarts: add.counters(&WATCH_RESTARTS),
+            watch_errors: add.counters(&WATCH_ERRORS),
+            relists: add.counters(&RELISTS),
+            objects_undecodable: add.counters(&OBJECTS_UNDECODABLE),
+            cached_objects: add.gauges(&CACHED_OBJECTS),
+
+            queue_depth: add.gauges(&QUEUE_DEPTH),
+            queue_latency: add.histograms(&QUEUE_LATENCY),
+            reconcile_duration: add.histograms(&RECONCILE_DURATION),
+            reconciles: add.counters(&RECONCILES),
+            intents: add.counters(&INTENTS),
+            subscription_unserved: add.gauges(&SUBSCRIPTION_UNSERVED),
+            reconciles_abandoned: add.counter(&RECONCILES_ABANDONED),
+
+            plugin_loads: add.counters(&PLUGIN_LOADS),
+            plugin_load_failing: add.gauges(&PLUGIN_LOAD_FAILING),
+            plugin_info: add.gauges(&PLUGIN_INFO),
+            compile_cache_rejected: add.counter(&COMPILE_CACHE_REJECTED),
+
+            apiserver_answering: add.gauge(&APISERVER_ANSWERING),
+            write_retries: add.counters(&WRITE_RETRIES),
+            leader: add.gauge(&LEADER),
             registry,
-            events_received,
-            queue_depth,
-            queue_latency,
-            reconcile_duration,
-            reconciles,
-            intents,
-            watch_restarts,
-            watch_errors,
-            subscription_unserved,
-            relists,
-            objects_undecodable,
-            cached_objects,
-            plugin_loads,
-            plugin_load_failing,
-            plugin_info,
-            leader,
-            compile_cache_rejected,
-            write_retries,
-            apiserver_answering,
-            reconciles_abandoned,
         }
     }
 
@@ -265,13 +148,181 @@ impl Metrics {
     }
 }
 
+/// A series as Prometheus shows it: name, help text and label names.
+struct Series {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+impl Series {
+    fn opts(&self) -> Opts {
+        Opts::new(self.name, self.help)
+    }
+}
+
+/// Buckets for plugin calls and queue waits: 1 ms to about 30 s.
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Creates series and registers them in one registry. The definitions are
+/// the constants below, so a failure here is a bug in them (the unit test
+/// builds every series), not something a running host can meet.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<M: Collector + Clone + 'static>(&self, metric: prometheus::Result<M>) -> M {
+        let metric = metric.expect("a valid series definition");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("each series registered once");
+        metric
+    }
+
+    fn counters(&self, series: &Series) -> IntCounterVec {
+        self.add(IntCounterVec::new(series.opts(), series.labels))
+    }
+
+    fn gauges(&self, series: &Series) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(series.opts(), series.labels))
+    }
+
+    fn histograms(&self, series: &Series) -> HistogramVec {
+        let opts = HistogramOpts::from(series.opts()).buckets(SECONDS.to_vec());
+        self.add(HistogramVec::new(opts, series.labels))
+    }
+
+    fn counter(&self, series: &Series) -> IntCounter {
+        self.add(IntCounter::with_opts(series.opts()))
+    }
+
+    fn gauge(&self, series: &Series) -> IntGauge {
+        self.add(IntGauge::with_opts(series.opts()))
+    }
+}
+
+// Informers (cluster/informer; the cache sizes refreshed on each scrape).
+
+const EVENTS_RECEIVED: Series = Series {
+    name: "kubewasm_events_received_total",
+    help: "Object changes received from the informers, by kind and event type.",
+    labels: &["group", "kind", "type"],
+};
+const WATCH_RESTARTS: Series = Series {
+    name: "kubewasm_watch_restarts_total",
+    help: "Watch errors after which the informer reconnects with backoff, by kind.",
+    labels: &["group", "kind"],
+};
+const WATCH_ERRORS: Series = Series {
+    name: "kubewasm_watch_errors_total",
+    help: "Watch and list errors of the informers, by kind and reason.",
+    labels: &["group", "kind", "reason"],
+};
+const RELISTS: Series = Series {
+    name: "kubewasm_relists_total",
+    help: "Full lists by an informer (the first one and each after 410 Gone), by kind.",
+    labels: &["group", "kind"],
+};
+const OBJECTS_UNDECODABLE: Series = Series {
+    name: "kubewasm_objects_undecodable_total",
+    help: "Object versions an informer received but could not decode (skipped; the rest of the kind is unaffected), by kind.",
+    labels: &["group", "kind"],
+};
+const CACHED_OBJECTS: Series = Series {
+    name: "kubewasm_cached_objects",
+    help: "Objects in the informer caches, by kind.",
+    labels: &["group", "kind"],
+};
+
+// The queue and reconciles (controller; the queue depth refreshed on each
+// scrape; the abandoned reconciles counted by `kubewasm run`'s drain).
+
+const QUEUE_DEPTH: Series = Series {
+    name: "kubewasm_queue_depth",
+    help: "Keys waiting in the work queue (ready, delayed or backing off), by plugin.",
+    labels: &["plugin"],
+};
+const QUEUE_LATENCY: Series = Series {
+    name: "kubewasm_queue_latency_seconds",
+    help: "Time a key waited in the queue after it became due, by plugin.",
+    labels: &["plugin"],
+};
+const RECONCILE_DURATION: Series = Series {
+    name: "kubewasm_reconcile_duration_seconds",
+    help: "Time of one reconcile: the plugin call and applying its intents.",
+    labels: &["plugin"],
+};
+const RECONCILES: Series = Series {
+    name: "kubewasm_reconciles_total",
+    help: "Reconciles by plugin and result.",
+    labels: &["plugin", "result"],
+};
+const INTENTS: Series = Series {
+    name: "kubewasm_intents_total",
+    help: "Intents by plugin, type (apply, merge-patch, json-patch, create, delete, record-event) and result.",
+    labels: &["plugin", "type", "result"],
+};
+const SUBSCRIPTION_UNSERVED: Series = Series {
+    name: "kubewasm_subscription_unserved",
+    help: "1 while a plugin subscribes to a version of a kind that the cluster no longer serves.",
+    labels: &["plugin", "group", "kind", "version"],
+};
+const RECONCILES_ABANDONED: Series = Series {
+    name: "kubewasm_reconciles_abandoned_total",
+    help: "Reconciles still running when the shutdown grace period ended, abandoned unfinished.",
+    labels: &[],
+};
+
+// Plugins (plugins/reload; the compile cache in runtime/compile_cache).
+
+const PLUGIN_LOADS: Series = Series {
+    name: "kubewasm_plugin_loads_total",
+    help: "Plugin (re)loads by result: ok or the reason it failed.",
+    labels: &["result"],
+};
+const PLUGIN_LOAD_FAILING: Series = Series {
+    name: "kubewasm_plugin_load_failing",
+    help: "1 while a plugin file's current content fails to load (an older version may still serve).",
+    labels: &["file"],
+};
+const PLUGIN_INFO: Series = Series {
+    name: "kubewasm_plugin_info",
+    help: "1 for each plugin served: its name, version and content digest.",
+    labels: &["plugin", "version", "digest"],
+};
+const COMPILE_CACHE_REJECTED: Series = Series {
+    name: "kubewasm_compile_cache_rejected_total",
+    help: "Compile cache entries refused because their HMAC did not verify (tampered, or copied from another entry); each was recompiled.",
+    labels: &[],
+};
+
+// The API server and the lease (cluster/client/health, applier/retry,
+// cluster/leader; `kubewasm run` sets the leader gauge without an election).
+
+const APISERVER_ANSWERING: Series = Series {
+    name: "kubewasm_apiserver_answering",
+    help: "1 while the API server answers the host's probe of its /readyz in time.",
+    labels: &[],
+};
+const WRITE_RETRIES: Series = Series {
+    name: "kubewasm_write_retries_total",
+    help: "Writes retried by the applier, by reason (throttled, unavailable, server_error, timeout, connection, conflict).",
+    labels: &["reason"],
+};
+const LEADER: Series = Series {
+    name: "kubewasm_leader",
+    help: "1 while this host holds the leader lease (or runs without leader election).",
+    labels: &[],
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn series_are_exposed_in_text_format() {
-        let metrics = get();
+        let metrics = Metrics::new();
         metrics
             .reconciles
             .with_label_values(&["unit-test-plugin", "ok"])
@@ -284,5 +335,16 @@ mod tests {
         );
         assert!(text.contains("# TYPE kubewasm_leader gauge"));
         assert!(text.contains("kubewasm_leader 1"));
+    }
+
+    #[test]
+    fn each_host_records_into_its_own_registry() {
+        let (one, other) = (Metrics::new(), Metrics::new());
+        one.write_retries.with_label_values(&["throttled"]).inc();
+        assert!(
+            one.encode()
+                .contains("kubewasm_write_retries_total{reason=\"throttled\"} 1")
+        );
+        assert!(!other.encode().contains("kubewasm_write_retries_total"));
     }
 }

@@ -155,7 +155,7 @@ impl Grant {
     }
 
     /// Whether the plugin is confined to a set of namespaces.
-    pub fn is_confined(&self) -> bool {
+    fn is_confined(&self) -> bool {
         self.namespaces.is_some()
     }
 
@@ -190,7 +190,7 @@ impl Grant {
     }
 
     /// Whether `object` (as the API server serves it) may be seen.
-    pub fn may_see_object(&self, object: &Value) -> bool {
+    fn may_see_object(&self, object: &Value) -> bool {
         if !self.is_confined() {
             return true;
         }

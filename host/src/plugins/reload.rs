@@ -32,12 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_full::notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::ops::error_chain;
+use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::loader::{self, PluginFileError};
 use crate::runtime::Runtime;
@@ -59,13 +60,30 @@ struct Serving {
     fingerprint: Fingerprint,
     /// The name the plugin describes itself with.
     plugin: String,
-    /// Its `kubewasm_plugin_info` labels: name, version, digest.
-    info: [String; 3],
+    /// What `kubewasm_plugin_info` says of it.
+    info: InfoLabels,
 }
 
-impl Serving {
-    fn info_labels(&self) -> [&str; 3] {
-        [&self.info[0], &self.info[1], &self.info[2]]
+/// The labels of a plugin's `kubewasm_plugin_info` series.
+#[derive(Debug, PartialEq, Eq)]
+struct InfoLabels {
+    name: String,
+    version: String,
+    digest: String,
+}
+
+impl InfoLabels {
+    fn of(loaded: &LoadedPlugin) -> Self {
+        let info = loaded.plugin.info();
+        Self {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            digest: loaded.plugin.digest().to_string(),
+        }
+    }
+
+    fn values(&self) -> [&str; 3] {
+        [&self.name, &self.version, &self.digest]
     }
 }
 
@@ -101,8 +119,8 @@ pub struct PluginDir {
     controller: Arc<dyn PluginSink>,
     serving: BTreeMap<PathBuf, Serving>,
     failed: BTreeMap<PathBuf, (Fingerprint, Failure)>,
-    /// Reload failures since start, for the metrics.
-    failure_count: u64,
+    /// Where loads, failing files and the served plugins are shown.
+    metrics: Arc<Metrics>,
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -125,14 +143,19 @@ impl SyncReport {
 }
 
 impl PluginDir {
-    pub fn new(dir: PathBuf, runtime: Runtime, controller: Arc<dyn PluginSink>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        runtime: Runtime,
+        controller: Arc<dyn PluginSink>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             dir,
             runtime,
             controller,
             serving: BTreeMap::new(),
             failed: BTreeMap::new(),
-            failure_count: 0,
+            metrics,
         }
     }
 
@@ -141,18 +164,22 @@ impl PluginDir {
         self.failed.iter().map(|(p, (_, f))| (p.as_path(), f))
     }
 
-    /// Load failures since start (each failing content counted once).
-    pub fn failure_count(&self) -> u64 {
-        self.failure_count
-    }
-
     /// Brings the running plugins in line with the directory.
     pub async fn sync(&mut self) -> std::io::Result<SyncReport> {
         let mut report = SyncReport::default();
         let files = loader::plugin_files(&self.dir)?;
-
         // Removed files first, so a plugin moved to another file name is
         // not refused as a duplicate.
+        self.forget_removed(&files, &mut report);
+        for path in files {
+            self.sync_file(path, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    /// Unloads the plugins whose files are gone, and forgets the failures
+    /// of files that are gone.
+    fn forget_removed(&mut self, files: &[PathBuf], report: &mut SyncReport) {
         let gone: Vec<PathBuf> = self
             .serving
             .keys()
@@ -162,129 +189,134 @@ impl PluginDir {
         for path in gone {
             if let Some(serving) = self.serving.remove(&path) {
                 self.controller.uninstall(&serving.plugin);
-                let metrics = crate::ops::metrics::get();
-                let _ = metrics
+                let _ = self
+                    .metrics
                     .plugin_info
-                    .remove_label_values(&serving.info_labels());
+                    .remove_label_values(&serving.info.values());
                 tracing::info!(path = %path.display(), plugin = %serving.plugin, "plugin file removed; plugin unloaded");
                 report.unloaded.push(serving.plugin);
             }
         }
+        let metrics = &self.metrics;
         self.failed.retain(|p, _| {
             let keep = files.contains(p);
             if !keep {
                 let file = file_label(p);
-                let _ = crate::ops::metrics::get()
-                    .plugin_load_failing
-                    .remove_label_values(&[&file]);
+                let _ = metrics.plugin_load_failing.remove_label_values(&[&file]);
             }
             keep
         });
+    }
 
+    /// Loads one file if its content (with settings and grant) changed
+    /// since it was last looked at.
+    async fn sync_file(&mut self, path: PathBuf, report: &mut SyncReport) {
         let max_plugin_bytes = self.runtime.config().max_plugin_file_bytes;
-        for path in files {
-            let fingerprint = match fingerprint(&path, max_plugin_bytes) {
-                Ok(Some(fingerprint)) => fingerprint,
-                // Vanished between listing and reading: the next event
-                // brings the directory's new state.
-                Ok(None) => continue,
-                Err(error) => {
-                    // Refused unread (a FIFO, a device, too large...): the
-                    // error itself stands for the content, so it is reported
-                    // once until it changes.
-                    let message = error_chain(&error);
-                    let fingerprint: Fingerprint = Sha256::digest(message.as_bytes()).into();
-                    if self.failed.get(&path).map(|(f, _)| *f) != Some(fingerprint) {
-                        let failure = Failure {
-                            kind: error.metric_label(),
-                            message,
-                        };
-                        self.fail(&path, fingerprint, failure, &mut report);
-                    }
-                    continue;
-                }
-            };
-            if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
-                // Back to the content that serves (e.g. a bad copy undone).
-                if self.failed.remove(&path).is_some() {
-                    crate::ops::metrics::get()
-                        .plugin_load_failing
-                        .with_label_values(&[&file_label(&path)])
-                        .set(0);
-                }
-                continue;
-            }
-            if self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint) {
-                continue;
-            }
-            match self.load(&path).await {
-                Ok(loaded) => {
-                    let name = loaded.plugin.info().name.clone();
-                    if let Some(other) = self
-                        .serving
-                        .iter()
-                        .find(|(p, s)| **p != path && s.plugin == name)
-                        .map(|(p, _)| p.clone())
-                    {
-                        let failure = Failure {
-                            kind: "duplicate_name",
-                            message: format!(
-                                "{}: plugin name {name:?} is already loaded from {}",
-                                path.display(),
-                                other.display()
-                            ),
-                        };
-                        self.fail(&path, fingerprint, failure, &mut report);
-                        continue;
-                    }
-                    let info = loaded.plugin.info();
-                    let serving = Serving {
-                        fingerprint,
-                        plugin: name.clone(),
-                        info: [
-                            name.clone(),
-                            info.version.clone(),
-                            loaded.plugin.digest().to_string(),
-                        ],
-                    };
-                    let metrics = crate::ops::metrics::get();
-                    metrics.plugin_loads.with_label_values(&["ok"]).inc();
-                    metrics
-                        .plugin_load_failing
-                        .with_label_values(&[&file_label(&path)])
-                        .set(0);
-                    metrics
-                        .plugin_info
-                        .with_label_values(&serving.info_labels())
-                        .set(1);
-                    let previous = self.serving.insert(path.clone(), serving);
-                    if let Some(old) = &previous
-                        && old.info != self.serving[&path].info
-                    {
-                        let _ = metrics.plugin_info.remove_label_values(&old.info_labels());
-                    }
-                    self.failed.remove(&path);
-                    match previous {
-                        Some(old) if old.plugin != name => {
-                            self.controller.uninstall(&old.plugin);
-                            report.unloaded.push(old.plugin);
-                            report.loaded.push(name);
-                        }
-                        Some(_) => report.reloaded.push(name),
-                        None => report.loaded.push(name),
-                    }
-                    self.controller.install(loaded);
-                }
-                Err(error) => {
+        let fingerprint = match fingerprint(&path, max_plugin_bytes) {
+            Ok(Some(fingerprint)) => fingerprint,
+            // Vanished between listing and reading: the next event brings
+            // the directory's new state.
+            Ok(None) => return,
+            Err(error) => {
+                // Refused unread (a FIFO, a device, too large...): the error
+                // itself stands for the content, so it is reported once
+                // until it changes.
+                let message = error_chain(&error);
+                let fingerprint: Fingerprint = Sha256::digest(message.as_bytes()).into();
+                if self.failed.get(&path).map(|(f, _)| *f) != Some(fingerprint) {
                     let failure = Failure {
                         kind: error.metric_label(),
-                        message: error_chain(&error),
+                        message,
                     };
-                    self.fail(&path, fingerprint, failure, &mut report);
+                    self.fail(&path, fingerprint, failure, report);
                 }
+                return;
+            }
+        };
+        if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
+            // Back to the content that serves (e.g. a bad copy undone).
+            if self.failed.remove(&path).is_some() {
+                self.metrics
+                    .plugin_load_failing
+                    .with_label_values(&[&file_label(&path)])
+                    .set(0);
+            }
+            return;
+        }
+        if self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint) {
+            return;
+        }
+        match self.load(&path).await {
+            Ok(loaded) => self.serve(path, fingerprint, loaded, report),
+            Err(error) => {
+                let failure = Failure {
+                    kind: error.metric_label(),
+                    message: error_chain(&error),
+                };
+                self.fail(&path, fingerprint, failure, report);
             }
         }
-        Ok(report)
+    }
+
+    /// Serves a freshly loaded file, unless another file already serves a
+    /// plugin of the same name.
+    fn serve(
+        &mut self,
+        path: PathBuf,
+        fingerprint: Fingerprint,
+        loaded: LoadedPlugin,
+        report: &mut SyncReport,
+    ) {
+        let name = loaded.plugin.info().name.clone();
+        if let Some(other) = self
+            .serving
+            .iter()
+            .find(|(p, s)| **p != path && s.plugin == name)
+            .map(|(p, _)| p.clone())
+        {
+            let failure = Failure {
+                kind: "duplicate_name",
+                message: format!(
+                    "{}: plugin name {name:?} is already loaded from {}",
+                    path.display(),
+                    other.display()
+                ),
+            };
+            self.fail(&path, fingerprint, failure, report);
+            return;
+        }
+        let serving = Serving {
+            fingerprint,
+            plugin: name.clone(),
+            info: InfoLabels::of(&loaded),
+        };
+        let metrics = &self.metrics;
+        metrics.plugin_loads.with_label_values(&["ok"]).inc();
+        metrics
+            .plugin_load_failing
+            .with_label_values(&[&file_label(&path)])
+            .set(0);
+        metrics
+            .plugin_info
+            .with_label_values(&serving.info.values())
+            .set(1);
+        let previous = self.serving.insert(path.clone(), serving);
+        if let Some(old) = &previous
+            && old.info != self.serving[&path].info
+        {
+            let _ = metrics.plugin_info.remove_label_values(&old.info.values());
+        }
+        self.failed.remove(&path);
+        match previous {
+            Some(old) if old.plugin != name => {
+                self.controller.uninstall(&old.plugin);
+                report.unloaded.push(old.plugin);
+                report.loaded.push(name);
+            }
+            Some(_) => report.reloaded.push(name),
+            None => report.loaded.push(name),
+        }
+        self.controller.install(loaded);
     }
 
     async fn load(&self, path: &Path) -> Result<LoadedPlugin, PluginFileError> {
@@ -309,8 +341,7 @@ impl PluginDir {
             still_serving = %serving.unwrap_or("nothing"),
             "plugin file not loaded; the previous version (if any) keeps serving"
         );
-        self.failure_count += 1;
-        let metrics = crate::ops::metrics::get();
+        let metrics = &self.metrics;
         metrics
             .plugin_loads
             .with_label_values(&[failure.kind])
@@ -328,25 +359,8 @@ impl PluginDir {
     /// each quiet period following relevant events, and every [`RESCAN`].
     pub async fn watch(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<DebounceEventResult>();
-        let debouncer = new_debouncer(DEBOUNCE, None, move |result| {
-            let _ = tx.send(result);
-        })
-        .and_then(|mut debouncer| {
-            debouncer.watch(&self.dir, RecursiveMode::Recursive)?;
-            Ok(debouncer)
-        });
-        let _debouncer = match debouncer {
-            Ok(debouncer) => Some(debouncer),
-            Err(error) => {
-                tracing::error!(
-                    dir = %self.dir.display(),
-                    error = %error,
-                    every = ?RESCAN,
-                    "cannot watch the plugin directory; re-reading it periodically instead"
-                );
-                None
-            }
-        };
+        // Dropping the debouncer stops the notifications: held to the end.
+        let _debouncer = self.watcher(tx);
         let mut rescan = tokio::time::interval(RESCAN);
         rescan.tick().await;
         let mut shutdown = std::pin::pin!(shutdown);
@@ -355,16 +369,7 @@ impl PluginDir {
                 _ = &mut shutdown => return,
                 _ = rescan.tick() => true,
                 batch = rx.recv() => match batch {
-                    Some(Ok(events)) => events
-                        .iter()
-                        .flat_map(|e| e.paths.iter())
-                        .any(|p| is_relevant(&self.dir, p)),
-                    Some(Err(errors)) => {
-                        for error in errors {
-                            tracing::warn!(error = %error, "plugin directory watch error; re-reading it");
-                        }
-                        true
-                    }
+                    Some(batch) => self.is_relevant_batch(batch),
                     None => {
                         // The watcher is gone; keep the periodic re-read.
                         std::future::pending::<()>().await;
@@ -372,23 +377,67 @@ impl PluginDir {
                     }
                 },
             };
-            if !relevant {
-                continue;
+            if relevant {
+                self.sync_and_log().await;
             }
-            match self.sync().await {
-                Ok(report) if !report.is_empty() => {
-                    tracing::info!(
-                        loaded = ?report.loaded,
-                        reloaded = ?report.reloaded,
-                        unloaded = ?report.unloaded,
-                        failed = report.failed.len(),
-                        "plugin directory changed"
-                    );
+        }
+    }
+
+    /// A debounced watcher of the directory sending to `tx`, or `None`
+    /// (logged) when the platform cannot watch it.
+    fn watcher(
+        &self,
+        tx: mpsc::UnboundedSender<DebounceEventResult>,
+    ) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
+        let debouncer = new_debouncer(DEBOUNCE, None, move |result| {
+            let _ = tx.send(result);
+        })
+        .and_then(|mut debouncer| {
+            debouncer.watch(&self.dir, RecursiveMode::Recursive)?;
+            Ok(debouncer)
+        });
+        debouncer
+            .inspect_err(|error| {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    error = %error,
+                    every = ?RESCAN,
+                    "cannot watch the plugin directory; re-reading it periodically instead"
+                );
+            })
+            .ok()
+    }
+
+    /// Whether a batch of file events may change what the host serves.
+    fn is_relevant_batch(&self, batch: DebounceEventResult) -> bool {
+        match batch {
+            Ok(events) => events
+                .iter()
+                .flat_map(|e| e.paths.iter())
+                .any(|p| is_relevant(&self.dir, p)),
+            Err(errors) => {
+                for error in errors {
+                    tracing::warn!(error = %error, "plugin directory watch error; re-reading it");
                 }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(dir = %self.dir.display(), error = %error, "cannot read the plugin directory; plugins keep running")
-                }
+                true
+            }
+        }
+    }
+
+    async fn sync_and_log(&mut self) {
+        match self.sync().await {
+            Ok(report) if !report.is_empty() => {
+                tracing::info!(
+                    loaded = ?report.loaded,
+                    reloaded = ?report.reloaded,
+                    unloaded = ?report.unloaded,
+                    failed = report.failed.len(),
+                    "plugin directory changed"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(dir = %self.dir.display(), error = %error, "cannot read the plugin directory; plugins keep running")
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The work queue between the informers and the plugins (DESIGN §3).
+//! The work queue between the informers and the plugins.
 //!
 //! Events are added under a key (for the controller: plugin, kind, namespace
 //! and name) with a payload (the event type and the newest object), and
@@ -25,7 +25,10 @@
 //! `--concurrency` workers). There is no background task either: the workers
 //! waiting in `next` also wait for the earliest delayed key.
 
+mod backoff;
 mod fair;
+
+pub use backoff::Backoff;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -57,39 +60,6 @@ pub enum Outcome {
     /// The key was not run (its plugin is not ready for it yet): the same
     /// payload, or a newer one, runs after `after`; the backoff is untouched.
     Postponed { after: Duration },
-}
-
-/// Per-key exponential backoff: `base * factor^(failures - 1)`, at most `max`.
-///
-/// Integer arithmetic rather than `backon`'s `ExponentialBuilder`, whose f32
-/// factor yields delays like 400.000006 ms and whose iterator would be one
-/// more piece of state per key; no jitter, like client-go's per-item limiter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub factor: u32,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    /// 200 ms, doubling, at most 5 minutes.
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(200),
-            factor: 2,
-            max: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay after `failures` consecutive failures (1 for the first).
-    pub fn delay(&self, failures: u32) -> Duration {
-        self.factor
-            .checked_pow(failures.saturating_sub(1))
-            .and_then(|m| self.base.checked_mul(m))
-            .map_or(self.max, |d| d.min(self.max))
-    }
 }
 
 /// A cheaply clonable handle to one queue; all clones share it.

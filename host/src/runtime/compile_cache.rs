@@ -24,6 +24,7 @@ use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hmac::{Hmac, Mac};
@@ -32,6 +33,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::RuntimeError;
+use crate::ops::metrics::Metrics;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -52,6 +54,8 @@ pub struct CompileCache {
     hits: AtomicUsize,
     misses: AtomicUsize,
     rejected: AtomicUsize,
+    /// Where rejected entries are counted for the operator.
+    metrics: Arc<Metrics>,
 }
 
 /// Feeds `std::hash::Hash` output into SHA-256, so the engine fingerprint is
@@ -70,7 +74,7 @@ impl Hasher for Sha256Hasher {
 }
 
 /// The key file of a cache directory: `DIR.key` beside `DIR`.
-pub fn key_path(dir: &Path) -> Option<PathBuf> {
+fn key_path(dir: &Path) -> Option<PathBuf> {
     let name = dir.file_name()?;
     let mut key = name.to_os_string();
     key.push(".key");
@@ -79,7 +83,7 @@ pub fn key_path(dir: &Path) -> Option<PathBuf> {
 
 impl CompileCache {
     /// Opens (creating if needed) the cache directory and its key file.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, RuntimeError> {
+    pub fn open(dir: &Path, engine: &Engine, metrics: Arc<Metrics>) -> Result<Self, RuntimeError> {
         let cache_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| RuntimeError::Cache { path, source }
@@ -101,6 +105,7 @@ impl CompileCache {
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
+            metrics,
         })
     }
 
@@ -159,7 +164,7 @@ impl CompileCache {
                 },
                 Err(reason) => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
-                    crate::ops::metrics::get().compile_cache_rejected.inc();
+                    self.metrics.compile_cache_rejected.inc();
                     tracing::warn!(
                         plugin = origin,
                         entry = %path.display(),

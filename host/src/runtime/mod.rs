@@ -18,7 +18,7 @@
 //!
 //! # Limits
 //!
-//! Per call ([`RuntimeConfig`], flags in `host/src/cli.rs`):
+//! Per call ([`RuntimeConfig`], flags in `host/src/cmd/cli.rs`):
 //!
 //! | limit | default | flag | error |
 //! |---|---|---|---|
@@ -62,6 +62,7 @@ pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VE
 
 use crate::contract::intent::Outcome;
 use crate::contract::{Event, PluginInfo};
+use crate::ops::metrics::Metrics;
 use bindings::{PluginPre, wit};
 use budget::MemoryBudget;
 use compile_cache::CompileCache;
@@ -95,7 +96,10 @@ pub struct RuntimeConfig {
     /// configuration; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     /// Instances that may exist at once with the pooling allocator (bounds
-    /// concurrent calls). `0` disables pooling (on-demand allocation).
+    /// concurrent calls). `0` disables pooling (on-demand allocation). The
+    /// default, 64, is 8 times the calls the default memory budget lets run
+    /// at once (1 GiB / 128 MiB), so a larger budget or smaller
+    /// `--max-memory-mib` is not capped by the pool first.
     pub pool_instances: u32,
     /// Enforce `call_timeout` by epoch interruption. Only the runtime
     /// benchmark turns this off, to measure its cost: without it a looping
@@ -148,13 +152,25 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     if pooling {
         let n = config.pool_instances;
         let mut pool = wasmtime::PoolingAllocationConfig::new();
+        // A component is several core instances (the program, the WASI
+        // preview1 adapter, the shims wit-component adds), each with a table
+        // and up to two linear memories between them (the program's and the
+        // adapter's); 8, 2 and 8 per component leave room for the JS and
+        // Python toolchains' components. Slots are virtual address space
+        // reserved once; only pages a call touches become resident.
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(8))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(8))
             .max_memory_size(config.max_memory_bytes)
             .table_elements(MAX_TABLE_ELEMENTS)
+            // The instance metadata (globals, function references) of one
+            // core module; wasmtime's 1 MiB default is too small for the
+            // 12-18 MB interpreters of JS and Python plugins.
             .max_core_instance_size(8 << 20)
+            // Pages kept mapped when a slot is reused, so a small plugin's
+            // next call does not fault its memory in again; larger memories
+            // are reset by unmapping.
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(1 << 20)
             .pagemap_scan(wasmtime::Enabled::Auto);
@@ -166,8 +182,19 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
 impl Runtime {
     /// Builds the engine (pooling allocator, falling back to on-demand
     /// allocation where the pool cannot be reserved) and starts the epoch
-    /// ticker that enforces call time limits.
+    /// ticker that enforces call time limits. What it counts goes to a
+    /// registry of its own, read by nobody: offline commands and tests use
+    /// this; a host that serves its metrics uses [`Runtime::with_metrics`].
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        Self::with_metrics(config, Arc::default())
+    }
+
+    /// Like [`Runtime::new`], counting into the host's `metrics`
+    /// (`kubewasm_compile_cache_rejected_total`).
+    pub fn with_metrics(
+        config: RuntimeConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RuntimeError> {
         let budget = MemoryBudget::new(config.memory_budget_bytes, config.max_memory_bytes).ok_or(
             RuntimeError::MemoryBudget {
                 budget: config.memory_budget_bytes,
@@ -186,7 +213,7 @@ impl Runtime {
             Err(e) => return Err(RuntimeError::Engine(e.into())),
         };
         let cache = match &config.cache_dir {
-            Some(dir) => Some(CompileCache::open(dir, &engine)?),
+            Some(dir) => Some(CompileCache::open(dir, &engine, metrics)?),
             None => None,
         };
         let mut linker = Linker::new(&engine);

@@ -10,6 +10,14 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubewasm::cluster::cache::{ObjectReader, ReadError};
+use kubewasm::contract::GroupKind;
+use kubewasm::contract::selector::LabelSelector;
+use kubewasm::contract::{Event, EventType, ResourceKind};
+use serde_json::{Value, json};
 
 pub const EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";
 
@@ -169,4 +177,60 @@ pub fn componentize(core_wat: &str, world: &str, extra_wit: &[&str]) -> Vec<u8> 
 /// A kubewasm plugin component whose `reconcile` runs `reconcile_body`.
 pub fn plugin(name: &str, reconcile_body: &str) -> Vec<u8> {
     componentize(&core_module(name, "", reconcile_body, ""), "plugin", &[])
+}
+
+/// An `applied` event of a core `v1` ConfigMap carrying `object`.
+pub fn configmap_event(object: Value) -> Event {
+    Event {
+        event_type: EventType::Applied,
+        kind: ResourceKind {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            namespaced: true,
+        },
+        object,
+    }
+}
+
+/// The event the runtime tests reconcile: ConfigMap `b/a`.
+pub fn event() -> Event {
+    configmap_event(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b"}}),
+    )
+}
+
+/// A cache that takes `delay` to answer a list (a slow host call, or one
+/// that holds the caller's memory meanwhile) of `count` copies of one
+/// 500-byte ConfigMap.
+pub struct SlowReader {
+    pub delay: Duration,
+    pub count: usize,
+}
+
+impl ObjectReader for SlowReader {
+    fn get(
+        &self,
+        _: &GroupKind,
+        _: Option<&str>,
+        _: &str,
+    ) -> Result<Option<Arc<Value>>, ReadError> {
+        Ok(None)
+    }
+
+    fn list(
+        &self,
+        _: &GroupKind,
+        _: Option<&str>,
+        _: &LabelSelector,
+    ) -> Result<Vec<Arc<Value>>, ReadError> {
+        std::thread::sleep(self.delay);
+        let object = Arc::new(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "big", "namespace": "b"},
+            "data": {"payload": "x".repeat(420)}
+        }));
+        Ok(vec![object; self.count])
+    }
 }

@@ -159,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_wait_for_the_lease_and_an_answering_api_server() {
-        let health = ApiHealth::new("https://127.0.0.1:6443");
+        let health = ApiHealth::new("https://127.0.0.1:6443", Default::default());
         let (leading, gate) = LeaderGate::pending();
         let fence = FenceLayer::new(gate, health.clone());
         let patch = "/api/v1/namespaces/a/configmaps/b";
@@ -196,7 +196,7 @@ mod tests {
     async fn a_lease_past_its_renew_deadline_refuses_writes_without_anyone_closing_it() {
         // A leader frozen past its renew deadline: when it runs again, its
         // next write is refused before the election loop has run at all.
-        let health = ApiHealth::new("https://127.0.0.1:6443");
+        let health = ApiHealth::new("https://127.0.0.1:6443", Default::default());
         let (leading, gate) = LeaderGate::pending();
         let fence = FenceLayer::new(gate, health);
         let patch = "/api/v1/namespaces/a/configmaps/b";

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::ops::metrics::Metrics;
+
 /// How often the API server is probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a probe may take before the API server counts as not answering.
@@ -39,13 +41,17 @@ pub enum Health {
 pub struct ApiHealth {
     server: Arc<str>,
     state: Arc<watch::Sender<Health>>,
+    metrics: Arc<Metrics>,
 }
 
 impl ApiHealth {
-    pub fn new(server: impl Into<String>) -> Self {
+    /// The health of `server`, followed by `kubewasm_apiserver_answering`
+    /// in `metrics`.
+    pub fn new(server: impl Into<String>, metrics: Arc<Metrics>) -> Self {
         Self {
             server: server.into().into(),
             state: Arc::new(watch::channel(Health::Unknown).0),
+            metrics,
         }
     }
 
@@ -100,7 +106,7 @@ impl ApiHealth {
     /// Stores `health`, logging and counting a change.
     pub fn record(&self, health: Health, since: &mut Instant) {
         let previous = self.state.send_replace(health.clone());
-        crate::ops::metrics::get()
+        self.metrics
             .apiserver_answering
             .set(i64::from(!matches!(health, Health::NotAnswering { .. })));
         if std::mem::discriminant(&previous) == std::mem::discriminant(&health) {
@@ -185,7 +191,8 @@ mod tests {
 
     #[test]
     fn readiness_names_the_server_and_the_reason() {
-        let health = ApiHealth::new("https://127.0.0.1:6443/");
+        let metrics = Arc::new(Metrics::new());
+        let health = ApiHealth::new("https://127.0.0.1:6443/", metrics.clone());
         assert!(health.answering());
         assert!(
             health
@@ -201,11 +208,13 @@ mod tests {
             &mut since,
         );
         assert!(!health.answering());
+        assert_eq!(metrics.apiserver_answering.get(), 0);
         assert_eq!(
             health.not_ready().unwrap(),
             "the API server https://127.0.0.1:6443/ does not answer: timed out"
         );
         health.record(Health::Ready, &mut since);
         assert!(health.answering() && health.not_ready().is_none());
+        assert_eq!(metrics.apiserver_answering.get(), 1);
     }
 }

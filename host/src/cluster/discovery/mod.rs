@@ -1,5 +1,5 @@
 //! Discovery: which kinds the API server serves, and keeping that answer
-//! current while the host runs (DESIGN §2).
+//! current while the host runs.
 //!
 //! [`discover`] asks the server for every group, version and resource and
 //! keeps, per group and resource, one version (the group's preferred one, or
@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use kubewasm::discovery::{self, KindRegistry, SharedRegistry};
+//! use kubewasm::cluster::discovery::{self, KindRegistry, SharedRegistry};
 //!
 //! # async fn run(client: kube::Client) -> Result<(), discovery::DiscoveryError> {
 //! let registry = SharedRegistry::new(KindRegistry::from(discovery::discover(&client).await?));
@@ -48,14 +48,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::{StreamExt, TryFutureExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList, APIVersions};
 use kube::core::Version;
 use kube::core::discovery::v2::APIGroupDiscovery;
 use tracing::{debug, warn};
 
 use crate::contract::ResourceKind;
 
-/// How many group versions the per-group fallback queries at once.
+/// How many group versions the per-group fallback queries at once: a
+/// cluster serves a few dozen, so discovery takes a few round trips without
+/// opening a burst of requests on an API server that lacks aggregated
+/// discovery (older or strained servers are why the fallback runs).
 const PARALLEL_QUERIES: usize = 8;
 /// How long the per-group fallback waits for one group version. kube's
 /// client retries `503 Service Unavailable` (what an aggregated API whose
@@ -227,71 +230,103 @@ pub async fn discover_per_group(client: &kube::Client) -> Result<Discovered, Dis
             source,
         })
         .await?;
+    let Plan {
+        mut groups,
+        queries,
+    } = plan(core, apis);
+    let answers = futures::stream::iter(queries)
+        .map(|query| {
+            let group = groups[query.group].name.clone();
+            async move {
+                let answer = list_resources(client, &group, &query.version).await;
+                (query, answer)
+            }
+        })
+        .buffer_unordered(PARALLEL_QUERIES)
+        .collect::<Vec<_>>()
+        .await;
+    let mut failures = Vec::new();
+    for (query, answer) in answers {
+        match answer {
+            Ok(list) => groups[query.group]
+                .versions
+                .push(served_version_from_list(query.version, &list)),
+            Err(error) => failures.push(GroupFailure {
+                group: groups[query.group].name.clone(),
+                version: query.version,
+                reason: failure_reason(&error),
+            }),
+        }
+    }
+    Ok(finish(groups, failures, DiscoveryMethod::PerGroup))
+}
 
+/// One group version to ask for its resources: the index of its group in
+/// the list being built, and the version.
+struct GroupVersionQuery {
+    group: usize,
+    version: String,
+}
+
+/// What per-group discovery asks: the served groups (versions still empty,
+/// the core group first) and the group versions to ask about.
+struct Plan {
+    groups: Vec<ServedGroup>,
+    queries: Vec<GroupVersionQuery>,
+}
+
+fn plan(core: APIVersions, apis: APIGroupList) -> Plan {
     let mut groups = vec![ServedGroup {
         name: String::new(),
         preferred: core.versions.first().cloned(),
         versions: Vec::new(),
     }];
-    let mut queries = core
+    let mut queries: Vec<GroupVersionQuery> = core
         .versions
-        .iter()
-        .map(|version| (0, version.clone()))
-        .collect::<Vec<_>>();
+        .into_iter()
+        .map(|version| GroupVersionQuery { group: 0, version })
+        .collect();
     for group in apis.groups {
         let index = groups.len();
-        queries.extend(group.versions.iter().map(|v| (index, v.version.clone())));
+        queries.extend(group.versions.iter().map(|v| GroupVersionQuery {
+            group: index,
+            version: v.version.clone(),
+        }));
         groups.push(ServedGroup {
             preferred: group.preferred_version.map(|v| v.version),
             name: group.name,
             versions: Vec::new(),
         });
     }
+    Plan { groups, queries }
+}
 
-    let answers = futures::stream::iter(queries)
-        .map(|(index, version)| {
-            let group = groups[index].name.clone();
-            async move {
-                let group_version = crate::contract::api_version(&group, &version);
-                let query = async {
-                    if group.is_empty() {
-                        client.list_core_api_resources(&version).await
-                    } else {
-                        client.list_api_group_resources(&group_version).await
-                    }
-                };
-                let answer = match tokio::time::timeout(GROUP_QUERY_TIMEOUT, query).await {
-                    Ok(Ok(list)) => Ok(list),
-                    Ok(Err(source)) => Err(DiscoveryError::ListResources {
-                        group_version,
-                        source,
-                    }),
-                    Err(_) => Err(DiscoveryError::Timeout {
-                        group_version,
-                        after: GROUP_QUERY_TIMEOUT,
-                    }),
-                };
-                (index, version, answer)
-            }
-        })
-        .buffer_unordered(PARALLEL_QUERIES)
-        .collect::<Vec<_>>()
-        .await;
-
-    let mut failures = Vec::new();
-    for (index, version, answer) in answers {
-        match answer {
-            Ok(list) => groups[index]
-                .versions
-                .push(served_version_from_list(version, &list)),
-            Err(error) => failures.push(GroupFailure {
-                group: groups[index].name.clone(),
-                version,
-                reason: failure_reason(&error),
-            }),
+/// The resources of one group version, given up on after
+/// [`GROUP_QUERY_TIMEOUT`].
+async fn list_resources(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+) -> Result<APIResourceList, DiscoveryError> {
+    let group_version = crate::contract::api_version(group, version);
+    let query = async {
+        if group.is_empty() {
+            client.list_core_api_resources(version).await
+        } else {
+            client.list_api_group_resources(&group_version).await
         }
+    };
+    match tokio::time::timeout(GROUP_QUERY_TIMEOUT, query).await {
+        Ok(Ok(list)) => Ok(list),
+        Ok(Err(source)) => Err(DiscoveryError::ListResources {
+            group_version,
+            source,
+        }),
+        Err(_) => Err(DiscoveryError::Timeout {
+            group_version,
+            after: GROUP_QUERY_TIMEOUT,
+        }),
     }
-    Ok(finish(groups, failures, DiscoveryMethod::PerGroup))
 }
 
 fn finish(

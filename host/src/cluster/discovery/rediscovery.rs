@@ -362,22 +362,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::cluster::discovery::watch::tests::{established, removed};
     use crate::cluster::discovery::{DiscoveryMethod, GroupFailure};
     use crate::contract::ResourceKind;
-
-    fn established(group: &str, kind: &str) -> KindChange {
-        KindChange::CrdEstablished {
-            group: group.into(),
-            kind: kind.into(),
-        }
-    }
-
-    fn removed(group: &str, kind: &str) -> KindChange {
-        KindChange::CrdRemoved {
-            group: group.into(),
-            kind: kind.into(),
-        }
-    }
 
     fn options() -> RediscoveryOptions {
         RediscoveryOptions {

@@ -38,7 +38,7 @@ impl KindInfo {
 
     /// This kind at another served version, e.g. for a subscription that
     /// names one; `None` if `version` does not serve it.
-    pub fn at_version(&self, version: &str) -> Option<KindInfo> {
+    fn at_version(&self, version: &str) -> Option<KindInfo> {
         if self.resource.version == version {
             return Some(self.clone());
         }
@@ -159,7 +159,7 @@ impl KindRegistry {
 
     /// The kind at exactly `version`, which need not be the chosen one but
     /// must serve it with `list` and `watch`.
-    pub fn get_version(&self, group: &str, version: &str, kind: &str) -> Option<KindInfo> {
+    fn get_version(&self, group: &str, version: &str, kind: &str) -> Option<KindInfo> {
         self.get(group, kind)?.at_version(version)
     }
 

@@ -291,7 +291,7 @@ impl<S: Clone + PartialEq> Tracker<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn crd(group: &str, kind: &str, established: bool) -> CrdState {
@@ -303,14 +303,14 @@ mod tests {
         }
     }
 
-    fn established(group: &str, kind: &str) -> KindChange {
+    pub(in crate::cluster::discovery) fn established(group: &str, kind: &str) -> KindChange {
         KindChange::CrdEstablished {
             group: group.into(),
             kind: kind.into(),
         }
     }
 
-    fn removed(group: &str, kind: &str) -> KindChange {
+    pub(in crate::cluster::discovery) fn removed(group: &str, kind: &str) -> KindChange {
         KindChange::CrdRemoved {
             group: group.into(),
             kind: kind.into(),

@@ -24,6 +24,7 @@
 
 mod backoff;
 mod cache;
+mod watch;
 mod wire;
 
 pub use backoff::WatchFailure;
@@ -33,9 +34,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kube::api::{Api, ApiResource, GroupVersionKind};
-use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -45,7 +44,8 @@ use crate::contract::GroupKind;
 
 use crate::contract::selector::LabelSelector;
 use crate::contract::{EventType, ResourceKind};
-use cache::{Cache, Change, Objects, key_of};
+use crate::ops::metrics::Metrics;
+use cache::Cache;
 
 /// One change of one object, as the informers see it.
 #[derive(Clone, Debug)]
@@ -89,6 +89,7 @@ pub struct InformerRegistry {
     namespace: Option<String>,
     events: mpsc::UnboundedSender<KindEvent>,
     informers: Arc<RwLock<BTreeMap<InformerKey, Informer>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn informer_key(kind: &ResourceKind) -> InformerKey {
@@ -115,55 +116,14 @@ fn versions_of<'a>(
         .map(|(_, informer)| informer)
 }
 
-/// Objects as plugins see them: JSON, without `managedFields`, and always
-/// with `apiVersion` and `kind` (items of a list response carry neither).
-/// An object the host could not decode is returned as `Err` with its
-/// identity alone (apiVersion, kind, name, namespace, uid, resourceVersion)
-/// and the reason.
-fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, (Value, Arc<str>)> {
-    let identity = |object: &WireObject| {
-        let meta = kube::Resource::meta(object);
-        let mut metadata = serde_json::Map::new();
-        for (field, value) in [
-            ("name", &meta.name),
-            ("namespace", &meta.namespace),
-            ("uid", &meta.uid),
-            ("resourceVersion", &meta.resource_version),
-        ] {
-            if let Some(value) = value {
-                metadata.insert(field.into(), Value::String(value.clone()));
-            }
-        }
-        serde_json::json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.kind,
-            "metadata": metadata,
-        })
-    };
-    if let Some(reason) = object.undecodable() {
-        let reason: Arc<str> = reason.into();
-        return Err((identity(&object), reason));
-    }
-    let mut value = match object.into_content() {
-        Ok(value) => value,
-        Err(reason) => return Err((Value::Null, reason)),
-    };
-    if let Value::Object(fields) = &mut value {
-        if let Some(Value::Object(metadata)) = fields.get_mut("metadata") {
-            metadata.remove("managedFields");
-        }
-        fields.insert("apiVersion".into(), Value::String(kind.api_version()));
-        fields.insert("kind".into(), Value::String(kind.kind.clone()));
-    }
-    Ok(value)
-}
-
 impl InformerRegistry {
     /// A registry watching all namespaces, or only `namespace` (cluster-scoped
-    /// kinds are watched regardless). Events arrive on the returned receiver.
+    /// kinds are watched regardless). Events arrive on the returned receiver;
+    /// the informers count them, their watch errors and re-lists in `metrics`.
     pub fn new(
         client: kube::Client,
         namespace: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> (Self, mpsc::UnboundedReceiver<KindEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
         let registry = Self {
@@ -171,6 +131,7 @@ impl InformerRegistry {
             namespace,
             events,
             informers: Arc::default(),
+            metrics,
         };
         (registry, receiver)
     }
@@ -185,12 +146,13 @@ impl InformerRegistry {
         }
         tracing::info!(group = %kind.group, version = %kind.version, kind = %kind.kind, "starting informer");
         let cache = Arc::new(RwLock::new(Cache::default()));
-        let task = tokio::spawn(run_informer(
-            self.api(kind),
+        let watch = watch::Watch::new(
             kind.clone(),
             cache.clone(),
             self.events.clone(),
-        ));
+            self.metrics.clone(),
+        );
+        let task = tokio::spawn(watch.run(self.api(kind)));
         informers.insert(
             key,
             Informer {
@@ -352,202 +314,5 @@ impl ObjectReader for InformerRegistry {
                 .map(|(_, o)| o.clone())
                 .collect()
         })
-    }
-}
-
-/// Runs one kind's watcher until aborted, updating the cache and sending
-/// events.
-async fn run_informer(
-    api: Api<WireObject>,
-    kind: ResourceKind,
-    cache: Arc<RwLock<Cache>>,
-    events: mpsc::UnboundedSender<KindEvent>,
-) {
-    let config = watcher::Config::default().any_semantic();
-    // No `default_backoff()`: the delay after an error depends on the error
-    // (see `backoff`), and the stream is simply polled again after it.
-    let mut stream = watcher(api, config).boxed();
-    let mut backoff = backoff::WatchBackoff::default();
-    let mut outage = backoff::Outage::default();
-    // Keys seen during a re-list, to find objects deleted while disconnected.
-    let mut relisted: Option<Objects> = None;
-    let metrics = crate::ops::metrics::get();
-    let labels = [kind.group.as_str(), kind.kind.as_str()];
-    let send = |event_type: EventType, object: Arc<Value>| {
-        metrics
-            .events_received
-            .with_label_values(&[labels[0], labels[1], event_type.as_str()])
-            .inc();
-        let _ = events.send(KindEvent {
-            kind: kind.clone(),
-            event_type,
-            object,
-        });
-    };
-    while let Some(item) = stream.next().await {
-        let event = match item {
-            Ok(event) => event,
-            Err(error) => {
-                let failure = WatchFailure::of(&error);
-                metrics.watch_restarts.with_label_values(&labels).inc();
-                metrics
-                    .watch_errors
-                    .with_label_values(&[labels[0], labels[1], failure.metric_label()])
-                    .inc();
-                let delay = backoff::jittered(backoff.next_delay(failure))
-                    .max(backoff::server_delay(&error).unwrap_or_default());
-                report_error(&kind, &cache, &mut outage, failure, &error, delay);
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                continue;
-            }
-        };
-        backoff.reset();
-        if let backoff::Report::Recovered { errors, after } = outage.on_success(Instant::now()) {
-            tracing::info!(
-                group = %kind.group, version = %kind.version, kind = %kind.kind, errors, after = ?after,
-                "watch recovered"
-            );
-        }
-        let change = match event {
-            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                match to_value(object, &kind) {
-                    Ok(object) => Change::Apply(Arc::new(object)),
-                    Err((identity, reason)) => {
-                        report_undecodable(&kind, &identity, &reason, "skipped");
-                        Change::Undecodable(Arc::new(identity))
-                    }
-                }
-            }
-            watcher::Event::Delete(object) => match to_value(object, &kind) {
-                Ok(object) => Change::Delete(Arc::new(object)),
-                Err((identity, reason)) => {
-                    report_undecodable(
-                        &kind,
-                        &identity,
-                        &reason,
-                        "deletion delivered with its last decoded state",
-                    );
-                    Change::DeleteUndecodable(Arc::new(identity))
-                }
-            },
-            watcher::Event::Init => {
-                metrics.relists.with_label_values(&labels).inc();
-                Change::Init
-            }
-            watcher::Event::InitDone => Change::InitDone,
-        };
-        let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
-        let was_synced = c.synced;
-        let events = c.update(&mut relisted, change);
-        let first_sync = c.synced && !was_synced;
-        drop(c);
-        for (event_type, object) in events {
-            send(event_type, object);
-        }
-        if first_sync {
-            tracing::debug!(kind = %kind.kind, group = %kind.group, "informer synced");
-        }
-    }
-}
-
-/// Reports an object the host could not decode (e.g. nested deeper than
-/// the JSON parser allows): a WARN naming it and
-/// `kubewasm_objects_undecodable_total`. The rest of its kind is unaffected.
-fn report_undecodable(kind: &ResourceKind, identity: &Value, reason: &str, outcome: &str) {
-    crate::ops::metrics::get()
-        .objects_undecodable
-        .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
-        .inc();
-    let (namespace, name) = key_of(identity);
-    let object = match namespace {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name,
-    };
-    tracing::warn!(
-        group = %kind.group, version = %kind.version, kind = %kind.kind,
-        object = %object.escape_debug(),
-        resource_version = identity["metadata"]["resourceVersion"].as_str().unwrap_or_default(),
-        %reason, %outcome,
-        "object cannot be decoded; plugins do not see this version of it"
-    );
-}
-
-/// Logs a watch error the way an operator wants it: `410 Gone` at INFO (a
-/// routine re-list), missing RBAC once at WARN, any other failure at WARN
-/// when it starts and every 30 s while it lasts.
-fn report_error(
-    kind: &ResourceKind,
-    cache: &RwLock<Cache>,
-    outage: &mut backoff::Outage,
-    failure: WatchFailure,
-    error: &watcher::Error,
-    retry_in: Duration,
-) {
-    let (group, version, kind) = (&kind.group, &kind.version, &kind.kind);
-    match failure {
-        WatchFailure::Gone => {
-            tracing::info!(%group, %version, %kind, "watch expired (410 Gone); re-listing");
-        }
-        WatchFailure::Forbidden => {
-            let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
-            if !c.forbidden {
-                tracing::warn!(
-                    %group, %version, %kind, %error,
-                    "missing RBAC to list/watch this kind; it is skipped until access is granted"
-                );
-            }
-            c.forbidden = true;
-        }
-        _ => match outage.on_error(Instant::now()) {
-            backoff::Report::Failing { errors, for_ } => tracing::warn!(
-                %group, %version, %kind, reason = failure.metric_label(), %error,
-                errors, failing_for = ?for_, retry_in = ?retry_in,
-                "watch failing; retrying (repeated every 30 s while it lasts)"
-            ),
-            _ => {
-                tracing::debug!(%group, %version, %kind, %error, retry_in = ?retry_in, "watch error; retrying")
-            }
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn objects_reach_plugins_with_their_kind_and_without_managed_fields() {
-        let kind = ResourceKind {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: "Deployment".into(),
-            plural: "deployments".into(),
-            namespaced: true,
-        };
-        let wire = WireObject::decode(
-            r#"{"metadata":{"name":"d","namespace":"ns","managedFields":[{"manager":"m"}]},"spec":{"replicas":2}}"#,
-        );
-        let value = to_value(wire, &kind).unwrap();
-        assert_eq!(value["apiVersion"], "apps/v1");
-        assert_eq!(value["kind"], "Deployment");
-        assert_eq!(value["spec"]["replicas"], 2);
-        assert!(value["metadata"].get("managedFields").is_none());
-
-        let deep = format!(
-            r#"{{"metadata":{{"name":"x","namespace":"ns","resourceVersion":"3"}},"spec":{}1{}}}"#,
-            "[".repeat(200),
-            "]".repeat(200)
-        );
-        let (identity, reason) = to_value(WireObject::decode(&deep), &kind).unwrap_err();
-        assert!(reason.contains("recursion limit"), "{reason}");
-        assert_eq!(
-            identity,
-            json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": "x", "namespace": "ns", "resourceVersion": "3"}})
-        );
     }
 }

@@ -1,6 +1,7 @@
 //! The election loop: reads and writes the Lease, decides with
 //! [`super::record`], and opens the gate through [`Leadership`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 
 use super::record::{Decision, Observer, Record};
 use super::{ElectionOptions, LeaderError, Leadership};
+use crate::ops::metrics::Metrics;
 
 /// The field manager of the election's writes.
 const FIELD_MANAGER: &str = "kubewasm/leader";
@@ -36,10 +38,17 @@ pub(super) struct Elector {
     /// The holder a standby last saw.
     holder: Option<String>,
     reported: Reported,
+    /// `kubewasm_leader` follows `reported`.
+    metrics: Arc<Metrics>,
 }
 
 impl Elector {
-    pub fn new(client: kube::Client, options: ElectionOptions, leadership: Leadership) -> Self {
+    pub fn new(
+        client: kube::Client,
+        options: ElectionOptions,
+        leadership: Leadership,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             leases: Api::namespaced(client, &options.namespace),
             observer: Observer::new(options.identity.clone(), options.lease_duration),
@@ -48,6 +57,7 @@ impl Elector {
             held: None,
             holder: None,
             reported: Reported::Starting,
+            metrics,
         }
     }
 
@@ -286,9 +296,7 @@ impl Elector {
             }
             Reported::Standing { holder: None } | Reported::Starting => {}
         }
-        crate::ops::metrics::get()
-            .leader
-            .set(i64::from(now == Reported::Leading));
+        self.metrics.leader.set(i64::from(now == Reported::Leading));
         self.reported = now;
     }
 

@@ -36,11 +36,13 @@
 mod elect;
 mod record;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::ops::metrics::Metrics;
 use elect::Elector;
 
 pub use crate::cluster::gate::{LeaderGate, Leadership};
@@ -114,17 +116,21 @@ pub struct Election {
     stop: watch::Sender<bool>,
     task: JoinHandle<Elector>,
     leadership: Leadership,
+    /// `kubewasm_leader`: 1 while this host leads.
+    metrics: Arc<Metrics>,
 }
 
 impl Election {
     /// Starts competing for the lease; `leadership` opens the gate while
-    /// this host leads. The election gets a client of its own (no write
-    /// fence), whose requests time out by the renew deadline. Fails when the
-    /// Lease cannot be read (the API server does not answer, or RBAC).
+    /// this host leads, and `kubewasm_leader` in `metrics` says so. The
+    /// election gets a client of its own (no write fence), whose requests
+    /// time out by the renew deadline. Fails when the Lease cannot be read
+    /// (the API server does not answer, or RBAC).
     pub async fn start(
         connection: &crate::cluster::client::Connection,
         options: ElectionOptions,
         leadership: Leadership,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, LeaderError> {
         let timeout = connection
             .options()
@@ -134,15 +140,16 @@ impl Election {
             .builder(timeout)
             .map_err(LeaderError::Client)?
             .build();
-        let elector = Elector::new(client, options, leadership.clone());
+        let elector = Elector::new(client, options, leadership.clone(), metrics.clone());
         elector.check().await?;
-        crate::ops::metrics::get().leader.set(0);
+        metrics.leader.set(0);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(elector.run(stopped));
         Ok(Self {
             stop,
             task,
             leadership,
+            metrics,
         })
     }
 
@@ -167,7 +174,7 @@ impl Election {
                 tracing::warn!("releasing the leader lease timed out; it expires on its own")
             }
         }
-        crate::ops::metrics::get().leader.set(0);
+        self.metrics.leader.set(0);
     }
 
     /// Stops leading without touching the lease (the API server does not
@@ -176,7 +183,7 @@ impl Election {
     pub fn abandon(self) {
         self.leadership.stop();
         self.task.abort();
-        crate::ops::metrics::get().leader.set(0);
+        self.metrics.leader.set(0);
         tracing::warn!("left the leader lease to expire: the API server does not answer");
     }
 }

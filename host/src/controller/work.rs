@@ -1,0 +1,67 @@
+//! The unit of work the queue holds: which object, for which plugin
+//! ([`WorkKey`]), and its newest state ([`Work`]).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::contract::{EventType, GroupKind, ResourceKind};
+use crate::queue::QueueKey;
+
+/// One unit of work: an object of a kind, for one plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkKey {
+    pub plugin: String,
+    pub kind: GroupKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl WorkKey {
+    /// The key of `object` of `kind` for `plugin`.
+    pub fn of(plugin: &str, kind: &ResourceKind, object: &Value) -> Self {
+        Self {
+            plugin: plugin.to_string(),
+            kind: kind.group_kind(),
+            namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// `namespace/name` (`/name` for a cluster-scoped object), for logs.
+    pub fn object(&self) -> String {
+        format!("{}/{}", self.namespace.as_deref().unwrap_or(""), self.name)
+    }
+}
+
+impl QueueKey for WorkKey {
+    type Group = String;
+    fn group(&self) -> &String {
+        &self.plugin
+    }
+}
+
+/// The newest state of a key: why it is queued and the object.
+#[derive(Clone, Debug)]
+pub struct Work {
+    pub event_type: EventType,
+    pub kind: ResourceKind,
+    pub object: Arc<Value>,
+}
+
+impl Work {
+    /// A requeue the plugin asked for reaches it as a resync of the newest
+    /// state it saw; a deleted object stays deleted.
+    pub(super) fn requeued(self) -> Self {
+        match self.event_type {
+            EventType::Deleted => self,
+            EventType::Applied | EventType::Resync => Self {
+                event_type: EventType::Resync,
+                ..self
+            },
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `deploy/` as an operator uses it: its files, and `kubectl` against the
+//! test cluster or offline (`kubectl kustomize`), run from the repository
+//! root as `deploy/README.md` shows.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context, anyhow, bail};
+use k8s_openapi::serde::Deserialize;
+use serde_json::Value;
+
+use crate::ControlPlane;
+use crate::host::repo;
+
+/// The namespace the base installs into.
+pub const NAMESPACE: &str = "kubewasm-system";
+
+/// `deploy/` in the repository.
+pub fn deploy_dir() -> PathBuf {
+    repo().join("deploy")
+}
+
+/// The text of `path`, or an error naming it.
+pub fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))
+}
+
+/// Every document of a (multi-document) YAML text, as JSON values.
+pub fn yaml_documents(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).with_context(|| format!("{origin}: invalid YAML")))
+        .filter(|doc| !matches!(doc, Ok(Value::Null)))
+        .collect()
+}
+
+/// A YAML file as JSON.
+pub fn yaml_file(path: &Path) -> anyhow::Result<Value> {
+    serde_yaml::from_str(&read(path)?).with_context(|| format!("{}: invalid YAML", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// kubectl
+// ---------------------------------------------------------------------------
+
+/// The `kubectl` the tests run: `$KUBECTL` if set; else the one
+/// `tests/control-plane/cluster.sh build` built next to the control plane
+/// (the same Kubernetes version as the API server, and kustomize with it);
+/// else `kubectl` from `PATH`.
+fn kubectl_path() -> anyhow::Result<PathBuf> {
+    static KUBECTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    KUBECTL
+        .get_or_init(|| find_kubectl().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn find_kubectl() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let script = ControlPlane::cluster_script();
+    let bin_dir = Command::new("bash")
+        .arg(&script)
+        .arg("bin-dir")
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("failed to run {} bin-dir", script.display()))?;
+    if bin_dir.status.success() {
+        let built = PathBuf::from(String::from_utf8_lossy(&bin_dir.stdout).trim()).join("kubectl");
+        if built.is_file() {
+            return Ok(built);
+        }
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file());
+    on_path.with_context(|| {
+        format!(
+            "no kubectl: set KUBECTL, run `{} build` (it builds one next to the control \
+             plane), or put kubectl on PATH",
+            script.display()
+        )
+    })
+}
+
+/// Runs kubectl against the test cluster (`KUBECONFIG` set to the control
+/// plane's) with `stdin` as its input, in the repository root; returns its
+/// standard output, or an error naming the command and quoting its output.
+pub async fn kubectl<I, S>(args: I, stdin: Option<Vec<u8>>) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let kubeconfig = ControlPlane::shared()
+        .await?
+        .kubeconfig_path()
+        .to_path_buf();
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    tokio::task::spawn_blocking(move || run_kubectl(&args, Some(&kubeconfig), stdin))
+        .await
+        .context("the kubectl task failed")?
+}
+
+/// Runs kubectl without a cluster (e.g. `kubectl kustomize`).
+pub fn kubectl_offline(args: &[&str]) -> anyhow::Result<String> {
+    let args: Vec<_> = args.iter().map(Into::into).collect();
+    run_kubectl(&args, None, None)
+}
+
+fn run_kubectl(
+    args: &[std::ffi::OsString],
+    kubeconfig: Option<&Path>,
+    stdin: Option<Vec<u8>>,
+) -> anyhow::Result<String> {
+    use std::io::Write;
+
+    let path = kubectl_path()?;
+    let shown = format!(
+        "{} {}",
+        path.display(),
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut command = Command::new(&path);
+    command
+        .args(args)
+        .current_dir(repo())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match kubeconfig {
+        Some(kubeconfig) => command.env("KUBECONFIG", kubeconfig),
+        None => command.env_remove("KUBECONFIG"),
+    };
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("failed to start `{shown}`"))?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(&input)
+            .with_context(|| format!("failed to write the input of `{shown}`"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("failed to run `{shown}`"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "`{shown}` failed ({}):\n{}{}",
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// `kubectl apply --server-side -k deploy/`, exactly as README.md says.
+pub async fn apply_base() -> anyhow::Result<String> {
+    kubectl(["apply", "--server-side", "-k", "deploy/"], None).await
+}
