@@ -7,6 +7,7 @@ use clap::Parser;
 use kubewasm::cmd::check::{self as offline, OfflineError};
 use kubewasm::cmd::cli::RunArgs;
 use kubewasm::cmd::cli::{Cli, Command, LogFormat};
+use kubewasm::error_chain;
 use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::Runtime;
 
@@ -14,7 +15,7 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, OfflineError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| OfflineError::Internal(format!("failed to start the async runtime: {e}")))
+        .map_err(OfflineError::AsyncRuntime)
 }
 
 /// `kubewasm run`: exit 2 for bad flags, 1 if the host cannot start.
@@ -26,18 +27,15 @@ fn run(args: &RunArgs) -> ExitCode {
     let started = tokio_runtime().and_then(|rt| {
         // The host's one set of metrics, shared by every part that records.
         let metrics = Arc::new(Metrics::new());
-        let runtime = Runtime::with_metrics(args.runtime.runtime_config(), metrics.clone())
-            .map_err(|e| OfflineError::Internal(e.to_string()))?;
+        let runtime = Runtime::with_metrics(args.runtime.runtime_config(), metrics.clone())?;
         let host = kubewasm::cmd::run::run(args.run_options(), runtime, metrics);
-        rt.block_on(host).map_err(|e| match e.is_usage() {
-            true => OfflineError::Usage(offline::error_chain(&e)),
-            false => OfflineError::Plugin(offline::error_chain(&e)),
-        })
+        rt.block_on(host)
+            .map_err(|e| OfflineError::Run(Box::new(e)))
     });
     match started {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }
@@ -86,7 +84,7 @@ fn main() -> ExitCode {
             .and_then(|()| tokio_runtime())
             .and_then(|rt| {
                 rt.block_on(kubewasm::cmd::run::discover_table(args.rate_limit()))
-                    .map_err(|e| OfflineError::Internal(offline::error_chain(&e)))
+                    .map_err(|e| OfflineError::Discover(Box::new(e)))
             }),
     };
     match result {
@@ -95,7 +93,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

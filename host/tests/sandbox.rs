@@ -272,7 +272,7 @@ fn a_truncated_file_fails_to_compile() {
     let err = runtime.load("half.wasm", half).unwrap_err();
     assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
     assert!(
-        err.to_string().starts_with("half.wasm: failed to compile:"),
+        kubewasm::error_chain(&err).starts_with("half.wasm: failed to compile:"),
         "{err}"
     );
     assert_still_serving(&runtime);
@@ -423,7 +423,7 @@ fn a_cache_key_others_can_read_is_refused() {
     .err()
     .expect("an exposed key is refused");
     assert_eq!(
-        err.to_string(),
+        kubewasm::error_chain(&err),
         format!(
             "failed to open the compiled-artefact cache at {}: the key file has mode 644: others may read or write it (it must be 600)",
             key.display()

@@ -159,7 +159,7 @@ async fn writes_that_change_nothing_are_not_sent() -> anyhow::Result<()> {
             ]),
         )
         .await?;
-    assert_eq!(results(&report), [IntentResult::SkippedNoop; 3]);
+    assert_eq!(results(&report), [IntentResult::Unchanged; 3]);
     assert_eq!(report.sent(), 0);
     let after = must_get(client, &target).await?;
     assert_eq!(resource_version(&after), resource_version(&before));
@@ -202,7 +202,7 @@ async fn writes_that_change_nothing_are_not_sent() -> anyhow::Result<()> {
             &outcome(vec![apply_labels(&target, json!({"a": "1"}))]),
         )
         .await?;
-    assert_eq!(results(&report), [IntentResult::SkippedNoop]);
+    assert_eq!(results(&report), [IntentResult::Unchanged]);
 
     // A changed value is sent even when the cache has the object.
     let report = applier

@@ -8,128 +8,170 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::error::{ApplyError, Call};
 use super::noop::uid;
-use super::plan::{Planned, describe};
+use super::plan::{EventWrite, Planned, describe};
 use super::{Applier, lock};
 use crate::contract::intent::{ObjectRef, Severity};
 
 impl Applier {
     /// Creates an Event about `p.target`, or counts a repeat of one recorded
-    /// in the last few minutes on that Event's `series`.
+    /// in the last few minutes on that Event's `series`. Returns the Event's
+    /// `resourceVersion`.
     pub(super) async fn record_event(
         &self,
         manager: &str,
         p: &Planned<'_>,
-        severity: Severity,
-        reason: &str,
-        note: &str,
-        action: &str,
+        event: &EventWrite<'_>,
     ) -> Result<Option<String>, ApplyError> {
-        let regarding = &p.target;
-        let namespace = event_namespace(regarding);
+        let namespace = event_namespace(&p.target);
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-        let note = truncate(note, 1024);
-        let cached = self.cached(regarding);
-        let uid = cached.as_deref().map(uid).unwrap_or_default().to_string();
-        let controller = format!("{}/{}", self.options.reporting_controller, p.site.plugin);
-        let type_ = match severity {
-            Severity::Normal => "Normal",
-            Severity::Warning => "Warning",
-        };
-        let key = EventKey {
-            controller: controller.clone(),
-            regarding: describe(regarding),
-            uid: uid.clone(),
-            type_,
-            reason: reason.into(),
-            action: action.into(),
-        };
+        let cached = self.cached(&p.target);
+        let key = self.event_key(p, event, cached.as_deref());
         let now = Timestamp::now();
-        let call = |verb| {
-            Call(format!(
-                "{verb} events in group \"events.k8s.io\" in namespace {namespace}"
-            ))
-        };
 
         // A repeat: count it on the existing Event (not in a dry run, which
         // records nothing to repeat).
         let repeat = (!self.options.dry_run)
             .then(|| lock(&self.event_series).repeat(&key, now))
             .flatten();
-        if let Some((name, count)) = repeat {
-            let params = PatchParams {
-                field_manager: Some(manager.into()),
-                ..Default::default()
-            };
-            // Only the series: the rest of an Event is immutable.
-            let patch = Patch::Merge(json!({
-                "series": {"count": count, "lastObservedTime": MicroTime(now)},
-            }));
-            match self
-                .send(&p.site, &call("patch"), true, || {
-                    events.patch(&name, &params, &patch)
-                })
-                .await
-            {
-                Ok(event) => return Ok(event.metadata.resource_version),
-                // Expired (Events live about an hour): record a new one.
-                Err(ApplyError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(repeat) = repeat
+            && let Some(counted) = self.count_repeat(manager, p, &events, &repeat, now).await?
+        {
+            return Ok(counted.metadata.resource_version);
         }
 
-        let cached_rv = cached
-            .as_deref()
-            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
-            .map(String::from);
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(event_name(&regarding.name, now)),
-                namespace: Some(namespace.into()),
-                ..Default::default()
-            },
-            action: Some(action.into()),
-            reason: Some(reason.into()),
-            note: (!note.is_empty()).then(|| note.to_string()),
-            type_: Some(type_.into()),
-            event_time: Some(MicroTime(now)),
-            regarding: Some(ObjectReference {
-                api_version: Some(regarding.api_version.clone()),
-                kind: Some(regarding.kind.clone()),
-                namespace: regarding.namespace.clone(),
-                name: Some(regarding.name.clone()),
-                uid: (!uid.is_empty()).then_some(uid),
-                resource_version: cached_rv,
-                field_path: None,
-            }),
-            reporting_controller: Some(controller),
-            reporting_instance: Some(self.options.reporting_instance.clone()),
-            ..Default::default()
-        };
-        let params = PostParams {
-            dry_run: self.options.dry_run,
-            field_manager: Some(manager.into()),
-        };
-        let created = match self
-            .send(&p.site, &call("create"), false, || {
-                events.create(&params, &event)
-            })
-            .await
-        {
-            Ok(created) => created,
-            // A retry of a create that reached the server the first time.
-            Err(ApplyError::Rejected { source, .. }) if source.is_already_exists() => event,
-            Err(e) => return Err(e),
-        };
+        let new = self.new_event(p, event, &key, cached.as_deref(), now);
+        let created = self.create_event(manager, p, &events, new).await?;
         if !self.options.dry_run {
             let name = created.metadata.name.clone().unwrap_or_default();
             lock(&self.event_series).insert(key, name, now);
         }
         Ok(created.metadata.resource_version)
     }
+
+    /// Which recorded Events a new one repeats.
+    fn event_key(
+        &self,
+        p: &Planned<'_>,
+        event: &EventWrite<'_>,
+        cached: Option<&Value>,
+    ) -> EventKey {
+        EventKey {
+            controller: format!("{}/{}", self.options.reporting_controller, p.site.plugin),
+            regarding: describe(&p.target),
+            uid: cached.map(uid).unwrap_or_default().to_string(),
+            type_: match event.severity {
+                Severity::Normal => "Normal",
+                Severity::Warning => "Warning",
+            },
+            reason: event.reason.into(),
+            action: event.action.into(),
+        }
+    }
+
+    /// Counts a repeat on the Event it repeats; `None` if that Event has
+    /// expired (Events live about an hour), so a new one is to be recorded.
+    async fn count_repeat(
+        &self,
+        manager: &str,
+        p: &Planned<'_>,
+        events: &Api<Event>,
+        repeat: &Repeat,
+        now: Timestamp,
+    ) -> Result<Option<Event>, ApplyError> {
+        let params = PatchParams {
+            field_manager: Some(manager.into()),
+            ..Default::default()
+        };
+        // Only the series: the rest of an Event is immutable.
+        let patch = Patch::Merge(json!({
+            "series": {"count": repeat.count, "lastObservedTime": MicroTime(now)},
+        }));
+        let call = events_call("patch", event_namespace(&p.target));
+        match self
+            .send(&p.site, &call, true, || {
+                events.patch(&repeat.name, &params, &patch)
+            })
+            .await
+        {
+            Ok(event) => Ok(Some(event)),
+            Err(ApplyError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new Event about `p.target`, as `events.k8s.io/v1` wants it.
+    fn new_event(
+        &self,
+        p: &Planned<'_>,
+        event: &EventWrite<'_>,
+        key: &EventKey,
+        cached: Option<&Value>,
+        now: Timestamp,
+    ) -> Event {
+        let regarding = &p.target;
+        let note = truncate(event.note, 1024);
+        let cached_rv = cached
+            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+            .map(String::from);
+        Event {
+            metadata: ObjectMeta {
+                name: Some(event_name(&regarding.name, now)),
+                namespace: Some(event_namespace(regarding).into()),
+                ..Default::default()
+            },
+            action: Some(event.action.into()),
+            reason: Some(event.reason.into()),
+            note: (!note.is_empty()).then(|| note.to_string()),
+            type_: Some(key.type_.into()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(ObjectReference {
+                api_version: Some(regarding.api_version.clone()),
+                kind: Some(regarding.kind.clone()),
+                namespace: regarding.namespace.clone(),
+                name: Some(regarding.name.clone()),
+                uid: (!key.uid.is_empty()).then(|| key.uid.clone()),
+                resource_version: cached_rv,
+                field_path: None,
+            }),
+            reporting_controller: Some(key.controller.clone()),
+            reporting_instance: Some(self.options.reporting_instance.clone()),
+            ..Default::default()
+        }
+    }
+
+    async fn create_event(
+        &self,
+        manager: &str,
+        p: &Planned<'_>,
+        events: &Api<Event>,
+        event: Event,
+    ) -> Result<Event, ApplyError> {
+        let params = PostParams {
+            dry_run: self.options.dry_run,
+            field_manager: Some(manager.into()),
+        };
+        let call = events_call("create", event_namespace(&p.target));
+        match self
+            .send(&p.site, &call, false, || events.create(&params, &event))
+            .await
+        {
+            Ok(created) => Ok(created),
+            // A retry of a create that reached the server the first time.
+            Err(ApplyError::Rejected { source, .. }) if source.is_already_exists() => Ok(event),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A request for Events, as RBAC sees it.
+fn events_call(verb: &str, namespace: &str) -> Call {
+    Call(format!(
+        "{verb} events in group \"events.k8s.io\" in namespace {namespace}"
+    ))
 }
 
 /// Events recorded recently, so a repeat increments a series instead of
@@ -150,6 +192,13 @@ pub(super) struct EventKey {
     action: String,
 }
 
+/// A repeat of a recent Event: that Event's name and its new count.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Repeat {
+    pub(super) name: String,
+    pub(super) count: i32,
+}
+
 pub(super) struct RecordedEvent {
     name: String,
     count: i32,
@@ -163,7 +212,7 @@ pub(super) const MAX_EVENT_SERIES: usize = 4096;
 
 impl EventSeries {
     /// For a repeat of a recent Event: its name and the new count.
-    pub(super) fn repeat(&mut self, key: &EventKey, now: Timestamp) -> Option<(String, i32)> {
+    pub(super) fn repeat(&mut self, key: &EventKey, now: Timestamp) -> Option<Repeat> {
         let recorded = self.entries.get_mut(key)?;
         if recorded.last + EVENT_SERIES_WINDOW < now {
             self.entries.remove(key);
@@ -171,7 +220,10 @@ impl EventSeries {
         }
         recorded.count += 1;
         recorded.last = now;
-        Some((recorded.name.clone(), recorded.count))
+        Some(Repeat {
+            name: recorded.name.clone(),
+            count: recorded.count,
+        })
     }
 
     pub(super) fn insert(&mut self, key: EventKey, name: String, now: Timestamp) {
@@ -246,9 +298,15 @@ mod tests {
         assert_eq!(series.repeat(&key(), t0), None);
         series.insert(key(), "a.1".into(), t0);
         let t1 = t0 + SignedDuration::from_mins(5);
-        assert_eq!(series.repeat(&key(), t1), Some(("a.1".into(), 2)));
+        let repeat = |count| {
+            Some(Repeat {
+                name: "a.1".into(),
+                count,
+            })
+        };
+        assert_eq!(series.repeat(&key(), t1), repeat(2));
         let t2 = t1 + SignedDuration::from_mins(5);
-        assert_eq!(series.repeat(&key(), t2), Some(("a.1".into(), 3)));
+        assert_eq!(series.repeat(&key(), t2), repeat(3));
         let late = t2 + SignedDuration::from_mins(7);
         assert_eq!(
             series.repeat(&key(), late),

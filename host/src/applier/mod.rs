@@ -53,32 +53,29 @@
 //! # }
 //! ```
 
+mod apply;
 mod error;
 mod events;
+mod lifecycle;
 mod noop;
+mod patch;
 mod plan;
 mod report;
 mod retry;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-    PostParams, PropagationPolicy,
-};
-use kube::core::Status;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::discovery::Scope;
-use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::cluster::cache::ObjectReader;
 use crate::contract::GroupKind;
-use crate::contract::intent::{ObjectRef, Outcome, Propagation};
+use crate::contract::intent::{ObjectRef, Outcome};
 use crate::contract::{PluginInfo, ResourceKind, split_api_version};
 use crate::ops::error_chain;
 use crate::ops::metrics::Metrics;
@@ -88,10 +85,11 @@ pub use error::{ApplyError, IntentSite};
 pub use report::{ApplyReport, IntentReport, IntentResult};
 pub use retry::RetryPolicy;
 
-use error::{Call, classify_failure, is_unexplained_invalid};
+use error::{Call, classify_failure};
 use events::EventSeries;
-use noop::{SentApplies, SentKey, contains, fingerprint, uid};
+use noop::SentApplies;
 use plan::{Planned, Write};
+use report::Written;
 use retry::with_retries;
 
 /// Maps an `apiVersion` and kind to the resource the cluster serves.
@@ -228,9 +226,8 @@ impl Applier {
         };
         let manager = plugin.field_manager();
         for p in planned {
-            let done = self.execute(&manager, &p).await;
-            let (result, target, resource_version) = match done {
-                Ok(done) => done,
+            let written = match self.execute(&manager, &p).await {
+                Ok(written) => written,
                 Err(e) => {
                     if e.is_conflict() {
                         debug!(plugin = %plugin.name, error = %error_chain(&e), "write conflicted");
@@ -244,254 +241,33 @@ impl Applier {
                 plugin = %plugin.name,
                 intent = p.site.intent,
                 object = %p.site.object,
-                result = result.metric_label(),
+                result = written.result.metric_label(),
                 "intent done"
             );
             report.intents.push(IntentReport {
                 index: p.site.index,
                 intent: p.site.intent,
-                target,
-                result,
-                resource_version,
+                target: written.target,
+                result: written.result,
+                resource_version: written.resource_version,
             });
         }
         Ok(report)
     }
 
-    async fn execute(
-        &self,
-        manager: &str,
-        p: &Planned<'_>,
-    ) -> Result<(IntentResult, ObjectRef, Option<String>), ApplyError> {
-        let dry_run = self.options.dry_run;
-        let target = &p.target;
-        let name = target.name.as_str();
-        let rv = |o: &DynamicObject| o.metadata.resource_version.clone();
+    /// Sends one planned write, unless it would change nothing.
+    async fn execute(&self, manager: &str, p: &Planned<'_>) -> Result<Written, ApplyError> {
         match &p.write {
-            Write::Apply {
-                kind,
-                object,
-                status,
-                force,
-            } => {
-                let current = self.cached(target);
-                let key = SentKey::new(manager, target, *status);
-                let fingerprint = fingerprint(object);
-                if let Some(current) = &current {
-                    let (have, want) = if *status {
-                        (&current["status"], &object["status"])
-                    } else {
-                        (&**current, *object)
-                    };
-                    let sent = lock(&self.sent_applies).contains(key, uid(current), fingerprint);
-                    if sent && contains(have, want) {
-                        return Ok((IntentResult::SkippedNoop, target.clone(), None));
-                    }
-                }
-                let api = self.api(kind, target);
-                let params = PatchParams {
-                    dry_run,
-                    force: *force,
-                    field_manager: Some(manager.into()),
-                    ..Default::default()
-                };
-                let patch = Patch::Apply(*object);
-                let call = Call::new("patch", kind, *status, target);
+            Write::Apply(write) => self.server_side_apply(manager, p, write).await,
+            Write::MergePatch(write) => self.merge_patch(manager, p, write).await,
+            Write::JsonPatch(write) => self.json_patch(manager, p, write).await,
+            Write::Create { kind, object } => self.create(manager, p, kind, object).await,
+            Write::Delete { kind, propagation } => self.delete(p, kind, *propagation).await,
+            Write::RecordEvent(event) => {
                 self.log_dry_run(p);
-                let (api, params, patch, status) = (&api, &params, &patch, *status);
-                let applied = self
-                    .send(&p.site, &call, true, || async move {
-                        if status {
-                            api.patch_status(name, params, patch).await
-                        } else {
-                            api.patch(name, params, patch).await
-                        }
-                    })
-                    .await?;
-                if !dry_run {
-                    let uid = applied.metadata.uid.as_deref().unwrap_or_default();
-                    lock(&self.sent_applies).insert(key, uid, fingerprint);
-                }
-                Ok((IntentResult::Applied, target.clone(), rv(&applied)))
+                let resource_version = self.record_event(manager, p, event).await?;
+                Ok(Written::applied(p.target.clone(), resource_version))
             }
-            Write::MergePatch {
-                kind,
-                patch,
-                sent,
-                status,
-                precondition,
-            } => {
-                if let Some(current) = self.cached(target) {
-                    let mut after = (*current).clone();
-                    json_patch::merge(&mut after, patch);
-                    if after == *current {
-                        return Ok((IntentResult::SkippedNoop, target.clone(), None));
-                    }
-                }
-                let patch = Patch::Merge(sent);
-                let patched = self
-                    .patch(manager, p, kind, &patch, *status, *precondition)
-                    .await?;
-                Ok((IntentResult::Applied, target.clone(), rv(&patched)))
-            }
-            Write::JsonPatch {
-                kind,
-                patch,
-                sent,
-                status,
-                precondition,
-                offset,
-            } => {
-                if let Some(current) = self.cached(target) {
-                    let mut after = (*current).clone();
-                    if json_patch::patch(&mut after, patch).is_ok() && after == *current {
-                        return Ok((IntentResult::SkippedNoop, target.clone(), None));
-                    }
-                }
-                let json = Patch::<()>::Json(sent.clone());
-                let patched = match self
-                    .patch(manager, p, kind, &json, *status, *precondition)
-                    .await
-                {
-                    Err(ApplyError::Rejected { site, source, .. })
-                        if is_unexplained_invalid(&source) =>
-                    {
-                        return Err(self
-                            .explain_json_patch(kind, target, sent, *offset, site, source)
-                            .await);
-                    }
-                    result => result?,
-                };
-                Ok((IntentResult::Applied, target.clone(), rv(&patched)))
-            }
-            Write::Create { kind, object } => {
-                let api = self.api(kind, target);
-                let params = PostParams {
-                    dry_run,
-                    field_manager: Some(manager.into()),
-                };
-                let call = Call::new("create", kind, false, target);
-                self.log_dry_run(p);
-                match self
-                    .send(&p.site, &call, false, || api.create(&params, object))
-                    .await
-                {
-                    Ok(created) => {
-                        let target = ObjectRef {
-                            name: created.metadata.name.clone().unwrap_or_default(),
-                            ..target.clone()
-                        };
-                        Ok((IntentResult::Applied, target, rv(&created)))
-                    }
-                    Err(ApplyError::Rejected { source, .. }) if source.is_already_exists() => {
-                        Ok((IntentResult::AlreadyExists, target.clone(), None))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Write::Delete { kind, propagation } => {
-                let api = self.api(kind, target);
-                let params = DeleteParams {
-                    dry_run,
-                    propagation_policy: propagation.map(|p| match p {
-                        Propagation::Background => PropagationPolicy::Background,
-                        Propagation::Foreground => PropagationPolicy::Foreground,
-                        Propagation::Orphan => PropagationPolicy::Orphan,
-                    }),
-                    ..Default::default()
-                };
-                let call = Call::new("delete", kind, false, target);
-                self.log_dry_run(p);
-                match self
-                    .send(&p.site, &call, false, || api.delete(name, &params))
-                    .await
-                {
-                    Ok(_) => Ok((IntentResult::Applied, target.clone(), None)),
-                    Err(ApplyError::NotFound { .. }) => {
-                        Ok((IntentResult::AlreadyGone, target.clone(), None))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Write::RecordEvent {
-                severity,
-                reason,
-                note,
-                action,
-            } => {
-                self.log_dry_run(p);
-                let rv = self
-                    .record_event(manager, p, *severity, reason, note, action)
-                    .await?;
-                Ok((IntentResult::Applied, target.clone(), rv))
-            }
-        }
-    }
-
-    async fn patch<P: Serialize + fmt::Debug + Send + Sync>(
-        &self,
-        manager: &str,
-        p: &Planned<'_>,
-        kind: &ResourceKind,
-        patch: &Patch<P>,
-        status: bool,
-        precondition: bool,
-    ) -> Result<DynamicObject, ApplyError> {
-        let api = self.api(kind, &p.target);
-        let params = PatchParams {
-            dry_run: self.options.dry_run,
-            field_manager: Some(manager.into()),
-            ..Default::default()
-        };
-        let name = p.target.name.as_str();
-        let call = Call::new("patch", kind, status, &p.target);
-        self.log_dry_run(p);
-        let (api, params) = (&api, &params);
-        self.send(&p.site, &call, !precondition, || async move {
-            if status {
-                api.patch_status(name, params, patch).await
-            } else {
-                api.patch(name, params, patch).await
-            }
-        })
-        .await
-    }
-
-    /// The API server does not say why a JSON patch did not apply; find out
-    /// by applying it to the object as it is now. A failed `test` (or a
-    /// patch that applies now) means the object changed: a conflict.
-    async fn explain_json_patch(
-        &self,
-        kind: &ResourceKind,
-        target: &ObjectRef,
-        sent: &json_patch::Patch,
-        offset: usize,
-        site: IntentSite,
-        source: Box<Status>,
-    ) -> ApplyError {
-        let mut current = match self.api(kind, target).get(&target.name).await {
-            Ok(current) => serde_json::to_value(current).unwrap_or_default(),
-            Err(_) => {
-                return ApplyError::Rejected {
-                    site,
-                    detail: String::new(),
-                    source,
-                };
-            }
-        };
-        match json_patch::patch(&mut current, sent) {
-            Err(e) if !matches!(e.kind, json_patch::PatchErrorKind::TestFailed) => {
-                let detail = match e.operation.checked_sub(offset) {
-                    Some(op) => format!("; operation {op} (path {}): {}", e.path, e.kind),
-                    None => format!("; {}", e.kind),
-                };
-                ApplyError::Rejected {
-                    site,
-                    detail,
-                    source,
-                }
-            }
-            _ => ApplyError::Conflict { site, source },
         }
     }
 

@@ -16,30 +16,11 @@ pub(super) struct Planned<'a> {
     pub(super) write: Write<'a>,
 }
 
+/// The request an intent becomes.
 pub(super) enum Write<'a> {
-    Apply {
-        kind: ResourceKind,
-        object: &'a Value,
-        status: bool,
-        force: bool,
-    },
-    MergePatch {
-        kind: ResourceKind,
-        patch: &'a Value,
-        sent: Value,
-        status: bool,
-        precondition: bool,
-    },
-    JsonPatch {
-        kind: ResourceKind,
-        patch: json_patch::Patch,
-        sent: json_patch::Patch,
-        status: bool,
-        /// Whether the patch has a `test` (the plugin's or ours).
-        precondition: bool,
-        /// 1 if a `resourceVersion` test was put before the plugin's ops.
-        offset: usize,
-    },
+    Apply(ApplyWrite<'a>),
+    MergePatch(MergePatchWrite<'a>),
+    JsonPatch(JsonPatchWrite),
     Create {
         kind: ResourceKind,
         object: Box<DynamicObject>,
@@ -48,12 +29,49 @@ pub(super) enum Write<'a> {
         kind: ResourceKind,
         propagation: Option<Propagation>,
     },
-    RecordEvent {
-        severity: Severity,
-        reason: &'a str,
-        note: &'a str,
-        action: &'a str,
-    },
+    RecordEvent(EventWrite<'a>),
+}
+
+/// A server-side apply configuration.
+pub(super) struct ApplyWrite<'a> {
+    pub(super) kind: ResourceKind,
+    pub(super) object: &'a Value,
+    /// To the status subresource.
+    pub(super) status: bool,
+    pub(super) force: bool,
+}
+
+/// A JSON merge patch (RFC 7386).
+pub(super) struct MergePatchWrite<'a> {
+    pub(super) kind: ResourceKind,
+    /// The plugin's patch, to compare against the cache.
+    pub(super) patch: &'a Value,
+    /// What is sent: the patch with the `resourceVersion` precondition.
+    pub(super) sent: Value,
+    pub(super) status: bool,
+    pub(super) precondition: bool,
+}
+
+/// A JSON patch (RFC 6902).
+pub(super) struct JsonPatchWrite {
+    pub(super) kind: ResourceKind,
+    /// The plugin's operations, to compare against the cache.
+    pub(super) patch: json_patch::Patch,
+    /// What is sent: the operations after the `resourceVersion` test.
+    pub(super) sent: json_patch::Patch,
+    pub(super) status: bool,
+    /// Whether the patch has a `test` (the plugin's or ours).
+    pub(super) precondition: bool,
+    /// 1 if a `resourceVersion` test was put before the plugin's ops.
+    pub(super) offset: usize,
+}
+
+/// An Event about the intent's target.
+pub(super) struct EventWrite<'a> {
+    pub(super) severity: Severity,
+    pub(super) reason: &'a str,
+    pub(super) note: &'a str,
+    pub(super) action: &'a str,
 }
 
 impl Applier {
@@ -91,6 +109,8 @@ impl Applier {
             .collect()
     }
 
+    /// Checks one intent against the grant and the cluster's kinds, and
+    /// prepares its request.
     fn plan_one<'a>(
         &self,
         intent: &'a Intent,
@@ -98,52 +118,60 @@ impl Applier {
         target: ObjectRef,
         site: IntentSite,
     ) -> Result<Planned<'a>, ApplyError> {
-        let invalid = |reason: String| ApplyError::Invalid {
-            site: site.clone(),
-            reason,
-        };
         // The runtime validated the intents already; an outcome built
         // elsewhere gets the same checks.
         intent::validate(site.index, intent).map_err(|e| {
-            invalid(match e {
-                intent::IntentError::Malformed { reason, .. } => reason,
-                intent::IntentError::InvalidJson { field, reason, .. } => {
-                    format!("{field} is not valid JSON: {reason}")
-                }
-            })
+            invalid(
+                &site,
+                match e {
+                    intent::IntentError::Malformed { reason, .. } => reason,
+                    intent::IntentError::InvalidJson { field, reason, .. } => {
+                        format!("{field} is not valid JSON: {reason}")
+                    }
+                },
+            )
         })?;
-        if let Intent::RecordEvent {
-            severity,
-            reason,
-            note,
-            action,
-            ..
-        } = intent
-        {
-            if action.is_empty() || action.len() > 128 {
-                return Err(invalid(
-                    "an Event action must be 1 to 128 characters".into(),
-                ));
-            }
-            let namespace = super::events::event_namespace(&target);
-            grant
-                .check_write("events.k8s.io", "Event", Some(namespace))
-                .map_err(|reason| ApplyError::OutsideGrant {
-                    site: site.clone(),
-                    reason: format!("the Event would be recorded in {reason}"),
-                })?;
-            let write = Write::RecordEvent {
-                severity: *severity,
+        let write = match intent {
+            Intent::RecordEvent {
+                severity,
                 reason,
                 note,
                 action,
-            };
-            return Ok(Planned {
-                site,
-                target,
-                write,
-            });
-        }
+                ..
+            } => {
+                check_event(grant, &target, &site, action)?;
+                Write::RecordEvent(EventWrite {
+                    severity: *severity,
+                    reason,
+                    note,
+                    action,
+                })
+            }
+            _ => {
+                let kind = self.resolve_kind(&target, &site)?;
+                grant
+                    .check_write(&kind.group, &kind.kind, target.namespace.as_deref())
+                    .map_err(|reason| ApplyError::OutsideGrant {
+                        site: site.clone(),
+                        reason,
+                    })?;
+                object_write(intent, kind, &site)?
+            }
+        };
+        Ok(Planned {
+            site,
+            target,
+            write,
+        })
+    }
+
+    /// The resource `target`'s kind is served as, refusing a namespace that
+    /// does not fit the kind's scope.
+    fn resolve_kind(
+        &self,
+        target: &ObjectRef,
+        site: &IntentSite,
+    ) -> Result<ResourceKind, ApplyError> {
         let kind = self
             .kinds
             .resolve(&target.api_version, &target.kind)
@@ -153,105 +181,143 @@ impl Applier {
                 kind: target.kind.clone(),
             })?;
         match (kind.namespaced, &target.namespace) {
-            (true, None) => {
-                return Err(invalid(format!(
-                    "{} is namespaced but no namespace is given",
-                    kind.kind
-                )));
-            }
-            (false, Some(ns)) => {
-                return Err(invalid(format!(
+            (true, None) => Err(invalid(
+                site,
+                format!("{} is namespaced but no namespace is given", kind.kind),
+            )),
+            (false, Some(ns)) => Err(invalid(
+                site,
+                format!(
                     "{} is cluster-scoped but namespace {ns:?} is given",
                     kind.kind
-                )));
-            }
-            _ => {}
+                ),
+            )),
+            _ => Ok(kind),
         }
-        grant
-            .check_write(&kind.group, &kind.kind, target.namespace.as_deref())
-            .map_err(|reason| ApplyError::OutsideGrant {
-                site: site.clone(),
-                reason,
-            })?;
-        let write = match intent {
-            Intent::Apply {
-                object,
-                status,
-                force,
-            } => Write::Apply {
-                kind,
-                object,
-                status: *status,
-                force: *force,
-            },
-            Intent::MergePatch(p) => {
-                let mut sent = p.patch.clone();
-                if let Some(rv) = &p.resource_version {
-                    match sent["metadata"].as_object_mut() {
-                        Some(metadata) => {
-                            metadata.insert("resourceVersion".into(), json!(rv));
-                        }
-                        None => sent["metadata"] = json!({"resourceVersion": rv}),
-                    }
-                }
-                Write::MergePatch {
-                    kind,
-                    patch: &p.patch,
-                    sent,
-                    status: p.status,
-                    precondition: p.resource_version.is_some(),
-                }
-            }
-            Intent::JsonPatch(p) => {
-                let parse = |value: Value| {
-                    serde_json::from_value::<json_patch::Patch>(value)
-                        .map_err(|e| invalid(format!("the JSON patch does not parse: {e}")))
-                };
-                let patch = parse(p.patch.clone())?;
-                let sent = match &p.resource_version {
-                    Some(rv) => {
-                        let mut ops = vec![
-                            json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}),
-                        ];
-                        ops.extend(p.patch.as_array().into_iter().flatten().cloned());
-                        parse(Value::Array(ops))?
-                    }
-                    None => patch.clone(),
-                };
-                let precondition = p.resource_version.is_some()
-                    || patch
-                        .0
-                        .iter()
-                        .any(|op| matches!(op, json_patch::PatchOperation::Test(_)));
-                Write::JsonPatch {
-                    kind,
-                    patch,
-                    sent,
-                    status: p.status,
-                    precondition,
-                    offset: usize::from(p.resource_version.is_some()),
-                }
-            }
-            Intent::Create { object } => {
-                let object = serde_json::from_value(object.clone())
-                    .map_err(|e| invalid(format!("the object is not a Kubernetes object: {e}")))?;
-                Write::Create {
-                    kind,
-                    object: Box::new(object),
-                }
-            }
-            Intent::Delete { propagation, .. } => Write::Delete {
-                kind,
-                propagation: *propagation,
-            },
-            Intent::RecordEvent { .. } => unreachable!("handled above"),
-        };
-        Ok(Planned {
-            site,
-            target,
-            write,
-        })
     }
+}
+
+fn invalid(site: &IntentSite, reason: String) -> ApplyError {
+    ApplyError::Invalid {
+        site: site.clone(),
+        reason,
+    }
+}
+
+/// Checks an Event's action, and that the grant lets the plugin record it
+/// where it would be recorded.
+fn check_event(
+    grant: &Grant,
+    regarding: &ObjectRef,
+    site: &IntentSite,
+    action: &str,
+) -> Result<(), ApplyError> {
+    if action.is_empty() || action.len() > 128 {
+        return Err(invalid(
+            site,
+            "an Event action must be 1 to 128 characters".into(),
+        ));
+    }
+    let namespace = super::events::event_namespace(regarding);
+    grant
+        .check_write("events.k8s.io", "Event", Some(namespace))
+        .map_err(|reason| ApplyError::OutsideGrant {
+            site: site.clone(),
+            reason: format!("the Event would be recorded in {reason}"),
+        })
+}
+
+/// The request for an intent that writes an object of `kind`.
+fn object_write<'a>(
+    intent: &'a Intent,
+    kind: ResourceKind,
+    site: &IntentSite,
+) -> Result<Write<'a>, ApplyError> {
+    Ok(match intent {
+        Intent::Apply {
+            object,
+            status,
+            force,
+        } => Write::Apply(ApplyWrite {
+            kind,
+            object,
+            status: *status,
+            force: *force,
+        }),
+        Intent::MergePatch(p) => merge_patch_write(p, kind),
+        Intent::JsonPatch(p) => json_patch_write(p, kind, site)?,
+        Intent::Create { object } => {
+            let object = serde_json::from_value(object.clone()).map_err(|e| {
+                invalid(site, format!("the object is not a Kubernetes object: {e}"))
+            })?;
+            Write::Create {
+                kind,
+                object: Box::new(object),
+            }
+        }
+        Intent::Delete { propagation, .. } => Write::Delete {
+            kind,
+            propagation: *propagation,
+        },
+        Intent::RecordEvent { .. } => unreachable!("an Event is planned by check_event"),
+    })
+}
+
+/// A merge patch, with the plugin's `resourceVersion` precondition (if
+/// any) put into the patch's metadata.
+fn merge_patch_write(p: &intent::Patch, kind: ResourceKind) -> Write<'_> {
+    let mut sent = p.patch.clone();
+    if let Some(rv) = &p.resource_version {
+        match sent["metadata"].as_object_mut() {
+            Some(metadata) => {
+                metadata.insert("resourceVersion".into(), json!(rv));
+            }
+            None => sent["metadata"] = json!({"resourceVersion": rv}),
+        }
+    }
+    Write::MergePatch(MergePatchWrite {
+        kind,
+        patch: &p.patch,
+        sent,
+        status: p.status,
+        precondition: p.resource_version.is_some(),
+    })
+}
+
+/// A JSON patch, with the plugin's `resourceVersion` precondition (if any)
+/// as a `test` before its operations.
+fn json_patch_write(
+    p: &intent::Patch,
+    kind: ResourceKind,
+    site: &IntentSite,
+) -> Result<Write<'static>, ApplyError> {
+    let parse = |value: Value| {
+        serde_json::from_value::<json_patch::Patch>(value)
+            .map_err(|e| invalid(site, format!("the JSON patch does not parse: {e}")))
+    };
+    let patch = parse(p.patch.clone())?;
+    let sent = match &p.resource_version {
+        Some(rv) => {
+            let mut ops =
+                vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+            ops.extend(p.patch.as_array().into_iter().flatten().cloned());
+            parse(Value::Array(ops))?
+        }
+        None => patch.clone(),
+    };
+    let precondition = p.resource_version.is_some()
+        || patch
+            .0
+            .iter()
+            .any(|op| matches!(op, json_patch::PatchOperation::Test(_)));
+    Ok(Write::JsonPatch(JsonPatchWrite {
+        kind,
+        patch,
+        sent,
+        status: p.status,
+        precondition,
+        offset: usize::from(p.resource_version.is_some()),
+    }))
 }
 
 /// The object an intent writes (for an Event, the object it is about).

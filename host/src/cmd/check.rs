@@ -1,93 +1,145 @@
 //! The offline jobs a plugin author runs without a cluster: `check` a
 //! component and `eval` one reconcile on object files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::cache::{StaticObjects, load_objects};
+use crate::cluster::cache::{LoadObjectsError, StaticObjects, load_objects};
 use crate::cmd::cli::{CheckArgs, EvalArgs, EventArg, OutputFormat};
-use crate::contract::intent::{self, Outcome};
+use crate::cmd::run::RunError;
+use crate::contract::intent::{self, Outcome, ScopeViolation};
 use crate::contract::{Event, EventType, ResourceKind, offline_plural, split_api_version};
-use crate::runtime::{Plugin, ReadAccess, Runtime};
+use crate::runtime::{CallError, LoadError, Plugin, ReadAccess, Runtime, RuntimeError};
 
-/// Why an offline command failed; the exit code tells the kinds apart.
+/// Why a command failed; the exit code tells the kinds apart
+/// ([`OfflineError::exit_code`]). Causes are kept as sources: print it with
+/// [`crate::ops::error_chain`].
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
-    /// The user's input is wrong (missing file, bad YAML, bad settings).
+    /// The user's input is wrong, as the message says (a bad flag, settings
+    /// the plugin refuses, an object file with several objects).
     #[error("{0}")]
     Usage(String),
-    /// The plugin failed to load, failed its call, or returned refused intents.
-    #[error("{0}")]
-    Plugin(String),
-    /// The host itself could not run (engine setup).
-    #[error("{0}")]
-    Internal(String),
+    /// A file named on the command line could not be read.
+    #[error("failed to read {what} {path}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("settings {path} are not valid JSON")]
+    SettingsJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("--plugins {path}")]
+    PluginDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An object file or cache directory that does not load.
+    #[error(transparent)]
+    Objects(#[from] LoadObjectsError),
+    /// The plugin failed to load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The plugin's call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The plugin returned intents outside its write scope.
+    #[error("refused")]
+    Refused(#[source] ScopeViolation),
+    /// The Wasm runtime could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("failed to render output")]
+    Render(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("failed to start the async runtime")]
+    AsyncRuntime(#[source] std::io::Error),
+    /// `kubewasm run` could not start the host.
+    #[error(transparent)]
+    Run(Box<RunError>),
+    /// `kubewasm discover` could not ask the API server.
+    #[error(transparent)]
+    Discover(Box<RunError>),
 }
 
 impl OfflineError {
-    /// 2 for usage errors, 1 for plugin failures, 3 for internal errors.
+    /// 2 for usage errors, 1 for plugin failures (and a host that cannot
+    /// start), 3 for internal errors.
     pub fn exit_code(&self) -> u8 {
         match self {
-            OfflineError::Plugin(_) => 1,
-            OfflineError::Usage(_) => 2,
-            OfflineError::Internal(_) => 3,
+            OfflineError::Usage(_)
+            | OfflineError::Read { .. }
+            | OfflineError::SettingsJson { .. }
+            | OfflineError::PluginDir { .. }
+            | OfflineError::Objects(_) => 2,
+            OfflineError::Run(e) if e.is_usage() => 2,
+            OfflineError::Load(_)
+            | OfflineError::Call(_)
+            | OfflineError::Refused(_)
+            | OfflineError::Run(_) => 1,
+            OfflineError::Runtime(_)
+            | OfflineError::Render(_)
+            | OfflineError::AsyncRuntime(_)
+            | OfflineError::Discover(_) => 3,
         }
     }
 }
 
 pub(crate) fn load_plugin(runtime: &Runtime, path: &Path) -> Result<Plugin, OfflineError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        OfflineError::Usage(format!("failed to read plugin {}: {e}", path.display()))
+    let bytes = std::fs::read(path).map_err(|source| OfflineError::Read {
+        what: "plugin",
+        path: path.to_path_buf(),
+        source,
     })?;
-    runtime
-        .load(&path.display().to_string(), &bytes)
-        .map_err(|e| OfflineError::Plugin(error_chain(&e)))
+    Ok(runtime.load(&path.display().to_string(), &bytes)?)
 }
-
-pub use crate::ops::error_chain;
 
 fn read_settings(path: Option<&Path>, plugin: &Plugin) -> Result<String, OfflineError> {
     let Some(path) = path else {
         return Ok("{}".to_string());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        OfflineError::Usage(format!("failed to read settings {}: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|source| OfflineError::Read {
+        what: "settings",
+        path: path.to_path_buf(),
+        source,
     })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        OfflineError::Usage(format!(
-            "settings {} are not valid JSON: {e}",
-            path.display()
-        ))
-    })?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|source| OfflineError::SettingsJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
     plugin.validate_settings(&text).map_err(|e| {
         OfflineError::Usage(format!(
             "settings {} rejected by plugin {}: {}",
             path.display(),
             plugin.info().name,
-            match &e {
-                crate::runtime::CallError::Failed { message, .. } => message.clone(),
-                other => other.to_string(),
-            }
+            e.plugin_message()
         ))
     })?;
     Ok(value.to_string())
 }
 
 fn render<T: Serialize>(value: &T, format: OutputFormat) -> Result<String, OfflineError> {
-    let rendered = match format {
+    match format {
         OutputFormat::Json => serde_json::to_string_pretty(value)
             .map(|s| s + "\n")
-            .map_err(|e| e.to_string()),
-        OutputFormat::Yaml => serde_saphyr::to_string(value).map_err(|e| e.to_string()),
-    };
-    rendered.map_err(|e| OfflineError::Internal(format!("failed to render output: {e}")))
+            .map_err(|e| OfflineError::Render(e.into())),
+        OutputFormat::Yaml => {
+            serde_saphyr::to_string(value).map_err(|e| OfflineError::Render(e.into()))
+        }
+    }
 }
 
 pub(crate) fn new_runtime(args: &crate::cmd::cli::RuntimeArgs) -> Result<Runtime, OfflineError> {
-    Runtime::new(args.runtime_config()).map_err(|e| OfflineError::Internal(e.to_string()))
+    Ok(Runtime::new(args.runtime_config())?)
 }
 
 #[derive(Serialize)]
@@ -134,8 +186,7 @@ fn kind_of_object(object: &Value) -> ResourceKind {
 
 /// `kubewasm eval`: one reconcile of one object; prints the outcome.
 pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
-    let mut objects =
-        load_objects(&args.object).map_err(|e| OfflineError::Usage(error_chain(&e)))?;
+    let mut objects = load_objects(&args.object)?;
     if objects.len() != 1 {
         return Err(OfflineError::Usage(format!(
             "{} holds {} objects; eval takes exactly one",
@@ -145,9 +196,7 @@ pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
     }
     let object = objects.remove(0);
     let reader = match &args.cache {
-        Some(dir) => {
-            StaticObjects::from_dir(dir).map_err(|e| OfflineError::Usage(error_chain(&e)))?
-        }
+        Some(dir) => StaticObjects::from_dir(dir)?,
         None => StaticObjects::default(),
     };
     let runtime = new_runtime(&args.runtime)?;
@@ -166,19 +215,20 @@ pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
         reader: Arc::new(reader),
         settings: settings.into(),
     };
-    let outcome: Outcome = plugin
-        .reconcile(&event, access)
-        .map_err(|e| OfflineError::Plugin(error_chain(&e)))?;
-    intent::check_scope(plugin.info(), &outcome)
-        .map_err(|e| OfflineError::Plugin(format!("refused: {e}")))?;
+    let outcome: Outcome = plugin.reconcile(&event, access)?;
+    intent::check_scope(plugin.info(), &outcome).map_err(OfflineError::Refused)?;
     render(&outcome, args.output)
 }
 
 /// `kubewasm rbac`: the RBAC the plugins in a directory (and the host) need.
 pub fn rbac(args: &crate::cmd::cli::RbacArgs) -> Result<String, OfflineError> {
     let runtime = new_runtime(&args.runtime)?;
-    let files = crate::plugins::loader::plugin_files(&args.plugins)
-        .map_err(|e| OfflineError::Usage(format!("--plugins {}: {e}", args.plugins.display())))?;
+    let files = crate::plugins::loader::plugin_files(&args.plugins).map_err(|source| {
+        OfflineError::PluginDir {
+            path: args.plugins.clone(),
+            source,
+        }
+    })?;
     let mut plugins = Vec::new();
     for file in files {
         plugins.push(load_plugin(&runtime, &file)?.info().clone());
@@ -196,7 +246,49 @@ pub fn rbac(args: &crate::cmd::cli::RbacArgs) -> Result<String, OfflineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::error_chain;
     use serde_json::json;
+
+    #[test]
+    fn errors_print_their_causes_and_keep_their_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.wasm");
+        let io = std::fs::read(&missing).unwrap_err();
+        let err = OfflineError::Read {
+            what: "plugin",
+            path: missing.clone(),
+            source: std::fs::read(&missing).unwrap_err(),
+        };
+        assert_eq!(
+            error_chain(&err),
+            format!("failed to read plugin {}: {io}", missing.display())
+        );
+        assert_eq!(err.exit_code(), 2);
+
+        let settings = dir.path().join("s.json");
+        let json = serde_json::from_str::<Value>("{").unwrap_err();
+        let err = OfflineError::SettingsJson {
+            path: settings.clone(),
+            source: serde_json::from_str::<Value>("{").unwrap_err(),
+        };
+        assert_eq!(
+            error_chain(&err),
+            format!("settings {} are not valid JSON: {json}", settings.display())
+        );
+        assert_eq!(err.exit_code(), 2);
+
+        let violation = ScopeViolation {
+            plugin: "p".into(),
+            index: 0,
+            intent: "apply",
+            group: String::new(),
+            kind: "Secret".into(),
+        };
+        let message = format!("refused: {violation}");
+        let err = OfflineError::Refused(violation);
+        assert_eq!(error_chain(&err), message);
+        assert_eq!(err.exit_code(), 1);
+    }
 
     #[test]
     fn plural_and_scope_are_inferred() {

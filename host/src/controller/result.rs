@@ -2,6 +2,8 @@
 //! metrics count them (`kubewasm_reconciles_total{result}` and
 //! `kubewasm_intents_total{result}`): one named value per label.
 
+use crate::applier::IntentResult;
+
 /// How one reconcile ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReconcileResult {
@@ -46,7 +48,19 @@ impl ReconcileResult {
     }
 }
 
-/// What one intent came to.
+/// What one intent came to: the applier's [`IntentResult`] as
+/// `kubewasm_intents_total` counts it ([`IntentOutcome::of`]), or a refusal
+/// or failure.
+///
+/// | applier's `IntentResult` (its label) | `IntentOutcome` (`result` label) |
+/// |---|---|
+/// | `Applied` (`applied`)                | `Applied` (`applied`), `DryRun` (`dry_run`) in a dry run |
+/// | `Unchanged` (`skipped_noop`)         | `Unchanged` (`unchanged`) |
+/// | `AlreadyExists` (`already_exists`)   | `Unchanged` (`unchanged`) |
+/// | `AlreadyGone` (`already_gone`)       | `Unchanged` (`unchanged`) |
+///
+/// The labels are a user contract and differ for `Unchanged` for
+/// historical reasons; the Rust names say "unchanged" on both sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IntentOutcome {
     /// Sent and accepted.
@@ -64,6 +78,17 @@ pub enum IntentOutcome {
 }
 
 impl IntentOutcome {
+    /// What an intent the applier carried out came to (the table above).
+    pub fn of(result: IntentResult, dry_run: bool) -> Self {
+        match result {
+            IntentResult::Applied if dry_run => Self::DryRun,
+            IntentResult::Applied => Self::Applied,
+            IntentResult::Unchanged | IntentResult::AlreadyExists | IntentResult::AlreadyGone => {
+                Self::Unchanged
+            }
+        }
+    }
+
     /// The `result` label of `kubewasm_intents_total`.
     pub fn metric_label(self) -> &'static str {
         match self {

@@ -195,11 +195,7 @@ impl Controller {
     ) -> Finished {
         let intents = &self.metrics.intents;
         for intent in &report.intents {
-            let result = match intent.result {
-                IntentResult::Applied if report.dry_run => IntentOutcome::DryRun,
-                IntentResult::Applied => IntentOutcome::Applied,
-                _ => IntentOutcome::Unchanged,
-            };
+            let result = IntentOutcome::of(intent.result, report.dry_run);
             intents
                 .with_label_values(&[&key.plugin, intent.intent, result.metric_label()])
                 .inc();

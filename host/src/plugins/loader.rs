@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::plugins::LoadedPlugin;
 use crate::plugins::grant::{Grant, GrantError, MAX_GRANT_FILE_BYTES, grant_path};
-use crate::runtime::{CallError, LoadError, Runtime};
+use crate::runtime::{LoadError, Runtime};
 
 /// Largest settings file (`NAME.settings.json`) read.
 pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
@@ -66,8 +66,12 @@ pub enum PluginFileError {
     Refused(#[from] FileError),
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("settings {path} are not valid JSON: {reason}")]
-    SettingsJson { path: PathBuf, reason: String },
+    #[error("settings {path} are not valid JSON")]
+    SettingsJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("settings {path} rejected by plugin {plugin}: {reason}")]
     SettingsRejected {
         path: PathBuf,
@@ -146,53 +150,13 @@ pub fn read_bounded(
     path: &Path,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, PluginFileError> {
-    let io_err = |source: std::io::Error| PluginFileError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let link = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(e)),
-    };
-    if link.file_type().is_symlink() {
-        let target = match std::fs::canonicalize(path) {
-            Ok(target) => target,
-            // A dangling link: as if the file were not there yet.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
-        };
-        let dir = std::fs::canonicalize(dir).map_err(io_err)?;
-        if !target.starts_with(&dir) {
-            return Err(FileError::OutsideDir {
-                path: path.to_path_buf(),
-                target,
-                dir,
-            }
-            .into());
-        }
+    if !exists_inside(dir, path)? {
+        return Ok(None);
     }
-    let refuse_type = |file_type: std::fs::FileType| -> Result<(), PluginFileError> {
-        if file_type.is_file() {
-            Ok(())
-        } else {
-            Err(FileError::NotRegular {
-                path: path.to_path_buf(),
-                what: describe_type(file_type),
-            }
-            .into())
-        }
-    };
-    let too_large = || {
-        PluginFileError::from(FileError::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        })
-    };
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    refuse_type(meta.file_type())?;
+    let meta = std::fs::metadata(path).map_err(|e| read_error(path, e))?;
+    refuse_type(path, meta.file_type())?;
     if meta.len() > limit {
-        return Err(too_large());
+        return Err(too_large(path, limit));
     }
     // Non-blocking, so a file swapped for a FIFO after the check above does
     // not block the open; the descriptor is checked again before reading.
@@ -200,16 +164,73 @@ pub fn read_bounded(
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(io_err)?;
-    refuse_type(file.metadata().map_err(io_err)?.file_type())?;
+        .map_err(|e| read_error(path, e))?;
+    let opened = file.metadata().map_err(|e| read_error(path, e))?;
+    refuse_type(path, opened.file_type())?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(io_err)?;
+        .map_err(|e| read_error(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(too_large());
+        return Err(too_large(path, limit));
     }
     Ok(Some(bytes))
+}
+
+/// Whether `path` is there (a dangling symlink is not, yet), refusing a
+/// symlink whose target resolves outside `dir`.
+fn exists_inside(dir: &Path, path: &Path) -> Result<bool, PluginFileError> {
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(read_error(path, e)),
+    };
+    if !link.file_type().is_symlink() {
+        return Ok(true);
+    }
+    let target = match std::fs::canonicalize(path) {
+        Ok(target) => target,
+        // A dangling link: as if the file were not there yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(read_error(path, e)),
+    };
+    let dir = std::fs::canonicalize(dir).map_err(|e| read_error(path, e))?;
+    if !target.starts_with(&dir) {
+        return Err(FileError::OutsideDir {
+            path: path.to_path_buf(),
+            target,
+            dir,
+        }
+        .into());
+    }
+    Ok(true)
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> PluginFileError {
+    PluginFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn refuse_type(path: &Path, file_type: std::fs::FileType) -> Result<(), PluginFileError> {
+    if file_type.is_file() {
+        return Ok(());
+    }
+    Err(FileError::NotRegular {
+        path: path.to_path_buf(),
+        what: describe_type(file_type),
+    }
+    .into())
+}
+
+fn too_large(path: &Path, limit: u64) -> PluginFileError {
+    FileError::TooLarge {
+        path: path.to_path_buf(),
+        limit,
+    }
+    .into()
 }
 
 /// The directory a plugin file is in (its loader's confinement).
@@ -261,9 +282,9 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
     let settings = match settings {
         Some(bytes) => {
             let value: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| PluginFileError::SettingsJson {
+                serde_json::from_slice(&bytes).map_err(|source| PluginFileError::SettingsJson {
                     path: settings_file.clone(),
-                    reason: e.to_string(),
+                    source,
                 })?;
             value.to_string()
         }
@@ -274,10 +295,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
         .map_err(|e| PluginFileError::SettingsRejected {
             path: settings_file,
             plugin: plugin.info().name.clone(),
-            reason: match e {
-                CallError::Failed { message, .. } => message,
-                other => other.to_string(),
-            },
+            reason: e.plugin_message(),
         })?;
     Ok(LoadedPlugin {
         plugin,

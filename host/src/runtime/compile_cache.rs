@@ -93,22 +93,18 @@ fn key_path(dir: &Path) -> Option<PathBuf> {
 impl CompileCache {
     /// Opens (creating if needed) the cache directory and its key file.
     pub fn open(dir: &Path, engine: &Engine, metrics: Arc<Metrics>) -> Result<Self, RuntimeError> {
-        let cache_err = |reason: String| RuntimeError::Cache {
-            path: dir.to_path_buf(),
-            reason,
+        let cache_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RuntimeError::Cache { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(|e| cache_err(e.to_string()))?;
-        let key_file = key_path(dir).ok_or_else(|| {
-            cache_err("the directory has no name to put its key file beside".into())
-        })?;
-        let key = load_or_create_key(&key_file).map_err(|reason| RuntimeError::Cache {
-            path: key_file.clone(),
-            reason,
-        })?;
-        let mac = HmacSha256::new_from_slice(&key).map_err(|e| RuntimeError::Cache {
-            path: key_file.clone(),
-            reason: e.to_string(),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(CacheError::Io)
+            .map_err(cache_err(dir))?;
+        let key_file = key_path(dir).ok_or_else(|| cache_err(dir)(CacheError::Unnamed))?;
+        let key = load_or_create_key(&key_file).map_err(cache_err(&key_file))?;
+        let mac = HmacSha256::new_from_slice(&key)
+            .map_err(CacheError::Mac)
+            .map_err(cache_err(&key_file))?;
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         Ok(Self {
@@ -266,14 +262,39 @@ fn current_uid() -> Option<u32> {
 }
 
 /// Reads the key file, creating it (32 random bytes, mode 0600) if missing.
-fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
+/// Why the cache directory or its key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error("the directory has no name to put its key file beside")]
+    Unnamed,
+    #[error("cannot read random bytes for a new key")]
+    Random(#[source] std::io::Error),
+    #[error("cannot create the key file")]
+    CreateKey(#[source] std::io::Error),
+    #[error("cannot read the key file")]
+    ReadKey(#[source] std::io::Error),
+    #[error("the key file is not a regular file")]
+    KeyNotRegular,
+    #[error("the key file is owned by uid {owner}, not by this process (uid {uid})")]
+    KeyOwner { owner: u32, uid: u32 },
+    #[error("the key file has mode {mode:o}: others may read or write it (it must be 600)")]
+    KeyExposed { mode: u32 },
+    #[error("the key file holds {len} bytes, not {KEY_LEN}")]
+    KeyLength { len: usize },
+    #[error("{0}")]
+    Mac(hmac::digest::InvalidLength),
+}
+
+fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], CacheError> {
     match std::fs::symlink_metadata(path) {
         Ok(_) => read_key(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; KEY_LEN];
             std::fs::File::open("/dev/urandom")
                 .and_then(|mut f| f.read_exact(&mut key))
-                .map_err(|e| format!("cannot read random bytes for a new key: {e}"))?;
+                .map_err(CacheError::Random)?;
             // Written to a private temporary file, then linked into place:
             // a concurrent host either wins the link or reads the winner's key.
             let tmp = path.with_extension(format!("key.{}.tmp", std::process::id()));
@@ -288,37 +309,35 @@ fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
             match written {
                 Ok(()) => Ok(key),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
-                Err(e) => Err(format!("cannot create the key file: {e}")),
+                Err(e) => Err(CacheError::CreateKey(e)),
             }
         }
-        Err(e) => Err(format!("cannot read the key file: {e}")),
+        Err(e) => Err(CacheError::ReadKey(e)),
     }
 }
 
-fn read_key(path: &Path) -> Result<[u8; KEY_LEN], String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+fn read_key(path: &Path) -> Result<[u8; KEY_LEN], CacheError> {
+    let meta = std::fs::symlink_metadata(path).map_err(CacheError::Io)?;
     if !meta.file_type().is_file() {
-        return Err("the key file is not a regular file".into());
+        return Err(CacheError::KeyNotRegular);
     }
     if let Some(uid) = current_uid()
         && meta.uid() != uid
     {
-        return Err(format!(
-            "the key file is owned by uid {}, not by this process (uid {uid})",
-            meta.uid()
-        ));
+        return Err(CacheError::KeyOwner {
+            owner: meta.uid(),
+            uid,
+        });
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "the key file has mode {mode:o}: others may read or write it (it must be 600)"
-        ));
+        return Err(CacheError::KeyExposed { mode });
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(path).map_err(CacheError::Io)?;
     bytes
         .as_slice()
         .try_into()
-        .map_err(|_| format!("the key file holds {} bytes, not {KEY_LEN}", bytes.len()))
+        .map_err(|_| CacheError::KeyLength { len: bytes.len() })
 }
 
 #[cfg(test)]
@@ -343,7 +362,7 @@ mod tests {
         assert_eq!(load_or_create_key(&path).unwrap(), first);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(
-            load_or_create_key(&path).unwrap_err(),
+            load_or_create_key(&path).unwrap_err().to_string(),
             "the key file has mode 644: others may read or write it (it must be 600)"
         );
     }

@@ -55,7 +55,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 pub use budget::MemoryStats;
-pub use error::{CallError, LoadError, RuntimeError};
+pub use error::{CallError, LoadError, RuntimeError, WasmtimeError};
 pub use host_functions::{
     MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
 };
@@ -209,10 +209,10 @@ impl Runtime {
             Err(e) if pooling_wanted => {
                 tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable, using on-demand allocation");
                 let engine = Engine::new(&engine_config(&config, false))
-                    .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+                    .map_err(|e| RuntimeError::Engine(e.into()))?;
                 (engine, false)
             }
-            Err(e) => return Err(RuntimeError::Engine(format!("{e:#}"))),
+            Err(e) => return Err(RuntimeError::Engine(e.into())),
         };
         let cache = match &config.cache_dir {
             Some(dir) => Some(CompileCache::open(dir, &engine, metrics)?),
@@ -220,9 +220,9 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
         bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
         if config.epoch_interruption {
             spawn_epoch_ticker(&engine);
         }
@@ -281,7 +281,7 @@ impl Runtime {
         }
         .map_err(|e| LoadError::Compile {
             origin: origin_s.clone(),
-            reason: format!("{e:#}"),
+            source: e.into(),
         })?;
         self.check_imports_and_exports(origin, &component)?;
         let instance_pre =
@@ -290,11 +290,11 @@ impl Runtime {
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::Link {
                     origin: origin_s.clone(),
-                    reason: format!("{e:#}"),
+                    source: e.into(),
                 })?;
         let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Link {
             origin: origin_s.clone(),
-            reason: format!("{e:#}"),
+            source: e.into(),
         })?;
         let mut plugin = Plugin {
             runtime: self.clone(),
