@@ -26,6 +26,18 @@ pub(super) struct PatchTarget<'w> {
     pub(super) force: bool,
 }
 
+impl<'w> PatchTarget<'w> {
+    /// A merge or JSON patch (never forced) of `kind`.
+    fn patch(kind: &'w ResourceKind, status: bool, precondition: bool) -> Self {
+        Self {
+            kind,
+            status,
+            precondition,
+            force: false,
+        }
+    }
+}
+
 impl Applier {
     pub(super) async fn merge_patch(
         &self,
@@ -40,12 +52,7 @@ impl Applier {
                 return Ok(Written::unchanged(IntentResult::Unchanged, &p.target));
             }
         }
-        let to = PatchTarget {
-            kind: &write.kind,
-            status: write.status,
-            precondition: write.precondition,
-            force: false,
-        };
+        let to = PatchTarget::patch(&write.kind, write.status, write.precondition);
         let patched = self
             .patch(manager, p, &to, &Patch::Merge(&write.sent))
             .await?;
@@ -67,12 +74,7 @@ impl Applier {
                 return Ok(Written::unchanged(IntentResult::Unchanged, &p.target));
             }
         }
-        let to = PatchTarget {
-            kind: &write.kind,
-            status: write.status,
-            precondition: write.precondition,
-            force: false,
-        };
+        let to = PatchTarget::patch(&write.kind, write.status, write.precondition);
         let json = Patch::<()>::Json(write.sent.clone());
         let patched = match self.patch(manager, p, &to, &json).await {
             Err(ApplyError::Rejected { site, source, .. }) if is_unexplained_invalid(&source) => {
