@@ -378,15 +378,13 @@ fn failure_reason(error: &DiscoveryError) -> String {
     }
 }
 
-/// The causes of `error`, outermost first, joined with ": ".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = Vec::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    chain.join(": ")
+/// The causes of `error` (not its own message), outermost first, joined
+/// with ": ", for the `source` field beside `error` in log lines.
+fn causes(error: &dyn std::error::Error) -> String {
+    error
+        .source()
+        .map(crate::ops::error_chain)
+        .unwrap_or_default()
 }
 
 /// A group as the server describes it, before a version is chosen.

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     Discovered, DiscoveryError, KindChange, KindInfo, KindRegistry, RegistryDiff, SharedRegistry,
-    discover, error_chain,
+    causes, discover,
 };
 
 /// First delay before re-running a discovery that failed or did not yet show
@@ -172,7 +172,7 @@ where
                 self.schedule.on_discovered(Instant::now(), None);
                 warn!(
                     error = %error,
-                    source = %error_chain(&error),
+                    source = %causes(&error),
                     retry_in = ?self.schedule.retry_delay,
                     "re-discovery failed; keeping the kinds found before"
                 );

@@ -14,7 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::{DiscoveryError, error_chain};
+use super::{DiscoveryError, causes};
 
 /// A change in the cluster after which discovery should re-run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,7 +267,7 @@ impl<S: Clone + PartialEq> Tracker<S> {
                 warn!(
                     resource = self.resource,
                     error = %error,
-                    source = %error_chain(&error),
+                    source = %causes(&error),
                     "not allowed to watch; new and removed kinds are found by periodic re-discovery instead"
                 );
                 return vec![KindChange::WatchForbidden {
@@ -280,11 +280,11 @@ impl<S: Clone + PartialEq> Tracker<S> {
             warn!(
                 resource = self.resource,
                 error = %error,
-                source = %error_chain(&error),
+                source = %causes(&error),
                 "watch failed; retrying with backoff"
             );
         } else {
-            debug!(resource = self.resource, source = %error_chain(&error), "watch still failing");
+            debug!(resource = self.resource, source = %causes(&error), "watch still failing");
         }
         Vec::new()
     }
