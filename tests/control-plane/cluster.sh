@@ -854,6 +854,14 @@ cmd_restart() {
   kill -KILL "${pid}" 2>/dev/null || true
   kill -CONT "${pid}" 2>/dev/null || true
   while pid_is "${pid}" "${exe}"; do sleep 0.05; done
+  # A dying process loses /proc/PID/exe before the kernel closes its sockets:
+  # wait (up to 10 s) until its ports refuse connections, or the new process
+  # can find its listening port still taken and fail to bind it.
+  local port ports=("${APISERVER_PORT}") until=$((SECONDS + 10))
+  [[ "${name}" != etcd ]] || ports=("${ETCD_PORT}" "${ETCD_PEER_PORT}")
+  for port in "${ports[@]}"; do
+    while port_in_use "${port}" && ((SECONDS < until)); do sleep 0.05; done
+  done
   forget_component "${name}"
   log "killed ${name} (pid ${pid}); starting it again in ${DOWN_FOR}s"
   sleep "${DOWN_FOR}"
@@ -871,6 +879,7 @@ cmd_restart() {
   [[ "${TARGET}" != etcd ]] || wait_etcd
   local rc=0
   wait_ready || rc=$?
+  ((rc != 2)) || log_tail "${FAILED}" 5
   ((rc == 0)) || die "the control plane did not become ready after restarting ${name}"
   log "${name} restarted (pid ${STARTED_PID}); ready $(elapsed "${start}")s after the kill"
 }
