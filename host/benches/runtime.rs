@@ -50,6 +50,7 @@ fn access(settings: &str) -> ReadAccess {
         })])),
         settings: settings.into(),
     }
+    clock: Default::default(),
 }
 
 /// Median and 90th percentile of `calls` runs of `f`.

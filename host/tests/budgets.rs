@@ -74,6 +74,7 @@ fn concurrent_memory_filling_calls_stay_under_the_host_budget() {
             count: 0,
         }),
         settings: "{}".into(),
+        clock: Default::default(),
     };
 
     let baseline = reset_peak_rss();
@@ -135,6 +136,7 @@ fn a_plugin_listing_too_much_is_stopped_by_its_host_read_budget() {
     let access = ReadAccess {
         reader: Arc::new(StaticObjects::new(objects)),
         settings: "{}".into(),
+        clock: Default::default(),
     };
     // Lists them 50 times, freeing its copy after each list (the bump
     // allocator is reset), so its own memory limit never stops it.

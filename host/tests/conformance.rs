@@ -65,8 +65,23 @@ fn event_of(case: &Path) -> EventArg {
         None | Some("applied") => EventArg::Applied,
         Some("deleted") => EventArg::Deleted,
         Some("resync") => EventArg::Resync,
+        Some("finalizing") => EventArg::Finalizing,
         Some(other) => panic!("{}: unknown event {other:?}", case.display()),
     }
+}
+
+/// The case's `now` (RFC 3339, in the case or shared by the plugin's
+/// cases), else the Unix epoch, as the SDKs' fixture runners read it.
+fn now_of(case: &Path) -> i64 {
+    let Some(path) = case_or_shared(case, "now") else {
+        return 0;
+    };
+    let text = std::fs::read_to_string(&path).unwrap();
+    let now: jiff::Timestamp = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    now.as_millisecond()
 }
 
 fn run_fixtures(plugin: &str, fixtures: &str) {
@@ -119,6 +134,7 @@ fn run_case(wasm: &Path, case: &Path) -> Result<(), String> {
         plugin: wasm.to_path_buf(),
         object: case.join("object.yaml"),
         event: event_of(case),
+        now: Some(now_of(case)),
         settings,
         cache: case_or_shared(case, "cache"),
         output: OutputFormat::Json,
@@ -148,6 +164,13 @@ fn website_fixtures() {
     run_fixtures("website", "plugins/website/fixtures");
 }
 
+/// A plugin built against the previous contract, `kubewasm:plugin@0.1.0`,
+/// still loads and reconciles as it did.
+#[test]
+fn contract_0_1_plugin_fixtures() {
+    run_fixtures("v01-labeler", "plugins/v01-labeler/fixtures");
+}
+
 #[test]
 fn javascript_configmap_hasher_fixtures() {
     run_fixtures("configmap-hasher", "plugins/js/configmap-hasher/fixtures");
@@ -162,10 +185,11 @@ fn kubewasm(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn check_prints_each_plugins_description() {
-    for (plugin, subscribes_to) in [
-        ("label-propagator", "Namespace"),
-        ("website", "Website"),
-        ("configmap-hasher", "ConfigMap"),
+    for (plugin, subscribes_to, contract) in [
+        ("label-propagator", "Namespace", "0.2.0"),
+        ("website", "Website", "0.2.0"),
+        ("configmap-hasher", "ConfigMap", "0.2.0"),
+        ("v01-labeler", "ConfigMap", "0.1.0"),
     ] {
         let path = component(plugin);
         let out = kubewasm(&["check", path.to_str().unwrap(), "--output", "json"]);
@@ -177,7 +201,10 @@ fn check_prints_each_plugins_description() {
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["name"], plugin);
         assert_eq!(report["fieldManager"], format!("kubewasm/{plugin}"));
-        assert_eq!(report["world"], "kubewasm:plugin/plugin@0.1.0");
+        assert_eq!(
+            report["world"],
+            format!("kubewasm:plugin/plugin@{contract}")
+        );
         let kinds: Vec<&str> = report["subscriptions"]
             .as_array()
             .unwrap()

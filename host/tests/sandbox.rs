@@ -25,6 +25,7 @@ fn runtime() -> Runtime {
 
 fn access() -> ReadAccess {
     ReadAccess::offline("{}")
+    clock: Default::default(),
 }
 
 fn load(runtime: &Runtime, name: &str, body: &str) -> kubewasm::runtime::Plugin {
@@ -236,7 +237,7 @@ fn a_component_of_another_world_fails_to_load() {
     let err = runtime.load("tool.wasm", &bytes).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tool.wasm: does not export `kubewasm:plugin/reconciler@0.1.0`, so it targets another world (it exports: run)"
+        "tool.wasm: does not export `kubewasm:plugin/reconciler@0.2.0` or `kubewasm:plugin/reconciler@0.1.0`, so it targets another world (it exports: run)"
     );
     assert_eq!(err.metric_label(), "wrong_world");
     assert_still_serving(&runtime);
@@ -491,6 +492,7 @@ fn time_spent_in_host_calls_counts_toward_the_timeout() {
             count: 100_000,
         }),
         settings: "{}".into(),
+        clock: Default::default(),
     };
     let err = plugin.reconcile(&event(), slow.clone()).unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
@@ -505,6 +507,7 @@ fn time_spent_in_host_calls_counts_toward_the_timeout() {
             count: 10,
         }),
         settings: "{}".into(),
+        clock: Default::default(),
     };
     assert_eq!(
         plugin.reconcile(&event(), quick).unwrap().requeue_after_ms,

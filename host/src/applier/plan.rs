@@ -401,6 +401,7 @@ mod tests {
                 group: String::new(),
                 kind: "*".into(),
             }],
+            ..PluginInfo::default()
         }
     }
 

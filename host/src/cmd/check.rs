@@ -12,7 +12,7 @@ use crate::cmd::cli::{CheckArgs, EvalArgs, EventArg, OutputFormat};
 use crate::cmd::run::RunError;
 use crate::contract::intent::{self, Outcome, ScopeViolation};
 use crate::contract::{Event, EventType, ResourceKind, offline_plural, split_api_version};
-use crate::runtime::{CallError, LoadError, Plugin, ReadAccess, Runtime, RuntimeError};
+use crate::runtime::{CallError, Clock, LoadError, Plugin, ReadAccess, Runtime, RuntimeError};
 
 /// Why a command failed; the exit code tells the kinds apart
 /// ([`OfflineError::exit_code`]). Causes are kept as sources: print it with
@@ -162,7 +162,11 @@ pub fn check(args: &CheckArgs) -> Result<String, OfflineError> {
         &CheckReport {
             info,
             digest: plugin.digest(),
-            world: crate::runtime::WORLD.to_string(),
+            world: format!(
+                "{}/plugin@{}",
+                crate::runtime::WORLD_PACKAGE,
+                plugin.contract_version()
+            ),
             field_manager: info.field_manager(),
         },
         args.output,
@@ -207,6 +211,7 @@ pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
             EventArg::Applied => EventType::Applied,
             EventArg::Deleted => EventType::Deleted,
             EventArg::Resync => EventType::Resync,
+            EventArg::Finalizing => EventType::Finalizing,
         },
         kind: kind_of_object(&object),
         object,
@@ -214,6 +219,7 @@ pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
     let access = ReadAccess {
         reader: Arc::new(reader),
         settings: settings.into(),
+        clock: args.now.map_or(Clock::System, Clock::Fixed),
     };
     let outcome: Outcome = plugin.reconcile(&event, access)?;
     intent::check_scope(plugin.info(), &outcome).map_err(OfflineError::Refused)?;

@@ -295,11 +295,19 @@ pub enum OutputFormat {
     Json,
 }
 
+/// An RFC 3339 instant, as milliseconds since the Unix epoch.
+fn parse_instant(text: &str) -> Result<i64, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 instant: {e}"))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EventArg {
     Applied,
     Deleted,
     Resync,
+    Finalizing,
 }
 
 /// Limits every plugin call runs under.
@@ -403,6 +411,11 @@ pub struct EvalArgs {
     /// The event type delivered with the object.
     #[arg(long, value_enum, default_value_t = EventArg::Applied)]
     pub event: EventArg,
+
+    /// The instant the plugin's `now` returns (RFC 3339, e.g.
+    /// `2026-12-04T10:00:00Z`); the wall clock if not given.
+    #[arg(long, value_parser = parse_instant)]
+    pub now: Option<i64>,
 
     /// Settings (JSON) handed to the plugin.
     #[arg(long)]

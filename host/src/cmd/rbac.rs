@@ -86,6 +86,10 @@ pub fn rules(plugins: &[PluginInfo]) -> Vec<PolicyRule> {
         for subscription in &plugin.subscriptions {
             grants.add(&subscription.group, resource_of(&subscription.kind), READ);
         }
+        // Owned kinds and mapped watch sources are watched like subscriptions.
+        for watched in plugin.watched() {
+            grants.add(&watched.group, resource_of(&watched.kind), READ);
+        }
         for scope in &plugin.writes {
             let resource = resource_of(&scope.kind);
             grants.add(&scope.group, format!("{resource}/status"), STATUS);
@@ -210,6 +214,7 @@ mod tests {
                 group: "demo.kubewasm.dev".into(),
                 kind: "Website".into(),
             }],
+            ..PluginInfo::default()
         }
     }
 

@@ -490,6 +490,7 @@ mod scope_tests {
                 group: "".into(),
                 kind: "ConfigMap".into(),
             }],
+            ..PluginInfo::default()
         };
         let event = Intent::RecordEvent {
             regarding: ObjectRef {

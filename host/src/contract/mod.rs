@@ -16,4 +16,7 @@ mod plugin;
 pub use kubewasm_selector as selector;
 
 pub use kind::{GroupKind, ResourceKind, WILDCARD, api_version, offline_plural, split_api_version};
-pub use plugin::{Event, EventType, ParsedSubscriptions, PluginInfo, Subscription};
+pub use plugin::{
+    Event, EventType, Finalizer, KindRef, MapRule, MappedWatch, ParsedRule, ParsedSubscriptions,
+    ParsedWatch, PluginInfo, Subscription,
+};

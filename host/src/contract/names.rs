@@ -155,9 +155,126 @@ fn dns1123_subdomain(value: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// At most this many bytes of a plugin-supplied value are quoted in an error.
+const QUOTED_BYTES: usize = 64;
+
+/// `value`, cut to a length fit for an error message.
+pub fn truncated(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_BYTES) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
+    }
+}
+
+/// The name part of a qualified name (label key, finalizer): at most 63
+/// characters, alphanumerics, `-`, `_` and `.`, starting and ending
+/// alphanumeric.
+fn qualified_name_part(part: &str) -> bool {
+    !part.is_empty()
+        && part.len() <= MAX_LABEL_BYTES
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Checks a qualified name, `[prefix/]name`: the prefix a DNS-1123
+/// subdomain, the name as [`qualified_name_part`]. `prefix_required` for
+/// finalizers, which the API server wants domain-qualified.
+fn qualified_name(value: &str, what: &str, prefix_required: bool) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "{what} {:?} is not a qualified name (`prefix/name`: a DNS subdomain, then at most 63 alphanumerics, '-', '_' or '.')",
+            truncated(value)
+        )
+    };
+    let (prefix, name) = match value.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, value),
+    };
+    if prefix_required && prefix.is_none() {
+        return Err(format!(
+            "{what} {:?} has no domain prefix (e.g. `kubewasm.dev/{}`)",
+            truncated(value),
+            truncated(value)
+        ));
+    }
+    let prefix_ok = prefix.is_none_or(|p| p.len() <= MAX_NAME_BYTES && dns1123_subdomain(p).is_ok());
+    if !prefix_ok || !qualified_name_part(name) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Checks a label key (`app.kubernetes.io/instance`, `tier`).
+pub fn check_label_key(key: &str) -> Result<(), String> {
+    qualified_name(key, "label key", false)
+}
+
+/// Checks a finalizer name: a qualified name with a domain prefix.
+pub fn check_finalizer_name(name: &str) -> Result<(), String> {
+    qualified_name(name, "finalizer", true)
+}
+
+/// Checks a kind name: 1 to 63 ASCII alphanumerics (`ConfigMap`).
+pub fn check_kind_name(kind: &str) -> Result<(), String> {
+    if kind.is_empty() || kind.len() > MAX_LABEL_BYTES || !kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "kind {:?} is not a kind name (1 to 63 ASCII letters and digits)",
+            truncated(kind)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an API group: empty (the core group) or a DNS-1123 subdomain.
+pub fn check_group_name(group: &str) -> Result<(), String> {
+    if group.is_empty() || (group.len() <= MAX_NAME_BYTES && dns1123_subdomain(group).is_ok()) {
+        return Ok(());
+    }
+    Err(format!(
+        "group {:?} is not an API group (empty for the core group, or a DNS subdomain)",
+        truncated(group)
+    ))
+}
+
+/// Checks an API version name: a DNS-1123 label (`v1`, `v1beta2`).
+pub fn check_version_name(version: &str) -> Result<(), String> {
+    dns1123_label(version)
+        .map_err(|_| format!("version {:?} is not an API version (e.g. `v1`)", truncated(version)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qualified_names_for_finalizers_and_label_keys() {
+        assert!(check_finalizer_name("kubewasm.dev/website").is_ok());
+        assert!(check_finalizer_name("example.com/clean-up_v2").is_ok());
+        assert!(check_finalizer_name("website").unwrap_err().contains("no domain prefix"));
+        for bad in ["Kubewasm.dev/x", "kubewasm.dev/", "/x", "a/b/c", "kubewasm.dev/-x", "kubewasm.dev/x y"] {
+            assert!(check_finalizer_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_label_key("tier").is_ok());
+        assert!(check_label_key("app.kubernetes.io/instance").is_ok());
+        assert!(check_label_key("a=b").is_err());
+        assert!(check_label_key(&"x".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn kind_group_and_version_names() {
+        assert!(check_kind_name("ConfigMap").is_ok());
+        assert!(check_kind_name("Config/Map").is_err());
+        assert!(check_group_name("").is_ok());
+        assert!(check_group_name("example.com").is_ok());
+        assert!(check_group_name("Example.com").is_err());
+        assert!(check_version_name("v1beta1").is_ok());
+        assert!(check_version_name("v1/../x").is_err());
+        let long = "é".repeat(100);
+        assert!(check_kind_name(&long).unwrap_err().contains('…'));
+    }
 
     /// Every shape a plugin could use to move a request elsewhere.
     const SMUGGLED: [&str; 9] = [

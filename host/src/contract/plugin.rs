@@ -7,11 +7,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::kind::{GroupKind, ResourceKind, pattern_matches};
+use super::kind::{GroupKind, ResourceKind, WILDCARD, pattern_matches};
 use super::selector::LabelSelector;
 
 /// A plugin's description of itself, returned by its `describe` export.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginInfo {
     pub name: String,
@@ -19,6 +19,64 @@ pub struct PluginInfo {
     pub subscriptions: Vec<Subscription>,
     /// The kinds it writes; `*` in group or kind matches any.
     pub writes: Vec<GroupKind>,
+    /// Kinds of children whose changes reconcile their controller owner.
+    pub owns: Vec<KindRef>,
+    /// Changes of other kinds mapped to reconciles of subscribed kinds.
+    pub watches: Vec<MappedWatch>,
+    /// The finalizer the host manages for the plugin.
+    pub finalizer: Option<Finalizer>,
+}
+
+/// An exact kind to watch, at a version or at the one the cluster prefers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindRef {
+    pub group: String,
+    pub kind: String,
+    pub version: Option<String>,
+}
+
+impl KindRef {
+    pub fn group_kind(&self) -> GroupKind {
+        GroupKind::new(&self.group, &self.kind)
+    }
+}
+
+/// How a changed object of a watched kind names the objects to reconcile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MapRule {
+    /// Targets whose field at this dot-separated path is the source's name
+    /// (or a list of strings containing it).
+    FieldRef(String),
+    /// The target named by this label's value on the source.
+    Label(String),
+    /// Every target matching this label selector.
+    Selector(String),
+}
+
+/// Changes of `source` objects reconcile `target` objects chosen by `rule`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappedWatch {
+    pub source: KindRef,
+    pub target: GroupKind,
+    pub rule: MapRule,
+}
+
+/// A finalizer the host manages on the plugin's objects of `kinds`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finalizer {
+    pub name: String,
+    pub kinds: Vec<GroupKind>,
+}
+
+impl Finalizer {
+    /// Whether the host manages this finalizer on objects of `kind`.
+    pub fn covers(&self, kind: &GroupKind) -> bool {
+        self.kinds.iter().any(|k| k == kind)
+    }
 }
 
 /// A kind pattern the plugin wants events for.
@@ -40,6 +98,8 @@ pub enum EventType {
     Applied,
     Deleted,
     Resync,
+    /// Deletion started and the plugin's finalizer is still on the object.
+    Finalizing,
 }
 
 impl EventType {
@@ -49,6 +109,7 @@ impl EventType {
             EventType::Applied => "applied",
             EventType::Deleted => "deleted",
             EventType::Resync => "resync",
+            EventType::Finalizing => "finalizing",
         }
     }
 }
@@ -90,12 +151,27 @@ impl PluginInfo {
         self.writes.iter().any(|w| w.matches(group, kind))
     }
 
-    /// Whether the plugin subscribes to `group`/`kind` in some version; the
-    /// host cache only serves such kinds to the plugin.
+    /// Whether the plugin subscribes to, owns or watches `group`/`kind` in
+    /// some version; the host cache only serves such kinds to the plugin.
     pub fn may_read(&self, group: &str, kind: &str) -> bool {
         self.subscriptions
             .iter()
             .any(|s| s.matches_group_kind(group, kind))
+            || self.watched().any(|k| k.group == group && k.kind == kind)
+    }
+
+    /// The kinds the plugin watches besides its subscriptions: what it owns
+    /// and the sources of its mapped watches.
+    pub fn watched(&self) -> impl Iterator<Item = &KindRef> {
+        self.owns.iter().chain(self.watches.iter().map(|w| &w.source))
+    }
+
+    /// Whether the plugin reconciles objects of `kind` (some subscription
+    /// names it; wildcards included).
+    pub fn reconciles(&self, kind: &GroupKind) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|s| s.matches_group_kind(&kind.group, &kind.kind))
     }
 
     /// The field manager for server-side apply: `kubewasm/<name>`.
@@ -145,26 +221,140 @@ impl PluginInfo {
                 ));
             }
         }
-        Ok(ParsedSubscriptions(parsed))
+        for (i, owned) in self.owns.iter().enumerate() {
+            check_kind_ref(owned).map_err(|e| format!("owns {i}: {e}"))?;
+        }
+        let mut maps = Vec::with_capacity(self.watches.len());
+        for (i, watch) in self.watches.iter().enumerate() {
+            maps.push(self.check_watch(watch).map_err(|e| format!("watches {i}: {e}"))?);
+        }
+        if let Some(finalizer) = &self.finalizer {
+            self.check_finalizer(finalizer)
+                .map_err(|e| format!("finalizer {:?}: {e}", finalizer.name))?;
+        }
+        Ok(ParsedSubscriptions {
+            subscriptions: parsed,
+            watches: maps,
+        })
     }
 }
 
-/// A plugin's subscriptions with their label selectors parsed, once, when
-/// the plugin is loaded ([`PluginInfo::validated`]): routing an event to
-/// the plugin parses nothing.
+impl PluginInfo {
+    /// A mapped watch's target must be a kind the plugin reconciles, and its
+    /// rule must parse. Returns the rule ready to route with.
+    fn check_watch(&self, watch: &MappedWatch) -> Result<ParsedWatch, String> {
+        check_kind_ref(&watch.source).map_err(|e| format!("source: {e}"))?;
+        check_group_kind(&watch.target).map_err(|e| format!("target: {e}"))?;
+        if !self.reconciles(&watch.target) {
+            return Err(format!(
+                "target {} is not a kind the plugin subscribes to",
+                watch.target
+            ));
+        }
+        let rule = match &watch.rule {
+            MapRule::FieldRef(path) => {
+                let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+                if path.len() > 256 || segments.iter().any(String::is_empty) {
+                    return Err(format!(
+                        "field-ref {:?} is not a dot-separated path of non-empty names (at most 256 bytes)",
+                        super::names::truncated(path)
+                    ));
+                }
+                ParsedRule::FieldRef(segments)
+            }
+            MapRule::Label(key) => {
+                super::names::check_label_key(key).map_err(|e| format!("label: {e}"))?;
+                ParsedRule::Label(key.clone())
+            }
+            MapRule::Selector(selector) => ParsedRule::Selector(
+                LabelSelector::parse(selector).map_err(|e| format!("selector: {e}"))?,
+            ),
+        };
+        Ok(ParsedWatch {
+            watch: watch.clone(),
+            rule,
+        })
+    }
+
+    /// A finalizer needs a qualified name and exact kinds the plugin both
+    /// reconciles and may write (the host writes `metadata.finalizers` on
+    /// the plugin's behalf, so it stays inside the declared write scope).
+    fn check_finalizer(&self, finalizer: &Finalizer) -> Result<(), String> {
+        super::names::check_finalizer_name(&finalizer.name)?;
+        if finalizer.kinds.is_empty() {
+            return Err("names no kind to finalize".to_string());
+        }
+        for kind in &finalizer.kinds {
+            check_group_kind(kind)?;
+            if !self.reconciles(kind) {
+                return Err(format!("{kind} is not a kind the plugin subscribes to"));
+            }
+            if !self.may_write(&kind.group, &kind.kind) {
+                return Err(format!("{kind} is not in the plugin's write scope"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An exact group and kind: no wildcard, a kind name that can appear in a URL.
+fn check_group_kind(kind: &GroupKind) -> Result<(), String> {
+    if kind.group == WILDCARD || kind.kind == WILDCARD {
+        return Err(format!("{kind} has a wildcard; name an exact kind"));
+    }
+    super::names::check_kind_name(&kind.kind)?;
+    super::names::check_group_name(&kind.group)
+}
+
+fn check_kind_ref(kind: &KindRef) -> Result<(), String> {
+    check_group_kind(&kind.group_kind())?;
+    match &kind.version {
+        Some(version) => super::names::check_version_name(version),
+        None => Ok(()),
+    }
+}
+
+/// A plugin's subscriptions with their label selectors parsed, and its
+/// mapped watches with their rules parsed, once, when the plugin is loaded
+/// ([`PluginInfo::validated`]): routing an event to the plugin parses nothing.
 #[derive(Clone, Debug, Default)]
-pub struct ParsedSubscriptions(Vec<(Subscription, LabelSelector)>);
+pub struct ParsedSubscriptions {
+    subscriptions: Vec<(Subscription, LabelSelector)>,
+    watches: Vec<ParsedWatch>,
+}
+
+/// A mapped watch with its rule ready to apply.
+#[derive(Clone, Debug)]
+pub struct ParsedWatch {
+    pub watch: MappedWatch,
+    pub rule: ParsedRule,
+}
+
+/// A [`MapRule`], parsed.
+#[derive(Clone, Debug)]
+pub enum ParsedRule {
+    FieldRef(Vec<String>),
+    Label(String),
+    Selector(LabelSelector),
+}
 
 impl ParsedSubscriptions {
     /// Whether some subscription covers `object` of `kind`: its kind, its
     /// namespace and its labels.
     pub fn cover(&self, kind: &ResourceKind, object: &Value) -> bool {
         let namespace = object["metadata"]["namespace"].as_str();
-        self.0.iter().any(|(s, selector)| {
+        self.subscriptions.iter().any(|(s, selector)| {
             s.matches_kind(kind)
                 && s.matches_namespace(namespace)
                 && selector.matches_object(object)
         })
+    }
+
+    /// The mapped watches whose source is `kind`.
+    pub fn watches_of<'a>(&'a self, kind: &'a GroupKind) -> impl Iterator<Item = &'a ParsedWatch> {
+        self.watches
+            .iter()
+            .filter(move |w| w.watch.source.group_kind() == *kind)
     }
 }
 
@@ -230,6 +420,7 @@ mod tests {
                 group: "apps".into(),
                 kind: "*".into(),
             }],
+            ..PluginInfo::default()
         };
         assert!(info.may_write("apps", "Deployment"));
         assert!(!info.may_write("", "ConfigMap"));
@@ -245,6 +436,7 @@ mod tests {
             version: "1".into(),
             subscriptions: vec![],
             writes: vec![],
+            ..PluginInfo::default()
         };
         assert!(info.validate().unwrap_err().contains("\"Bad_Name\""));
         info.name = "good".into();
@@ -269,6 +461,7 @@ mod tests {
                 sub("apps", "v1", "Deployment"),
             ],
             writes: vec![],
+            ..PluginInfo::default()
         };
         let parsed = info.validated().unwrap();
         let object = |ns: &str, app: &str| serde_json::json!({"metadata": {"namespace": ns, "labels": {"app": app}}});

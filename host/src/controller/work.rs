@@ -54,10 +54,11 @@ pub struct Work {
 
 impl Work {
     /// A requeue the plugin asked for reaches it as a resync of the newest
-    /// state it saw; a deleted object stays deleted.
+    /// state it saw; a deleted object stays deleted, a finalizing one
+    /// finalizing.
     pub(super) fn requeued(self) -> Self {
         match self.event_type {
-            EventType::Deleted => self,
+            EventType::Deleted | EventType::Finalizing => self,
             EventType::Applied | EventType::Resync => Self {
                 event_type: EventType::Resync,
                 ..self

@@ -169,6 +169,7 @@ impl Controller {
                 &key.plugin,
             ),
             settings: loaded.settings.clone(),
+            clock: Default::default(),
         };
         let plugin = loaded.plugin.clone();
         match tokio::task::spawn_blocking(move || plugin.reconcile(&event, access)).await {

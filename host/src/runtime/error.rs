@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::compile_cache::CacheError;
-use super::sandbox::RECONCILER_EXPORT;
+use super::sandbox::{RECONCILER_EXPORT, RECONCILER_EXPORT_V0_1};
 use crate::contract::intent::IntentError;
 
 /// The runtime could not be set up.
@@ -69,7 +69,7 @@ pub enum LoadError {
     #[error("{origin}: {reason}")]
     NotGranted { origin: String, reason: String },
     #[error(
-        "{origin}: does not export `{RECONCILER_EXPORT}`, so it targets another world (it exports: {exports})"
+        "{origin}: does not export `{RECONCILER_EXPORT}` or `{RECONCILER_EXPORT_V0_1}`, so it targets another world (it exports: {exports})"
     )]
     WrongWorld { origin: String, exports: String },
     #[error("{origin}: does not match the kubewasm world")]

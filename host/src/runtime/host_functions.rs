@@ -23,7 +23,8 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, wit};
+use super::bindings::v0_2::{host, wit};
+use super::bindings::v0_1;
 use super::budget::Permit;
 use super::sandbox::{self, Limiter, STDERR_TAIL, TailPipe};
 use crate::cluster::cache::ObjectReader;
@@ -45,6 +46,36 @@ pub const MAX_LOG_FIELD_BYTES: usize = 1024;
 pub struct ReadAccess {
     pub reader: Arc<dyn ObjectReader>,
     pub settings: Arc<str>,
+    /// Where `now` reads the time.
+    pub clock: Clock,
+}
+
+/// The time source of the `now` import.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The host's wall clock, read once per call.
+    #[default]
+    System,
+    /// A fixed instant, in milliseconds since the Unix epoch: offline runs
+    /// take it from their fixture, so they are reproducible.
+    Fixed(i64),
+}
+
+impl Clock {
+    fn read(self) -> i64 {
+        match self {
+            Clock::System => jiff::Timestamp::now().as_millisecond(),
+            Clock::Fixed(ms) => ms,
+        }
+    }
+}
+
+/// `epoch_ms` as the contract's timestamp: RFC 3339 in UTC, whole seconds.
+fn timestamp(epoch_ms: i64) -> wit::Timestamp {
+    let rfc3339 = jiff::Timestamp::from_millisecond(epoch_ms)
+        .map(|t| format!("{:.0}", t))
+        .unwrap_or_default();
+    wit::Timestamp { epoch_ms, rfc3339 }
 }
 
 /// The `Store` data of one call: sandbox state plus what host functions need.
@@ -67,6 +98,8 @@ pub struct CallState {
     pub read_bytes: usize,
     /// The total a read would have reached when it was refused.
     pub read_budget_exceeded: Option<usize>,
+    /// The instant `now` returned in this call, once it was asked for.
+    pub now: Option<i64>,
     /// The call's share of the host memory budget, held until the store drops.
     _permit: Permit,
 }
@@ -95,6 +128,7 @@ impl CallState {
             max_read_bytes: limits.max_read_bytes,
             read_bytes: 0,
             read_budget_exceeded: None,
+            now: None,
             _permit: limits.permit,
         }
     }
@@ -145,7 +179,7 @@ impl CallState {
             Ok(gk)
         } else {
             Err(format!(
-                "plugin {} may not read {kind} ({api_version}): it does not subscribe to that kind",
+                "plugin {} may not read {kind} ({api_version}): it does not subscribe to, own or watch that kind",
                 self.plugin_name()
             ))
         }
@@ -162,6 +196,7 @@ impl WasiView for CallState {
 }
 
 impl wit::Host for CallState {}
+impl v0_1::wit::Host for CallState {}
 
 /// Cuts `s` to at most `max` bytes (on a char boundary), marking the cut.
 fn truncate(s: &str, max: usize) -> &str {
@@ -314,11 +349,68 @@ impl host::Host for CallState {
         self.check_deadline()?;
         Ok(Ok(texts))
     }
+
+    fn now(&mut self) -> wasmtime::Result<wit::Timestamp> {
+        self.check_deadline()?;
+        let clock = self.access.clock;
+        Ok(timestamp(*self.now.get_or_insert_with(|| clock.read())))
+    }
+}
+
+/// The 0.1.0 host interface: the same functions, without `now`.
+impl v0_1::host::Host for CallState {
+    fn log(
+        &mut self,
+        level: v0_1::wit::LogLevel,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        let level = match level {
+            v0_1::wit::LogLevel::Trace => wit::LogLevel::Trace,
+            v0_1::wit::LogLevel::Debug => wit::LogLevel::Debug,
+            v0_1::wit::LogLevel::Info => wit::LogLevel::Info,
+            v0_1::wit::LogLevel::Warn => wit::LogLevel::Warn,
+            v0_1::wit::LogLevel::Error => wit::LogLevel::Error,
+        };
+        host::Host::log(self, level, message, fields)
+    }
+
+    fn settings(&mut self) -> wasmtime::Result<String> {
+        host::Host::settings(self)
+    }
+
+    fn get_object(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+    ) -> wasmtime::Result<Result<Option<String>, String>> {
+        host::Host::get_object(self, api_version, kind, namespace, name)
+    }
+
+    fn list_objects(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> wasmtime::Result<Result<Vec<String>, String>> {
+        host::Host::list_objects(self, api_version, kind, namespace, label_selector)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_utc_rfc3339_in_whole_seconds() {
+        let t = timestamp(1_764_817_200_123);
+        assert_eq!(t.rfc3339, "2025-12-04T03:00:00Z");
+        assert_eq!(t.epoch_ms, 1_764_817_200_123);
+        assert_eq!(timestamp(0).rfc3339, "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn log_fields_are_bounded_before_they_are_joined() {

@@ -57,14 +57,18 @@ use wasmtime::{Config, Engine};
 pub use budget::MemoryStats;
 pub use error::{CallError, LoadError, RuntimeError, WasmtimeError};
 pub use host_functions::{
-    MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
+    Clock, MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
 };
 pub use plugin::{Plugin, Session};
-pub use sandbox::{RECONCILER_EXPORT, STDERR_TAIL, WORLD, WORLD_PACKAGE, WORLD_VERSION};
+pub use sandbox::{
+    RECONCILER_EXPORT, RECONCILER_EXPORT_V0_1, STDERR_TAIL, V0_1, WORLD, WORLD_PACKAGE,
+    WORLD_VERSION,
+};
 
 use crate::contract::PluginInfo;
 use crate::ops::metrics::Metrics;
-use bindings::PluginPre;
+use bindings::{v0_1, v0_2};
+use plugin::PluginPre;
 use budget::MemoryBudget;
 pub use compile_cache::CacheStats;
 use compile_cache::CompileCache;
@@ -221,7 +225,11 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.into()))?;
-        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+        // Both contract versions' host interfaces, side by side: each
+        // component links against the one it imports.
+        v0_2::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
+        v0_1::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(e.into()))?;
         if config.epoch_interruption {
             spawn_epoch_ticker(&engine);
@@ -283,27 +291,26 @@ impl Runtime {
             origin: origin_s.clone(),
             source: e.into(),
         })?;
-        self.check_imports_and_exports(origin, &component)?;
-        let instance_pre =
-            self.inner
-                .linker
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::Link {
-                    origin: origin_s.clone(),
-                    source: e.into(),
-                })?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Link {
+        let version = self.check_imports_and_exports(origin, &component)?;
+        let link = |e: wasmtime::Error| LoadError::Link {
             origin: origin_s.clone(),
             source: e.into(),
-        })?;
+        };
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link)?;
+        let pre = match version {
+            V0_1 => PluginPre::V0_1(v0_1::PluginPre::new(instance_pre).map_err(link)?),
+            _ => PluginPre::V0_2(v0_2::PluginPre::new(instance_pre).map_err(link)?),
+        };
         let mut plugin = Plugin {
             runtime: self.clone(),
             pre,
             info: Arc::new(PluginInfo {
                 name: origin_s.clone(),
-                version: String::new(),
-                subscriptions: vec![],
-                writes: vec![],
+                ..PluginInfo::default()
             }),
             subscriptions: Arc::default(),
             digest: hex::encode(Sha256::digest(bytes)),
@@ -323,22 +330,20 @@ impl Runtime {
         Ok(plugin)
     }
 
+    /// Finds the contract version the component targets (by the reconciler
+    /// it exports) and checks every import is granted and of that version.
     fn check_imports_and_exports(
         &self,
         origin: &str,
         component: &Component,
-    ) -> Result<(), LoadError> {
+    ) -> Result<&'static str, LoadError> {
         let ty = component.component_type();
-        for (name, _) in ty.imports(&self.inner.engine) {
-            if let Some(reason) = sandbox::refused_import(name) {
-                return Err(LoadError::NotGranted {
-                    origin: origin.to_string(),
-                    reason,
-                });
-            }
-        }
         let exports: Vec<&str> = ty.exports(&self.inner.engine).map(|(n, _)| n).collect();
-        if !exports.contains(&RECONCILER_EXPORT) {
+        let version = if exports.contains(&RECONCILER_EXPORT) {
+            WORLD_VERSION
+        } else if exports.contains(&RECONCILER_EXPORT_V0_1) {
+            V0_1
+        } else {
             return Err(LoadError::WrongWorld {
                 origin: origin.to_string(),
                 exports: if exports.is_empty() {
@@ -347,8 +352,16 @@ impl Runtime {
                     exports.join(", ")
                 },
             });
+        };
+        for (name, _) in ty.imports(&self.inner.engine) {
+            if let Some(reason) = sandbox::refused_import(name, version) {
+                return Err(LoadError::NotGranted {
+                    origin: origin.to_string(),
+                    reason,
+                });
+            }
         }
-        Ok(())
+        Ok(version)
     }
 }
 

@@ -6,19 +6,61 @@ use std::time::Instant;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::{self, PluginPre, wit};
+use super::bindings::{v0_1, v0_2};
 use super::host_functions::{CallLimits, CallState, MAX_LOG_RECORDS};
-use super::{CallError, ReadAccess, Runtime};
+use super::{CallError, Clock, ReadAccess, Runtime};
 use super::{EPOCH_TICK, MAX_TABLE_ELEMENTS, sandbox};
 use crate::contract::intent::Outcome;
 use crate::contract::{Event, ParsedSubscriptions, PluginInfo};
+
+/// A component pre-instantiated against the contract version it targets.
+#[derive(Clone)]
+pub(super) enum PluginPre {
+    V0_1(v0_1::PluginPre<CallState>),
+    V0_2(v0_2::PluginPre<CallState>),
+}
+
+/// An instance of a plugin, of the version its component targets.
+enum Instance {
+    V0_1(v0_1::Plugin),
+    V0_2(v0_2::Plugin),
+}
+
+/// An outcome as the plugin returned it, before any check.
+enum RawOutcome {
+    V0_1(v0_1::wit::Outcome),
+    V0_2(v0_2::wit::Outcome),
+}
+
+impl RawOutcome {
+    fn intents(&self) -> usize {
+        match self {
+            RawOutcome::V0_1(o) => o.intents.len(),
+            RawOutcome::V0_2(o) => o.intents.len(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            RawOutcome::V0_1(o) => v0_1::outcome_size(o),
+            RawOutcome::V0_2(o) => v0_2::outcome_size(o),
+        }
+    }
+
+    fn parse(self) -> Result<Outcome, crate::contract::intent::IntentError> {
+        match self {
+            RawOutcome::V0_1(o) => v0_1::outcome_from_wit(o),
+            RawOutcome::V0_2(o) => v0_2::outcome_from_wit(o),
+        }
+    }
+}
 
 /// A compiled, validated plugin ready to be called. Cheap to clone; clones
 /// share the compiled code.
 #[derive(Clone)]
 pub struct Plugin {
     pub(super) runtime: Runtime,
-    pub(super) pre: PluginPre<CallState>,
+    pub(super) pre: PluginPre,
     pub(super) info: Arc<PluginInfo>,
     /// `info`'s subscriptions with their label selectors parsed at load.
     pub(super) subscriptions: Arc<ParsedSubscriptions>,
@@ -39,7 +81,7 @@ impl std::fmt::Debug for Plugin {
 pub struct Session {
     plugin: Plugin,
     store: Store<CallState>,
-    instance: bindings::Plugin,
+    instance: Instance,
 }
 
 impl Plugin {
@@ -56,6 +98,15 @@ impl Plugin {
     /// SHA-256 of the component's bytes, hex encoded.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The version of the contract (`kubewasm:plugin@…`) the component
+    /// targets, e.g. `0.2.0`.
+    pub fn contract_version(&self) -> &'static str {
+        match self.pre {
+            PluginPre::V0_1(_) => sandbox::V0_1,
+            PluginPre::V0_2(_) => sandbox::WORLD_VERSION,
+        }
     }
 
     /// A store for one call. Waits for a permit of the host memory budget
@@ -93,6 +144,7 @@ impl Plugin {
         state.deadline = Some(Instant::now() + timeout);
         state.deadline_exceeded = false;
         state.read_bytes = 0;
+        state.now = None;
     }
 
     fn call_error(&self, store: &Store<CallState>, error: wasmtime::Error) -> CallError {
@@ -135,29 +187,41 @@ impl Plugin {
         }
     }
 
-    fn instantiate(&self, store: &mut Store<CallState>) -> Result<bindings::Plugin, CallError> {
-        self.pre
-            .instantiate(&mut *store)
-            .map_err(|e| self.call_error(store, e))
+    fn instantiate(&self, store: &mut Store<CallState>) -> Result<Instance, CallError> {
+        let instance = match &self.pre {
+            PluginPre::V0_1(pre) => pre.instantiate(&mut *store).map(Instance::V0_1),
+            PluginPre::V0_2(pre) => pre.instantiate(&mut *store).map(Instance::V0_2),
+        };
+        instance.map_err(|e| self.call_error(store, e))
     }
 
     pub(super) fn describe(&self) -> Result<PluginInfo, CallError> {
         let mut store = self.new_store(ReadAccess::offline("{}"));
-        let instance = self.instantiate(&mut store)?;
-        let info = instance
-            .kubewasm_plugin_reconciler()
-            .call_describe(&mut store)
-            .map_err(|e| self.call_error(&store, e))?;
-        Ok(info.into())
+        let info = match self.instantiate(&mut store)? {
+            Instance::V0_1(i) => i
+                .kubewasm_plugin_reconciler()
+                .call_describe(&mut store)
+                .map(PluginInfo::from),
+            Instance::V0_2(i) => i
+                .kubewasm_plugin_reconciler()
+                .call_describe(&mut store)
+                .map(PluginInfo::from),
+        };
+        info.map_err(|e| self.call_error(&store, e))
     }
 
     /// Asks the plugin whether `settings` (JSON) are acceptable.
     pub fn validate_settings(&self, settings: &str) -> Result<(), CallError> {
         let mut store = self.new_store(ReadAccess::offline(settings));
-        let instance = self.instantiate(&mut store)?;
-        instance
-            .kubewasm_plugin_reconciler()
-            .call_validate_settings(&mut store, settings)
+        let verdict = match self.instantiate(&mut store)? {
+            Instance::V0_1(i) => i
+                .kubewasm_plugin_reconciler()
+                .call_validate_settings(&mut store, settings),
+            Instance::V0_2(i) => i
+                .kubewasm_plugin_reconciler()
+                .call_validate_settings(&mut store, settings),
+        };
+        verdict
             .map_err(|e| self.call_error(&store, e))?
             .map_err(|message| CallError::Failed {
                 plugin: self.info.name.clone(),
@@ -175,14 +239,21 @@ impl Plugin {
     fn reconcile_in(
         &self,
         store: &mut Store<CallState>,
-        instance: &bindings::Plugin,
+        instance: &Instance,
         event: &Event,
     ) -> Result<Outcome, CallError> {
         let plugin = || self.info.name.clone();
-        let result = instance
-            .kubewasm_plugin_reconciler()
-            .call_reconcile(&mut *store, &bindings::event_to_wit(event))
-            .map_err(|e| self.call_error(store, e))?;
+        let result = match instance {
+            Instance::V0_1(i) => i
+                .kubewasm_plugin_reconciler()
+                .call_reconcile(&mut *store, &v0_1::event_to_wit(event))
+                .map(|r| r.map(RawOutcome::V0_1).map_err(|e| e.message)),
+            Instance::V0_2(i) => i
+                .kubewasm_plugin_reconciler()
+                .call_reconcile(&mut *store, &v0_2::event_to_wit(event))
+                .map(|r| r.map(RawOutcome::V0_2).map_err(|e| e.message)),
+        }
+        .map_err(|e| self.call_error(store, e))?;
 
         if store.data().logs_dropped > 0 {
             tracing::warn!(
@@ -191,19 +262,19 @@ impl Plugin {
                 "plugin exceeded {MAX_LOG_RECORDS} log records in one call; the rest were dropped"
             );
         }
-        let outcome: wit::Outcome = result.map_err(|e| CallError::Failed {
+        let outcome = result.map_err(|message| CallError::Failed {
             plugin: plugin(),
-            message: e.message,
+            message,
         })?;
         let max_intents = self.runtime.inner.config.max_intents;
-        if outcome.intents.len() > max_intents {
+        if outcome.intents() > max_intents {
             return Err(CallError::TooManyIntents {
                 plugin: plugin(),
-                count: outcome.intents.len(),
+                count: outcome.intents(),
                 limit: max_intents,
             });
         }
-        let size = bindings::outcome_size(&outcome);
+        let size = outcome.size();
         let limit = self.runtime.inner.config.max_result_bytes;
         if size > limit {
             return Err(CallError::ResultTooLarge {
@@ -212,7 +283,7 @@ impl Plugin {
                 limit,
             });
         }
-        bindings::outcome_from_wit(outcome).map_err(|source| CallError::MalformedIntent {
+        outcome.parse().map_err(|source| CallError::MalformedIntent {
             plugin: plugin(),
             source,
         })
@@ -247,6 +318,7 @@ impl ReadAccess {
         Self {
             reader: Arc::new(crate::cluster::cache::StaticObjects::default()),
             settings: settings.into(),
+            clock: Clock::default(),
         }
     }
 }

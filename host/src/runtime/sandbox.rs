@@ -36,7 +36,7 @@ macro_rules! package {
 /// The WIT package's version, as a literal for `concat!`.
 macro_rules! version {
     () => {
-        "0.1.0"
+        "0.2.0"
     };
 }
 
@@ -47,8 +47,13 @@ pub const WORLD_PACKAGE: &str = package!();
 pub const WORLD_VERSION: &str = version!();
 /// The world a plugin targets.
 pub const WORLD: &str = concat!(package!(), "/plugin@", version!());
-/// The export every plugin must have.
+/// The export every plugin of the current version has.
 pub const RECONCILER_EXPORT: &str = concat!(package!(), "/reconciler@", version!());
+/// The previous contract version, which the host still loads
+/// (`wit/v0.1.0/`).
+pub const V0_1: &str = "0.1.0";
+/// The export of a plugin built against [`V0_1`].
+pub const RECONCILER_EXPORT_V0_1: &str = concat!(package!(), "/reconciler@0.1.0");
 /// The prefix of every interface of the package.
 const PACKAGE_PREFIX: &str = concat!(package!(), "/");
 
@@ -62,8 +67,10 @@ const GRANTED: [&str; 6] = [
     "wasi:filesystem/",
 ];
 
-/// Why an import is refused, or `None` when it is granted.
-pub fn refused_import(name: &str) -> Option<String> {
+/// Why an import is refused, or `None` when it is granted. `version` is the
+/// contract version the component exports its reconciler at: its imports of
+/// the package must be of that version too.
+pub fn refused_import(name: &str, version: &str) -> Option<String> {
     if !GRANTED.iter().any(|prefix| name.starts_with(prefix)) {
         return Some(format!(
             "imports `{name}`, which kubewasm does not grant (plugins may only import \
@@ -71,10 +78,11 @@ pub fn refused_import(name: &str) -> Option<String> {
         ));
     }
     if let Some(rest) = name.strip_prefix(PACKAGE_PREFIX) {
-        let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
-        if !same_minor(version, WORLD_VERSION) {
+        let imported = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
+        if !same_minor(imported, version) {
             return Some(format!(
-                "imports `{name}`, but this host implements {WORLD_PACKAGE}@{WORLD_VERSION}"
+                "imports `{name}`, but the component exports its reconciler at {WORLD_PACKAGE}@{version} \
+                 (this host implements {WORLD_PACKAGE}@{WORLD_VERSION} and @{V0_1})"
             ));
         }
     }
@@ -258,19 +266,22 @@ mod tests {
 
     #[test]
     fn grants_only_the_host_and_inert_wasi() {
-        assert_eq!(refused_import("kubewasm:plugin/host@0.1.0"), None);
-        assert_eq!(refused_import("kubewasm:plugin/types@0.1.2"), None);
-        assert_eq!(refused_import("wasi:cli/environment@0.2.6"), None);
-        assert_eq!(refused_import("wasi:filesystem/preopens@0.2.0"), None);
+        assert_eq!(refused_import("kubewasm:plugin/host@0.2.0", "0.2.0"), None);
+        assert_eq!(refused_import("kubewasm:plugin/types@0.2.1", "0.2.0"), None);
+        assert_eq!(refused_import("kubewasm:plugin/host@0.1.0", "0.1.0"), None);
+        assert_eq!(refused_import("wasi:cli/environment@0.2.6", "0.2.0"), None);
+        assert_eq!(refused_import("wasi:filesystem/preopens@0.2.0", "0.1.0"), None);
         assert!(
-            refused_import("wasi:sockets/tcp@0.2.6")
+            refused_import("wasi:sockets/tcp@0.2.6", "0.2.0")
                 .unwrap()
                 .starts_with("imports `wasi:sockets/tcp@0.2.6`, which kubewasm does not grant")
         );
-        assert!(refused_import("wasi:http/outgoing-handler@0.2.6").is_some());
+        assert!(refused_import("wasi:http/outgoing-handler@0.2.6", "0.2.0").is_some());
+        // A 0.2 export with 0.1 imports (or the reverse) is two contracts at once.
         assert_eq!(
-            refused_import("kubewasm:plugin/host@0.2.0").unwrap(),
-            "imports `kubewasm:plugin/host@0.2.0`, but this host implements kubewasm:plugin@0.1.0"
+            refused_import("kubewasm:plugin/host@0.1.0", "0.2.0").unwrap(),
+            "imports `kubewasm:plugin/host@0.1.0`, but the component exports its reconciler at \
+             kubewasm:plugin@0.2.0 (this host implements kubewasm:plugin@0.2.0 and @0.1.0)"
         );
     }
 

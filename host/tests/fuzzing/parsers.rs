@@ -223,6 +223,7 @@ fn fuzz_plugin_descriptions() {
                         kind: pattern(g),
                     })
                     .collect(),
+                ..PluginInfo::default()
             }
         },
         |info| {

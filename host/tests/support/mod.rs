@@ -1,5 +1,11 @@
 //! Tiny plugins written by hand in WAT, turned into components against the
-//! real `wit/` package with wit-component: no guest toolchain needed.
+//! real WIT package with wit-component: no guest toolchain needed.
+//!
+//! They target the previous contract, `kubewasm:plugin@0.1.0`
+//! (`wit/v0.1.0/`), whose canonical ABI layouts are the ones written out
+//! below; every sandbox and budget test therefore also shows that the host
+//! still runs 0.1.0 components through the same limits. The 0.2.0 path is
+//! covered by the SDK-built example plugins (conformance and e2e tests).
 //!
 //! Every plugin shares one core module skeleton: a bump allocator, a
 //! `describe` that returns static data (it subscribes to core `v1`
@@ -144,12 +150,12 @@ pub fn core_module(name: &str, imports: &str, reconcile_body: &str, extra: &str)
 }
 
 /// Encodes a core module (WAT) as a component of `world` in the WIT package
-/// at `wit/` plus any `extra_wit` packages.
+/// at `wit/v0.1.0/` plus any `extra_wit` packages.
 pub fn componentize(core_wat: &str, world: &str, extra_wit: &[&str]) -> Vec<u8> {
     let mut module = wat::parse_str(core_wat).expect("test WAT parses");
     let mut resolve = wit_parser::Resolve::default();
-    let wit_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
-    let (kubewasm, _) = resolve.push_dir(&wit_dir).expect("wit/ parses");
+    let wit_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/v0.1.0");
+    let (kubewasm, _) = resolve.push_dir(&wit_dir).expect("wit/v0.1.0 parses");
     let mut main = kubewasm;
     for (i, text) in extra_wit.iter().enumerate() {
         main = resolve

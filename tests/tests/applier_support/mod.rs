@@ -98,6 +98,7 @@ pub fn plugin(name: &str) -> PluginInfo {
             group: String::new(),
             kind: "ConfigMap".into(),
         }],
+        ..PluginInfo::default()
     }
 }
 
