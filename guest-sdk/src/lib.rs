@@ -2,7 +2,7 @@
 //! in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2` against the
-//! `kubewasm:plugin@0.1.0` WIT world. With this crate it is one [`Plugin`]
+//! `kubewasm:plugin@0.2.0` WIT world. With this crate it is one [`Plugin`]
 //! impl and one [`export_plugin!`] line: the host calls
 //! [`Plugin::reconcile`] for every change of an object the plugin subscribes
 //! to, and makes the writes ([`Intent`]s) it returns with the plugin's own
@@ -43,17 +43,24 @@
 //!   (`Object::to_resource`);
 //! - building intents: [`Apply`], [`Patch`] and [`JsonPatch`], [`Create`],
 //!   [`Delete`], [`RecordEvent`], collected in an [`Outcome`];
-//! - children and status: [`OwnerReference::controller`],
-//!   [`Condition`] and [`set_condition`];
+//! - children: [`PluginInfo::owns`] (a child's change reconciles its
+//!   owner), [`OwnerReference::controller`] on what the plugin creates, and
+//!   [`cache::list_owned`] to read the current children;
+//! - other kinds that wake the plugin: [`PluginInfo::watches`] with a
+//!   [`MappedWatch`] (field reference, label or selector);
+//! - cleanup before deletion: [`PluginInfo::finalizer`], then
+//!   [`Event::is_finalizing`] in `reconcile`;
+//! - status: [`StatusUpdate`] with [`Condition`]s (`observedGeneration`,
+//!   `lastTransitionTime` only on change);
 //! - the host: [`log`](mod@log) and its macros ([`info!`] ...),
-//!   [`settings()`], the [`cache`];
+//!   [`settings()`], the [`cache`], the clock [`now()`];
 //! - offline tests: [`testing`] answers the host calls on native targets and
 //!   runs conformance fixtures.
 //!
 //! Build a plugin crate (`crate-type = ["cdylib"]`) with
 //! `cargo build --release --target wasm32-wasip2`; the output `.wasm` is the
-//! component. Keep plugins free of files, environment, network and clocks:
-//! the host grants none of them.
+//! component. Keep plugins free of files, environment, network and the
+//! system clock: the host grants none of them (read the time with [`now()`]).
 
 pub mod cache;
 pub mod log;
@@ -77,11 +84,13 @@ mod path;
 mod plugin;
 mod record;
 mod settings;
+mod time;
 #[cfg(feature = "k8s-openapi")]
 mod typed;
+mod watch;
 
 pub use apply::{Apply, Create, Delete, Propagation};
-pub use condition::{Condition, Status, set_condition};
+pub use condition::{Condition, Status, StatusUpdate, set_condition};
 pub use error::Error;
 pub use event::{Event, EventType, ResourceKind};
 #[cfg(feature = "k8s-openapi")]
@@ -94,6 +103,8 @@ pub use path::{escape_pointer, get_path};
 pub use plugin::{Plugin, PluginInfo, Subscription, WriteScope};
 pub use record::{RecordEvent, Severity};
 pub use settings::{parse_settings, raw_settings, settings};
+pub use time::{Timestamp, now};
+pub use watch::{Finalizer, GroupKind, KindRef, MapRule, MappedWatch};
 
 /// Exports a [`Plugin`] as the component's `reconciler` interface. Use it
 /// once, at the top level of the plugin crate.

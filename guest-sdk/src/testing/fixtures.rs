@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{TestHost, read_yaml_objects};
-use crate::{Error, Event, EventType, Plugin};
+use crate::{Error, Event, EventType, Plugin, Timestamp};
 
 /// Environment variable that makes [`assert_fixtures`] write each case's
 /// actual outcome to its `expected.json` instead of comparing.
@@ -45,10 +45,18 @@ pub fn run_event<P: Plugin>(event: &Event) -> Value {
 /// ```text
 /// fixtures/
 ///   settings.json          settings for every case (optional, default {})
-///   cache/*.yaml           objects the plugin can read through the cache (optional)
+///   now                    the host's clock for every case: one RFC 3339
+///                          time, e.g. 2026-03-02T08:30:00Z (optional,
+///                          default 1970-01-01T00:00:00Z)
+///   cache/*.yaml           objects the plugin can read through the cache
+///                          (optional): subscribed kinds, owned children
+///                          (with ownerReferences), watched sources
 ///   <case>/object.yaml     the object of the event
-///   <case>/event           the event type: applied, deleted or resync
-///                          (optional, default applied)
+///   <case>/event           the event type: applied, deleted, resync or
+///                          finalizing (optional, default applied; a
+///                          finalizing object should carry
+///                          metadata.deletionTimestamp and the finalizer)
+///   <case>/now             the clock for this case, instead of ../now
 ///   <case>/settings.json   settings for this case, instead of ../settings.json
 ///   <case>/cache/          cache for this case, instead of ../cache/
 ///   <case>/expected.json   the outcome: {"intents": [...], "requeueAfterMs": null}
@@ -190,7 +198,7 @@ fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
     let settings = case_settings(dir, case)?;
     P::validate_settings(&settings)
         .map_err(|e| e.context("settings rejected by validate_settings"))?;
-    let mut host = TestHost::new().settings(settings);
+    let mut host = TestHost::new().settings(settings).now(case_now(dir, case)?);
     if let Some(cache) = [case.join("cache"), dir.join("cache")]
         .into_iter()
         .find(|p| p.is_dir())
@@ -199,6 +207,16 @@ fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
     }
     host.install();
     Ok(run_event::<P>(&Event::new(event_type, objects.remove(0))))
+}
+
+/// The case's clock, else the shared one, else [`DEFAULT_NOW`](super::DEFAULT_NOW).
+fn case_now(dir: &Path, case: &Path) -> Result<Timestamp, Error> {
+    for path in [case.join("now"), dir.join("now")] {
+        if let Some(text) = read_optional(&path)? {
+            return Timestamp::parse(text.trim()).map_err(|e| e.context(path.display()));
+        }
+    }
+    Ok(Timestamp::from_epoch_ms(0))
 }
 
 /// The content of a file, or none if it does not exist.
