@@ -34,6 +34,61 @@
 //! # fn main() {}
 //! ```
 //!
+//! A controller with a child, a finalizer and a status condition: it owns
+//! ConfigMaps (a change or deletion of a child reconciles its owner), lets
+//! the host hold its objects until the cleanup of a `finalizing` event is
+//! done, and reports `Ready` stamped with the host's clock.
+//!
+//! ```
+//! use kubewasm_guest::{
+//!     cache, Apply, Condition, Delete, Error, Event, GroupKind, KindRef, Object, ObjectRef,
+//!     Outcome, OwnerReference, Plugin, PluginInfo, Status, StatusUpdate, Subscription, WriteScope,
+//! };
+//! use serde_json::json;
+//!
+//! struct Pages;
+//!
+//! impl Plugin for Pages {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::new("pages", "0.1.0")
+//!             .subscribe(Subscription::new("demo.kubewasm.dev", "v1alpha1", "Website"))
+//!             .owns(KindRef::new("", "ConfigMap"))
+//!             .writes(WriteScope::new("demo.kubewasm.dev", "Website"))
+//!             .writes(WriteScope::new("", "ConfigMap"))
+//!             .finalizer([GroupKind::new("demo.kubewasm.dev", "Website")]) // kubewasm.dev/pages
+//!     }
+//!
+//!     fn reconcile(event: &Event) -> Result<Outcome, Error> {
+//!         let site = &event.object;
+//!         let children = cache::list_owned("v1", "ConfigMap", site)?;
+//!         if event.is_finalizing() {
+//!             // Cleanup; the host removes the finalizer once it is applied.
+//!             let mut cleanup = Outcome::new();
+//!             cleanup.extend(children.iter().map(|c| Delete::new(c.object_ref())));
+//!             return Ok(cleanup);
+//!         }
+//!         if event.is_deleted() || site.is_being_deleted() {
+//!             return Ok(Outcome::new());
+//!         }
+//!         let mut outcome = Outcome::new();
+//!         let ready = if children.is_empty() {
+//!             let child = ObjectRef::new("v1", "ConfigMap", site.namespace(), site.name());
+//!             outcome.push(Apply::fields(&child, json!({"data": {"title": site.get_str("spec.title")}}))
+//!                 .owner(OwnerReference::controller(site)?));
+//!             Condition::new("Ready", Status::False, "ChildPending", "creating the ConfigMap")
+//!         } else {
+//!             Condition::new("Ready", Status::True, "ChildReady", "the ConfigMap exists")
+//!         };
+//!         // observedGeneration from the object, lastTransitionTime = now() on change only.
+//!         outcome.extend(StatusUpdate::new(site).condition(ready).observed_generation().into_apply());
+//!         Ok(outcome)
+//!     }
+//! }
+//!
+//! kubewasm_guest::export_plugin!(Pages);
+//! # fn main() {}
+//! ```
+//!
 //! What the SDK offers:
 //!
 //! - reading the object: [`Object`] accessors (`name`, `namespace`, `uid`,
