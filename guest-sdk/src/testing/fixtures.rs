@@ -234,3 +234,96 @@ fn read_json(path: &Path) -> Result<Value, Error> {
     serde_json::from_str(&text)
         .map_err(|e| Error::from(e).context(format!("parsing {}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Outcome, PluginInfo, RecordEvent};
+
+    /// Records what it was called with: the event type and the clock.
+    struct Witness;
+
+    impl Plugin for Witness {
+        fn describe() -> PluginInfo {
+            PluginInfo::new("witness", "0.1.0")
+        }
+
+        fn reconcile(event: &Event) -> Result<Outcome, Error> {
+            let note = format!("{} at {}", event.event_type.as_str(), crate::now());
+            Ok(Outcome::new().with(RecordEvent::normal(event.object.object_ref(), "Seen", note)))
+        }
+    }
+
+    /// A fixtures directory under the system's temporary directory, removed
+    /// when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "kubewasm-guest-fixtures-{name}-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            Dir(dir)
+        }
+
+        fn write(&self, path: &str, text: &str) {
+            let path = self.0.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const OBJECT: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n";
+
+    fn note(dir: &Dir, case: &str) -> Value {
+        run_case::<Witness>(&dir.0, &dir.0.join(case)).unwrap()["intents"][0]["note"].clone()
+    }
+
+    #[test]
+    fn cases_get_the_event_type_and_the_clock_of_their_files() {
+        let dir = Dir::new("clock");
+        dir.write("now", "2026-03-05T12:00:00Z\n");
+        dir.write("shared-clock/object.yaml", OBJECT);
+        dir.write("own-clock/object.yaml", OBJECT);
+        dir.write("own-clock/now", "2026-03-06T00:00:00+01:00");
+        dir.write("own-clock/event", "finalizing\n");
+        assert_eq!(
+            note(&dir, "shared-clock"),
+            "applied at 2026-03-05T12:00:00Z"
+        );
+        assert_eq!(
+            note(&dir, "own-clock"),
+            "finalizing at 2026-03-05T23:00:00Z"
+        );
+    }
+
+    #[test]
+    fn without_a_clock_file_the_clock_is_the_epoch() {
+        let dir = Dir::new("epoch");
+        dir.write("case/object.yaml", OBJECT);
+        assert_eq!(note(&dir, "case"), "applied at 1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_bad_clock_file_names_the_file() {
+        let dir = Dir::new("bad-clock");
+        dir.write("case/object.yaml", OBJECT);
+        dir.write("case/now", "tomorrow");
+        let err = run_case::<Witness>(&dir.0, &dir.0.join("case")).unwrap_err();
+        assert_eq!(
+            err.message(),
+            format!(
+                "{}: \"tomorrow\" is not an RFC 3339 time",
+                dir.0.join("case/now").display()
+            )
+        );
+    }
+}
