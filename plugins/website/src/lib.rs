@@ -15,6 +15,12 @@
 //! plugin. It reads its children with `cache::list_owned` and deletes an
 //! owned ConfigMap that is not the current child.
 //!
+//! A Website may take more text from a ConfigMap it names in
+//! `spec.configMapRef` (`name`, `key` default `content`). A mapped watch
+//! (`PluginInfo::watches`, rule `field-ref` on `spec.configMapRef.name`)
+//! makes the host reconcile every Website naming a ConfigMap when that
+//! ConfigMap changes, so the page follows its source without a requeue.
+//!
 //! It asks the host to manage the finalizer `kubewasm.dev/website` on
 //! Websites: when a Website is deleted the plugin is called with a
 //! `finalizing` event, deletes the child itself (so cleanup does not depend
@@ -31,11 +37,11 @@ mod status;
 use std::time::Duration;
 
 use kubewasm_guest::{
-    Delete, Error, Event, GroupKind, KindRef, Object, Outcome, Plugin, PluginInfo, RecordEvent,
-    Status, Subscription, WriteScope, cache,
+    Delete, Error, Event, GroupKind, KindRef, MappedWatch, Object, Outcome, Plugin, PluginInfo,
+    RecordEvent, Status, Subscription, WriteScope, cache,
 };
 
-use crate::page::WebsiteSpec;
+use crate::page::{CONFIG_MAP_REF_PATH, WebsiteSpec};
 use crate::status::Readiness;
 
 /// The custom resource's group.
@@ -60,6 +66,13 @@ impl Plugin for Website {
             // ConfigMap of the child's name that someone else created is
             // seen, and never taken over.
             .owns(KindRef::new("", "ConfigMap").version("v1"))
+            // A change of a ConfigMap reconciles the Websites whose
+            // spec.configMapRef.name names it.
+            .watches(MappedWatch::field_ref(
+                KindRef::new("", "ConfigMap").version("v1"),
+                GroupKind::new(GROUP, "Website"),
+                CONFIG_MAP_REF_PATH,
+            ))
             .writes(WriteScope::new(GROUP, "Website"))
             .writes(WriteScope::new("", "ConfigMap"))
             .finalizer([GroupKind::new(GROUP, "Website")])
@@ -125,31 +138,75 @@ fn finalize(website: &Object) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
+/// Ready=False for a reason the user must fix: a Warning Event when the
+/// reason first appears, and the status; the child is left as it is.
+fn not_ready(website: &Object, reason: &'static str, message: String) -> Outcome {
+    let mut outcome = Outcome::new();
+    if !status::has_reason(website, reason) {
+        outcome.push(RecordEvent::warning(
+            website.object_ref(),
+            reason,
+            message.clone(),
+        ));
+    }
+    let readiness = Readiness::new(Status::False, reason, message);
+    outcome.extend(status::apply_for(website, &readiness));
+    outcome
+}
+
+/// What `spec.configMapRef` adds to the page.
+enum Referenced {
+    /// No reference.
+    Nothing,
+    /// The text of the referenced key.
+    Text(String),
+    /// Why the text cannot be read: the ConfigMap or its key is missing.
+    Missing(String),
+}
+
+fn referenced_text(website: &Object, spec: &WebsiteSpec) -> Result<Referenced, Error> {
+    let Some(reference) = &spec.config_map_ref else {
+        return Ok(Referenced::Nothing);
+    };
+    let Some(source) = cache::get("v1", "ConfigMap", website.namespace(), &reference.name)? else {
+        return Ok(Referenced::Missing(format!(
+            "ConfigMap {} does not exist",
+            reference.name
+        )));
+    };
+    Ok(match source.value()["data"][&reference.key].as_str() {
+        Some(text) => Referenced::Text(text.to_string()),
+        None => Referenced::Missing(format!(
+            "ConfigMap {} has no key {}",
+            reference.name, reference.key
+        )),
+    })
+}
+
 /// Brings one Website's child and status in line with its spec.
 fn reconcile_website(website: &Object) -> Result<Outcome, Error> {
-    let mut outcome = Outcome::new();
     let spec = website
         .get_as::<WebsiteSpec>("spec")
         .and_then(|spec| spec.ok_or_else(|| Error::msg("spec is missing")))
-        .and_then(|spec| spec.validate().map(|()| spec).map_err(Error::msg));
+        .and_then(|spec| {
+            spec.validate(website.name())
+                .map(|()| spec)
+                .map_err(Error::msg)
+        });
     let spec = match spec {
         Ok(spec) => spec,
-        Err(err) => {
-            let readiness = Readiness::new(Status::False, "InvalidSpec", err.to_string());
-            if !status::has_reason(website, readiness.reason) {
-                outcome.push(RecordEvent::warning(
-                    website.object_ref(),
-                    "InvalidSpec",
-                    err.to_string(),
-                ));
-            }
-            outcome.extend(status::apply_for(website, &readiness));
-            return Ok(outcome);
-        }
+        Err(err) => return Ok(not_ready(website, "InvalidSpec", err.to_string())),
+    };
+    let referenced = match referenced_text(website, &spec)? {
+        Referenced::Nothing => None,
+        Referenced::Text(text) => Some(text),
+        // The mapped watch calls again when the ConfigMap changes.
+        Referenced::Missing(message) => return Ok(not_ready(website, "ContentMissing", message)),
     };
 
+    let mut outcome = Outcome::new();
     let child_ref = child::child_ref(website);
-    let desired = child::desired(website, &spec.render())?;
+    let desired = child::desired(website, &spec.render_with(referenced.as_deref()))?;
     let (current, stale) = children(website)?;
     for old in &stale {
         outcome.push(Delete::new(old.object_ref()));
@@ -249,6 +306,14 @@ mod tests {
             .collect();
         assert_eq!(subs, ["demo.kubewasm.dev/v1alpha1/Website"]);
         assert_eq!(info.owns, [KindRef::new("", "ConfigMap").version("v1")]);
+        assert_eq!(
+            info.watches,
+            [MappedWatch::field_ref(
+                KindRef::new("", "ConfigMap").version("v1"),
+                GroupKind::new(GROUP, "Website"),
+                "spec.configMapRef.name"
+            )]
+        );
         assert_eq!(info.writes.len(), 2);
         let finalizer = info.finalizer.expect("a finalizer");
         assert_eq!(finalizer.name, "kubewasm.dev/website");
