@@ -1,10 +1,11 @@
 //! Reads from the host's cache of the cluster.
 //!
 //! The cache holds what the host's informers hold: the newest state of every
-//! object of the kinds loaded plugins subscribe to. A plugin may read only
-//! kinds it subscribes to itself; other kinds fail with an error. Objects come
-//! back in the version the host watches, whatever version `api_version`
-//! names.
+//! object of the kinds loaded plugins subscribe to, own or watch. A plugin
+//! may read only kinds it subscribes to, [owns](crate::PluginInfo::owns) or
+//! [watches](crate::PluginInfo::watches) itself; other kinds fail with an
+//! error. Objects come back in the version the host watches, whatever
+//! version `api_version` names.
 //!
 //! ```
 //! use kubewasm_guest::cache;
@@ -81,6 +82,71 @@ pub fn list(
         .map_err(|e| Error::msg(e).context(what()))?
         .iter()
         .map(|json| Object::parse(json).map_err(|e| e.context(what())))
+        .collect()
+}
+
+/// The children of `owner` of one kind: objects in the owner's namespace
+/// (every namespace if the owner is cluster-scoped) whose controller owner
+/// reference (`controller: true`) carries the owner's uid, sorted by
+/// namespace and name. A child of a deleted and recreated owner of the same
+/// name is not included. Declare the kind with
+/// [`PluginInfo::owns`](crate::PluginInfo::owns) so the host caches it and
+/// reconciles the owner when a child changes.
+///
+/// ```
+/// use kubewasm_guest::{cache, Object};
+/// use serde_json::json;
+///
+/// let website = Object::from(json!({"apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+///     "metadata": {"name": "blog", "namespace": "web", "uid": "u-1"}}));
+/// let child = |name: &str, uid: &str| json!({"apiVersion": "v1", "kind": "ConfigMap",
+///     "metadata": {"name": name, "namespace": "web", "ownerReferences": [{
+///         "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website", "name": "blog",
+///         "uid": uid, "controller": true}]}});
+/// kubewasm_guest::testing::TestHost::new()
+///     .object(child("blog", "u-1"))
+///     .object(child("stale", "u-0")) // owned by an earlier Website "blog"
+///     .install();
+/// let children = cache::list_owned("v1", "ConfigMap", &website)?;
+/// assert_eq!(children.len(), 1);
+/// assert_eq!(children[0].name(), "blog");
+/// # Ok::<(), kubewasm_guest::Error>(())
+/// ```
+pub fn list_owned(api_version: &str, kind: &str, owner: &Object) -> Result<Vec<Object>, Error> {
+    if owner.uid().is_none_or(str::is_empty) {
+        return Err(Error::msg(format!(
+            "{} has no metadata.uid to find its children by",
+            owner.object_ref()
+        )));
+    }
+    let mut children: Vec<Object> = list(api_version, kind, owner.namespace(), None)?
+        .into_iter()
+        .filter(|child| child.is_controlled_by(owner))
+        .collect();
+    children.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+    Ok(children)
+}
+
+/// The children of `owner` of one kind as k8s-openapi types; see
+/// [`list_owned`].
+///
+/// ```
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// # kubewasm_guest::testing::TestHost::new().install();
+/// let owner = kubewasm_guest::Object::from(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+///     "metadata": {"name": "web", "namespace": "shop", "uid": "u-1"}}));
+/// let maps: Vec<ConfigMap> = kubewasm_guest::cache::list_owned_resources(&owner)?;
+/// assert!(maps.is_empty());
+/// # Ok::<(), kubewasm_guest::Error>(())
+/// ```
+#[cfg(feature = "k8s-openapi")]
+pub fn list_owned_resources<K>(owner: &Object) -> Result<Vec<K>, Error>
+where
+    K: k8s_openapi::Resource + serde::de::DeserializeOwned,
+{
+    list_owned(K::API_VERSION, K::KIND, owner)?
+        .iter()
+        .map(Object::to_resource)
         .collect()
 }
 

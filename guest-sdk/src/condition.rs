@@ -1,14 +1,16 @@
 //! Status conditions (`status.conditions`), the `metav1.Condition` shape.
 //!
-//! A plugin has no trustworthy clock, so the time a condition changes is
-//! passed in by the caller: the best witness of the change the plugin can
-//! read, such as the `creationTimestamp` of the child whose appearance made
-//! the condition true. A condition whose status does not change keeps its
-//! previous `lastTransitionTime`, so repeated reconciles write nothing new.
+//! [`StatusUpdate`] is the helper to use: it sets `observedGeneration` from
+//! the object, stamps `lastTransitionTime` with the host's [`now`](crate::now)
+//! only when a condition is new or its status changes, and gives the status
+//! apply only if something changed, so repeated reconciles write nothing.
+//! [`set_condition`] is the same rule on a plain list, with the time passed
+//! in.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::Object;
+use crate::{Apply, Object, ObjectRef};
 
 /// A condition's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +136,197 @@ pub fn set_condition(
     }
 }
 
+/// The status an object should have, built from its current state: the
+/// conditions (and other status fields) a reconcile sets, written with one
+/// server-side apply to the `status` subresource only if they change it.
+///
+/// A condition set here gets the object's `metadata.generation` as its
+/// `observedGeneration` (unless it names one), and keeps its current
+/// `lastTransitionTime` unless it is new or its status changes, when it
+/// gets the host's [`now`](crate::now). Only the conditions set are applied:
+/// other managers' conditions stay theirs when the CRD declares
+/// `status.conditions` a map list (`x-kubernetes-list-type: map`,
+/// `x-kubernetes-list-map-keys: [type]`), as `metav1.Condition` lists do.
+///
+/// ```
+/// use kubewasm_guest::{testing::TestHost, Condition, Object, Outcome, Status, StatusUpdate, Timestamp};
+/// use serde_json::json;
+///
+/// TestHost::new().now(Timestamp::parse("2026-03-01T10:00:00Z")?).install();
+/// let website = Object::from(json!({"apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+///     "metadata": {"name": "blog", "namespace": "web", "generation": 3}}));
+/// let update = StatusUpdate::new(&website)
+///     .condition(Condition::new("Ready", Status::True, "ChildReady", "ConfigMap blog serves the page"))
+///     .observed_generation();
+/// let apply = update.into_apply().expect("the status changes");
+/// assert!(apply.status);
+/// assert_eq!(apply.object["status"], json!({"observedGeneration": 3, "conditions": [{
+///     "type": "Ready", "status": "True", "reason": "ChildReady",
+///     "message": "ConfigMap blog serves the page",
+///     "lastTransitionTime": "2026-03-01T10:00:00Z", "observedGeneration": 3}]}));
+///
+/// // Once the object carries that status, the same update writes nothing.
+/// let mut current = website.into_value();
+/// current["status"] = apply.object["status"].clone();
+/// let again = StatusUpdate::new(&Object::from(current))
+///     .condition(Condition::new("Ready", Status::True, "ChildReady", "ConfigMap blog serves the page"))
+///     .observed_generation();
+/// assert!(again.into_apply().is_none());
+/// let outcome = Outcome::new(); // outcome.extend(update.into_apply()) adds it when there is one
+/// # let _ = outcome;
+/// # Ok::<(), kubewasm_guest::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusUpdate {
+    target: ObjectRef,
+    generation: Option<i64>,
+    current: Value,
+    conditions: Vec<Condition>,
+    fields: Map<String, Value>,
+    changed: bool,
+}
+
+impl StatusUpdate {
+    /// An update of `object`'s status that changes nothing yet.
+    ///
+    /// ```
+    /// let obj = kubewasm_guest::Object::from(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "p", "namespace": "n"}}));
+    /// assert!(kubewasm_guest::StatusUpdate::new(&obj).into_apply().is_none());
+    /// ```
+    pub fn new(object: &Object) -> Self {
+        StatusUpdate {
+            target: object.object_ref(),
+            generation: object.generation(),
+            current: object.value()["status"].clone(),
+            conditions: Vec::new(),
+            fields: Map::new(),
+            changed: false,
+        }
+    }
+
+    /// Sets a condition (builder form of [`set`](Self::set)).
+    ///
+    /// ```
+    /// use kubewasm_guest::{Condition, Object, Status, StatusUpdate};
+    /// # kubewasm_guest::testing::TestHost::new().install();
+    /// let obj = Object::from(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "p", "generation": 2}}));
+    /// let update = StatusUpdate::new(&obj).condition(Condition::new("Ready", Status::False, "Waiting", ""));
+    /// assert_eq!(update.conditions()[0].observed_generation, Some(2));
+    /// ```
+    pub fn condition(mut self, condition: Condition) -> Self {
+        self.set(condition);
+        self
+    }
+
+    /// Sets a condition, replacing one of the same type set earlier in this
+    /// update: `observedGeneration` defaults to the object's generation,
+    /// `lastTransitionTime` is kept from the object's current condition of
+    /// that type if the status is the same, and is [`now`](crate::now)
+    /// otherwise.
+    ///
+    /// ```
+    /// use kubewasm_guest::{Condition, Object, Status, StatusUpdate};
+    /// # kubewasm_guest::testing::TestHost::new().install();
+    /// let obj = Object::from(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "p"}, "status": {"conditions": [{"type": "Ready", "status": "False",
+    ///     "reason": "Waiting", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}));
+    /// let mut update = StatusUpdate::new(&obj);
+    /// update.set(Condition::new("Ready", Status::False, "StillWaiting", ""));
+    /// assert_eq!(update.conditions()[0].last_transition_time, "2026-01-01T00:00:00Z");
+    /// assert!(update.is_changed()); // the reason changed
+    /// ```
+    pub fn set(&mut self, mut condition: Condition) {
+        if condition.observed_generation.is_none() {
+            condition.observed_generation = self.generation;
+        }
+        let current = current_condition(&self.current, &condition.type_);
+        condition.last_transition_time = match &current {
+            Some(c) if c.status == condition.status && !c.last_transition_time.is_empty() => {
+                c.last_transition_time.clone()
+            }
+            _ => crate::now().rfc3339().to_string(),
+        };
+        self.changed |= current.as_ref() != Some(&condition);
+        match self
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == condition.type_)
+        {
+            Some(earlier) => *earlier = condition,
+            None => self.conditions.push(condition),
+        }
+    }
+
+    /// Sets `status.<key>` (any JSON value) alongside the conditions.
+    ///
+    /// ```
+    /// use kubewasm_guest::{Object, StatusUpdate};
+    /// let obj = Object::from(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "p"}, "status": {"url": "http://a"}}));
+    /// assert!(!StatusUpdate::new(&obj).field("url", "http://a").is_changed());
+    /// assert!(StatusUpdate::new(&obj).field("url", "http://b").is_changed());
+    /// ```
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        self.changed |= self.current.get(&key) != Some(&value);
+        self.fields.insert(key, value);
+        self
+    }
+
+    /// Sets `status.observedGeneration` to the object's
+    /// `metadata.generation`.
+    ///
+    /// ```
+    /// use kubewasm_guest::{Object, StatusUpdate};
+    /// let obj = Object::from(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "p", "generation": 4}, "status": {"observedGeneration": 3}}));
+    /// let apply = StatusUpdate::new(&obj).observed_generation().into_apply().unwrap();
+    /// assert_eq!(apply.object["status"]["observedGeneration"], 4);
+    /// ```
+    pub fn observed_generation(self) -> Self {
+        let generation = self.generation;
+        self.field("observedGeneration", generation)
+    }
+
+    /// The conditions set so far, with their final transition times.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// Whether the update changes the object's status.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The server-side apply of the status subresource holding the fields
+    /// and conditions set, or none if they are what the object already has.
+    /// `Outcome::extend` takes the `Option` as it is.
+    pub fn into_apply(self) -> Option<Apply> {
+        if !self.changed {
+            return None;
+        }
+        let mut status = self.fields;
+        if !self.conditions.is_empty() {
+            status.insert(
+                "conditions".to_string(),
+                serde_json::to_value(&self.conditions).unwrap_or_default(),
+            );
+        }
+        Some(Apply::status_of(&self.target, Value::Object(status)))
+    }
+}
+
+/// The condition of one type in a `status` value, if well-formed.
+fn current_condition(status: &Value, type_: &str) -> Option<Condition> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .filter(|c| c["type"] == type_)
+        .find_map(|c| serde_json::from_value(c.clone()).ok())
+}
+
 impl Object {
     /// `status.conditions`, skipping malformed entries.
     ///
@@ -238,5 +431,84 @@ mod tests {
             serde_json::json!({"status": {"conditions": [{"type": "A", "status": "Maybe", "reason": "R"}]}}),
         );
         assert!(obj.conditions().is_empty());
+    }
+
+    fn website(status: serde_json::Value) -> Object {
+        Object::from(serde_json::json!({
+            "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+            "metadata": {"name": "blog", "namespace": "web", "generation": 2},
+            "status": status}))
+    }
+
+    fn at(time: &str) {
+        crate::testing::TestHost::new()
+            .now(crate::Timestamp::parse(time).unwrap())
+            .install();
+    }
+
+    #[test]
+    fn status_update_stamps_now_only_when_the_status_changes() {
+        at(T1);
+        let current = website(serde_json::json!({"conditions": [
+            {"type": "Ready", "status": "False", "reason": "Pending", "message": "",
+             "lastTransitionTime": T0, "observedGeneration": 2},
+            {"type": "Degraded", "status": "False", "reason": "Fine", "message": "",
+             "lastTransitionTime": T0}]}));
+        let same = StatusUpdate::new(&current).condition(Condition::new(
+            "Ready",
+            Status::False,
+            "Pending",
+            "",
+        ));
+        assert!(!same.is_changed());
+        assert!(same.into_apply().is_none());
+
+        let flipped = StatusUpdate::new(&current)
+            .condition(Condition::new("Ready", Status::True, "Done", "ok"))
+            .into_apply()
+            .unwrap();
+        // Only the condition set is applied; Degraded stays another manager's.
+        assert_eq!(
+            flipped.object["status"],
+            serde_json::json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Done",
+                "message": "ok", "lastTransitionTime": T1, "observedGeneration": 2}]})
+        );
+    }
+
+    #[test]
+    fn status_update_keeps_an_explicit_generation_and_the_last_of_a_type() {
+        at(T1);
+        let mut update = StatusUpdate::new(&website(serde_json::Value::Null));
+        update
+            .set(Condition::new("Ready", Status::Unknown, "Init", "").observed_generation(Some(1)));
+        update.set(
+            Condition::new("Ready", Status::False, "Pending", "").observed_generation(Some(1)),
+        );
+        assert_eq!(update.conditions().len(), 1);
+        assert_eq!(update.conditions()[0].reason, "Pending");
+        assert_eq!(update.conditions()[0].observed_generation, Some(1));
+        assert_eq!(update.conditions()[0].last_transition_time, T1);
+    }
+
+    #[test]
+    fn status_update_with_a_new_generation_keeps_the_transition_time() {
+        at(T1);
+        let current = website(serde_json::json!({"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Done", "message": "ok",
+             "lastTransitionTime": T0, "observedGeneration": 1}]}));
+        let apply = StatusUpdate::new(&current)
+            .condition(Condition::new("Ready", Status::True, "Done", "ok"))
+            .observed_generation()
+            .into_apply()
+            .unwrap();
+        assert_eq!(apply.object["status"]["observedGeneration"], 2);
+        assert_eq!(
+            apply.object["status"]["conditions"][0]["lastTransitionTime"],
+            T0
+        );
+        assert_eq!(
+            apply.object["status"]["conditions"][0]["observedGeneration"],
+            2
+        );
     }
 }

@@ -5,20 +5,30 @@ use serde::de::DeserializeOwned;
 use crate::{Error, Object};
 
 /// Why the plugin is being called.
+///
+/// Not exhaustive: a later contract may add reasons, so a `match` needs a
+/// catch-all arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventType {
     /// The object was created or changed (or is seen for the first time).
     Applied,
     /// The object was deleted; the event carries its last known state.
     Deleted,
-    /// Nothing changed: the plugin (re)loaded, a periodic resync, or a
-    /// requested requeue.
+    /// Nothing changed: the plugin (re)loaded, a periodic resync, a
+    /// requested requeue, or an owned child or a mapped watch source changed.
     Resync,
+    /// The object is being deleted (`metadata.deletionTimestamp` is set) and
+    /// still carries the plugin's [finalizer](crate::PluginInfo::finalizer):
+    /// clean up and return the intents that do it. The host removes the
+    /// finalizer once this reconcile succeeds and its intents are applied;
+    /// an error keeps it and the call is retried with backoff.
+    Finalizing,
 }
 
 impl EventType {
-    /// The name used in WIT and on the command line: `applied`, `deleted`,
-    /// `resync`.
+    /// The name used in WIT, fixtures and on the command line: `applied`,
+    /// `deleted`, `resync`, `finalizing`.
     ///
     /// ```
     /// assert_eq!(kubewasm_guest::EventType::Deleted.as_str(), "deleted");
@@ -28,10 +38,11 @@ impl EventType {
             EventType::Applied => "applied",
             EventType::Deleted => "deleted",
             EventType::Resync => "resync",
+            EventType::Finalizing => "finalizing",
         }
     }
 
-    /// Parses `applied`, `deleted` or `resync`.
+    /// Parses `applied`, `deleted`, `resync` or `finalizing`.
     ///
     /// ```
     /// use kubewasm_guest::EventType;
@@ -43,6 +54,7 @@ impl EventType {
             "applied" => Some(EventType::Applied),
             "deleted" => Some(EventType::Deleted),
             "resync" => Some(EventType::Resync),
+            "finalizing" => Some(EventType::Finalizing),
             _ => None,
         }
     }
@@ -186,6 +198,19 @@ impl Event {
         self.event_type == EventType::Deleted
     }
 
+    /// Whether the object is being deleted and waits for the plugin's
+    /// cleanup ([`EventType::Finalizing`]): return the intents that clean
+    /// up; the host then removes the plugin's finalizer.
+    ///
+    /// ```
+    /// use kubewasm_guest::{Event, EventType, Object};
+    /// assert!(Event::new(EventType::Finalizing, Object::default()).is_finalizing());
+    /// assert!(!Event::new(EventType::Deleted, Object::default()).is_finalizing());
+    /// ```
+    pub fn is_finalizing(&self) -> bool {
+        self.event_type == EventType::Finalizing
+    }
+
     /// Deserializes the object into a typed form: a struct of your own, or a
     /// k8s-openapi type. With the `k8s-openapi` feature,
     /// `Object::to_resource` also checks the kind.
@@ -232,7 +257,12 @@ mod tests {
 
     #[test]
     fn event_type_round_trips() {
-        for t in [EventType::Applied, EventType::Deleted, EventType::Resync] {
+        for t in [
+            EventType::Applied,
+            EventType::Deleted,
+            EventType::Resync,
+            EventType::Finalizing,
+        ] {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
     }

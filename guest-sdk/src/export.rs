@@ -8,8 +8,9 @@ use std::marker::PhantomData;
 use crate::bindings::exports::kubewasm::plugin::reconciler::Guest;
 use crate::bindings::kubewasm::plugin::types as wit;
 use crate::{
-    Apply, Create, Delete, Error, Event, EventType, Intent, Object, ObjectRef, Outcome, Patch,
-    Plugin, PluginInfo, Propagation, RecordEvent, ResourceKind, Severity,
+    Apply, Create, Delete, Error, Event, EventType, Finalizer, GroupKind, Intent, KindRef, MapRule,
+    MappedWatch, Object, ObjectRef, Outcome, Patch, Plugin, PluginInfo, Propagation, RecordEvent,
+    ResourceKind, Severity,
 };
 
 /// Implements the generated `Guest` trait for any [`Plugin`]. Not meant to be
@@ -64,6 +65,59 @@ impl From<PluginInfo> for wit::PluginInfo {
                     kind: w.kind,
                 })
                 .collect(),
+            owns: info.owns.into_iter().map(wit::KindRef::from).collect(),
+            watches: info
+                .watches
+                .into_iter()
+                .map(wit::MappedWatch::from)
+                .collect(),
+            finalizer: info.finalizer.map(wit::Finalizer::from),
+        }
+    }
+}
+
+impl From<KindRef> for wit::KindRef {
+    fn from(kind: KindRef) -> Self {
+        wit::KindRef {
+            group: kind.group,
+            kind: kind.kind,
+            version: kind.version,
+        }
+    }
+}
+
+impl From<GroupKind> for wit::GroupKind {
+    fn from(kind: GroupKind) -> Self {
+        wit::GroupKind {
+            group: kind.group,
+            kind: kind.kind,
+        }
+    }
+}
+
+impl From<MappedWatch> for wit::MappedWatch {
+    fn from(watch: MappedWatch) -> Self {
+        wit::MappedWatch {
+            source: watch.source.into(),
+            target: watch.target.into(),
+            rule: match watch.rule {
+                MapRule::FieldRef(path) => wit::MapRule::FieldRef(path),
+                MapRule::Label(key) => wit::MapRule::Label(key),
+                MapRule::Selector(selector) => wit::MapRule::Selector(selector),
+            },
+        }
+    }
+}
+
+impl From<Finalizer> for wit::Finalizer {
+    fn from(finalizer: Finalizer) -> Self {
+        wit::Finalizer {
+            name: finalizer.name,
+            kinds: finalizer
+                .kinds
+                .into_iter()
+                .map(wit::GroupKind::from)
+                .collect(),
         }
     }
 }
@@ -86,6 +140,7 @@ impl TryFrom<wit::Event> for Event {
                 wit::EventType::Applied => EventType::Applied,
                 wit::EventType::Deleted => EventType::Deleted,
                 wit::EventType::Resync => EventType::Resync,
+                wit::EventType::Finalizing => EventType::Finalizing,
             },
             kind,
             object,
@@ -194,6 +249,80 @@ mod tests {
         assert!(event.is_deleted());
         assert_eq!(event.object.name(), "web");
         assert_eq!(event.kind.api_version(), "apps/v1");
+    }
+
+    #[test]
+    fn finalizing_event_from_wit() {
+        let event = Event::try_from(wit::Event {
+            event_type: wit::EventType::Finalizing,
+            kind: wit::ResourceKind {
+                group: "demo.kubewasm.dev".into(),
+                version: "v1alpha1".into(),
+                kind: "Website".into(),
+                plural: "websites".into(),
+                namespaced: true,
+            },
+            object:
+                r#"{"metadata": {"name": "blog", "deletionTimestamp": "2026-03-01T10:00:00Z"}}"#
+                    .into(),
+        })
+        .unwrap();
+        assert!(event.is_finalizing() && event.object.is_being_deleted());
+    }
+
+    #[test]
+    fn plugin_info_to_wit_carries_owns_watches_and_finalizer() {
+        let info = wit::PluginInfo::from(
+            PluginInfo::new("website", "1.0.0")
+                .owns(KindRef::new("", "ConfigMap"))
+                .owns(KindRef::new("apps", "Deployment").version("v1"))
+                .watches(MappedWatch::field_ref(
+                    KindRef::new("", "Secret"),
+                    GroupKind::new("demo.kubewasm.dev", "Website"),
+                    "spec.secretRef.name",
+                ))
+                .watches(MappedWatch::label(
+                    KindRef::new("", "Service"),
+                    GroupKind::new("demo.kubewasm.dev", "Website"),
+                    "app.kubernetes.io/instance",
+                ))
+                .watches(MappedWatch::selector(
+                    KindRef::new("", "Namespace"),
+                    GroupKind::new("demo.kubewasm.dev", "Website"),
+                    "tier=web",
+                ))
+                .finalizer([GroupKind::new("demo.kubewasm.dev", "Website")]),
+        );
+        let owns: Vec<_> = info
+            .owns
+            .iter()
+            .map(|k| (k.group.as_str(), k.kind.as_str(), k.version.as_deref()))
+            .collect();
+        assert_eq!(
+            owns,
+            [("", "ConfigMap", None), ("apps", "Deployment", Some("v1"))]
+        );
+        let rules: Vec<_> = info
+            .watches
+            .iter()
+            .map(|w| match &w.rule {
+                wit::MapRule::FieldRef(path) => format!("{} field-ref {path}", w.source.kind),
+                wit::MapRule::Label(key) => format!("{} label {key}", w.source.kind),
+                wit::MapRule::Selector(s) => format!("{} selector {s}", w.source.kind),
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "Secret field-ref spec.secretRef.name",
+                "Service label app.kubernetes.io/instance",
+                "Namespace selector tier=web"
+            ]
+        );
+        assert!(info.watches.iter().all(|w| w.target.kind == "Website"));
+        let finalizer = info.finalizer.unwrap();
+        assert_eq!(finalizer.name, "kubewasm.dev/website");
+        assert_eq!(finalizer.kinds[0].group, "demo.kubewasm.dev");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`TestHost`](crate::testing::TestHost), so plugins and their helpers can be
 //! unit-tested with plain `cargo test`.
 
+use crate::Timestamp;
 use crate::log::Level;
 
 /// Emits one log record.
@@ -37,8 +38,14 @@ pub(crate) fn list(
     imp::list(api_version, kind, namespace, label_selector)
 }
 
+/// The host's wall clock (one instant per reconcile).
+pub(crate) fn now() -> Timestamp {
+    imp::now()
+}
+
 #[cfg(target_arch = "wasm32")]
 mod imp {
+    use crate::Timestamp;
     use crate::bindings::kubewasm::plugin::host;
     use crate::bindings::kubewasm::plugin::types::LogLevel;
     use crate::log::Level;
@@ -74,6 +81,11 @@ mod imp {
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, String> {
         host::list_objects(api_version, kind, namespace, label_selector)
+    }
+
+    pub fn now() -> Timestamp {
+        let now = host::now();
+        Timestamp::from_parts(now.epoch_ms, now.rfc3339)
     }
 }
 

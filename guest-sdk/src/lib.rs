@@ -2,7 +2,7 @@
 //! in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2` against the
-//! `kubewasm:plugin@0.1.0` WIT world. With this crate it is one [`Plugin`]
+//! `kubewasm:plugin@0.2.0` WIT world. With this crate it is one [`Plugin`]
 //! impl and one [`export_plugin!`] line: the host calls
 //! [`Plugin::reconcile`] for every change of an object the plugin subscribes
 //! to, and makes the writes ([`Intent`]s) it returns with the plugin's own
@@ -34,6 +34,61 @@
 //! # fn main() {}
 //! ```
 //!
+//! A controller with a child, a finalizer and a status condition: it owns
+//! ConfigMaps (a change or deletion of a child reconciles its owner), lets
+//! the host hold its objects until the cleanup of a `finalizing` event is
+//! done, and reports `Ready` stamped with the host's clock.
+//!
+//! ```
+//! use kubewasm_guest::{
+//!     cache, Apply, Condition, Delete, Error, Event, GroupKind, KindRef, Object, ObjectRef,
+//!     Outcome, OwnerReference, Plugin, PluginInfo, Status, StatusUpdate, Subscription, WriteScope,
+//! };
+//! use serde_json::json;
+//!
+//! struct Pages;
+//!
+//! impl Plugin for Pages {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::new("pages", "0.1.0")
+//!             .subscribe(Subscription::new("demo.kubewasm.dev", "v1alpha1", "Website"))
+//!             .owns(KindRef::new("", "ConfigMap"))
+//!             .writes(WriteScope::new("demo.kubewasm.dev", "Website"))
+//!             .writes(WriteScope::new("", "ConfigMap"))
+//!             .finalizer([GroupKind::new("demo.kubewasm.dev", "Website")]) // kubewasm.dev/pages
+//!     }
+//!
+//!     fn reconcile(event: &Event) -> Result<Outcome, Error> {
+//!         let site = &event.object;
+//!         let children = cache::list_owned("v1", "ConfigMap", site)?;
+//!         if event.is_finalizing() {
+//!             // Cleanup; the host removes the finalizer once it is applied.
+//!             let mut cleanup = Outcome::new();
+//!             cleanup.extend(children.iter().map(|c| Delete::new(c.object_ref())));
+//!             return Ok(cleanup);
+//!         }
+//!         if event.is_deleted() || site.is_being_deleted() {
+//!             return Ok(Outcome::new());
+//!         }
+//!         let mut outcome = Outcome::new();
+//!         let ready = if children.is_empty() {
+//!             let child = ObjectRef::new("v1", "ConfigMap", site.namespace(), site.name());
+//!             outcome.push(Apply::fields(&child, json!({"data": {"title": site.get_str("spec.title")}}))
+//!                 .owner(OwnerReference::controller(site)?));
+//!             Condition::new("Ready", Status::False, "ChildPending", "creating the ConfigMap")
+//!         } else {
+//!             Condition::new("Ready", Status::True, "ChildReady", "the ConfigMap exists")
+//!         };
+//!         // observedGeneration from the object, lastTransitionTime = now() on change only.
+//!         outcome.extend(StatusUpdate::new(site).condition(ready).observed_generation().into_apply());
+//!         Ok(outcome)
+//!     }
+//! }
+//!
+//! kubewasm_guest::export_plugin!(Pages);
+//! # fn main() {}
+//! ```
+//!
 //! What the SDK offers:
 //!
 //! - reading the object: [`Object`] accessors (`name`, `namespace`, `uid`,
@@ -43,17 +98,24 @@
 //!   (`Object::to_resource`);
 //! - building intents: [`Apply`], [`Patch`] and [`JsonPatch`], [`Create`],
 //!   [`Delete`], [`RecordEvent`], collected in an [`Outcome`];
-//! - children and status: [`OwnerReference::controller`],
-//!   [`Condition`] and [`set_condition`];
+//! - children: [`PluginInfo::owns`] (a child's change reconciles its
+//!   owner), [`OwnerReference::controller`] on what the plugin creates, and
+//!   [`cache::list_owned`] to read the current children;
+//! - other kinds that wake the plugin: [`PluginInfo::watches`] with a
+//!   [`MappedWatch`] (field reference, label or selector);
+//! - cleanup before deletion: [`PluginInfo::finalizer`], then
+//!   [`Event::is_finalizing`] in `reconcile`;
+//! - status: [`StatusUpdate`] with [`Condition`]s (`observedGeneration`,
+//!   `lastTransitionTime` only on change);
 //! - the host: [`log`](mod@log) and its macros ([`info!`] ...),
-//!   [`settings()`], the [`cache`];
+//!   [`settings()`], the [`cache`], the clock [`now()`];
 //! - offline tests: [`testing`] answers the host calls on native targets and
 //!   runs conformance fixtures.
 //!
 //! Build a plugin crate (`crate-type = ["cdylib"]`) with
 //! `cargo build --release --target wasm32-wasip2`; the output `.wasm` is the
-//! component. Keep plugins free of files, environment, network and clocks:
-//! the host grants none of them.
+//! component. Keep plugins free of files, environment, network and the
+//! system clock: the host grants none of them (read the time with [`now()`]).
 
 pub mod cache;
 pub mod log;
@@ -77,11 +139,13 @@ mod path;
 mod plugin;
 mod record;
 mod settings;
+mod time;
 #[cfg(feature = "k8s-openapi")]
 mod typed;
+mod watch;
 
 pub use apply::{Apply, Create, Delete, Propagation};
-pub use condition::{Condition, Status, set_condition};
+pub use condition::{Condition, Status, StatusUpdate, set_condition};
 pub use error::Error;
 pub use event::{Event, EventType, ResourceKind};
 #[cfg(feature = "k8s-openapi")]
@@ -94,6 +158,8 @@ pub use path::{escape_pointer, get_path};
 pub use plugin::{Plugin, PluginInfo, Subscription, WriteScope};
 pub use record::{RecordEvent, Severity};
 pub use settings::{parse_settings, raw_settings, settings};
+pub use time::{Timestamp, now};
+pub use watch::{Finalizer, GroupKind, KindRef, MapRule, MappedWatch};
 
 /// Exports a [`Plugin`] as the component's `reconciler` interface. Use it
 /// once, at the top level of the plugin crate.

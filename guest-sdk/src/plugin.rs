@@ -1,7 +1,7 @@
 //! The [`Plugin`] trait a plugin implements, and the description it gives of
 //! itself.
 
-use crate::{Error, Event, Outcome};
+use crate::{Error, Event, Finalizer, GroupKind, KindRef, MappedWatch, Outcome};
 
 /// A kubewasm reconcile plugin. Implement it on a unit struct and export it
 /// with [`export_plugin!`](crate::export_plugin).
@@ -31,8 +31,9 @@ use crate::{Error, Event, Outcome};
 /// # fn main() {}
 /// ```
 pub trait Plugin: 'static {
-    /// Name, version, subscriptions and write scope. Called once when the
-    /// plugin loads; must not depend on settings.
+    /// Name, version, subscriptions, write scope, owned kinds, mapped
+    /// watches and finalizer. Called once when the plugin loads; must not
+    /// depend on settings.
     fn describe() -> PluginInfo;
 
     /// Checks an operator-supplied settings document (JSON text) before the
@@ -71,6 +72,15 @@ pub struct PluginInfo {
     pub subscriptions: Vec<Subscription>,
     /// The kinds the plugin may write.
     pub writes: Vec<WriteScope>,
+    /// Kinds of children the plugin owns: a change or deletion of such an
+    /// object whose controller owner reference names an object of a kind the
+    /// plugin subscribes to reconciles that owner (a `resync`), not the
+    /// child. The plugin may read owned kinds from the cache.
+    pub owns: Vec<KindRef>,
+    /// Changes of other kinds mapped to reconciles of subscribed kinds.
+    pub watches: Vec<MappedWatch>,
+    /// A finalizer for the host to manage, if any.
+    pub finalizer: Option<Finalizer>,
 }
 
 impl PluginInfo {
@@ -86,6 +96,9 @@ impl PluginInfo {
             version: version.into(),
             subscriptions: Vec::new(),
             writes: Vec::new(),
+            owns: Vec::new(),
+            watches: Vec::new(),
+            finalizer: None,
         }
     }
 
@@ -110,6 +123,75 @@ impl PluginInfo {
     /// ```
     pub fn writes(mut self, scope: WriteScope) -> Self {
         self.writes.push(scope);
+        self
+    }
+
+    /// Adds a kind of children the plugin owns (kube-rs `Controller::owns`):
+    /// a child's change or deletion reconciles its controller, and the
+    /// plugin reads the children with
+    /// [`cache::list_owned`](crate::cache::list_owned). Declare the kind in
+    /// [`writes`](Self::writes) too to create or change children; no
+    /// subscription to the kind is needed.
+    ///
+    /// ```
+    /// use kubewasm_guest::{KindRef, PluginInfo, Subscription, WriteScope};
+    /// let info = PluginInfo::new("p", "1")
+    ///     .subscribe(Subscription::new("demo.kubewasm.dev", "v1alpha1", "Website"))
+    ///     .owns(KindRef::new("", "ConfigMap"))
+    ///     .writes(WriteScope::new("", "ConfigMap"));
+    /// assert_eq!(info.owns[0].kind, "ConfigMap");
+    /// ```
+    pub fn owns(mut self, kind: KindRef) -> Self {
+        self.owns.push(kind);
+        self
+    }
+
+    /// Adds a mapped watch: changes of its source kind reconcile the
+    /// targets its rule names.
+    ///
+    /// ```
+    /// use kubewasm_guest::{GroupKind, KindRef, MappedWatch, PluginInfo};
+    /// let info = PluginInfo::new("p", "1").watches(MappedWatch::label(
+    ///     KindRef::new("", "Secret"), GroupKind::new("", "ConfigMap"), "app"));
+    /// assert_eq!(info.watches[0].source.kind, "Secret");
+    /// ```
+    pub fn watches(mut self, watch: MappedWatch) -> Self {
+        self.watches.push(watch);
+        self
+    }
+
+    /// Asks the host to manage a finalizer named
+    /// `kubewasm.dev/<plugin-name>` ([`Finalizer::default_name`]) on objects
+    /// of `kinds`, which the plugin must subscribe to and write. The plugin
+    /// then gets a [`Finalizing`](crate::EventType::Finalizing) event when
+    /// such an object's deletion starts.
+    ///
+    /// ```
+    /// use kubewasm_guest::{GroupKind, PluginInfo};
+    /// let info = PluginInfo::new("website", "1")
+    ///     .finalizer([GroupKind::new("demo.kubewasm.dev", "Website")]);
+    /// assert_eq!(info.finalizer.unwrap().name, "kubewasm.dev/website");
+    /// ```
+    pub fn finalizer(self, kinds: impl IntoIterator<Item = GroupKind>) -> Self {
+        let name = Finalizer::default_name(&self.name);
+        self.finalizer_named(name, kinds)
+    }
+
+    /// Like [`finalizer`](Self::finalizer), with a name of the plugin's
+    /// choosing (`<dns-subdomain>/<name>`).
+    ///
+    /// ```
+    /// use kubewasm_guest::{GroupKind, PluginInfo};
+    /// let info = PluginInfo::new("dns", "1")
+    ///     .finalizer_named("example.com/dns-record", [GroupKind::new("", "Service")]);
+    /// assert_eq!(info.finalizer.unwrap().name, "example.com/dns-record");
+    /// ```
+    pub fn finalizer_named(
+        mut self,
+        name: impl Into<String>,
+        kinds: impl IntoIterator<Item = GroupKind>,
+    ) -> Self {
+        self.finalizer = Some(Finalizer::new(name, kinds));
         self
     }
 }

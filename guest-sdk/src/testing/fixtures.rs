@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{TestHost, read_yaml_objects};
-use crate::{Error, Event, EventType, Plugin};
+use crate::{Error, Event, EventType, Plugin, Timestamp};
 
 /// Environment variable that makes [`assert_fixtures`] write each case's
 /// actual outcome to its `expected.json` instead of comparing.
@@ -45,10 +45,18 @@ pub fn run_event<P: Plugin>(event: &Event) -> Value {
 /// ```text
 /// fixtures/
 ///   settings.json          settings for every case (optional, default {})
-///   cache/*.yaml           objects the plugin can read through the cache (optional)
+///   now                    the host's clock for every case: one RFC 3339
+///                          time, e.g. 2026-03-02T08:30:00Z (optional,
+///                          default 1970-01-01T00:00:00Z)
+///   cache/*.yaml           objects the plugin can read through the cache
+///                          (optional): subscribed kinds, owned children
+///                          (with ownerReferences), watched sources
 ///   <case>/object.yaml     the object of the event
-///   <case>/event           the event type: applied, deleted or resync
-///                          (optional, default applied)
+///   <case>/event           the event type: applied, deleted, resync or
+///                          finalizing (optional, default applied; a
+///                          finalizing object should carry
+///                          metadata.deletionTimestamp and the finalizer)
+///   <case>/now             the clock for this case, instead of ../now
 ///   <case>/settings.json   settings for this case, instead of ../settings.json
 ///   <case>/cache/          cache for this case, instead of ../cache/
 ///   <case>/expected.json   the outcome: {"intents": [...], "requeueAfterMs": null}
@@ -190,7 +198,7 @@ fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
     let settings = case_settings(dir, case)?;
     P::validate_settings(&settings)
         .map_err(|e| e.context("settings rejected by validate_settings"))?;
-    let mut host = TestHost::new().settings(settings);
+    let mut host = TestHost::new().settings(settings).now(case_now(dir, case)?);
     if let Some(cache) = [case.join("cache"), dir.join("cache")]
         .into_iter()
         .find(|p| p.is_dir())
@@ -199,6 +207,16 @@ fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
     }
     host.install();
     Ok(run_event::<P>(&Event::new(event_type, objects.remove(0))))
+}
+
+/// The case's clock, else the shared one, else [`DEFAULT_NOW`](super::DEFAULT_NOW).
+fn case_now(dir: &Path, case: &Path) -> Result<Timestamp, Error> {
+    for path in [case.join("now"), dir.join("now")] {
+        if let Some(text) = read_optional(&path)? {
+            return Timestamp::parse(text.trim()).map_err(|e| e.context(path.display()));
+        }
+    }
+    Ok(Timestamp::from_epoch_ms(0))
 }
 
 /// The content of a file, or none if it does not exist.
@@ -215,4 +233,97 @@ fn read_json(path: &Path) -> Result<Value, Error> {
         .map_err(|e| Error::from(e).context(format!("reading {}", path.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| Error::from(e).context(format!("parsing {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Outcome, PluginInfo, RecordEvent};
+
+    /// Records what it was called with: the event type and the clock.
+    struct Witness;
+
+    impl Plugin for Witness {
+        fn describe() -> PluginInfo {
+            PluginInfo::new("witness", "0.1.0")
+        }
+
+        fn reconcile(event: &Event) -> Result<Outcome, Error> {
+            let note = format!("{} at {}", event.event_type.as_str(), crate::now());
+            Ok(Outcome::new().with(RecordEvent::normal(event.object.object_ref(), "Seen", note)))
+        }
+    }
+
+    /// A fixtures directory under the system's temporary directory, removed
+    /// when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "kubewasm-guest-fixtures-{name}-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            Dir(dir)
+        }
+
+        fn write(&self, path: &str, text: &str) {
+            let path = self.0.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const OBJECT: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n";
+
+    fn note(dir: &Dir, case: &str) -> Value {
+        run_case::<Witness>(&dir.0, &dir.0.join(case)).unwrap()["intents"][0]["note"].clone()
+    }
+
+    #[test]
+    fn cases_get_the_event_type_and_the_clock_of_their_files() {
+        let dir = Dir::new("clock");
+        dir.write("now", "2026-03-05T12:00:00Z\n");
+        dir.write("shared-clock/object.yaml", OBJECT);
+        dir.write("own-clock/object.yaml", OBJECT);
+        dir.write("own-clock/now", "2026-03-06T00:00:00+01:00");
+        dir.write("own-clock/event", "finalizing\n");
+        assert_eq!(
+            note(&dir, "shared-clock"),
+            "applied at 2026-03-05T12:00:00Z"
+        );
+        assert_eq!(
+            note(&dir, "own-clock"),
+            "finalizing at 2026-03-05T23:00:00Z"
+        );
+    }
+
+    #[test]
+    fn without_a_clock_file_the_clock_is_the_epoch() {
+        let dir = Dir::new("epoch");
+        dir.write("case/object.yaml", OBJECT);
+        assert_eq!(note(&dir, "case"), "applied at 1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_bad_clock_file_names_the_file() {
+        let dir = Dir::new("bad-clock");
+        dir.write("case/object.yaml", OBJECT);
+        dir.write("case/now", "tomorrow");
+        let err = run_case::<Witness>(&dir.0, &dir.0.join("case")).unwrap_err();
+        assert_eq!(
+            err.message(),
+            format!(
+                "{}: \"tomorrow\" is not an RFC 3339 time",
+                dir.0.join("case/now").display()
+            )
+        );
+    }
 }

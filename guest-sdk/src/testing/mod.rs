@@ -2,9 +2,16 @@
 //!
 //! Outside a component there is no host to answer the imports, so on native
 //! targets they are answered by a [`TestHost`] installed for the current
-//! thread: it serves settings and cache reads from memory and records log
-//! lines. Unless a test installs one, an empty host (settings `{}`, empty
-//! cache) answers.
+//! thread: it serves settings and cache reads from memory, answers
+//! [`now`](crate::now) with a fixed instant, and records log lines. Unless a
+//! test installs one, an empty host (settings `{}`, empty cache, the clock
+//! at [`DEFAULT_NOW`]) answers.
+//!
+//! The cache holds whatever objects a test gives it, of any kind: the
+//! objects a plugin subscribes to, the children it owns (with their
+//! `ownerReferences`, for [`cache::list_owned`](crate::cache::list_owned))
+//! and the sources of its mapped watches. Unlike the host, it does not check
+//! that the plugin declared the kind it reads.
 //!
 //! ```
 //! use kubewasm_guest::testing::{self, TestHost};
@@ -31,13 +38,18 @@ use serde_json::Value;
 pub use fixtures::{assert_fixtures, run_event};
 
 use crate::log::Level;
-use crate::{Error, Object};
+use crate::{Error, Object, Timestamp};
 
-/// The settings and cache contents a test runs against.
+/// What [`now`](crate::now) returns unless a test or fixture sets the clock:
+/// the Unix epoch, `1970-01-01T00:00:00Z`, conspicuous in an outcome.
+pub const DEFAULT_NOW: &str = "1970-01-01T00:00:00Z";
+
+/// The settings, cache contents and clock a test runs against.
 #[derive(Clone, Debug)]
 pub struct TestHost {
     settings: String,
     objects: Vec<Object>,
+    now: Timestamp,
 }
 
 impl Default for TestHost {
@@ -45,6 +57,7 @@ impl Default for TestHost {
         TestHost {
             settings: "{}".to_string(),
             objects: Vec::new(),
+            now: Timestamp::from_epoch_ms(0),
         }
     }
 }
@@ -87,6 +100,19 @@ impl TestHost {
     /// ```
     pub fn settings(mut self, json: impl Into<String>) -> Self {
         self.settings = json.into();
+        self
+    }
+
+    /// The instant [`now`](crate::now) returns (default [`DEFAULT_NOW`]).
+    ///
+    /// ```
+    /// use kubewasm_guest::{testing::TestHost, Timestamp};
+    /// TestHost::new().now(Timestamp::parse("2026-03-01T10:00:00Z")?).install();
+    /// assert_eq!(kubewasm_guest::now().rfc3339(), "2026-03-01T10:00:00Z");
+    /// # Ok::<(), kubewasm_guest::Error>(())
+    /// ```
+    pub fn now(mut self, now: Timestamp) -> Self {
+        self.now = now;
         self
     }
 
@@ -186,8 +212,8 @@ pub(crate) mod host {
     use kubewasm_selector::LabelSelector;
 
     use super::{HOST, LOGS, LogRecord};
-    use crate::Object;
     use crate::log::Level;
+    use crate::{Object, Timestamp};
 
     pub fn log(level: Level, message: &str, fields: &[(String, String)]) {
         LOGS.with(|logs| {
@@ -201,6 +227,10 @@ pub(crate) mod host {
 
     pub fn settings() -> String {
         HOST.with(|host| host.borrow().settings.clone())
+    }
+
+    pub fn now() -> Timestamp {
+        HOST.with(|host| host.borrow().now.clone())
     }
 
     pub fn get(
@@ -261,7 +291,7 @@ mod tests {
     use serde_json::json;
 
     use super::TestHost;
-    use crate::cache;
+    use crate::{Object, Timestamp, cache};
 
     fn shop() {
         TestHost::new()
@@ -309,5 +339,68 @@ mod tests {
                 format!("listing ConfigMap in shop: invalid label selector {selector:?}: {reason}")
             );
         }
+    }
+
+    #[test]
+    fn the_clock_is_fixed_and_defaults_to_the_epoch() {
+        TestHost::new().install();
+        assert_eq!(crate::now().rfc3339(), super::DEFAULT_NOW);
+        let at = Timestamp::parse("2026-12-04T03:15:00Z").unwrap();
+        TestHost::new().now(at.clone()).install();
+        assert_eq!(crate::now(), at);
+        assert_eq!(crate::now(), at, "one instant, however often it is read");
+    }
+
+    fn owner(namespace: Option<&str>) -> Object {
+        Object::from(
+            json!({"apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+                            "metadata": {"name": "blog", "namespace": namespace, "uid": "u-1"}}),
+        )
+    }
+
+    fn child(namespace: &str, name: &str, uid: &str, controller: bool) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": namespace, "ownerReferences": [{
+                   "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website", "name": "blog",
+                   "uid": uid, "controller": controller}]}})
+    }
+
+    fn qualified_names(objects: &[Object]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name()))
+            .collect()
+    }
+
+    #[test]
+    fn list_owned_keeps_controlled_children_of_this_owner() {
+        TestHost::new()
+            .object(child("web", "z-page", "u-1", true))
+            .object(child("web", "a-page", "u-1", true))
+            .object(child("web", "not-controller", "u-1", false))
+            .object(child("web", "old-owner", "u-0", true))
+            .object(child("other", "elsewhere", "u-1", true))
+            .install();
+        let children = cache::list_owned("v1", "ConfigMap", &owner(Some("web"))).unwrap();
+        assert_eq!(qualified_names(&children), ["web/a-page", "web/z-page"]);
+        // A cluster-scoped owner's children may live in any namespace.
+        let children = cache::list_owned("v1", "ConfigMap", &owner(None)).unwrap();
+        assert_eq!(
+            qualified_names(&children),
+            ["other/elsewhere", "web/a-page", "web/z-page"]
+        );
+    }
+
+    #[test]
+    fn list_owned_needs_the_owners_uid() {
+        TestHost::new().install();
+        let unsaved = Object::from(json!({"apiVersion": "v1", "kind": "Service",
+                                          "metadata": {"name": "web", "namespace": "shop"}}));
+        assert_eq!(
+            cache::list_owned("v1", "ConfigMap", &unsaved)
+                .unwrap_err()
+                .message(),
+            "v1 Service shop/web has no metadata.uid to find its children by"
+        );
     }
 }

@@ -7,13 +7,38 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
+/** The event types a fixture's `event` file may name (WIT `event-type`). */
+export const EVENT_TYPES = ['applied', 'deleted', 'resync', 'finalizing'];
+
+/** The clock when a fixture sets none, as the SDK's and the host's runners. */
+export const DEFAULT_NOW = '1970-01-01T00:00:00Z';
+
+/**
+ * The WIT `timestamp` record for an RFC 3339 time, as the host's `now`
+ * returns it: `epochMs` a BigInt (WIT `s64`), `rfc3339` in UTC with second
+ * precision.
+ */
+export function timestamp(text) {
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(text) || Number.isNaN(ms)) {
+    throw new Error(`${JSON.stringify(text)} is not an RFC 3339 time`);
+  }
+  return {
+    epochMs: BigInt(ms),
+    rfc3339: new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z'),
+  };
+}
+
 /**
  * Every case under `<pluginDir>/fixtures/`, sorted by name. A reconcile case
- * has `event`, `settings` and `expected`; a settings case (no object.yaml)
- * has `settings` and `expectedError`, the message validate-settings gives.
+ * has `event`, `settings`, `now` (the `timestamp` the host's `now` returns:
+ * the case's `now` file, else the shared one, else 1970-01-01T00:00:00Z) and
+ * `expected`; a settings case (no object.yaml) has `settings` and
+ * `expectedError`, the message validate-settings gives.
  */
 export function loadCases(pluginDir) {
   const root = join(pluginDir, 'fixtures');
+  const shared = (file) => (existsSync(join(root, file)) ? readFileSync(join(root, file), 'utf8') : undefined);
   return readdirSync(root, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => d.name)
@@ -30,14 +55,19 @@ export function loadCases(pluginDir) {
         };
       }
       const object = parseYaml(read('object.yaml'));
+      const eventType = read('event', 'applied').trim();
+      if (!EVENT_TYPES.includes(eventType)) {
+        throw new Error(`${dir}/event: unknown event type ${JSON.stringify(eventType)}`);
+      }
       return {
         name,
+        now: timestamp(read('now', shared('now') ?? DEFAULT_NOW).trim()),
         event: {
-          eventType: read('event', 'applied').trim(),
+          eventType,
           kind: resourceKind(object),
           object: JSON.stringify(object),
         },
-        settings: read('settings.json', '{}'),
+        settings: read('settings.json', shared('settings.json') ?? '{}'),
         expected: JSON.parse(read('expected.json')),
       };
     });

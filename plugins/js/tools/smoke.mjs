@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { transpile, componentWit } from '@bytecodealliance/jco';
 
-import { loadCases, hostJson } from './fixtures.mjs';
+import { loadCases, hostJson, timestamp, DEFAULT_NOW } from './fixtures.mjs';
 
 const jsRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 const dist = resolve(process.argv[2] ?? process.env.KUBEWASM_PLUGIN_OUT ?? join(jsRoot, '../dist'));
@@ -67,10 +67,11 @@ for (const name of plugins) {
       return modules.get(file);
     };
     // A fresh instance per call, as a trap leaves an instance unusable.
-    const instantiate = async (settings, logs) => {
+    const instantiate = async (settings, logs, now = timestamp(DEFAULT_NOW)) => {
       const host = {
         log: (level, message, fields) => logs.push({ level, message, fields }),
         settings: () => settings,
+        now: () => now,
         getObject: () => undefined,
         listObjects: () => [],
       };
@@ -79,11 +80,11 @@ for (const name of plugins) {
     };
 
     const info = (await instantiate('{}', [])).describe();
-    check(info.name === name, `${name}: describe names the plugin`, JSON.stringify(info));
+    check(info.name === name, `${name}: describe names the plugin`, JSON.stringify(info, bigints));
 
     for (const c of loadCases(join(jsRoot, name))) {
       const logs = [];
-      const plugin = await instantiate(c.settings, logs);
+      const plugin = await instantiate(c.settings, logs, c.now);
       try {
         if (c.expectedError !== undefined) {
           let error;
@@ -109,6 +110,10 @@ for (const name of plugins) {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function bigints(_key, value) {
+  return typeof value === 'bigint' ? `${value}n` : value;
 }
 
 console.log(`${passed} passed, ${failed} failed`);

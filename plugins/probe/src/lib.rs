@@ -13,6 +13,7 @@
 //! | `read`         | reads the ConfigMap named `NAMESPACE/NAME` in its `probe.kubewasm.dev/read` annotation from the host's cache and records `found`, `absent` or `error: ...` in `probe.kubewasm.dev/read-result` |
 //! | `smuggle`      | returns one intent on a ConfigMap (a kind it declares) whose target namespace and name come from the `probe.kubewasm.dev/smuggle-namespace` and `/smuggle-name` annotations, of the type in `/smuggle-intent` (`merge-patch`, `json-patch`, `delete`, `apply`, `create`, `event`): what a hostile plugin would try |
 //! | `tombstone`    | marks like `mark`; when the ConfigMap is deleted, applies a ConfigMap `<name>-gone` whose `data.n` is the deleted object's last `data.n` |
+//! | `clock`        | reads the host clock (`now`) and records it in `probe.kubewasm.dev/now` (RFC 3339) and `/now-ms` (epoch milliseconds), once: nothing if `/now` is already set |
 //!
 //! It subscribes to every `Gadget`, whatever its group and version (a
 //! wildcard subscription, for kinds that appear while the host runs), and to
@@ -49,6 +50,10 @@ pub const SMUGGLE_NAMESPACE: &str = "probe.kubewasm.dev/smuggle-namespace";
 pub const SMUGGLE_NAME: &str = "probe.kubewasm.dev/smuggle-name";
 /// The `smuggle` behaviour's intent type (absent: `merge-patch`).
 pub const SMUGGLE_INTENT: &str = "probe.kubewasm.dev/smuggle-intent";
+/// The host clock the `clock` behaviour read, RFC 3339.
+pub const NOW: &str = "probe.kubewasm.dev/now";
+/// The host clock the `clock` behaviour read, epoch milliseconds.
+pub const NOW_MS: &str = "probe.kubewasm.dev/now-ms";
 
 /// Settings: the value written to [`MARK`].
 #[derive(Debug, Deserialize)]
@@ -135,6 +140,19 @@ impl Plugin for Probe {
                 "stringData": {"stolen": "yes"},
             })))),
             "smuggle" => smuggle(object),
+            "clock" => {
+                if object.annotation(NOW).is_some() {
+                    return Ok(Outcome::new());
+                }
+                let now = kubewasm_guest::now();
+                Ok(Outcome::new().with(Apply::fields(
+                    &object.object_ref(),
+                    json!({"metadata": {"annotations": {
+                        NOW: now.rfc3339(),
+                        NOW_MS: now.epoch_ms().to_string(),
+                    }}}),
+                )))
+            }
             "read" => {
                 let (namespace, name) = object
                     .annotation(READ)
@@ -333,6 +351,25 @@ mod tests {
             object["metadata"]["annotations"][CHURN] = json!(expected);
             event.object = Object::parse(&object.to_string()).unwrap();
         }
+    }
+
+    #[test]
+    fn clock_records_the_host_clock_once() {
+        kubewasm_guest::testing::TestHost::new()
+            .now(kubewasm_guest::Timestamp::parse("2026-12-04T03:15:00Z").unwrap())
+            .install();
+        let outcome = Probe::reconcile(&configmap(Some("clock"), None)).unwrap();
+        let [Intent::Apply(apply)] = outcome.intents.as_slice() else {
+            panic!("{:?}", outcome.intents);
+        };
+        let annotations = &apply.object["metadata"]["annotations"];
+        assert_eq!(annotations[NOW], "2026-12-04T03:15:00Z");
+        assert_eq!(annotations[NOW_MS], "1796354100000");
+
+        let mut object = configmap(Some("clock"), None).object.into_value();
+        object["metadata"]["annotations"][NOW] = json!("2026-12-04T03:15:00Z");
+        let event = Event::new(EventType::Applied, Object::from(object));
+        assert!(Probe::reconcile(&event).unwrap().is_empty());
     }
 
     #[test]

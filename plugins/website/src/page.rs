@@ -11,24 +11,65 @@ pub struct WebsiteSpec {
     /// Plain text; blank lines separate paragraphs.
     #[serde(default)]
     pub content: String,
+    /// Content to add from a ConfigMap in the Website's namespace.
+    #[serde(default)]
+    pub config_map_ref: Option<ConfigMapRef>,
 }
 
+/// `spec.configMapRef`: a key of a ConfigMap whose text is added to the
+/// page after `spec.content`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ConfigMapRef {
+    /// The ConfigMap's name (same namespace as the Website).
+    pub name: String,
+    /// The key in its `data` (default `content`).
+    #[serde(default = "default_key")]
+    pub key: String,
+}
+
+fn default_key() -> String {
+    "content".to_string()
+}
+
+/// The dot-separated path of the referenced ConfigMap's name, which the
+/// host's mapped watch matches against a changed ConfigMap's name.
+pub const CONFIG_MAP_REF_PATH: &str = "spec.configMapRef.name";
+
 impl WebsiteSpec {
-    /// Checks what the CRD schema cannot: a title that is not only blanks.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks what the CRD schema cannot: a title that is not only blanks,
+    /// and a referenced ConfigMap that is not the Website's own child.
+    pub fn validate(&self, website_name: &str) -> Result<(), String> {
         if self.title.trim().is_empty() {
             return Err("spec.title is blank".to_string());
+        }
+        if self
+            .config_map_ref
+            .as_ref()
+            .is_some_and(|r| r.name == website_name)
+        {
+            return Err(format!(
+                "spec.configMapRef.name: {website_name} is the ConfigMap the page is written to"
+            ));
         }
         Ok(())
     }
 
-    /// The page: a small standalone HTML document, text escaped.
+    /// The page with `spec.content` only.
+    #[cfg(test)]
     pub fn render(&self) -> String {
+        self.render_with(None)
+    }
+
+    /// The page: a small standalone HTML document, text escaped; the
+    /// paragraphs of `spec.content`, then those of `referenced` (the text
+    /// from `spec.configMapRef`).
+    pub fn render_with(&self, referenced: Option<&str>) -> String {
         let title = escape(self.title.trim());
         let mut html = format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n"
         );
-        for paragraph in paragraphs(&self.content) {
+        let text = [Some(self.content.as_str()), referenced];
+        for paragraph in text.into_iter().flatten().flat_map(paragraphs) {
             html.push_str(&format!("<p>{}</p>\n", escape(&paragraph)));
         }
         html.push_str("</body>\n</html>\n");
@@ -81,6 +122,7 @@ mod tests {
         WebsiteSpec {
             title: title.into(),
             content: content.into(),
+            config_map_ref: None,
         }
     }
 
@@ -104,9 +146,32 @@ mod tests {
     #[test]
     fn blank_title_is_invalid() {
         assert_eq!(
-            spec("  ", "").validate(),
+            spec("  ", "").validate("blog"),
             Err("spec.title is blank".to_string())
         );
-        assert_eq!(spec("x", "").validate(), Ok(()));
+        assert_eq!(spec("x", "").validate("blog"), Ok(()));
+    }
+
+    #[test]
+    fn referenced_text_follows_the_content() {
+        let html = spec("T", "own").render_with(Some("first\n\nsecond"));
+        assert!(
+            html.contains("<p>own</p>\n<p>first</p>\n<p>second</p>\n"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_child_cannot_be_the_reference() {
+        let mut s = spec("T", "");
+        s.config_map_ref = Some(ConfigMapRef {
+            name: "blog".into(),
+            key: default_key(),
+        });
+        assert_eq!(
+            s.validate("blog"),
+            Err("spec.configMapRef.name: blog is the ConfigMap the page is written to".into())
+        );
+        assert_eq!(s.validate("docs"), Ok(()));
     }
 }

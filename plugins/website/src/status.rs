@@ -1,52 +1,42 @@
 //! The Website's status: `observedGeneration` and the `Ready` condition,
 //! written through the status subresource only when they change.
 
-use kubewasm_guest::{Apply, Condition, Object, Status, set_condition};
-use serde_json::json;
+use kubewasm_guest::{Apply, Condition, Object, Status, StatusUpdate};
 
 /// The condition type the plugin owns.
 pub const READY: &str = "Ready";
 
-/// Used as a transition time only if the Website has no
-/// `creationTimestamp` (never the case for an object read from a cluster).
-const EPOCH: &str = "1970-01-01T00:00:00Z";
-
-/// The Ready condition the plugin wants, and the best time it knows for a
-/// change of its status (the plugin has no clock: see `reconcile`).
+/// The Ready condition the plugin wants.
 pub struct Readiness {
     pub status: Status,
     pub reason: &'static str,
     pub message: String,
-    pub since: Option<String>,
+}
+
+impl Readiness {
+    pub fn new(status: Status, reason: &'static str, message: String) -> Self {
+        Readiness {
+            status,
+            reason,
+            message,
+        }
+    }
 }
 
 /// The status apply that records `readiness` for the Website's current
 /// generation, or none if the status already says exactly that. Only the
 /// `Ready` condition is applied: conditions of other managers stay theirs.
+/// A change of the condition's status is stamped with the host's clock.
 pub fn apply_for(website: &Object, readiness: &Readiness) -> Option<Apply> {
-    let generation = website.generation();
-    let wanted = Condition::new(
-        READY,
-        readiness.status,
-        readiness.reason,
-        readiness.message.clone(),
-    )
-    .observed_generation(generation);
-    let since = readiness
-        .since
-        .as_deref()
-        .or(website.creation_timestamp())
-        .unwrap_or(EPOCH);
-    let mut conditions: Vec<Condition> = website.condition(READY).into_iter().collect();
-    let changed = set_condition(&mut conditions, wanted, since);
-    let observed = website
-        .get_path("status.observedGeneration")
-        .and_then(|v| v.as_i64());
-    if !changed && observed == generation {
-        return None;
-    }
-    let status = json!({"observedGeneration": generation, "conditions": conditions});
-    Some(Apply::status_of(&website.object_ref(), status))
+    StatusUpdate::new(website)
+        .condition(Condition::new(
+            READY,
+            readiness.status,
+            readiness.reason,
+            readiness.message.clone(),
+        ))
+        .observed_generation()
+        .into_apply()
 }
 
 /// Whether the Website's Ready condition currently has this reason (to
@@ -58,8 +48,16 @@ pub fn has_reason(website: &Object, reason: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubewasm_guest::Timestamp;
+    use kubewasm_guest::testing::TestHost;
+    use serde_json::json;
+
+    const NOW: &str = "2026-03-09T00:00:00Z";
 
     fn website(status: serde_json::Value) -> Object {
+        TestHost::new()
+            .now(Timestamp::parse(NOW).unwrap())
+            .install();
         Object::from(json!({
             "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
             "metadata": {"name": "blog", "namespace": "web", "generation": 2,
@@ -67,25 +65,24 @@ mod tests {
             "status": status}))
     }
 
-    fn ready(since: &str) -> Readiness {
-        Readiness {
-            status: Status::True,
-            reason: "ChildReady",
-            message: "ConfigMap blog serves the page".into(),
-            since: Some(since.into()),
-        }
+    fn ready() -> Readiness {
+        Readiness::new(
+            Status::True,
+            "ChildReady",
+            "ConfigMap blog serves the page".into(),
+        )
     }
 
     #[test]
-    fn first_status_uses_the_witness_time() {
-        let apply = apply_for(&website(json!(null)), &ready("2026-03-01T10:00:05Z")).unwrap();
+    fn first_status_uses_the_clock() {
+        let apply = apply_for(&website(json!(null)), &ready()).unwrap();
         assert!(apply.status);
         assert_eq!(
             apply.object["status"],
             json!({"observedGeneration": 2, "conditions": [{
                 "type": "Ready", "status": "True", "reason": "ChildReady",
                 "message": "ConfigMap blog serves the page",
-                "lastTransitionTime": "2026-03-01T10:00:05Z", "observedGeneration": 2}]})
+                "lastTransitionTime": NOW, "observedGeneration": 2}]})
         );
     }
 
@@ -95,7 +92,7 @@ mod tests {
             "type": "Ready", "status": "True", "reason": "ChildReady",
             "message": "ConfigMap blog serves the page",
             "lastTransitionTime": "2026-03-01T10:00:05Z", "observedGeneration": 2}]});
-        assert!(apply_for(&website(current), &ready("2026-03-09T00:00:00Z")).is_none());
+        assert!(apply_for(&website(current), &ready()).is_none());
     }
 
     #[test]
@@ -104,26 +101,11 @@ mod tests {
             "type": "Ready", "status": "True", "reason": "ChildReady",
             "message": "ConfigMap blog serves the page",
             "lastTransitionTime": "2026-03-01T10:00:05Z", "observedGeneration": 1}]});
-        let apply = apply_for(&website(current), &ready("2026-03-09T00:00:00Z")).unwrap();
+        let apply = apply_for(&website(current), &ready()).unwrap();
         assert_eq!(
             apply.object["status"]["conditions"][0]["lastTransitionTime"],
             "2026-03-01T10:00:05Z"
         );
         assert_eq!(apply.object["status"]["observedGeneration"], 2);
-    }
-
-    #[test]
-    fn without_a_witness_the_creation_time_is_used() {
-        let pending = Readiness {
-            status: Status::False,
-            reason: "ChildPending",
-            message: "waiting".into(),
-            since: None,
-        };
-        let apply = apply_for(&website(json!(null)), &pending).unwrap();
-        assert_eq!(
-            apply.object["status"]["conditions"][0]["lastTransitionTime"],
-            "2026-03-01T10:00:00Z"
-        );
     }
 }

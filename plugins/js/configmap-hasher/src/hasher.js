@@ -15,7 +15,11 @@ export const DEFAULTS = Object.freeze({
   recordEvents: true,
 });
 
-/** The `plugin-info` record. Does not depend on settings. */
+/**
+ * The `plugin-info` record. Does not depend on settings. `owns` and `watches`
+ * must be present even when empty (a missing list traps); `finalizer` is an
+ * option and may be left out.
+ */
 export function describe() {
   return {
     name: NAME,
@@ -30,6 +34,8 @@ export function describe() {
       },
     ],
     writes: [{ group: '', kind: 'ConfigMap' }],
+    owns: [],
+    watches: [],
   };
 }
 
@@ -116,11 +122,12 @@ function sortedEntries(map) {
 }
 
 /**
- * Reconciles one event. `settings` are the parsed settings, `log(level,
- * message, fields)` the host's logger. Resolves to the `outcome` record;
- * rejects with an `Error` for a failed reconcile.
+ * Reconciles one event. `settings` are the parsed settings; `host` holds the
+ * host functions it uses: `log(level, message, fields)` and `now()` (the
+ * `timestamp` record, `{ epochMs: BigInt, rfc3339 }`). Resolves to the
+ * `outcome` record; rejects with an `Error` for a failed reconcile.
  */
-export async function reconcile(event, settings, log) {
+export async function reconcile(event, settings, { log, now }) {
   const { group, version, kind } = event.kind;
   if (group !== '' || kind !== 'ConfigMap') {
     throw new Error(
@@ -138,6 +145,12 @@ export async function reconcile(event, settings, log) {
 
   if (event.eventType === 'deleted') {
     log('debug', 'ConfigMap deleted, nothing to do', []);
+    return nothing;
+  }
+  if (event.eventType === 'finalizing') {
+    // Only a plugin that declares a finalizer is called so; writing nothing
+    // lets the host remove the finalizer.
+    log('debug', 'ConfigMap finalizing, nothing to clean up', []);
     return nothing;
   }
   if (meta.labels?.[LABEL] !== 'true') {
@@ -193,6 +206,8 @@ export async function reconcile(event, settings, log) {
     ['annotation', settings.annotation],
     ['previous', previous ?? ''],
     ['hash', hash],
+    // The host clock: Date.now() in a component is frozen at build time.
+    ['at', now().rfc3339],
   ]);
   return { intents, requeueAfterMs: undefined };
 }

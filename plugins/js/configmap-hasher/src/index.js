@@ -5,7 +5,7 @@
 // gives `err`, and the thrown value must be the `err` payload itself: a
 // string for `validate-settings`, a `reconcile-error` record for `reconcile`.
 
-import { log, settings } from 'kubewasm:plugin/host@0.1.0';
+import { log, now, settings } from 'kubewasm:plugin/host@0.2.0';
 import * as hasher from './hasher.js';
 
 export const reconciler = {
@@ -25,7 +25,7 @@ export const reconciler = {
   // before the call returns.
   async reconcile(event) {
     try {
-      return await hasher.reconcile(event, hasher.parseSettings(settings()), log);
+      return await hasher.reconcile(event, hasher.parseSettings(settings()), { log, now });
     } catch (e) {
       // Any failure, a bug included, becomes a reconcile-error with a message
       // the host can log, rather than a trap without one.

@@ -54,6 +54,8 @@ test('describe subscribes to labelled ConfigMaps and writes only ConfigMaps', ()
       },
     ],
     writes: [{ group: '', kind: 'ConfigMap' }],
+    owns: [],
+    watches: [],
   });
 });
 
@@ -95,6 +97,8 @@ test('the hash covers data and binaryData, not metadata', async () => {
   assert.equal(await hash({}), await hash({ data: {}, binaryData: {} }));
 });
 
+const stubHost = { log: () => {}, now: () => ({ epochMs: 0n, rfc3339: '1970-01-01T00:00:00Z' }) };
+
 for (const c of loadCases(pluginDir)) {
   test(`fixture ${c.name}`, async () => {
     if (c.expectedError !== undefined) {
@@ -103,9 +107,12 @@ for (const c of loadCases(pluginDir)) {
     }
     const logs = [];
     const log = (level, message, fields) => logs.push({ level, message, fields });
-    const outcome = await hasher.reconcile(c.event, hasher.parseSettings(c.settings), log);
+    const now = () => c.now;
+    const outcome = await hasher.reconcile(c.event, hasher.parseSettings(c.settings), { log, now });
     assert.deepEqual(hostJson(outcome), c.expected);
     assert.ok(logs.length > 0, 'every reconcile logs what it decided');
+    const changed = logs.find((l) => l.message === 'content hash changed');
+    if (changed) assert.deepEqual(changed.fields.at(-1), ['at', c.now.rfc3339], 'the host clock');
     for (const { level, fields } of logs) {
       assert.ok(['trace', 'debug', 'info', 'warn', 'error'].includes(level));
       for (const field of fields) assert.ok(field.length === 2 && field.every((s) => typeof s === 'string'));
@@ -115,14 +122,14 @@ for (const c of loadCases(pluginDir)) {
 
 test('an object that is not JSON fails the reconcile', async () => {
   const event = { eventType: 'applied', kind: { group: '', version: 'v1', kind: 'ConfigMap' }, object: '{' };
-  await assert.rejects(hasher.reconcile(event, hasher.parseSettings('{}'), () => {}), {
+  await assert.rejects(hasher.reconcile(event, hasher.parseSettings('{}'), stubHost), {
     message: /^event object is not valid JSON/,
   });
 });
 
 test('a kind other than ConfigMap fails the reconcile', async () => {
   const event = { eventType: 'applied', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, object: '{}' };
-  await assert.rejects(hasher.reconcile(event, hasher.parseSettings('{}'), () => {}), {
+  await assert.rejects(hasher.reconcile(event, hasher.parseSettings('{}'), stubHost), {
     message: 'unexpected kind apps/v1 Deployment: configmap-hasher only reconciles ConfigMaps',
   });
 });
