@@ -49,8 +49,8 @@ fn access(settings: &str) -> ReadAccess {
             "metadata": {"name": "team-a", "labels": {"team": "a", "cost-center": "42"}}
         })])),
         settings: settings.into(),
+        clock: Default::default(),
     }
-    clock: Default::default(),
 }
 
 /// Median and 90th percentile of `calls` runs of `f`.

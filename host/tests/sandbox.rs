@@ -25,7 +25,6 @@ fn runtime() -> Runtime {
 
 fn access() -> ReadAccess {
     ReadAccess::offline("{}")
-    clock: Default::default(),
 }
 
 fn load(runtime: &Runtime, name: &str, body: &str) -> kubewasm::runtime::Plugin {

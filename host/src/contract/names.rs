@@ -200,7 +200,8 @@ fn qualified_name(value: &str, what: &str, prefix_required: bool) -> Result<(), 
             truncated(value)
         ));
     }
-    let prefix_ok = prefix.is_none_or(|p| p.len() <= MAX_NAME_BYTES && dns1123_subdomain(p).is_ok());
+    let prefix_ok =
+        prefix.is_none_or(|p| p.len() <= MAX_NAME_BYTES && dns1123_subdomain(p).is_ok());
     if !prefix_ok || !qualified_name_part(name) {
         return Err(bad());
     }
@@ -219,7 +220,10 @@ pub fn check_finalizer_name(name: &str) -> Result<(), String> {
 
 /// Checks a kind name: 1 to 63 ASCII alphanumerics (`ConfigMap`).
 pub fn check_kind_name(kind: &str) -> Result<(), String> {
-    if kind.is_empty() || kind.len() > MAX_LABEL_BYTES || !kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if kind.is_empty()
+        || kind.len() > MAX_LABEL_BYTES
+        || !kind.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err(format!(
             "kind {:?} is not a kind name (1 to 63 ASCII letters and digits)",
             truncated(kind)
@@ -241,8 +245,12 @@ pub fn check_group_name(group: &str) -> Result<(), String> {
 
 /// Checks an API version name: a DNS-1123 label (`v1`, `v1beta2`).
 pub fn check_version_name(version: &str) -> Result<(), String> {
-    dns1123_label(version)
-        .map_err(|_| format!("version {:?} is not an API version (e.g. `v1`)", truncated(version)))
+    dns1123_label(version).map_err(|_| {
+        format!(
+            "version {:?} is not an API version (e.g. `v1`)",
+            truncated(version)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -253,8 +261,19 @@ mod tests {
     fn qualified_names_for_finalizers_and_label_keys() {
         assert!(check_finalizer_name("kubewasm.dev/website").is_ok());
         assert!(check_finalizer_name("example.com/clean-up_v2").is_ok());
-        assert!(check_finalizer_name("website").unwrap_err().contains("no domain prefix"));
-        for bad in ["Kubewasm.dev/x", "kubewasm.dev/", "/x", "a/b/c", "kubewasm.dev/-x", "kubewasm.dev/x y"] {
+        assert!(
+            check_finalizer_name("website")
+                .unwrap_err()
+                .contains("no domain prefix")
+        );
+        for bad in [
+            "Kubewasm.dev/x",
+            "kubewasm.dev/",
+            "/x",
+            "a/b/c",
+            "kubewasm.dev/-x",
+            "kubewasm.dev/x y",
+        ] {
             assert!(check_finalizer_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_label_key("tier").is_ok());

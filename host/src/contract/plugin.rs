@@ -163,7 +163,9 @@ impl PluginInfo {
     /// The kinds the plugin watches besides its subscriptions: what it owns
     /// and the sources of its mapped watches.
     pub fn watched(&self) -> impl Iterator<Item = &KindRef> {
-        self.owns.iter().chain(self.watches.iter().map(|w| &w.source))
+        self.owns
+            .iter()
+            .chain(self.watches.iter().map(|w| &w.source))
     }
 
     /// Whether the plugin reconciles objects of `kind` (some subscription
@@ -226,7 +228,10 @@ impl PluginInfo {
         }
         let mut maps = Vec::with_capacity(self.watches.len());
         for (i, watch) in self.watches.iter().enumerate() {
-            maps.push(self.check_watch(watch).map_err(|e| format!("watches {i}: {e}"))?);
+            maps.push(
+                self.check_watch(watch)
+                    .map_err(|e| format!("watches {i}: {e}"))?,
+            );
         }
         if let Some(finalizer) = &self.finalizer {
             self.check_finalizer(finalizer)

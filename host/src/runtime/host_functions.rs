@@ -23,8 +23,8 @@ use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::v0_2::{host, wit};
 use super::bindings::v0_1;
+use super::bindings::v0_2::{host, wit};
 use super::budget::Permit;
 use super::sandbox::{self, Limiter, STDERR_TAIL, TailPipe};
 use crate::cluster::cache::ObjectReader;

@@ -68,11 +68,11 @@ pub use sandbox::{
 use crate::contract::PluginInfo;
 use crate::ops::metrics::Metrics;
 use bindings::{v0_1, v0_2};
-use plugin::PluginPre;
 use budget::MemoryBudget;
 pub use compile_cache::CacheStats;
 use compile_cache::CompileCache;
 use host_functions::CallState;
+use plugin::PluginPre;
 
 /// How often the epoch advances; the granularity of call time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);

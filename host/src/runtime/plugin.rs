@@ -283,10 +283,12 @@ impl Plugin {
                 limit,
             });
         }
-        outcome.parse().map_err(|source| CallError::MalformedIntent {
-            plugin: plugin(),
-            source,
-        })
+        outcome
+            .parse()
+            .map_err(|source| CallError::MalformedIntent {
+                plugin: plugin(),
+                source,
+            })
     }
 
     /// Creates one instance to be reused across calls (see [`Session`]).

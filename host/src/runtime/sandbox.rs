@@ -270,7 +270,10 @@ mod tests {
         assert_eq!(refused_import("kubewasm:plugin/types@0.2.1", "0.2.0"), None);
         assert_eq!(refused_import("kubewasm:plugin/host@0.1.0", "0.1.0"), None);
         assert_eq!(refused_import("wasi:cli/environment@0.2.6", "0.2.0"), None);
-        assert_eq!(refused_import("wasi:filesystem/preopens@0.2.0", "0.1.0"), None);
+        assert_eq!(
+            refused_import("wasi:filesystem/preopens@0.2.0", "0.1.0"),
+            None
+        );
         assert!(
             refused_import("wasi:sockets/tcp@0.2.6", "0.2.0")
                 .unwrap()
