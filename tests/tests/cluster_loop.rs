@@ -558,3 +558,81 @@ async fn a_plugin_that_asks_for_a_requeue_is_called_again_without_a_change() {
         "the calls were requeues, not changes"
     );
 }
+
+/// A component built against the previous contract (`kubewasm:plugin@0.1.0`)
+/// runs in the live loop beside current ones: it is loaded, reconciles the
+/// ConfigMaps it selects with its settings, writes with its own field
+/// manager, and leaves the others alone.
+#[tokio::test]
+async fn a_contract_0_1_plugin_reconciles_beside_0_2_plugins() {
+    let ns = TestNamespace::create("loop-v01").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    let selected: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "selected", "labels": {"v01.kubewasm.dev/enabled": "true"}},
+        "data": {"k": "v"}
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &selected)
+        .await
+        .unwrap();
+    configmaps
+        .create(&PostParams::default(), &config_map("unselected"))
+        .await
+        .unwrap();
+
+    let host = Host::start(
+        &ns,
+        &[
+            ("v01-labeler", Some(json!({"value": "from-0.1"}))),
+            ("label-propagator", Some(json!({"labels": [team_key(&ns)]}))),
+        ],
+        &[],
+    );
+
+    let labelled = host
+        .eventually(WAIT, || async {
+            let cm = configmaps.get("selected").await?;
+            let value = cm
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("v01.kubewasm.dev/labelled"))
+                .cloned();
+            anyhow::ensure!(value.as_deref() == Some("from-0.1"), "label is {value:?}");
+            Ok(cm)
+        })
+        .await;
+    let managers = field_managers(&labelled.metadata);
+    assert!(
+        managers.contains(&"kubewasm/v01-labeler".to_string()),
+        "field managers: {managers:?}"
+    );
+    // Both contract versions were loaded by the same host.
+    assert_eq!(
+        host.metric_with(
+            "kubewasm_plugin_info",
+            &[("plugin", "v01-labeler"), ("contract", "0.1.0")]
+        ),
+        Some(1.0),
+        "{:?}",
+        host.metrics()
+    );
+    assert_eq!(
+        host.metric_with(
+            "kubewasm_plugin_info",
+            &[("plugin", "label-propagator"), ("contract", "0.2.0")]
+        ),
+        Some(1.0)
+    );
+    let unselected = configmaps.get("unselected").await.unwrap();
+    assert!(
+        unselected
+            .metadata
+            .labels
+            .as_ref()
+            .is_none_or(|l| !l.contains_key("v01.kubewasm.dev/labelled")),
+        "{:?}",
+        unselected.metadata.labels
+    );
+}

@@ -73,7 +73,7 @@ async fn metrics_and_probes_show_a_reconcile() {
     );
     assert!(applied.unwrap_or(0.0) >= 1.0, "{metrics}");
     assert!(
-        metrics.contains(r#"kubewasm_plugin_info{digest=""#)
+        metrics.contains(r#"kubewasm_plugin_info{contract="0.2.0",digest=""#)
             && metrics.contains(r#"plugin="probe",version="0.1.0"} 1"#),
         "{metrics}"
     );

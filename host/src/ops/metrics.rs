@@ -29,7 +29,7 @@
 //! | `kubewasm_reconciles_abandoned_total` | counter | | shutdown drain |
 //! | `kubewasm_plugin_loads_total` | counter | `result` | plugin directory |
 //! | `kubewasm_plugin_load_failing` | gauge | `file` | plugin directory |
-//! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest` | plugin directory |
+//! | `kubewasm_plugin_info` | gauge | `plugin`, `version`, `digest`, `contract` | plugin directory |
 //! | `kubewasm_compile_cache_rejected_total` | counter | | runtime |
 //! | `kubewasm_apiserver_answering` | gauge | | API server probe |
 //! | `kubewasm_write_retries_total` | counter | `reason` | applier |
@@ -288,8 +288,8 @@ const PLUGIN_LOAD_FAILING: Series = Series {
 };
 const PLUGIN_INFO: Series = Series {
     name: "kubewasm_plugin_info",
-    help: "1 for each plugin served: its name, version and content digest.",
-    labels: &["plugin", "version", "digest"],
+    help: "1 for each plugin served: its name, version, content digest and the contract version (kubewasm:plugin@…) it targets.",
+    labels: &["plugin", "version", "digest", "contract"],
 };
 const COMPILE_CACHE_REJECTED: Series = Series {
     name: "kubewasm_compile_cache_rejected_total",

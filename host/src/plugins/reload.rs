@@ -70,6 +70,8 @@ struct InfoLabels {
     name: String,
     version: String,
     digest: String,
+    /// The contract version the component targets.
+    contract: &'static str,
 }
 
 impl InfoLabels {
@@ -79,11 +81,12 @@ impl InfoLabels {
             name: info.name.clone(),
             version: info.version.clone(),
             digest: loaded.plugin.digest().to_string(),
+            contract: loaded.plugin.contract_version(),
         }
     }
 
-    fn values(&self) -> [&str; 3] {
-        [&self.name, &self.version, &self.digest]
+    fn values(&self) -> [&str; 4] {
+        [&self.name, &self.version, &self.digest, self.contract]
     }
 }
 
