@@ -132,6 +132,7 @@ summarize_check() {
     awk '
         /^name:/ { name = $2 }
         /^version:/ { version = $2 }
+        /^world:/ { world = $2 }
         /^[a-zA-Z]/ { section = "" }
         /^subscriptions:/ { section = "sub" }
         /^writes:/ { section = "write" }
@@ -147,7 +148,7 @@ summarize_check() {
             writes = writes (writes ? ", " : "") $2 (group ? "." group : "")
         }
         END {
-            printf "%s %s\n    watches: %s\n    writes:  %s\n", name, version, subs, writes
+            printf "%s %s (%s)\n    watches: %s\n    writes:  %s\n", name, version, world, subs, writes
         }'
 }
 
@@ -258,6 +259,7 @@ expectations=(
     "configmap-hasher annotated ConfigMap app-settings with its content hash|configmap/app-settings|{.metadata.annotations.kubewasm\.dev/content-hash}|sha256:?*"
     "website created ConfigMap blog with an owner reference to Website blog|configmap/blog|{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}|Website/blog"
     "website set Ready=True on Website blog|websites.demo.kubewasm.dev/blog|{.status.conditions[?(@.type==\"Ready\")].status}|True"
+    "the host added website's finalizer to Website blog|websites.demo.kubewasm.dev/blog|{.metadata.finalizers}|*kubewasm.dev/website*"
     "website set Ready=False/InvalidSpec on Website untitled (blank title)|websites.demo.kubewasm.dev/untitled|{.status.conditions[?(@.type==\"Ready\")].status}/{.status.conditions[?(@.type==\"Ready\")].reason}|False/InvalidSpec"
 )
 
@@ -308,12 +310,45 @@ k get websites -n demo -o custom-columns='WEBSITE:.metadata.name,READY:.status.c
 echo
 k get events -n demo --sort-by=.eventTime -o custom-columns='EVENT:.type,REASON:.reason,OBJECT:.involvedObject.kind,NAME:.involvedObject.name,FROM:.reportingComponent,MESSAGE:.message'
 
+# --- contract 0.2: owned children and a finalizer ------------------------------
+
+# Milliseconds since the epoch, for the two timings below (kubectl polling
+# adds its own latency, tens of milliseconds).
+now_ms() { date +%s%3N; }
+
+step "owned children: deleting ConfigMap blog reconciles its Website, which recreates it"
+old_uid="$(k get configmap blog -n demo -o jsonpath='{.metadata.uid}')"
+k delete configmap blog -n demo --wait=false | indent
+started_ms=$(now_ms)
+while :; do
+    uid="$(k get configmap blog -n demo -o jsonpath='{.metadata.uid}' 2>/dev/null)" || uid=""
+    [[ -z "$uid" || "$uid" == "$old_uid" ]] || break
+    (($(now_ms) - started_ms < timeout * 1000)) ||
+        host_failed "ConfigMap blog was not recreated" "the owned-child watch did not reconcile Website blog"
+    sleep 0.05
+done
+echo "    ConfigMap blog is back (uid $uid) $(($(now_ms) - started_ms)) ms after the delete; website subscribes only to Websites" >&2
+
+step "finalizer: deleting Website blog waits for website's cleanup, then completes"
+echo "    finalizers on Website blog: $(k get websites.demo.kubewasm.dev blog -n demo -o jsonpath='{.metadata.finalizers}')" >&2
+started_ms=$(now_ms)
+k delete websites.demo.kubewasm.dev blog -n demo --timeout="${timeout}s" | indent ||
+    host_failed "Website blog was not deleted" "the finalizer was not removed"
+echo "    Website blog is gone $(($(now_ms) - started_ms)) ms after the delete; its cleanup:" >&2
+k get events -n demo --field-selector reason=Finalized \
+    -o custom-columns='EVENT:.type,REASON:.reason,OBJECT:.involvedObject.kind,NAME:.involvedObject.name,MESSAGE:.message' | indent
+if k get configmap blog -n demo >/dev/null 2>&1; then
+    echo "    ConfigMap blog still exists (the garbage collector of a real cluster would remove it)" >&2
+else
+    echo "    ConfigMap blog was deleted by the finalizing reconcile" >&2
+fi
+
 step "the host's log: plugins loaded, reconciles that returned intents, plugin logs, warnings"
 { grep -E 'plugin installed|kubewasm running|reconcile done intents=[1-9]|kubewasm::plugin:| WARN | ERROR ' "$log" || true; } |
     sed -E \
         -e 's/^[0-9T:.-]+Z +//' \
-        -e 's/^DEBUG reconcile\{plugin=([^ ]+) kind=([^ ]+) object=([^ ]+) reason=([^ }]+)[^}]*\}: kubewasm::controller: reconcile done intents=([0-9]+).*$/reconciled  \1: \2 \3 (\4) -> \5 intent(s)/' \
-        -e 's/^WARN reconcile\{plugin=([^ ]+) kind=([^ ]+) object=([^ ]+) reason=([^ }]+)[^}]*\}: kubewasm::controller: reconcile failed error=(.*) kind="[^"]*"$/failed      \1: \2 \3 (\4): \5 (retried)/' \
+        -e 's/^DEBUG reconcile\{plugin=([^ ]+) kind=([^ ]+) object=([^ ]+) reason=([^ }]+)[^}]*\}: kubewasm::controller(::[a-z_]+)?: reconcile done intents=([0-9]+).*$/reconciled  \1: \2 \3 (\4) -> \6 intent(s)/' \
+        -e 's/^WARN reconcile\{plugin=([^ ]+) kind=([^ ]+) object=([^ ]+) reason=([^ }]+)[^}]*\}: kubewasm::controller(::[a-z_]+)?: reconcile failed error=(.*) kind="[^"]*"$/failed      \1: \2 \3 (\4): \6 (retried)/' \
         -e 's/^[A-Z]+ kubewasm::plugin: (.*) plugin="([^"]+)" fields="(.*)"$/plugin log  \2: \1 (\3)/' \
         -e 's/^INFO kubewasm::[a-z_:]+: /host        /' |
     indent
