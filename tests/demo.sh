@@ -148,7 +148,7 @@ summarize_check() {
             writes = writes (writes ? ", " : "") $2 (group ? "." group : "")
         }
         END {
-            printf "%s %s (%s)\n    watches: %s\n    writes:  %s\n", name, version, world, subs, writes
+            printf "%s %s (%s)\n    subscribes: %s\n    writes:     %s\n", name, version, world, subs, writes
         }'
 }
 
