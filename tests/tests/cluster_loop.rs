@@ -636,3 +636,43 @@ async fn a_contract_0_1_plugin_reconciles_beside_0_2_plugins() {
         unselected.metadata.labels
     );
 }
+
+/// The `now` import of contract 0.2 hands plugins the host's wall clock:
+/// the probe's `clock` behaviour records what it read, in both forms, and
+/// both name the same instant, between the test's own readings.
+#[tokio::test]
+async fn plugins_read_the_host_clock() {
+    use k8s_openapi::jiff::Timestamp;
+    let ns = TestNamespace::create("loop-clock").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    let host = Host::start(&ns, &[("probe", None)], &[]);
+    let before = Timestamp::now();
+    kubewasm_e2e::probe::create_configmap(&configmaps, "clock", "clock", &[]).await;
+    let cm = host
+        .eventually(WAIT, || async {
+            let cm = configmaps.get("clock").await?;
+            anyhow::ensure!(
+                kubewasm_e2e::probe::annotation(&cm, "probe.kubewasm.dev/now-ms").is_some(),
+                "not read yet"
+            );
+            Ok(cm)
+        })
+        .await;
+    let after = Timestamp::now();
+    let ms: i64 = kubewasm_e2e::probe::annotation(&cm, "probe.kubewasm.dev/now-ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rfc3339 = kubewasm_e2e::probe::annotation(&cm, "probe.kubewasm.dev/now").unwrap();
+    let read: Timestamp = rfc3339.parse().unwrap();
+    // RFC 3339 in whole seconds, UTC; the same instant as the milliseconds.
+    assert!(
+        rfc3339.ends_with('Z') && !rfc3339.contains('.'),
+        "{rfc3339}"
+    );
+    assert_eq!(read.as_second(), ms.div_euclid(1000), "{rfc3339} vs {ms}");
+    assert!(
+        before.as_millisecond() - 1000 <= ms && ms <= after.as_millisecond() + 1000,
+        "the host's clock {rfc3339} is not between {before} and {after}"
+    );
+}
