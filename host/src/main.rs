@@ -77,6 +77,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => offline::eval(args),
         Command::Run(args) => return run(args),
         Command::Rbac(args) => offline::rbac(args),
+        Command::Test(args) => {
+            kubewasm::cmd::test::test(args, &mut std::io::stdout().lock()).map(|()| String::new())
+        }
         Command::Discover(args) => args
             .rate_limit()
             .validate()

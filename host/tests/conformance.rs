@@ -1,6 +1,6 @@
 //! Conformance: every example plugin, built as a component by
 //! `plugins/build.sh`, runs every fixture case under `plugins/**/fixtures`
-//! through the code path of `kubewasm eval`, and must return exactly the
+//! through the runner of `kubewasm test`, and must return exactly the
 //! expected outcome (see `plugins/label-propagator/fixtures/README.md` for
 //! the layout). The same cases run natively in the plugins' own tests; here
 //! they prove the compiled components, the WIT bindings on both sides and the
@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubewasm::cmd::check::{self, OfflineError};
-use kubewasm::cmd::cli::{CheckArgs, EvalArgs, EventArg, OutputFormat, RuntimeArgs};
+use kubewasm::cmd::cli::RuntimeArgs;
+use kubewasm::cmd::test::{Suite, SuiteReport, Verdict, run_suite};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -38,6 +38,7 @@ fn component(name: &str) -> PathBuf {
 fn runtime_args() -> RuntimeArgs {
     RuntimeArgs {
         max_memory_mib: 128,
+        // Generous: a loaded 2-core CI machine, and JavaScript components.
         call_timeout_ms: 10_000,
         max_result_kib: 4096,
         max_intents: 1000,
@@ -49,109 +50,28 @@ fn runtime_args() -> RuntimeArgs {
     }
 }
 
-/// The case's own file, else the one shared by every case of the plugin.
-fn case_or_shared(case: &Path, name: &str) -> Option<PathBuf> {
-    [case.join(name), case.join("..").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-}
-
-fn event_of(case: &Path) -> EventArg {
-    match std::fs::read_to_string(case.join("event"))
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("applied") => EventArg::Applied,
-        Some("deleted") => EventArg::Deleted,
-        Some("resync") => EventArg::Resync,
-        Some("finalizing") => EventArg::Finalizing,
-        Some(other) => panic!("{}: unknown event {other:?}", case.display()),
-    }
-}
-
-/// The case's `now` (RFC 3339, in the case or shared by the plugin's
-/// cases), else the Unix epoch, as the SDKs' fixture runners read it.
-fn now_of(case: &Path) -> i64 {
-    let Some(path) = case_or_shared(case, "now") else {
-        return 0;
+/// Runs every case under `fixtures` against the component `plugin` through
+/// `kubewasm test`'s runner, and fails with each failed case's diff.
+fn run_fixtures(plugin: &str, fixtures: &str) -> SuiteReport {
+    let suite = Suite {
+        component: component(plugin),
+        fixtures: repo().join(fixtures),
     };
-    let text = std::fs::read_to_string(&path).unwrap();
-    let now: jiff::Timestamp = text
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    now.as_millisecond()
-}
-
-fn run_fixtures(plugin: &str, fixtures: &str) {
-    let wasm = component(plugin);
-    let root = repo().join(fixtures);
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "cache"))
+    let report = run_suite(&suite, &runtime_args(), false, &mut |_| {})
+        .unwrap_or_else(|e| panic!("{plugin}: {}", kubewasm::error_chain(&e)));
+    let failures: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Failed(_)))
+        .map(|c| format!("{plugin}/{}", c.render()))
         .collect();
-    cases.sort();
-    assert!(!cases.is_empty(), "no cases under {}", root.display());
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = case.file_name().unwrap().to_string_lossy().to_string();
-        if let Err(problem) = run_case(&wasm, case) {
-            failures.push(format!("{plugin}/{name}: {problem}"));
-        }
-    }
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
+        "{}\n{}",
+        report.summary(),
         failures.join("\n")
     );
-}
-
-fn run_case(wasm: &Path, case: &Path) -> Result<(), String> {
-    let settings = case_or_shared(case, "settings.json");
-    if !case.join("object.yaml").exists() {
-        // A settings-only case: the plugin must refuse them with this message.
-        let expected = std::fs::read_to_string(case.join("expected-error.txt"))
-            .map_err(|e| format!("no object.yaml and no expected-error.txt: {e}"))?;
-        let result = check::check(&CheckArgs {
-            plugin: wasm.to_path_buf(),
-            settings,
-            output: OutputFormat::Json,
-            runtime: runtime_args(),
-        });
-        return match result {
-            Err(OfflineError::Usage(message)) if message.contains(expected.trim()) => Ok(()),
-            other => Err(format!(
-                "expected settings to be refused with {:?}, got {other:?}",
-                expected.trim()
-            )),
-        };
-    }
-    let output = check::eval(&EvalArgs {
-        plugin: wasm.to_path_buf(),
-        object: case.join("object.yaml"),
-        event: event_of(case),
-        now: Some(now_of(case)),
-        settings,
-        cache: case_or_shared(case, "cache"),
-        output: OutputFormat::Json,
-        runtime: runtime_args(),
-    })
-    .map_err(|e| format!("eval failed: {e}"))?;
-    let actual: Value = serde_json::from_str(&output).map_err(|e| e.to_string())?;
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(case.join("expected.json")).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| format!("expected.json: {e}"))?;
-    if actual != expected {
-        return Err(format!(
-            "outcome differs\nexpected: {expected:#}\nactual:   {actual:#}"
-        ));
-    }
-    Ok(())
+    report
 }
 
 #[test]
@@ -251,4 +171,147 @@ fn exit_codes_tell_usage_errors_from_plugin_failures() {
         stderr.contains(r#"invalid --log filter "kubewasm=loud""#),
         "{stderr}"
     );
+}
+
+/// Copies a directory tree (a plugin's fixtures) for a test to change.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// What a plugin author sees when an outcome changes: `kubewasm test` on a
+/// project directory (component found in it, cases in `fixtures/`) fails,
+/// names the case and the JSON path of the changed field with both values,
+/// shows a line diff, and writes the same into the JUnit report.
+#[test]
+fn a_wrong_expected_outcome_fails_with_a_diff_naming_the_field() {
+    let project = tempfile::tempdir().unwrap();
+    copy_tree(
+        &repo().join("plugins/label-propagator/fixtures"),
+        &project.path().join("fixtures"),
+    );
+    std::fs::copy(
+        component("label-propagator"),
+        project.path().join("label-propagator.wasm"),
+    )
+    .unwrap();
+    let expected = project
+        .path()
+        .join("fixtures/configmap-gets-labels/expected.json");
+    let mut outcome: Value =
+        serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
+    outcome["intents"][0]["object"]["metadata"]["labels"]["team"] = "payments".into();
+    std::fs::write(&expected, serde_json::to_string_pretty(&outcome).unwrap()).unwrap();
+
+    let junit = project.path().join("report.xml");
+    let out = kubewasm(&[
+        "--log",
+        "warn",
+        "test",
+        project.path().to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  configmap-gets-labels"), "{stdout}");
+    assert!(
+        stdout.contains(
+            r#"$.intents[0].object.metadata.labels.team: expected "payments", actual "web-store""#
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"-             "team": "payments""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"+             "team": "web-store""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok    service-stale-value"), "{stdout}");
+    assert!(
+        stdout.contains("test result: FAILED. 13 passed, 1 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: 1 of 14 fixture cases failed"
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"<testsuite name="label-propagator" tests="14" failures="1""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("labels.team: expected &quot;payments&quot;, actual &quot;web-store&quot;\" type=\"mismatch\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testcase name="service-stale-value" classname="label-propagator""#),
+        "{xml}"
+    );
+
+    // Put right again, the same command passes.
+    outcome["intents"][0]["object"]["metadata"]["labels"]["team"] = "web-store".into();
+    std::fs::write(&expected, serde_json::to_string_pretty(&outcome).unwrap()).unwrap();
+    let out = kubewasm(&["--log", "warn", "test", project.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("test result: ok. 14 passed, 0 failed"),
+        "{stdout}"
+    );
+}
+
+/// `kubewasm test` refuses, as a usage error, a directory whose component
+/// it cannot tell.
+#[test]
+fn test_needs_one_component() {
+    let project = tempfile::tempdir().unwrap();
+    copy_tree(
+        &repo().join("plugins/label-propagator/fixtures"),
+        &project.path().join("fixtures"),
+    );
+    let out = kubewasm(&["test", project.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no component (.wasm) in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["a.wasm", "b.wasm"] {
+        std::fs::write(project.path().join(name), b"").unwrap();
+    }
+    let out = kubewasm(&["test", project.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("several components"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The conformance suite (`conformance/fixtures`, specified in
+/// `conformance/README.md`) passes for the conformance plugin of every
+/// language, with the same outcome for every case.
+#[test]
+fn conformance_suite_passes_identically_in_every_language() {
+    let rust = run_fixtures("conformance-rust", "conformance/fixtures");
+    let js = run_fixtures("conformance-js", "conformance/fixtures");
+    let names = |report: &SuiteReport| -> Vec<String> {
+        report.cases.iter().map(|c| c.name.clone()).collect()
+    };
+    assert_eq!(names(&rust), names(&js));
+    assert_eq!(rust.plugin, "conformance");
+    assert_eq!(js.plugin, "conformance");
 }

@@ -31,6 +31,17 @@ pub enum OfflineError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written (`kubewasm test --junit`, `--bless`).
+    #[error("failed to write {what} {path}")]
+    Write {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `kubewasm test`: some fixture cases failed (each is reported above).
+    #[error("{failed} of {total} fixture cases failed")]
+    TestsFailed { failed: usize, total: usize },
     #[error("settings {path} are not valid JSON")]
     SettingsJson {
         path: PathBuf,
@@ -84,9 +95,11 @@ impl OfflineError {
             OfflineError::Load(_)
             | OfflineError::Call(_)
             | OfflineError::Refused(_)
+            | OfflineError::TestsFailed { .. }
             | OfflineError::Run(_) => 1,
             OfflineError::Runtime(_)
             | OfflineError::Render(_)
+            | OfflineError::Write { .. }
             | OfflineError::AsyncRuntime(_)
             | OfflineError::Discover(_) => 3,
         }
@@ -102,7 +115,7 @@ pub(crate) fn load_plugin(runtime: &Runtime, path: &Path) -> Result<Plugin, Offl
     Ok(runtime.load(&path.display().to_string(), &bytes)?)
 }
 
-fn read_settings(path: Option<&Path>, plugin: &Plugin) -> Result<String, OfflineError> {
+pub(crate) fn read_settings(path: Option<&Path>, plugin: &Plugin) -> Result<String, OfflineError> {
     let Some(path) = path else {
         return Ok("{}".to_string());
     };
@@ -176,7 +189,7 @@ pub fn check(args: &CheckArgs) -> Result<String, OfflineError> {
 /// The kind of an object read from a file: group and version from
 /// `apiVersion`, scope from the presence of `metadata.namespace`, and the
 /// plural from [`offline_plural`].
-fn kind_of_object(object: &Value) -> ResourceKind {
+pub(crate) fn kind_of_object(object: &Value) -> ResourceKind {
     let (group, version) = split_api_version(object["apiVersion"].as_str().unwrap_or_default());
     let kind = object["kind"].as_str().unwrap_or_default().to_string();
     ResourceKind {

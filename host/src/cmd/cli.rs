@@ -36,6 +36,33 @@ pub enum Command {
     Discover(KubeArgs),
     /// Print the ClusterRole and binding the plugins in a directory need.
     Rbac(RbacArgs),
+    /// Run a plugin's fixture cases against its component and report each.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The plugin project (its cases in `DIR/fixtures/`) or a fixtures
+    /// directory itself.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// The plugin component [default: the one `.wasm` file in DIR, else in
+    /// DIR/dist].
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+
+    /// Also write a JUnit XML report to this file, for CI systems.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+
+    /// Write each reconcile case's actual outcome to its `expected.json`
+    /// instead of comparing (review the change before committing it).
+    #[arg(long)]
+    pub bless: bool,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -3,9 +3,11 @@
 //! - [`cli`]: flags and sub-commands (the only place clap types live);
 //! - [`run`]: `kubewasm run` and `kubewasm discover`, against a cluster;
 //! - [`check`]: `kubewasm check` and `kubewasm eval`, offline;
-//! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs.
+//! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs;
+//! - [`test`]: `kubewasm test`, a plugin's fixture cases against its component.
 
 pub mod check;
 pub mod cli;
 pub mod rbac;
 pub mod run;
+pub mod test;
