@@ -19,7 +19,7 @@ repo="$(cd "$here/.." && pwd)"
 target="wasm32-wasip2"
 
 # The Rust plugins: crate names in plugins/Cargo.toml, one component each.
-rust_plugins=(label-propagator website probe v01-labeler)
+rust_plugins=(label-propagator website probe v01-labeler conformance-rust)
 
 out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
 mkdir -p "$out"
