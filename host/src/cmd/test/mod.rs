@@ -354,7 +354,13 @@ fn case_dirs(fixtures: &Path) -> Result<Vec<PathBuf>, OfflineError> {
 /// The case's own file (or, for `cache`, directory), else the one shared by
 /// every case.
 fn case_or_shared(fixtures: &Path, case: &Path, name: &str) -> Option<PathBuf> {
-    let wanted = |p: &PathBuf| if name == "cache" { p.is_dir() } else { p.is_file() };
+    let wanted = |p: &PathBuf| {
+        if name == "cache" {
+            p.is_dir()
+        } else {
+            p.is_file()
+        }
+    };
     [case.join(name), fixtures.join(name)]
         .into_iter()
         .find(wanted)
