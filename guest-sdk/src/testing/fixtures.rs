@@ -198,7 +198,10 @@ fn run_case<P: Plugin>(dir: &Path, case: &Path) -> Result<Value, Error> {
     let settings = case_settings(dir, case)?;
     P::validate_settings(&settings)
         .map_err(|e| e.context("settings rejected by validate_settings"))?;
-    let mut host = TestHost::new().settings(settings).now(case_now(dir, case)?);
+    let mut host = TestHost::new()
+        .scope(&P::describe())
+        .settings(settings)
+        .now(case_now(dir, case)?);
     if let Some(cache) = [case.join("cache"), dir.join("cache")]
         .into_iter()
         .find(|p| p.is_dir())

@@ -50,6 +50,16 @@ pub struct TestHost {
     settings: String,
     objects: Vec<Object>,
     now: Timestamp,
+    scope: Option<ReadScope>,
+}
+
+/// The kinds a plugin may read, as the host decides it: those it subscribes
+/// to (wildcards included), owns, or watches.
+#[derive(Clone, Debug)]
+struct ReadScope {
+    plugin: String,
+    /// (group, kind), either of which may be `*`.
+    kinds: Vec<(String, String)>,
 }
 
 impl Default for TestHost {
@@ -58,6 +68,7 @@ impl Default for TestHost {
             settings: "{}".to_string(),
             objects: Vec::new(),
             now: Timestamp::from_epoch_ms(0),
+            scope: None,
         }
     }
 }
@@ -88,6 +99,36 @@ impl TestHost {
     /// ```
     pub fn new() -> Self {
         TestHost::default()
+    }
+
+    /// Refuses reads of kinds `info` does not subscribe to, own or watch,
+    /// with the host's message, as the host does; without it every kind is
+    /// readable. [`assert_fixtures`] sets it from the plugin's `describe`.
+    ///
+    /// ```
+    /// use kubewasm_guest::{PluginInfo, Subscription, cache, testing::TestHost};
+    /// let info = PluginInfo::new("p", "1").subscribe(Subscription::new("", "v1", "ConfigMap"));
+    /// TestHost::new().scope(&info).install();
+    /// assert!(cache::get("v1", "ConfigMap", Some("a"), "b")?.is_none());
+    /// let refused = cache::get("v1", "Secret", Some("a"), "b").unwrap_err();
+    /// assert!(refused.message().contains("plugin p may not read Secret (v1)"), "{refused}");
+    /// # Ok::<(), kubewasm_guest::Error>(())
+    /// ```
+    pub fn scope(mut self, info: &crate::PluginInfo) -> Self {
+        let subscribed = info
+            .subscriptions
+            .iter()
+            .map(|s| (s.group.clone(), s.kind.clone()));
+        let watched = info
+            .owns
+            .iter()
+            .chain(info.watches.iter().map(|w| &w.source))
+            .map(|k| (k.group.clone(), k.kind.clone()));
+        self.scope = Some(ReadScope {
+            plugin: info.name.clone(),
+            kinds: subscribed.chain(watched).collect(),
+        });
+        self
     }
 
     /// The settings document (JSON text) the plugin reads.
@@ -239,6 +280,7 @@ pub(crate) mod host {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<String>, String> {
+        readable(api_version, kind)?;
         HOST.with(|host| {
             Ok(host
                 .borrow()
@@ -259,6 +301,7 @@ pub(crate) mod host {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, String> {
+        readable(api_version, kind)?;
         // The host's parser: a test refuses exactly what the host refuses.
         let selector =
             LabelSelector::parse(label_selector.unwrap_or_default()).map_err(|e| e.to_string())?;
@@ -272,6 +315,29 @@ pub(crate) mod host {
                 .filter(|o| selector.matches_object(o.value()))
                 .map(|o| o.value().to_string())
                 .collect())
+        })
+    }
+
+    /// Refuses, with the host's message, a kind outside the scope set by
+    /// [`TestHost::scope`](super::TestHost::scope).
+    fn readable(api_version: &str, kind: &str) -> Result<(), String> {
+        let group = api_version
+            .split_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or_default();
+        HOST.with(|host| match &host.borrow().scope {
+            Some(scope)
+                if !scope
+                    .kinds
+                    .iter()
+                    .any(|(g, k)| (g == "*" || g == group) && (k == "*" || k == kind)) =>
+            {
+                Err(format!(
+                    "plugin {} may not read {kind} ({api_version}): it does not subscribe to, own or watch that kind",
+                    scope.plugin
+                ))
+            }
+            _ => Ok(()),
         })
     }
 

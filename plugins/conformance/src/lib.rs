@@ -317,10 +317,15 @@ kubewasm_guest::export_plugin!(Conformance);
 mod tests {
     use super::*;
 
-    // The suite itself runs against the built component (`kubewasm test`,
-    // host/tests/conformance.rs): the SDK's native test host does not refuse
-    // reads outside the plugin's scope, so `get-secret-refused` needs the
-    // real host.
+    /// The suite natively, through the SDK's fixture runner; the built
+    /// component runs it through `kubewasm test` (host/tests/conformance.rs).
+    #[test]
+    fn conformance_fixtures() {
+        kubewasm_guest::testing::assert_fixtures::<Conformance>(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conformance/fixtures"
+        ));
+    }
 
     #[test]
     fn settings_messages_are_the_specified_ones() {
