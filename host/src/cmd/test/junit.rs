@@ -144,7 +144,7 @@ mod tests {
             "{xml}"
         );
         assert!(
-            xml.contains("-   &quot;requeueAfterMs&quot;: 1&#10;+   &quot;requeueAfterMs&quot;: 2"),
+            xml.contains("-   &quot;requeueAfterMs&quot;: 1\n+   &quot;requeueAfterMs&quot;: 2"),
             "{xml}"
         );
         assert!(xml.ends_with("  </testsuite>\n</testsuites>\n"));

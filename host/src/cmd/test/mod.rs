@@ -11,11 +11,15 @@
 
 pub mod diff;
 pub mod junit;
+mod report;
+
+use report::pretty;
+pub use report::{CaseResult, Failure, SuiteReport, Verdict};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -25,9 +29,6 @@ use crate::cmd::cli::{RuntimeArgs, TestArgs};
 use crate::contract::intent;
 use crate::contract::{Event, EventType};
 use crate::runtime::{CallError, Clock, Plugin, ReadAccess};
-
-/// Differences listed by JSON path in a failure.
-const LISTED_DIFFERENCES: usize = 5;
 
 /// Where a run finds the component and the cases.
 #[derive(Clone, Debug)]
@@ -89,176 +90,6 @@ fn find_component(dir: &Path) -> Result<PathBuf, OfflineError> {
         dir.display(),
         dir.join("dist").display()
     )))
-}
-
-/// The result of a whole run.
-#[derive(Clone, Debug)]
-pub struct SuiteReport {
-    /// The plugin's name, from its `describe`.
-    pub plugin: String,
-    pub component: PathBuf,
-    pub fixtures: PathBuf,
-    pub cases: Vec<CaseResult>,
-    /// From loading the component to the last case.
-    pub duration: Duration,
-}
-
-impl SuiteReport {
-    pub fn failed(&self) -> usize {
-        self.cases
-            .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Failed(_)))
-            .count()
-    }
-
-    /// The last line of a run: the counts, and where they came from.
-    pub fn summary(&self) -> String {
-        let failed = self.failed();
-        let blessed = self
-            .cases
-            .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Blessed))
-            .count();
-        let passed = self.cases.len() - failed - blessed;
-        let mut counts = format!("{passed} passed, {failed} failed");
-        if blessed > 0 {
-            counts.push_str(&format!(", {blessed} blessed"));
-        }
-        format!(
-            "test result: {}. {counts} ({} cases of plugin {} from {} in {:.2} s)",
-            if failed == 0 { "ok" } else { "FAILED" },
-            self.cases.len(),
-            self.plugin,
-            self.fixtures.display(),
-            self.duration.as_secs_f64()
-        )
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct CaseResult {
-    /// The case's directory name.
-    pub name: String,
-    pub verdict: Verdict,
-    pub duration: Duration,
-}
-
-impl CaseResult {
-    /// `ok   name (3 ms)`, or `FAIL name (3 ms)` and the failure's details,
-    /// indented.
-    pub fn render(&self) -> String {
-        let ms = self.duration.as_millis();
-        match &self.verdict {
-            Verdict::Passed => format!("ok    {} ({ms} ms)\n", self.name),
-            Verdict::Blessed => format!("bless {} ({ms} ms)\n", self.name),
-            Verdict::Failed(failure) => {
-                let mut text = format!("FAIL  {} ({ms} ms)\n", self.name);
-                for line in failure.details().lines() {
-                    text.push_str("      ");
-                    text.push_str(line);
-                    text.push('\n');
-                }
-                text
-            }
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub enum Verdict {
-    Passed,
-    /// `--bless` wrote the actual outcome to `expected.json`.
-    Blessed,
-    Failed(Failure),
-}
-
-/// Why a case failed.
-#[derive(Clone, Debug)]
-pub enum Failure {
-    /// The outcome is not the expected one.
-    Mismatch {
-        expected_file: PathBuf,
-        expected: Value,
-        actual: Value,
-    },
-    /// A settings-only case whose settings the plugin accepted.
-    SettingsAccepted { expected: String },
-    /// A settings-only case refused with another message.
-    SettingsMessage { expected: String, actual: String },
-    /// The plugin's call failed other than with a reconcile error (a trap,
-    /// a limit, an intent outside its write scope).
-    Call(String),
-    /// The case's files are missing or malformed.
-    Case(String),
-}
-
-impl Failure {
-    /// A bounded name of the failure's kind (the JUnit `type`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Failure::Mismatch { .. } => "mismatch",
-            Failure::SettingsAccepted { .. } | Failure::SettingsMessage { .. } => "settings",
-            Failure::Call(_) => "call",
-            Failure::Case(_) => "case",
-        }
-    }
-
-    /// One line.
-    pub fn summary(&self) -> String {
-        match self {
-            Failure::Mismatch {
-                expected_file,
-                expected,
-                actual,
-            } => {
-                let first = diff::differences(expected, actual, 1);
-                let at = first
-                    .first()
-                    .map(|d| format!(" at {d}"))
-                    .unwrap_or_default();
-                format!("outcome differs from {}{at}", expected_file.display())
-            }
-            Failure::SettingsAccepted { expected } => {
-                format!("settings accepted, expected them refused with {expected:?}")
-            }
-            Failure::SettingsMessage { expected, actual } => format!(
-                "settings refused with {actual:?}, expected a message containing {expected:?}"
-            ),
-            Failure::Call(message) | Failure::Case(message) => message.clone(),
-        }
-    }
-
-    /// The summary, then for a mismatch the first differences by JSON path
-    /// and a line diff of expected and actual.
-    pub fn details(&self) -> String {
-        let Failure::Mismatch {
-            expected_file,
-            expected,
-            actual,
-        } = self
-        else {
-            return self.summary();
-        };
-        let mut text = format!("outcome differs from {}\n", expected_file.display());
-        let found = diff::differences(expected, actual, LISTED_DIFFERENCES);
-        for difference in &found {
-            text.push_str(&format!("  {difference}\n"));
-        }
-        if found.len() == LISTED_DIFFERENCES {
-            text.push_str("  (first differences only)\n");
-        }
-        let expected = pretty(expected);
-        let actual = pretty(actual);
-        match diff::line_diff(&expected, &actual) {
-            Some(lines) => text.push_str(&format!("--- expected\n+++ actual\n{lines}")),
-            None => text.push_str(&format!("--- expected\n{expected}+++ actual\n{actual}")),
-        }
-        text
-    }
-}
-
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()) + "\n"
 }
 
 /// `kubewasm test`: runs the suite, writes a line per case and the summary
