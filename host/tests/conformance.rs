@@ -315,3 +315,38 @@ fn conformance_suite_passes_identically_in_every_language() {
     assert_eq!(rust.plugin, "conformance");
     assert_eq!(js.plugin, "conformance");
 }
+
+/// `--bless` writes each case's actual outcome into its `expected.json`,
+/// after which the same cases pass.
+#[test]
+fn bless_writes_the_actual_outcomes() {
+    let project = tempfile::tempdir().unwrap();
+    let fixtures = project.path().join("fixtures");
+    copy_tree(&repo().join("plugins/label-propagator/fixtures"), &fixtures);
+    let expected = fixtures.join("service-stale-value/expected.json");
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
+    std::fs::write(&expected, "{}").unwrap();
+    let wasm = component("label-propagator");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--log",
+            "warn",
+            "test",
+            project.path().to_str().unwrap(),
+            "--plugin",
+            wasm.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        kubewasm(&args)
+    };
+    assert_eq!(run(&[]).status.code(), Some(1));
+    let blessed = run(&["--bless"]);
+    let stdout = String::from_utf8_lossy(&blessed.stdout);
+    assert!(blessed.status.success(), "{stdout}");
+    assert!(stdout.contains("bless service-stale-value"), "{stdout}");
+    let rewritten: Value =
+        serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
+    assert_eq!(rewritten, original);
+    assert!(run(&[]).status.success());
+}
