@@ -3,9 +3,11 @@
 //! - [`cli`]: flags and sub-commands (the only place clap types live);
 //! - [`run`]: `kubewasm run` and `kubewasm discover`, against a cluster;
 //! - [`check`]: `kubewasm check` and `kubewasm eval`, offline;
-//! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs.
+//! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs;
+//! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone.
 
 pub mod check;
 pub mod cli;
 pub mod rbac;
+pub mod release;
 pub mod run;
