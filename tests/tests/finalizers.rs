@@ -226,7 +226,11 @@ async fn a_deleted_website_is_cleaned_up_before_it_goes() {
 
 /// A ValidatingAdmissionPolicy (and its binding) that refuses deleting
 /// ConfigMaps in `ns`: the website's cleanup fails until it is unbound.
-async fn refuse_configmap_deletes(ns: &TestNamespace, name: &str) -> Api<DynamicObject> {
+/// Returns the APIs of policies and bindings.
+async fn refuse_configmap_deletes(
+    ns: &TestNamespace,
+    name: &str,
+) -> (Api<DynamicObject>, Api<DynamicObject>) {
     let client = ns.client().clone();
     let resource = |kind: &str, plural: &str| {
         ApiResource::from_gvk_with_plural(
@@ -297,8 +301,7 @@ async fn refuse_configmap_deletes(ns: &TestNamespace, name: &str) -> Api<Dynamic
     })
     .await
     .unwrap();
-    let _ = policies;
-    bindings
+    (policies, bindings)
 }
 
 #[tokio::test]
@@ -311,7 +314,7 @@ async fn a_failing_cleanup_keeps_the_website_until_it_succeeds() {
     wait_for_child(&host, &ns, &websites, "shop").await;
 
     let name = unique_name("fin-refuse-deletes");
-    let bindings = refuse_configmap_deletes(&ns, &name).await;
+    let (policies, bindings) = refuse_configmap_deletes(&ns, &name).await;
     websites
         .delete("shop", &DeleteParams::default())
         .await
@@ -363,17 +366,6 @@ async fn a_failing_cleanup_keeps_the_website_until_it_succeeds() {
     .await;
     assert!(configmaps.get_opt("shop").await.unwrap().is_none());
     assert_eq!(events(&ns, "shop", "Finalized").await.len(), 1);
-    let policies: Api<DynamicObject> = Api::all_with(
-        ns.client().clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(
-                "admissionregistration.k8s.io",
-                "v1",
-                "ValidatingAdmissionPolicy",
-            ),
-            "validatingadmissionpolicies",
-        ),
-    );
     policies
         .delete(&name, &DeleteParams::default())
         .await

@@ -200,6 +200,13 @@ impl Applier {
         }
     }
 
+    /// Whether [`Applier::apply_within`] would refuse `outcome` before
+    /// sending anything (scope, grant, kinds, malformed intents); sends
+    /// nothing and logs nothing.
+    pub fn refuses(&self, plugin: &PluginInfo, grant: &Grant, outcome: &Outcome) -> bool {
+        self.plan(plugin, grant, outcome).is_err()
+    }
+
     /// Whether every write is sent as a dry run (`dryRun=All`).
     pub fn dry_run(&self) -> bool {
         self.options.dry_run

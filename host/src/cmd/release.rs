@@ -179,7 +179,7 @@ pub fn select_kinds(
 
 /// Runs the command.
 pub async fn release(options: &ReleaseOptions) -> Result<ReleaseReport, ReleaseError> {
-    let client = Connection::infer(options.client.clone())
+    let client = Connection::infer(options.client)
         .await
         .and_then(|c| c.client(FenceLayer::open()))
         .map_err(ReleaseError::Client)?;

@@ -143,9 +143,11 @@ impl Controller {
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
         if let Some(f) = finalizer
             && finalizing::adds(finalizer, event_type, &object, outcome.intents.len())
+            && !self.applier.refuses(info, &loaded.grant, &outcome)
         {
             // Before the first write, so the object cannot go before the
-            // plugin cleaned up after it.
+            // plugin cleaned up after it; not for an outcome the applier
+            // refuses whole (it reports that below).
             let added = self
                 .applier
                 .add_finalizer(&info.name, &kind, &object, &f.name)
