@@ -476,3 +476,89 @@ async fn an_unloaded_plugins_finalizer_blocks_deletion_until_released() {
     );
     ns.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn other_finalizers_are_kept_and_a_terminating_object_without_ours_is_left_alone() {
+    let ns = TestNamespace::create("fin-others").await.unwrap();
+    let websites = ns.websites().await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    let host = host(&ns);
+    let site: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "demo.kubewasm.dev/v1alpha1", "kind": "Website",
+        "metadata": {"name": "wiki", "finalizers": ["example.com/keep"]},
+        "spec": {"title": "Hello", "content": "Two finalizers."}
+    }))
+    .unwrap();
+    websites
+        .create(&PostParams::default(), &site)
+        .await
+        .unwrap();
+    host.eventually(WAIT, || async { Ok(configmaps.get("wiki").await?) })
+        .await;
+    // Appended to the list the host read, not replacing it.
+    assert_eq!(
+        websites.get("wiki").await.unwrap().finalizers(),
+        ["example.com/keep", FINALIZER]
+    );
+
+    websites
+        .delete("wiki", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The cleanup ran and only the host's own entry went.
+    host.eventually(WAIT, || async {
+        let site = websites.get("wiki").await?;
+        ensure!(
+            site.finalizers() == ["example.com/keep"],
+            "finalizers: {:?}",
+            site.finalizers()
+        );
+        Ok(())
+    })
+    .await;
+    assert!(configmaps.get_opt("wiki").await.unwrap().is_none());
+    assert_eq!(events(&ns, "wiki", "Finalized").await.len(), 1);
+    // Still terminating, now without the plugin's finalizer: nothing of
+    // the plugin's to clean up, so it is not called again.
+    host.eventually(WAIT, || async {
+        let skipped = host
+            .metric_with(
+                "kubewasm_reconciles_total",
+                &[("plugin", "website"), ("result", "terminating")],
+            )
+            .unwrap_or(0.0);
+        ensure!(skipped >= 1.0, "no reconcile skipped as terminating yet");
+        Ok(())
+    })
+    .await;
+    assert_eq!(events(&ns, "wiki", "Finalized").await.len(), 1);
+
+    // Whoever owns the other finalizer lets go: the Website goes, and the
+    // plugin sees the deletion.
+    let release: kube::api::Patch<()> = kube::api::Patch::Json(
+        serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": "example.com/keep"},
+            {"op": "remove", "path": "/metadata/finalizers/0"},
+        ]))
+        .unwrap(),
+    );
+    websites
+        .patch("wiki", &Default::default(), &release)
+        .await
+        .unwrap();
+    host.eventually(WAIT, || async {
+        ensure!(
+            websites.get_opt("wiki").await?.is_none(),
+            "the Website is still there"
+        );
+        ensure!(
+            host.log()
+                .lines()
+                .any(|l| l.contains("Website deleted") && l.contains("website=wiki")),
+            "the plugin has not seen the deletion"
+        );
+        Ok(())
+    })
+    .await;
+    ns.delete().await.unwrap();
+}
