@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use kubewasm::cmd::check::{self as offline, OfflineError};
-use kubewasm::cmd::cli::RunArgs;
 use kubewasm::cmd::cli::{Cli, Command, LogFormat};
+use kubewasm::cmd::cli::{ReleaseArgs, RunArgs};
 use kubewasm::error_chain;
 use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::Runtime;
@@ -34,6 +34,38 @@ fn run(args: &RunArgs) -> ExitCode {
     });
     match started {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `kubewasm release-finalizers`: exit 2 for bad flags or kinds, 1 if
+/// anything that carried the finalizer was not released.
+fn release(args: &ReleaseArgs) -> ExitCode {
+    let options = match args.options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match tokio_runtime() {
+        Ok(rt) => rt.block_on(kubewasm::cmd::release::release(&options)),
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    match report {
+        Ok(report) => {
+            print!("{}", report.render());
+            match report.is_complete() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
+            }
+        }
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::from(e.exit_code())
@@ -76,6 +108,7 @@ fn main() -> ExitCode {
         Command::Check(args) => offline::check(args),
         Command::Eval(args) => offline::eval(args),
         Command::Run(args) => return run(args),
+        Command::ReleaseFinalizers(args) => return release(args),
         Command::Rbac(args) => offline::rbac(args),
         Command::Test(args) => {
             kubewasm::cmd::test::test(args, &mut std::io::stdout().lock()).map(|()| String::new())

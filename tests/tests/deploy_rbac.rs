@@ -98,7 +98,11 @@ async fn host_service_account_gets_what_the_host_and_example_plugins_need_and_no
         // website.
         ("watch", "websites.demo.kubewasm.dev", CLUSTER),
         ("patch", "websites.demo.kubewasm.dev/status", OTHER),
+        // Its finalizer, added and removed by the host.
+        ("patch", "websites.demo.kubewasm.dev", OTHER),
         ("create", "configmaps", OTHER),
+        // Its finalizing cleanup.
+        ("delete", "configmaps", OTHER),
         // configmap-hasher.
         ("patch", "configmaps", OTHER),
     ];
@@ -123,10 +127,11 @@ async fn host_service_account_gets_what_the_host_and_example_plugins_need_and_no
             "customresourcedefinitions.apiextensions.k8s.io",
             CLUSTER,
         ),
-        ("delete", "configmaps", OTHER),
+        ("delete", "secrets", OTHER),
         ("create", "deployments.apps", OTHER),
         ("patch", "namespaces", CLUSTER),
-        ("patch", "websites.demo.kubewasm.dev", OTHER),
+        ("delete", "websites.demo.kubewasm.dev", OTHER),
+        ("update", "websites.demo.kubewasm.dev", OTHER),
         ("create", "pods", OTHER),
         (
             "escalate",

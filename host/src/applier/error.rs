@@ -18,8 +18,21 @@ pub struct IntentSite {
     pub object: String,
 }
 
+impl IntentSite {
+    /// The `index` of a write the host makes for the plugin rather than
+    /// one of its intents (adding or removing its finalizer).
+    pub const HOST_WRITE: usize = usize::MAX;
+}
+
 impl fmt::Display for IntentSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.index == Self::HOST_WRITE {
+            return write!(
+                f,
+                "plugin {}, host write ({}) on {}",
+                self.plugin, self.intent, self.object
+            );
+        }
         write!(
             f,
             "plugin {}, intent {} ({}) on {}",

@@ -56,6 +56,7 @@
 mod apply;
 mod error;
 mod events;
+mod finalizer;
 mod lifecycle;
 mod noop;
 mod patch;
@@ -82,6 +83,10 @@ use crate::ops::metrics::Metrics;
 use crate::plugins::grant::Grant;
 
 pub use error::{ApplyError, IntentSite};
+pub use finalizer::{
+    FINALIZER_ADD, FINALIZER_REMOVE, add_patch, finalizers, has_finalizer, is_being_deleted,
+    remove_patch,
+};
 pub use report::{ApplyReport, IntentReport, IntentResult};
 pub use retry::RetryPolicy;
 
@@ -193,6 +198,18 @@ impl Applier {
             sent_applies: Mutex::default(),
             event_series: Mutex::default(),
         }
+    }
+
+    /// Whether [`Applier::apply_within`] would refuse `outcome` before
+    /// sending anything (scope, grant, kinds, malformed intents); sends
+    /// nothing and logs nothing.
+    pub fn refuses(&self, plugin: &PluginInfo, grant: &Grant, outcome: &Outcome) -> bool {
+        self.plan(plugin, grant, outcome).is_err()
+    }
+
+    /// Whether every write is sent as a dry run (`dryRun=All`).
+    pub fn dry_run(&self) -> bool {
+        self.options.dry_run
     }
 
     /// Applies `outcome`'s intents for `plugin`, in order. Refuses the whole

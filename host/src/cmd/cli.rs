@@ -38,6 +38,9 @@ pub enum Command {
     Rbac(RbacArgs),
     /// Run a plugin's fixture cases against its component and report each.
     Test(TestArgs),
+    /// Remove a plugin's finalizer from every object that carries it, for a
+    /// plugin that was removed or is broken (its objects stay terminating).
+    ReleaseFinalizers(ReleaseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +66,68 @@ pub struct TestArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["finalizer", "plugin"])))]
+pub struct ReleaseArgs {
+    /// The finalizer to remove, e.g. `kubewasm.dev/website`.
+    #[arg(long)]
+    pub finalizer: Option<String>,
+
+    /// The plugin whose default finalizer, `kubewasm.dev/PLUGIN`, to remove.
+    #[arg(long)]
+    pub plugin: Option<String>,
+
+    /// A kind as `Kind.group` (`Website.demo.kubewasm.dev`; `ConfigMap` for
+    /// the core group; the plural works too). Repeatable. Without it, every
+    /// kind the cluster serves that can be listed and patched.
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+
+    /// Only objects in this namespace (cluster-scoped kinds are skipped).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// Print what would be released; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+impl ReleaseArgs {
+    /// Checks what clap cannot, and builds the options.
+    pub fn options(&self) -> Result<crate::cmd::release::ReleaseOptions, String> {
+        self.kube.client_options().validate()?;
+        let finalizer = match (&self.finalizer, &self.plugin) {
+            (Some(finalizer), _) => finalizer.clone(),
+            (None, Some(plugin)) => {
+                if crate::contract::names::validate_namespace(plugin).is_err() {
+                    return Err(format!(
+                        "--plugin {plugin:?}: not a plugin name (a DNS label)"
+                    ));
+                }
+                crate::cmd::release::plugin_finalizer(plugin)
+            }
+            (None, None) => return Err("--finalizer or --plugin is required".into()),
+        };
+        crate::contract::names::check_finalizer_name(&finalizer)
+            .map_err(|e| format!("--finalizer {finalizer:?}: {e}"))?;
+        if let Some(ns) = &self.namespace
+            && crate::contract::names::validate_namespace(ns).is_err()
+        {
+            return Err(format!("--namespace {ns:?}: not a valid namespace name"));
+        }
+        Ok(crate::cmd::release::ReleaseOptions {
+            finalizer,
+            kinds: self.kinds.clone(),
+            namespace: self.namespace.clone(),
+            dry_run: self.dry_run,
+            client: self.kube.client_options(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]

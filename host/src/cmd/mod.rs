@@ -4,10 +4,12 @@
 //! - [`run`]: `kubewasm run` and `kubewasm discover`, against a cluster;
 //! - [`check`]: `kubewasm check` and `kubewasm eval`, offline;
 //! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs;
-//! - [`test`]: `kubewasm test`, a plugin's fixture cases against its component.
+//! - [`test`]: `kubewasm test`, a plugin's fixture cases against its component;
+//! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone.
 
 pub mod check;
 pub mod cli;
 pub mod rbac;
+pub mod release;
 pub mod run;
 pub mod test;

@@ -8,6 +8,9 @@
 //!   patch) on every kind in a write scope, `get`, `update`, `patch` on its
 //!   `status` subresource and `update` on `finalizers` (needed to set
 //!   `blockOwnerDeletion` in owner references to it).
+//! - `get` and `patch` on every kind a plugin's finalizer covers: the host
+//!   adds and removes the finalizer with JSON patches (the load-time check
+//!   already puts these kinds in the write scope; the rule says why).
 //! - For the host: discovery, watching CustomResourceDefinitions and
 //!   APIServices (kinds appearing at runtime), Events, and Leases (leader
 //!   election).
@@ -97,6 +100,10 @@ pub fn rules(plugins: &[PluginInfo]) -> Vec<PolicyRule> {
             // kind need `update` on its finalizers (OwnerReferencesPermissionEnforcement).
             grants.add(&scope.group, format!("{resource}/finalizers"), &["update"]);
             grants.add(&scope.group, resource, WRITE);
+        }
+        // The host adds and removes the plugin's finalizer by JSON patch.
+        for kind in plugin.finalizer.iter().flat_map(|f| &f.kinds) {
+            grants.add(&kind.group, resource_of(&kind.kind), &["get", "patch"]);
         }
     }
     // The host itself.
@@ -254,6 +261,23 @@ mod tests {
         assert!(
             verbs_on(&rules, "apiextensions.k8s.io", "customresourcedefinitions")
                 .contains(&"watch")
+        );
+    }
+
+    #[test]
+    fn a_finalizer_needs_patch_on_its_kinds() {
+        let mut plugin = plugin();
+        plugin.writes.clear();
+        let without = rules(std::slice::from_ref(&plugin));
+        assert!(!verbs_on(&without, "demo.kubewasm.dev", "websites").contains(&"patch"));
+        plugin.finalizer = Some(crate::contract::Finalizer {
+            name: "kubewasm.dev/web".into(),
+            kinds: vec![GroupKind::new("demo.kubewasm.dev", "Website")],
+        });
+        let with = rules(&[plugin]);
+        assert_eq!(
+            verbs_on(&with, "demo.kubewasm.dev", "websites"),
+            ["get", "list", "patch", "watch"]
         );
     }
 

@@ -8,6 +8,7 @@
 //! on every call is reported as a reconcile loop and slowed down.
 
 mod dispatch;
+mod finalizing;
 mod loops;
 mod result;
 mod status;
@@ -135,7 +136,9 @@ impl Controller {
             self.informers.unsubscribe(&kind);
         }
         let installed = loaded.clone();
-        self.plugins.insert(loaded);
+        if let Some(previous) = self.plugins.insert(loaded) {
+            finalizing::warn_if_orphaned(previous.plugin.info(), Some(installed.plugin.info()));
+        }
         tracing::info!(
             plugin = %name,
             version = %installed.plugin.info().version,
@@ -151,7 +154,9 @@ impl Controller {
 
     /// Unloads a plugin: drops its queued work and releases its informers.
     pub fn uninstall(&self, name: &str) {
-        self.plugins.remove(name);
+        if let Some(previous) = self.plugins.remove(name) {
+            finalizing::warn_if_orphaned(previous.plugin.info(), None);
+        }
         self.queue.remove_group(&name.to_string());
         let kinds = self
             .subscribed

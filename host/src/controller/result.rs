@@ -28,6 +28,9 @@ pub enum ReconcileResult {
     KindRemoved,
     /// The plugin was removed before the queued key ran.
     Unloaded,
+    /// The object's deletion started without the plugin's finalizer on it:
+    /// nothing to clean up, the plugin was not called.
+    Terminating,
 }
 
 impl ReconcileResult {
@@ -44,6 +47,7 @@ impl ReconcileResult {
             Self::ApplyFailed => "apply_failed",
             Self::KindRemoved => "kind_removed",
             Self::Unloaded => "unloaded",
+            Self::Terminating => "terminating",
         }
     }
 }

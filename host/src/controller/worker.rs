@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::Controller;
+use super::finalizing;
 use super::result::{IntentOutcome, ReconcileResult};
 use super::work::{Work, WorkKey};
-use crate::applier::{ApplyError, ApplyReport, IntentResult};
+use crate::applier::{ApplyError, ApplyReport, IntentReport, IntentResult};
 use crate::contract::intent::Outcome;
 use crate::contract::{Event, EventType, GroupKind};
 use crate::ops::metrics::Metrics;
@@ -121,6 +122,16 @@ impl Controller {
             tracing::debug!("kind no longer served; dropped");
             return Finished::done(ReconcileResult::KindRemoved, None);
         }
+        let info = loaded.plugin.info();
+        let finalizer = info.finalizer.as_ref().filter(|f| f.covers(&key.kind));
+        let Some(event_type) = finalizing::event_for(finalizer, event_type, &work.object) else {
+            tracing::debug!(
+                "deletion started without the plugin's finalizer: nothing to clean up, not called"
+            );
+            return Finished::done(ReconcileResult::Terminating, None);
+        };
+        let (kind, object) = (work.kind.clone(), work.object.clone());
+        let work = Work { event_type, ..work };
         let outcome = match self.call(&loaded, key, work).await {
             Ok(outcome) => outcome,
             Err(result) => return Finished::retry(result),
@@ -130,13 +141,60 @@ impl Controller {
             return Finished::retry(ReconcileResult::NotLeader);
         }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
-        match self
+        if let Some(f) = finalizer
+            && finalizing::adds(finalizer, event_type, &object, outcome.intents.len())
+            && !self.applier.refuses(info, &loaded.grant, &outcome)
+        {
+            // Before the first write, so the object cannot go before the
+            // plugin cleaned up after it; not for an outcome the applier
+            // refuses whole (it reports that below).
+            let added = self
+                .applier
+                .add_finalizer(&info.name, &kind, &object, &f.name)
+                .await;
+            if let Err(error) = self.host_write(key, added) {
+                return error;
+            }
+        }
+        let report = match self
             .applier
-            .apply_within(loaded.plugin.info(), &loaded.grant, &outcome)
+            .apply_within(info, &loaded.grant, &outcome)
             .await
         {
-            Ok(report) => self.applied(key, event_type, &report, requeue_after),
-            Err(error) => not_applied(&self.metrics, key, &error),
+            Ok(report) => report,
+            Err(error) => return not_applied(&self.metrics, key, &error),
+        };
+        if let Some(f) = finalizer
+            && finalizing::removes(event_type, requeue_after)
+        {
+            let removed = self
+                .applier
+                .remove_finalizer(&info.name, &kind, &object, &f.name)
+                .await;
+            if let Err(error) = self.host_write(key, removed) {
+                return error;
+            }
+        }
+        self.applied(key, event_type, &report, requeue_after)
+    }
+
+    /// Counts a write the host made for the plugin (its finalizer) like an
+    /// intent; a failure is what the reconcile comes to.
+    fn host_write(
+        &self,
+        key: &WorkKey,
+        written: Result<IntentReport, ApplyError>,
+    ) -> Result<(), Finished> {
+        match written {
+            Ok(done) => {
+                let result = IntentOutcome::of(done.result, self.applier.dry_run());
+                self.metrics
+                    .intents
+                    .with_label_values(&[&key.plugin, done.intent, result.metric_label()])
+                    .inc();
+                Ok(())
+            }
+            Err(error) => Err(not_applied(&self.metrics, key, &error)),
         }
     }
 

@@ -46,15 +46,19 @@
 //! handed the plugin more than `--max-host-read-mib`), `malformed_intent`, `refused` (an intent outside the
 //! write scope or malformed), `apply_failed`, `conflict`, `loop`,
 //! `not_leader` (the lease was lost during the call; nothing applied),
-//! `kind_removed` (the kind's CRD was deleted before its queued key ran) or
-//! `unloaded` (the plugin was removed before its queued key ran).
+//! `kind_removed` (the kind's CRD was deleted before its queued key ran),
+//! `unloaded` (the plugin was removed before its queued key ran) or
+//! `terminating` (the object's deletion started without the plugin's
+//! finalizer on it: nothing to clean up, the plugin was not called).
 //! `kubewasm_watch_errors_total{reason}` is `gone` (410, a re-list
 //! follows), `unreachable`, `forbidden`, `throttled`, `server_error`,
 //! `api_error` or `decode`. `kubewasm_subscription_unserved` is 1 while a
 //! plugin subscribes to a version of a kind that the cluster serves only in
 //! other versions (the plugin receives none of its objects).
 //! `kubewasm_intents_total{result}` is `applied`, `unchanged` (not sent:
-//! nothing would change), `dry_run`, `refused` or `failed`.
+//! nothing would change), `dry_run`, `refused` or `failed`; its `type` is
+//! the intent's, or `finalizer-add` / `finalizer-remove` for the host's
+//! writes of a plugin's finalizer.
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -260,7 +264,7 @@ const RECONCILES: Series = Series {
 };
 const INTENTS: Series = Series {
     name: "kubewasm_intents_total",
-    help: "Intents by plugin, type (apply, merge-patch, json-patch, create, delete, record-event) and result.",
+    help: "Intents by plugin, type (apply, merge-patch, json-patch, create, delete, record-event; finalizer-add, finalizer-remove for the host's finalizer writes) and result.",
     labels: &["plugin", "type", "result"],
 };
 const SUBSCRIPTION_UNSERVED: Series = Series {
