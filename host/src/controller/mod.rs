@@ -189,7 +189,8 @@ impl Controller {
     }
 
     /// A kind appeared in the cluster, or one of its versions did: plugins
-    /// whose subscriptions cover it start receiving its objects.
+    /// whose subscriptions cover it start receiving its objects, and those
+    /// that own or watch it start being woken by them.
     pub fn kind_added(&self, _kind: &ResourceKind) {
         self.refresh_subscriptions();
     }
