@@ -57,7 +57,7 @@ pub fn reference_label(s: &str) -> bool {
 
 /// A DNS-1123 subdomain: dot-separated label characters, at most 253
 /// characters in all (apimachinery does not limit each part).
-fn reference_subdomain(s: &str) -> bool {
+pub fn reference_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(reference_label_chars)
 }
 

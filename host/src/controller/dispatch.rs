@@ -1,5 +1,6 @@
 //! Dispatch: each informer event goes to the queue of every plugin that
-//! wants it.
+//! wants it, and, through owned kinds and mapped watches ([`super::mapping`]),
+//! to the queue of each object it reconciles.
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -7,21 +8,44 @@ use tokio::sync::mpsc;
 use super::Controller;
 use super::work::{Work, WorkKey};
 use crate::cluster::informer::KindEvent;
-use crate::contract::{EventType, ResourceKind};
+use crate::contract::{EventType, ParsedSubscriptions, ResourceKind};
 use crate::plugins::LoadedPlugin;
+use crate::plugins::grant::Grant;
 
 impl Controller {
     /// Routes informer events to the plugins that want them.
     pub async fn dispatch(self, mut events: mpsc::UnboundedReceiver<KindEvent>) {
         while let Some(event) = events.recv().await {
             for loaded in self.plugins.all() {
+                let plugin = &loaded.plugin.info().name;
                 if wants(&loaded, &event.kind, &event.object) {
                     self.queue.add(
-                        WorkKey::of(&loaded.plugin.info().name, &event.kind, &event.object),
+                        WorkKey::of(plugin, &event.kind, &event.object),
                         Work {
                             event_type: event.event_type,
                             kind: event.kind.clone(),
                             object: event.object.clone(),
+                        },
+                    );
+                }
+                for target in self.mapped(&loaded, &event.kind, &event.object) {
+                    let key = WorkKey::of(plugin, &target.kind, &target.object);
+                    tracing::debug!(
+                        plugin = %plugin,
+                        kind = %event.kind.kind,
+                        object = %WorkKey::of(plugin, &event.kind, &event.object).object(),
+                        event = event.event_type.as_str(),
+                        via = ?target.via,
+                        target_kind = %key.kind.kind,
+                        target = %key.object(),
+                        "reconciling an object the change maps to"
+                    );
+                    self.queue.add(
+                        key,
+                        Work {
+                            event_type: EventType::Resync,
+                            kind: target.kind,
+                            object: target.object,
                         },
                     );
                 }
@@ -49,13 +73,17 @@ impl Controller {
 /// Whether `loaded` wants events of `object` of `kind`: a subscription
 /// covers it and the operator's grant lets the plugin see it.
 pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &Value) -> bool {
+    wanted(loaded.plugin.subscriptions(), &loaded.grant, kind, object)
+}
+
+/// [`wants`] with the plugin's parsed subscriptions and grant.
+pub(super) fn wanted(
+    subscriptions: &ParsedSubscriptions,
+    grant: &Grant,
+    kind: &ResourceKind,
+    object: &Value,
+) -> bool {
     let namespace = object["metadata"]["namespace"].as_str();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    if !loaded
-        .grant
-        .may_see(&kind.group, &kind.kind, namespace, name)
-    {
-        return false;
-    }
-    loaded.plugin.subscriptions().cover(kind, object)
+    grant.may_see(&kind.group, &kind.kind, namespace, name) && subscriptions.cover(kind, object)
 }

@@ -6,10 +6,20 @@
 //! and keeps only the newest state, never runs one key twice at once, and
 //! backs failing keys off. A plugin that writes the object it is called for
 //! on every call is reported as a reconcile loop and slowed down.
+//!
+//! Besides the kinds it subscribes to, a plugin's informers watch the kinds
+//! it owns and the sources of its mapped watches (refcounted alike, and
+//! listed before its first reconcile, which reads children from the
+//! cache). Their events are not delivered to it: [`mapping`] turns a
+//! child's change into a resync of its controller owner, and a watched
+//! object's change into resyncs of the objects the watch's rule picks from
+//! the cache. An owned or watched kind the cluster does not serve is
+//! reported like an unserved subscription.
 
 mod dispatch;
 mod finalizing;
 mod loops;
+mod mapping;
 mod result;
 mod status;
 mod unserved;
@@ -32,6 +42,7 @@ use crate::runtime::Plugin;
 use loops::LoopDetector;
 
 pub use dispatch::wants;
+pub use mapping::{Lookup, Router, Target, Via, field_names};
 pub use result::{IntentOutcome, ReconcileResult};
 pub use work::{Work, WorkKey};
 
@@ -43,7 +54,8 @@ pub struct Controller {
     pub registry: SharedRegistry,
     pub queue: WorkQueue<WorkKey, Work>,
     applier: Arc<Applier>,
-    /// Kinds each plugin subscribes to (for informer refcounts).
+    /// Kinds each plugin's informers watch (for refcounts): those its
+    /// subscriptions cover, and the kinds it owns or watches.
     subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
     loops: LoopDetector,
     /// Only the leader takes work and applies intents.
@@ -93,22 +105,28 @@ impl Controller {
         self
     }
 
-    /// The kinds the cluster serves that a plugin's subscriptions cover.
+    /// The kinds the cluster serves that a plugin's subscriptions cover,
+    /// then the kinds it owns and the sources of its mapped watches (each
+    /// at the version it names, else the one the host uses for the kind;
+    /// those the cluster does not serve are reported by
+    /// [`report_unserved`](Self::report_unserved)).
     fn kinds_for(&self, plugin: &Plugin) -> Vec<ResourceKind> {
         let registry = self.registry.load();
         let mut kinds: Vec<ResourceKind> = Vec::new();
-        for subscription in &plugin.info().subscriptions {
-            for info in registry.matching(subscription) {
-                if !kinds.contains(&info.resource) {
-                    kinds.push(info.resource.clone());
-                }
+        let info = plugin.info();
+        let subscribed = info.subscriptions.iter().flat_map(|s| registry.matching(s));
+        let watched = info.watched().filter_map(|k| registry.resolve(k));
+        for kind in subscribed.chain(watched) {
+            if !kinds.contains(&kind.resource) {
+                kinds.push(kind.resource);
             }
         }
         kinds
     }
 
-    /// Loads or replaces a plugin: informers follow its subscriptions, and
-    /// every cached object it subscribes to is queued for a resync. With
+    /// Loads or replaces a plugin: informers follow its subscriptions, owned
+    /// kinds and mapped watches, and every cached object it subscribes to is
+    /// queued for a resync. With
     /// `--namespace` the plugin's grant is narrowed to that namespace.
     pub fn install(&self, mut loaded: LoadedPlugin) {
         let name = loaded.plugin.info().name.clone();
@@ -146,7 +164,13 @@ impl Controller {
             namespaces = ?installed.grant.namespace_list(),
             "plugin installed"
         );
-        for kind in &kinds {
+        // Owned and watched kinds map to subscribed objects, which this
+        // covers.
+        let info = installed.plugin.info();
+        for kind in kinds
+            .iter()
+            .filter(|k| info.subscriptions.iter().any(|s| s.matches_kind(k)))
+        {
             self.resync(&installed, kind);
         }
         self.report_unserved();
@@ -170,7 +194,8 @@ impl Controller {
     }
 
     /// A kind appeared in the cluster, or one of its versions did: plugins
-    /// whose subscriptions cover it start receiving its objects.
+    /// whose subscriptions cover it start receiving its objects, and those
+    /// that own or watch it start being woken by them.
     pub fn kind_added(&self, _kind: &ResourceKind) {
         self.refresh_subscriptions();
     }
@@ -208,7 +233,8 @@ impl Controller {
         self.report_unserved();
     }
 
-    /// Names of the plugins subscribed to a kind (for status).
+    /// Names of the plugins whose informers include a kind (subscribed,
+    /// owned or watched).
     pub fn subscribers(&self, kind: &ResourceKind) -> HashSet<String> {
         self.subscribed
             .read()

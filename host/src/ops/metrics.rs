@@ -54,7 +54,9 @@
 //! follows), `unreachable`, `forbidden`, `throttled`, `server_error`,
 //! `api_error` or `decode`. `kubewasm_subscription_unserved` is 1 while a
 //! plugin subscribes to a version of a kind that the cluster serves only in
-//! other versions (the plugin receives none of its objects).
+//! other versions (the plugin receives none of its objects), or owns or
+//! watches a kind the cluster does not serve (at the version it names;
+//! `version` is `*` when it names none): changes of it wake nothing.
 //! `kubewasm_intents_total{result}` is `applied`, `unchanged` (not sent:
 //! nothing would change), `dry_run`, `refused` or `failed`; its `type` is
 //! the intent's, or `finalizer-add` / `finalizer-remove` for the host's
@@ -269,7 +271,7 @@ const INTENTS: Series = Series {
 };
 const SUBSCRIPTION_UNSERVED: Series = Series {
     name: "kubewasm_subscription_unserved",
-    help: "1 while a plugin subscribes to a version of a kind that the cluster no longer serves.",
+    help: "1 while a plugin subscribes to a version of a kind that the cluster no longer serves, or owns or watches a kind (version * for the preferred one) the cluster does not serve.",
     labels: &["plugin", "group", "kind", "version"],
 };
 const RECONCILES_ABANDONED: Series = Series {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::{Discovered, GroupFailure};
-use crate::contract::{ResourceKind, Subscription, WILDCARD, split_api_version};
+use crate::contract::{KindRef, ResourceKind, Subscription, WILDCARD, split_api_version};
 
 /// One kind the server serves, at the version the host uses for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -168,6 +168,17 @@ impl KindRegistry {
     pub fn get_api_version(&self, api_version: &str, kind: &str) -> Option<KindInfo> {
         let (group, version) = split_api_version(api_version);
         self.get_version(group, version, kind)
+    }
+
+    /// The kind an owned kind or a mapped watch's source names: at its
+    /// version if it names one (`None` if that version is not served), else
+    /// at the version the host uses for the kind.
+    pub fn resolve(&self, kind: &KindRef) -> Option<KindInfo> {
+        let info = self.get(&kind.group, &kind.kind)?;
+        match &kind.version {
+            Some(version) => info.at_version(version),
+            None => Some(info.clone()),
+        }
     }
 
     /// The kinds `subscription` covers: with a wildcard version each at its
@@ -419,6 +430,37 @@ mod tests {
             .unwrap();
         assert_eq!(v1.resource.version, "v1");
         assert_eq!(v1.api_resource().api_version, "autoscaling/v1");
+    }
+
+    #[test]
+    fn kind_refs_resolve_to_the_named_or_chosen_version() {
+        let registry = sample();
+        let kind_ref = |group: &str, kind: &str, version: Option<&str>| KindRef {
+            group: group.into(),
+            kind: kind.into(),
+            version: version.map(str::to_string),
+        };
+        let hpa = "HorizontalPodAutoscaler";
+        let chosen = registry
+            .resolve(&kind_ref("autoscaling", hpa, None))
+            .unwrap();
+        assert_eq!(chosen.resource.version, "v2");
+        let named = registry
+            .resolve(&kind_ref("autoscaling", hpa, Some("v1")))
+            .unwrap();
+        assert_eq!(named.resource.version, "v1");
+        assert!(
+            registry
+                .resolve(&kind_ref("autoscaling", hpa, Some("v3")))
+                .is_none()
+        );
+        assert!(registry.resolve(&kind_ref("", "Secret", None)).is_none());
+        // Exact group: the core ConfigMap is not an apps kind.
+        assert!(
+            registry
+                .resolve(&kind_ref("apps", "ConfigMap", None))
+                .is_none()
+        );
     }
 
     #[test]

@@ -116,6 +116,23 @@ fn versions_of<'a>(
         .map(|(_, informer)| informer)
 }
 
+/// The cached objects in `namespace` (every object with `None`): one
+/// namespace is a range of the map, which is ordered by namespace first.
+fn in_namespace<'a>(
+    objects: &'a cache::Objects,
+    namespace: Option<&'a str>,
+) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
+    match namespace {
+        None => Box::new(objects.values()),
+        Some(ns) => Box::new(
+            objects
+                .range((Some(ns.to_string()), String::new())..)
+                .take_while(move |((object_ns, _), _)| object_ns.as_deref() == Some(ns))
+                .map(|(_, object)| object),
+        ),
+    }
+}
+
 impl InformerRegistry {
     /// A registry watching all namespaces, or only `namespace` (cluster-scoped
     /// kinds are watched regardless). Events arrive on the returned receiver;
@@ -252,6 +269,41 @@ impl InformerRegistry {
             .unwrap_or_default()
     }
 
+    /// The cached object of `kind` at exactly its version, named `name` in
+    /// `namespace` (`None` for cluster-scoped); `None` if it is not cached
+    /// or no informer watches that version.
+    pub fn get_at(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let informer = informers.get(&informer_key(kind))?;
+        let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
+        let key = (namespace.map(str::to_string), name.to_string());
+        cache.objects.get(&key).cloned()
+    }
+
+    /// Calls `visit` with each cached object of `kind` at exactly its
+    /// version in `namespace`, or in every namespace (and cluster scope)
+    /// with `None`. One namespace is a range of the cache, not a scan of
+    /// all of it. The cache is read-locked meanwhile, so `visit` must be
+    /// quick and must not touch the informers.
+    pub fn visit_at(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        visit: &mut dyn FnMut(&Arc<Value>),
+    ) {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let Some(informer) = informers.get(&informer_key(kind)) else {
+            return;
+        };
+        let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
+        in_namespace(&cache.objects, namespace).for_each(visit);
+    }
+
     fn api(&self, kind: &ResourceKind) -> Api<WireObject> {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
@@ -304,14 +356,9 @@ impl ObjectReader for InformerRegistry {
         selector: &LabelSelector,
     ) -> Result<Vec<Arc<Value>>, ReadError> {
         self.with_cache(kind, |cache| {
-            cache
-                .objects
-                .iter()
-                .filter(|((ns, _), o)| {
-                    namespace.is_none_or(|want| ns.as_deref() == Some(want))
-                        && selector.matches_object(o)
-                })
-                .map(|(_, o)| o.clone())
+            in_namespace(&cache.objects, namespace)
+                .filter(|o| selector.matches_object(o))
+                .cloned()
                 .collect()
         })
     }
