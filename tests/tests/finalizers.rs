@@ -6,12 +6,6 @@
 //! The control plane runs no garbage collector, so a child ConfigMap that
 //! disappears was deleted by the plugin's cleanup, and one that stays was
 //! not.
-//!
-//! Each host also loads `probe`, which subscribes to ConfigMaps: the
-//! website reads its children from the host's cache, which keeps a kind
-//! only while some loaded plugin watches it. (Once owned kinds are watched
-//! for their owner, website alone would do; the probe changes nothing here,
-//! as it only acts on objects with its label.)
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -33,11 +27,7 @@ const WAIT: Duration = Duration::from_secs(120);
 const FINALIZER: &str = "kubewasm.dev/website";
 
 fn host(ns: &TestNamespace) -> Host {
-    Host::start(
-        ns,
-        &[("website", None), ("probe", None)],
-        &["--namespace", ns.name()],
-    )
+    Host::start(ns, &[("website", None)], &["--namespace", ns.name()])
 }
 
 async fn create_website(websites: &Api<DynamicObject>, name: &str) {
@@ -173,15 +163,14 @@ async fn a_deleted_website_is_cleaned_up_before_it_goes() {
         child_rv < website_rv,
         "child deleted at {child_rv}, Website at {website_rv}"
     );
+    // The first Finalized Event (the idempotent cleanup may run again
+    // before the host sees the finalizer gone).
     let finalized = events(&ns, "blog", "Finalized").await;
-    assert_eq!(finalized.len(), 1, "{finalized:?}");
-    let event_rv: u64 = finalized[0]
-        .metadata
-        .resource_version
-        .as_deref()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let event_rv: u64 = finalized
+        .iter()
+        .filter_map(|e| e.metadata.resource_version.as_deref()?.parse().ok())
+        .min()
+        .unwrap_or_else(|| panic!("no Finalized Event: {finalized:?}"));
     assert!(
         event_rv < website_rv,
         "Event at {event_rv}, Website gone at {website_rv}"
@@ -365,7 +354,10 @@ async fn a_failing_cleanup_keeps_the_website_until_it_succeeds() {
     })
     .await;
     assert!(configmaps.get_opt("shop").await.unwrap().is_none());
-    assert_eq!(events(&ns, "shop", "Finalized").await.len(), 1);
+    // At least once: the child's deletion reconciles its owner, which can
+    // run the (idempotent) cleanup again before the host sees the
+    // finalizer gone.
+    assert!(!events(&ns, "shop", "Finalized").await.is_empty());
     policies
         .delete(&name, &DeleteParams::default())
         .await
@@ -517,7 +509,8 @@ async fn other_finalizers_are_kept_and_a_terminating_object_without_ours_is_left
     })
     .await;
     assert!(configmaps.get_opt("wiki").await.unwrap().is_none());
-    assert_eq!(events(&ns, "wiki", "Finalized").await.len(), 1);
+    let finalized = events(&ns, "wiki", "Finalized").await.len();
+    assert!(finalized >= 1);
     // Still terminating, now without the plugin's finalizer: nothing of
     // the plugin's to clean up, so it is not called again.
     host.eventually(WAIT, || async {
@@ -531,7 +524,7 @@ async fn other_finalizers_are_kept_and_a_terminating_object_without_ours_is_left
         Ok(())
     })
     .await;
-    assert_eq!(events(&ns, "wiki", "Finalized").await.len(), 1);
+    assert_eq!(events(&ns, "wiki", "Finalized").await.len(), finalized);
 
     // Whoever owns the other finalizer lets go: the Website goes, and the
     // plugin sees the deletion.
