@@ -215,3 +215,45 @@ async fn a_plugin_that_changes_an_object_on_every_call_is_reported_and_backs_off
         host.log()
     );
 }
+
+/// The loop through a child: an owner that rewrites its child on every
+/// call is woken by each of its own writes to the child (`owns`), so it is
+/// reported and backed off like a plugin that changes its own object on
+/// every call; without that, it would write forever, unreported.
+#[tokio::test]
+async fn an_owner_rewriting_its_child_on_every_call_is_reported_and_backs_off() {
+    let ns = TestNamespace::create("churn-child").await.unwrap();
+    create_configmap(&ns, "owner", "churn-child").await;
+    let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
+    let configmaps: Api<ConfigMap> = ns.api();
+
+    host.eventually(WAIT, || async {
+        let log = host.log();
+        anyhow::ensure!(
+            log.lines().any(|l| l.contains("reconcile loop")
+                && l.contains("plugin=probe")
+                && l.contains(&format!("{}/owner", ns.name()))),
+            "no reconcile loop reported for the owner"
+        );
+        anyhow::ensure!(
+            backed_off(&log, "owner", 3),
+            "the owner did not back off 3 times"
+        );
+        Ok(())
+    })
+    .await;
+
+    // The child was written by the owner's reconciles, woken by the child.
+    let child = configmaps.get("owner-child").await.unwrap();
+    let owner = &child.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.name.as_str(), owner.controller), ("owner", Some(true)));
+    let count: u64 = child.data.unwrap()["n"].parse().unwrap();
+    let reports = host.count("reconcile loop") as u64;
+    eprintln!("churn-child: {count} writes, {reports} loop reports");
+    assert!(
+        (10..=10 + reports + 1).contains(&count),
+        "{count} writes for {reports} loop reports:\n{}",
+        host.log()
+    );
+    assert!(host.log().contains("via=Owner"), "{}", host.log());
+}

@@ -25,6 +25,7 @@ impl Controller {
                             event_type: event.event_type,
                             kind: event.kind.clone(),
                             object: event.object.clone(),
+                            answers_change: event.event_type == EventType::Applied,
                         },
                     );
                 }
@@ -46,6 +47,10 @@ impl Controller {
                             event_type: EventType::Resync,
                             kind: target.kind,
                             object: target.object,
+                            // An owner writing its child on every child
+                            // change (or fighting another writer over it)
+                            // is a loop too.
+                            answers_change: true,
                         },
                     );
                 }
@@ -63,6 +68,7 @@ impl Controller {
                         event_type: EventType::Resync,
                         kind: kind.clone(),
                         object,
+                        answers_change: false,
                     },
                 );
             }

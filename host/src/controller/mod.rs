@@ -4,8 +4,10 @@
 //!
 //! Reconciles are level-triggered: the queue coalesces changes of one object
 //! and keeps only the newest state, never runs one key twice at once, and
-//! backs failing keys off. A plugin that writes the object it is called for
-//! on every call is reported as a reconcile loop and slowed down.
+//! backs failing keys off. A plugin that writes on every call for an
+//! object, each write waking it again (through the object itself, or an
+//! owned child or mapped source it rewrites), is reported as a reconcile
+//! loop and slowed down.
 //!
 //! Besides the kinds it subscribes to, a plugin's informers watch the kinds
 //! it owns and the sources of its mapped watches (refcounted alike, and

@@ -50,6 +50,11 @@ pub struct Work {
     pub event_type: EventType,
     pub kind: ResourceKind,
     pub object: Arc<Value>,
+    /// Queued because something changed: the object itself (an `applied`
+    /// event), an owned child or a mapped watch source. A write in answer
+    /// to such a change counts towards reconcile-loop detection; a resync
+    /// after a load or a requested requeue does not.
+    pub answers_change: bool,
 }
 
 impl Work {
@@ -61,6 +66,7 @@ impl Work {
             EventType::Deleted | EventType::Finalizing => self,
             EventType::Applied | EventType::Resync => Self {
                 event_type: EventType::Resync,
+                answers_change: false,
                 ..self
             },
         }

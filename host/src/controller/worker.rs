@@ -115,6 +115,7 @@ impl Controller {
             return Finished::done(ReconcileResult::Unloaded, None);
         };
         let event_type = work.event_type;
+        let answers_change = work.answers_change;
         if event_type != EventType::Deleted && !self.serves(&key.kind) {
             // The kind was removed (a deleted CRD): nothing left to reconcile
             // and nowhere to write; the key is not retried. A delete still
@@ -175,7 +176,7 @@ impl Controller {
                 return error;
             }
         }
-        self.applied(key, event_type, &report, requeue_after)
+        self.applied(key, answers_change, &report, requeue_after)
     }
 
     /// Counts a write the host made for the plugin (its finalizer) like an
@@ -248,7 +249,7 @@ impl Controller {
     fn applied(
         &self,
         key: &WorkKey,
-        event_type: EventType,
+        answers_change: bool,
         report: &ApplyReport,
         requeue_after: Option<Duration>,
     ) -> Finished {
@@ -263,7 +264,7 @@ impl Controller {
             .intents
             .iter()
             .any(|i| i.result == IntentResult::Applied);
-        if self.loops.observe(key, wrote, event_type) {
+        if self.loops.observe(key, wrote, answers_change) {
             tracing::warn!(
                 "plugin changes this object on every call (reconcile loop); backing off"
             );

@@ -13,6 +13,7 @@
 //! | `read`         | reads the ConfigMap named `NAMESPACE/NAME` in its `probe.kubewasm.dev/read` annotation from the host's cache and records `found`, `absent` or `error: ...` in `probe.kubewasm.dev/read-result` |
 //! | `smuggle`      | returns one intent on a ConfigMap (a kind it declares) whose target namespace and name come from the `probe.kubewasm.dev/smuggle-namespace` and `/smuggle-name` annotations, of the type in `/smuggle-intent` (`merge-patch`, `json-patch`, `delete`, `apply`, `create`, `event`): what a hostile plugin would try |
 //! | `tombstone`    | marks like `mark`; when the ConfigMap is deleted, applies a ConfigMap `<name>-gone` whose `data.n` is the deleted object's last `data.n` |
+//! | `churn-child`  | applies a child ConfigMap `<name>-child` (controller owner reference to the object) whose `data.n` is one more than the cached child's, so each write to the child wakes the owner (`owns`), which writes it again (an owner/child reconcile loop) |
 //! | `clock`        | reads the host clock (`now`) and records it in `probe.kubewasm.dev/now` (RFC 3339) and `/now-ms` (epoch milliseconds), once: nothing if `/now` is already set |
 //!
 //! It subscribes to every `Gadget`, whatever its group and version (a
@@ -24,8 +25,9 @@
 //! test can tell which state of the object was reconciled last.
 
 use kubewasm_guest::{
-    Apply, Create, Delete, Error, Event, Intent, JsonPatch, ObjectRef, Outcome, Patch, Plugin,
-    PluginInfo, RecordEvent, Subscription, WriteScope, raw_settings,
+    Apply, Create, Delete, Error, Event, Intent, JsonPatch, KindRef, ObjectRef, Outcome,
+    OwnerReference, Patch, Plugin, PluginInfo, RecordEvent, Subscription, WriteScope,
+    raw_settings,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -83,6 +85,8 @@ impl Plugin for Probe {
         PluginInfo::new("probe", env!("CARGO_PKG_VERSION"))
             .subscribe(Subscription::new("*", "*", "Gadget"))
             .subscribe(Subscription::new("", "v1", "ConfigMap").label_selector(BEHAVE))
+            // Children of `churn-child` ConfigMaps wake their owner.
+            .owns(KindRef::new("", "ConfigMap").version("v1"))
             .writes(WriteScope::new("*", "Gadget"))
             .writes(WriteScope::new("", "ConfigMap"))
     }
@@ -130,6 +134,18 @@ impl Plugin for Probe {
                     &object.object_ref(),
                     json!({"metadata": {"annotations": {CHURN: (count + 1).to_string()}}}),
                 )))
+            }
+            "churn-child" => {
+                let name = format!("{}-child", object.name());
+                let count: u64 =
+                    kubewasm_guest::cache::get("v1", "ConfigMap", object.namespace(), &name)?
+                        .and_then(|child| child.get_str("data.n").and_then(|n| n.parse().ok()))
+                        .unwrap_or(0);
+                let child = ObjectRef::new("v1", "ConfigMap", object.namespace(), name);
+                Ok(Outcome::new().with(
+                    Apply::fields(&child, json!({"data": {"n": (count + 1).to_string()}}))
+                        .owner(OwnerReference::controller(object)?),
+                ))
             }
             "trap" => panic!("probe asked to trap on {}", object.name()),
             "spin" => spin(),
@@ -351,6 +367,31 @@ mod tests {
             object["metadata"]["annotations"][CHURN] = json!(expected);
             event.object = Object::parse(&object.to_string()).unwrap();
         }
+    }
+
+    #[test]
+    fn churn_child_rewrites_its_child_on_every_call() {
+        let mut event = configmap(Some("churn-child"), None);
+        let mut owner = event.object.into_value();
+        owner["metadata"]["uid"] = json!("owner-uid");
+        event.object = Object::parse(&owner.to_string()).unwrap();
+        let child = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm-child", "namespace": "ns"},
+            "data": {"n": "4"}
+        });
+        kubewasm_guest::testing::TestHost::new()
+            .object(Object::parse(&child.to_string()).unwrap())
+            .install();
+        let outcome = Probe::reconcile(&event).unwrap();
+        let [Intent::Apply(apply)] = outcome.intents.as_slice() else {
+            panic!("{:?}", outcome.intents);
+        };
+        assert_eq!(apply.object["metadata"]["name"], "cm-child");
+        assert_eq!(apply.object["data"]["n"], "5");
+        let owner_ref = &apply.object["metadata"]["ownerReferences"][0];
+        assert_eq!(owner_ref["uid"], "owner-uid");
+        assert_eq!(owner_ref["controller"], true);
     }
 
     #[test]
