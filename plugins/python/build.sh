@@ -4,9 +4,10 @@
 # WebAssembly component <out>/<name>.wasm, with componentize-py against the
 # `plugin` world of the repository's wit/ and the SDK in guest-sdk/python.
 #
-#   plugins/python/build.sh [OUT_DIR]
+#   plugins/python/build.sh [OUT_DIR [NAME...]]
 #
-# OUT_DIR defaults to $KUBEWASM_PLUGIN_OUT, then to plugins/dist/.
+# OUT_DIR defaults to $KUBEWASM_PLUGIN_OUT, then to plugins/dist/. With NAMEs,
+# only those plugins are built.
 #
 # componentize-py is installed by tools/venv.sh into a virtualenv cached
 # under ${XDG_CACHE_HOME:-~/.cache}/kubewasm/python/<version>. Components are
@@ -27,6 +28,10 @@ sdk="$repo/guest-sdk/python"
 world="plugin"
 
 out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
+only=("${@:2}")
+for name in "${only[@]}"; do
+  [[ -f "$here/$name/app.py" ]] || { echo "python-plugins: error: no plugin $name (expected $here/$name/app.py)" >&2; exit 1; }
+done
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/python/components"
@@ -74,6 +79,9 @@ for plugin_dir in "$here"/*/; do
   plugin_dir="${plugin_dir%/}"
   name="$(basename "$plugin_dir")"
   [[ -f "$plugin_dir/app.py" ]] || continue
+  if [[ ${#only[@]} -gt 0 && " ${only[*]} " != *" $name "* ]]; then
+    continue
+  fi
   built=$((built + 1))
 
   hash="$(inputs_hash "$plugin_dir")"

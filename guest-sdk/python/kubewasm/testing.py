@@ -198,6 +198,8 @@ def run_fixtures(plugin: Any, fixtures: str) -> List[str]:
     )
     for case in cases:
         expected, actual = run_case(plugin, fixtures, case)
-        if expected != actual:
+        if expected is None:
+            failures.append(f"{case}: no expected.json (write it with `kubewasm test --bless`, then review it)")
+        elif expected != actual:
             failures.append(f"{case}: expected {json.dumps(expected)}, actual {json.dumps(actual)}")
     return failures
