@@ -49,7 +49,10 @@ async fn python_validator_annotates_and_reports_missing_keys() {
             "data": {"color": "blue"}
         }))
         .unwrap();
-        configmaps.create(&PostParams::default(), &cm).await.unwrap();
+        configmaps
+            .create(&PostParams::default(), &cm)
+            .await
+            .unwrap();
     }
     let settings = json!({"requiredKeys": ["team", "owner"]});
     let host = Host::start(
