@@ -78,3 +78,9 @@ done
 # with componentize-js (npm), caching the result by input hash.
 "$here/js/build.sh" "$out"
 
+
+# --- Python plugins --------------------------------------------------------
+# plugins/python/build.sh builds each plugins/python/<name>/ into
+# $out/<name>.wasm with componentize-py (PyPI, in a cached virtualenv),
+# caching the result by input hash.
+"$here/python/build.sh" "$out"

@@ -4,7 +4,7 @@
 //! expected outcome (see `plugins/label-propagator/fixtures/README.md` for
 //! the layout). The same cases run natively in the plugins' own tests; here
 //! they prove the compiled components, the WIT bindings on both sides and the
-//! host's conversions agree, for Rust and JavaScript alike.
+//! host's conversions agree, for Rust, JavaScript and Python alike.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -96,6 +96,14 @@ fn javascript_configmap_hasher_fixtures() {
     run_fixtures("configmap-hasher", "plugins/js/configmap-hasher/fixtures");
 }
 
+#[test]
+fn python_configmap_validator_fixtures() {
+    run_fixtures(
+        "configmap-validator",
+        "plugins/python/configmap-validator/fixtures",
+    );
+}
+
 fn kubewasm(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kubewasm"))
         .args(args)
@@ -109,6 +117,7 @@ fn check_prints_each_plugins_description() {
         ("label-propagator", "Namespace", "0.2.0"),
         ("website", "Website", "0.2.0"),
         ("configmap-hasher", "ConfigMap", "0.2.0"),
+        ("configmap-validator", "ConfigMap", "0.2.0"),
         ("v01-labeler", "ConfigMap", "0.1.0"),
     ] {
         let path = component(plugin);
@@ -307,13 +316,15 @@ fn test_needs_one_component() {
 #[test]
 fn conformance_suite_passes_identically_in_every_language() {
     let rust = run_fixtures("conformance-rust", "conformance/fixtures");
-    let js = run_fixtures("conformance-js", "conformance/fixtures");
     let names = |report: &SuiteReport| -> Vec<String> {
         report.cases.iter().map(|c| c.name.clone()).collect()
     };
-    assert_eq!(names(&rust), names(&js));
     assert_eq!(rust.plugin, "conformance");
-    assert_eq!(js.plugin, "conformance");
+    for other in ["conformance-js", "conformance-py"] {
+        let report = run_fixtures(other, "conformance/fixtures");
+        assert_eq!(names(&report), names(&rust), "{other}");
+        assert_eq!(report.plugin, "conformance", "{other}");
+    }
 }
 
 /// `--bless` writes each case's actual outcome into its `expected.json`,
