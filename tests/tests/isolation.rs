@@ -246,7 +246,10 @@ async fn an_owner_rewriting_its_child_on_every_call_is_reported_and_backs_off() 
     // The child was written by the owner's reconciles, woken by the child.
     let child = configmaps.get("owner-child").await.unwrap();
     let owner = &child.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.name.as_str(), owner.controller), ("owner", Some(true)));
+    assert_eq!(
+        (owner.name.as_str(), owner.controller),
+        ("owner", Some(true))
+    );
     let count: u64 = child.data.unwrap()["n"].parse().unwrap();
     let reports = host.count("reconcile loop") as u64;
     eprintln!("churn-child: {count} writes, {reports} loop reports");

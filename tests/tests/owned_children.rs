@@ -296,4 +296,3 @@ async fn a_changed_config_map_reconciles_the_websites_naming_it() {
     })
     .await;
 }
-
