@@ -26,8 +26,7 @@
 
 use kubewasm_guest::{
     Apply, Create, Delete, Error, Event, Intent, JsonPatch, KindRef, ObjectRef, Outcome,
-    OwnerReference, Patch, Plugin, PluginInfo, RecordEvent, Subscription, WriteScope,
-    raw_settings,
+    OwnerReference, Patch, Plugin, PluginInfo, RecordEvent, Subscription, WriteScope, raw_settings,
 };
 use serde::Deserialize;
 use serde_json::json;
