@@ -131,12 +131,12 @@ plugins/build.sh "$plugins"
 summarize_check() {
     awk '
         /^name:/ { name = $2 }
-        /^version:/ { version = $2 }
+        /^version:/ { version = $2; gsub(/["\047]/, "", version) }
         /^world:/ { world = $2 }
         /^[a-zA-Z]/ { section = "" }
         /^subscriptions:/ { section = "sub" }
         /^writes:/ { section = "write" }
-        /^- group:/ { group = $3; gsub(/\047/, "", group) }
+        /^- group:/ { group = $3; gsub(/["\047]/, "", group) }
         section == "sub" && /^  version:/ { ver = $2 }
         section == "sub" && /^  kind:/ { kind = $2 }
         section == "sub" && /^  labelSelector:/ {
