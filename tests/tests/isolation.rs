@@ -168,6 +168,23 @@ async fn two_plugins_writing_one_object_each_own_their_fields() {
     );
 }
 
+/// Waits until `host` has reported a reconcile loop of the probe on
+/// ConfigMap `name` in `ns` and backed its key off three times.
+async fn loop_reported(host: &Host, ns: &TestNamespace, name: &str) {
+    host.eventually(WAIT, || async {
+        let log = host.log();
+        anyhow::ensure!(
+            log.lines().any(|l| l.contains("reconcile loop")
+                && l.contains("plugin=probe")
+                && l.contains(&format!("{}/{name}", ns.name()))),
+            "no reconcile loop reported for {name}"
+        );
+        anyhow::ensure!(backed_off(&log, name, 3), "{name} did not back off 3 times");
+        Ok(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_plugin_that_changes_an_object_on_every_call_is_reported_and_backs_off() {
     const CHURN: &str = "probe.kubewasm.dev/churn";
@@ -178,21 +195,7 @@ async fn a_plugin_that_changes_an_object_on_every_call_is_reported_and_backs_off
 
     // Each write is a change that calls the plugin again, which writes
     // again: the host names the loop and backs the key off, again and again.
-    host.eventually(WAIT, || async {
-        let log = host.log();
-        anyhow::ensure!(
-            log.lines().any(|l| l.contains("reconcile loop")
-                && l.contains("plugin=probe")
-                && l.contains(&format!("{}/churn", ns.name()))),
-            "no reconcile loop reported for churn"
-        );
-        anyhow::ensure!(
-            backed_off(&log, "churn", 3),
-            "churn did not back off 3 times"
-        );
-        Ok(())
-    })
-    .await;
+    loop_reported(&host, &ns, "churn").await;
 
     // Backing off bounds the writes: the loop is reported after 10 writes,
     // and each retry that still loops adds one. Unchecked, the plugin would
@@ -227,21 +230,7 @@ async fn an_owner_rewriting_its_child_on_every_call_is_reported_and_backs_off() 
     let host = Host::start(&ns, &[("probe", None)], &["--namespace", ns.name()]);
     let configmaps: Api<ConfigMap> = ns.api();
 
-    host.eventually(WAIT, || async {
-        let log = host.log();
-        anyhow::ensure!(
-            log.lines().any(|l| l.contains("reconcile loop")
-                && l.contains("plugin=probe")
-                && l.contains(&format!("{}/owner", ns.name()))),
-            "no reconcile loop reported for the owner"
-        );
-        anyhow::ensure!(
-            backed_off(&log, "owner", 3),
-            "the owner did not back off 3 times"
-        );
-        Ok(())
-    })
-    .await;
+    loop_reported(&host, &ns, "owner").await;
 
     // The child was written by the owner's reconciles, woken by the child.
     let child = configmaps.get("owner-child").await.unwrap();

@@ -14,7 +14,7 @@
 use crate::contract::intent::{
     self, Intent, IntentError, ObjectRef, Outcome, Patch, Propagation, Severity,
 };
-use crate::contract::{EventType, GroupKind, PluginInfo, ResourceKind, Subscription};
+use crate::contract::{EventType, GroupKind, PluginInfo, Subscription};
 
 /// Conversions of the records both versions share (intents, outcomes,
 /// subscriptions, events), expanded in a module whose `wit` is that
@@ -138,13 +138,19 @@ macro_rules! outcome_conversions {
                 .collect()
         }
 
-        fn resource_kind(kind: &ResourceKind) -> wit::ResourceKind {
-            wit::ResourceKind {
-                group: kind.group.clone(),
-                version: kind.version.clone(),
-                kind: kind.kind.clone(),
-                plural: kind.plural.clone(),
-                namespaced: kind.namespaced,
+        /// `event` with `event_type`, as this version's record.
+        fn event_as(event: &crate::contract::Event, event_type: wit::EventType) -> wit::Event {
+            let kind = &event.kind;
+            wit::Event {
+                event_type,
+                kind: wit::ResourceKind {
+                    group: kind.group.clone(),
+                    version: kind.version.clone(),
+                    kind: kind.kind.clone(),
+                    plural: kind.plural.clone(),
+                    namespaced: kind.namespaced,
+                },
+                object: event.object.to_string(),
             }
         }
     };
@@ -210,16 +216,13 @@ pub mod v0_2 {
     }
 
     pub fn event_to_wit(event: &crate::contract::Event) -> wit::Event {
-        wit::Event {
-            event_type: match event.event_type {
-                EventType::Applied => wit::EventType::Applied,
-                EventType::Deleted => wit::EventType::Deleted,
-                EventType::Resync => wit::EventType::Resync,
-                EventType::Finalizing => wit::EventType::Finalizing,
-            },
-            kind: resource_kind(&event.kind),
-            object: event.object.to_string(),
-        }
+        let event_type = match event.event_type {
+            EventType::Applied => wit::EventType::Applied,
+            EventType::Deleted => wit::EventType::Deleted,
+            EventType::Resync => wit::EventType::Resync,
+            EventType::Finalizing => wit::EventType::Finalizing,
+        };
+        event_as(event, event_type)
     }
 }
 
@@ -254,14 +257,11 @@ pub mod v0_1 {
     /// `finalizing` event; should one reach it, it sees the object as
     /// changed, as every 0.1.0 plugin saw a deleting object.
     pub fn event_to_wit(event: &crate::contract::Event) -> wit::Event {
-        wit::Event {
-            event_type: match event.event_type {
-                EventType::Applied | EventType::Finalizing => wit::EventType::Applied,
-                EventType::Deleted => wit::EventType::Deleted,
-                EventType::Resync => wit::EventType::Resync,
-            },
-            kind: resource_kind(&event.kind),
-            object: event.object.to_string(),
-        }
+        let event_type = match event.event_type {
+            EventType::Applied | EventType::Finalizing => wit::EventType::Applied,
+            EventType::Deleted => wit::EventType::Deleted,
+            EventType::Resync => wit::EventType::Resync,
+        };
+        event_as(event, event_type)
     }
 }

@@ -23,6 +23,7 @@ pub mod generate;
 mod intents;
 mod loader;
 mod parsers;
+mod relations;
 
 use std::fmt::Debug;
 use std::panic::{AssertUnwindSafe, catch_unwind};
