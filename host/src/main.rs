@@ -110,6 +110,9 @@ fn main() -> ExitCode {
         Command::Run(args) => return run(args),
         Command::ReleaseFinalizers(args) => return release(args),
         Command::Rbac(args) => offline::rbac(args),
+        Command::New(args) => kubewasm::cmd::new::new(args),
+        Command::Wit(args) => kubewasm::cmd::componentize::wit(args),
+        Command::Componentize(args) => kubewasm::cmd::componentize::run(args),
         Command::Test(args) => {
             kubewasm::cmd::test::test(args, &mut std::io::stdout().lock()).map(|()| String::new())
         }

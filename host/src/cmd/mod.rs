@@ -5,10 +5,14 @@
 //! - [`check`]: `kubewasm check` and `kubewasm eval`, offline;
 //! - [`rbac`]: `kubewasm rbac`, the RBAC a plugin directory needs;
 //! - [`test`]: `kubewasm test`, a plugin's fixture cases against its component;
+//! - [`new`], [`componentize`]: `kubewasm new`, `wit` and `componentize`,
+//!   for plugin authors;
 //! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone.
 
 pub mod check;
 pub mod cli;
+pub mod componentize;
+pub mod new;
 pub mod rbac;
 pub mod release;
 pub mod run;

@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::runtime::RuntimeConfig;
 
+mod author;
+pub use author::{ComponentizeArgs, ContractArg, Lang, NewArgs, WitArgs};
+
 /// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(name = "kubewasm", version, about)]
@@ -41,6 +44,14 @@ pub enum Command {
     /// Remove a plugin's finalizer from every object that carries it, for a
     /// plugin that was removed or is broken (its objects stay terminating).
     ReleaseFinalizers(ReleaseArgs),
+    /// Scaffold a plugin project in Rust, Go, Python, TypeScript, JavaScript
+    /// or C that builds, tests and checks out of the box.
+    New(NewArgs),
+    /// Print (or write) the plugin contract's WIT, for bindings generators.
+    Wit(WitArgs),
+    /// Turn a core WebAssembly module into a plugin component (embeds the
+    /// contract's world, links the WASI preview1 adapter): no wasm-tools needed.
+    Componentize(ComponentizeArgs),
 }
 
 #[derive(Debug, Args)]
