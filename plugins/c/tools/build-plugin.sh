@@ -44,7 +44,7 @@ kubewasm_bin() {
     else
         local target="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
         log "building the kubewasm host for componentize (once)"
-        CARGO_TARGET_DIR="$target" cargo build -q --manifest-path "$repo/Cargo.toml" -p kubewasm --bin kubewasm >&2
+        CARGO_TARGET_DIR="$target" cargo build -q --locked --manifest-path "$repo/Cargo.toml" -p kubewasm --bin kubewasm >&2
         echo "$target/debug/kubewasm"
     fi
 }
