@@ -47,6 +47,10 @@ static void *own_array(size_t n, size_t size) {
     return p;
 }
 
+/* Sizes the WIT list `list` like the JSON array `items` (zeroed, malloc'd). */
+#define OWN_LIST(list, items) \
+    ((list).len = kw_json_len(items), (list).ptr = own_array((list).len, sizeof *(list).ptr))
+
 static const char *str_at(const kw_json *v, const char *key) {
     const char *s = kw_json_str(kw_json_get(v, key));
     return s ? s : "";
@@ -150,8 +154,7 @@ static void describe_into(const kw_json *info, kubewasm_plugin_types_plugin_info
     ret->version = own(str_at(info, "version"));
 
     const kw_json *subs = kw_json_get(info, "subscriptions");
-    ret->subscriptions.len = kw_json_len(subs);
-    ret->subscriptions.ptr = own_array(ret->subscriptions.len, sizeof *ret->subscriptions.ptr);
+    OWN_LIST(ret->subscriptions, subs);
     for (size_t i = 0; i < ret->subscriptions.len; i++) {
         const kw_json *s = kw_json_at(subs, i);
         kubewasm_plugin_types_subscription_t *out = &ret->subscriptions.ptr[i];
@@ -159,8 +162,7 @@ static void describe_into(const kw_json *info, kubewasm_plugin_types_plugin_info
         out->version = own(str_at(s, "version"));
         out->kind = own(str_at(s, "kind"));
         const kw_json *ns = kw_json_get(s, "namespaces");
-        out->namespaces.len = kw_json_len(ns);
-        out->namespaces.ptr = own_array(out->namespaces.len, sizeof *out->namespaces.ptr);
+        OWN_LIST(out->namespaces, ns);
         for (size_t j = 0; j < out->namespaces.len; j++) {
             out->namespaces.ptr[j] = own(kw_json_str(kw_json_at(ns, j)));
         }
@@ -168,8 +170,7 @@ static void describe_into(const kw_json *info, kubewasm_plugin_types_plugin_info
     }
 
     const kw_json *writes = kw_json_get(info, "writes");
-    ret->writes.len = kw_json_len(writes);
-    ret->writes.ptr = own_array(ret->writes.len, sizeof *ret->writes.ptr);
+    OWN_LIST(ret->writes, writes);
     for (size_t i = 0; i < ret->writes.len; i++) {
         const kw_json *w = kw_json_at(writes, i);
         ret->writes.ptr[i].group = own(str_at(w, "group"));
@@ -177,16 +178,14 @@ static void describe_into(const kw_json *info, kubewasm_plugin_types_plugin_info
     }
 
     const kw_json *owns = kw_json_get(info, "owns");
-    ret->owns.len = kw_json_len(owns);
-    ret->owns.ptr = own_array(ret->owns.len, sizeof *ret->owns.ptr);
+    OWN_LIST(ret->owns, owns);
     for (size_t i = 0; i < ret->owns.len; i++) {
         ret->owns.ptr[i] = own_kind_ref(kw_json_at(owns, i));
     }
 
     static const char *const rules[] = {"fieldRef", "label", "selector"};
     const kw_json *watches = kw_json_get(info, "watches");
-    ret->watches.len = kw_json_len(watches);
-    ret->watches.ptr = own_array(ret->watches.len, sizeof *ret->watches.ptr);
+    OWN_LIST(ret->watches, watches);
     for (size_t i = 0; i < ret->watches.len; i++) {
         const kw_json *w = kw_json_at(watches, i);
         kubewasm_plugin_types_mapped_watch_t *out = &ret->watches.ptr[i];
@@ -206,8 +205,7 @@ static void describe_into(const kw_json *info, kubewasm_plugin_types_plugin_info
         ret->finalizer.is_some = true;
         ret->finalizer.val.name = own(str_at(finalizer, "name"));
         const kw_json *kinds = kw_json_get(finalizer, "kinds");
-        ret->finalizer.val.kinds.len = kw_json_len(kinds);
-        ret->finalizer.val.kinds.ptr = own_array(kw_json_len(kinds), sizeof *ret->finalizer.val.kinds.ptr);
+        OWN_LIST(ret->finalizer.val.kinds, kinds);
         for (size_t i = 0; i < kw_json_len(kinds); i++) {
             ret->finalizer.val.kinds.ptr[i] = own_group_kind(kw_json_at(kinds, i));
         }
@@ -303,8 +301,7 @@ bool exports_kubewasm_plugin_reconciler_reconcile(exports_kubewasm_plugin_reconc
         return false;
     }
     const kw_json *intents = kw_json_get(outcome, "intents");
-    ret->intents.len = kw_json_len(intents);
-    ret->intents.ptr = own_array(ret->intents.len, sizeof *ret->intents.ptr);
+    OWN_LIST(ret->intents, intents);
     for (size_t i = 0; i < ret->intents.len; i++) {
         intent_into(kw_json_at(intents, i), &ret->intents.ptr[i]);
     }
