@@ -20,6 +20,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+# The C plugins' build (plugins/c) runs `kubewasm componentize`, building the
+# host there first if needed: the same debug build the tests use below.
+export KUBEWASM_HOST_TARGET_DIR="$CARGO_TARGET_DIR"
 export KUBEWASM_PLUGIN_DIR="${KUBEWASM_PLUGIN_DIR:-$repo/plugins/dist}"
 cd "$repo"
 

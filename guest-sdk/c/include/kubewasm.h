@@ -317,6 +317,13 @@ const char *kw_get_object(const char *api_version, const char *kind, const char 
 const char *kw_list_objects(const char *api_version, const char *kind, const char *ns,
                             const char *label_selector, kw_json **out);
 
+/* kw_get_object of the object ref names. */
+const char *kw_get_ref(kw_ref ref, kw_json **out);
+/* The children of owner of one kind: objects in its namespace whose
+ * controller reference carries its uid, sorted by namespace and name.
+ * Declare the kind with kw_owns so the host caches it. */
+const char *kw_list_owned(const char *api_version, const char *kind, const kw_json *owner, kw_json **out);
+
 typedef struct kw_timestamp {
     int64_t epoch_ms;
     const char *rfc3339;

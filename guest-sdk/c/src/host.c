@@ -2,6 +2,7 @@
  * the three calls the host makes on a plugin, over the kw__host_* functions
  * that export.c (in the component) or the fake host (in native tests)
  * implement. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -68,6 +69,35 @@ const char *kw_list_objects(const char *api_version, const char *kind, const cha
         }
         kw_json_push(*out, object);
     }
+    return NULL;
+}
+
+const char *kw_get_ref(kw_ref ref, kw_json **out) {
+    return kw_get_object(ref.api_version, ref.kind, ref.ns, ref.name, out);
+}
+
+static int by_namespace_and_name(const void *a, const void *b) {
+    const kw_json *x = *(const kw_json *const *)a, *y = *(const kw_json *const *)b;
+    const char *xn = kw_namespace(x), *yn = kw_namespace(y);
+    int c = strcmp(xn ? xn : "", yn ? yn : "");
+    return c ? c : strcmp(kw_name(x), kw_name(y));
+}
+
+const char *kw_list_owned(const char *api_version, const char *kind, const kw_json *owner, kw_json **out) {
+    kw_json *all;
+    *out = kw_array();
+    if (kw_uid(owner) == NULL) {
+        return kw_sprintf("%s %s has no metadata.uid to find its children by", kw_ref_of(owner).kind, kw_name(owner));
+    }
+    const char *error = kw_list_objects(api_version, kind, kw_namespace(owner), NULL, &all);
+    if (error != NULL) return error;
+    size_t n = 0;
+    kw_json **children = kw_alloc((kw_json_len(all) + 1) * sizeof *children);
+    for (size_t i = 0; i < kw_json_len(all); i++) {
+        if (kw_is_controlled_by(kw_json_at(all, i), owner)) children[n++] = kw_json_at(all, i);
+    }
+    qsort(children, n, sizeof *children, by_namespace_and_name);
+    for (size_t i = 0; i < n; i++) kw_json_push(*out, children[i]);
     return NULL;
 }
 

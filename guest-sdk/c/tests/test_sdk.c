@@ -258,6 +258,17 @@ static void host(void) {
     KW_EXPECT(kw_json_len(items) == 1 && strcmp(kw_name(kw_json_at(items, 0)), "a") == 0);
     KW_EXPECT(kw_selector_matches("tier!=web,legacy", kw_labels(kw_json_at(items, 0))) == false);
     KW_EXPECT(kw_selector_matches("tier notin (db), tier==web", kw_labels(kw_json_at(items, 0))));
+    kw_fake_cache("{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"z\", \"namespace\": \"shop\","
+                  " \"ownerReferences\": [{\"uid\": \"u-1\", \"controller\": true}]}}");
+    kw_fake_cache("{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"y\", \"namespace\": \"shop\","
+                  " \"ownerReferences\": [{\"uid\": \"u-1\", \"controller\": true}]}}");
+    kw_fake_cache("{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"x\", \"namespace\": \"shop\","
+                  " \"ownerReferences\": [{\"uid\": \"u-1\"}]}}");
+    KW_EXPECT(kw_list_owned("v1", "Secret", kw_test_json(CM), &items) == NULL && kw_json_len(items) == 2);
+    KW_EXPECT_STR(kw_name(kw_json_at(items, 0)), "y");
+    KW_EXPECT_STR(kw_list_owned("v1", "Secret", kw_test_json("{\"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"n\"}}"), &items),
+                  "ConfigMap n has no metadata.uid to find its children by");
+    KW_EXPECT(kw_get_ref(kw_ref_make("v1", "Secret", "shop", "z"), &found) == NULL && found != NULL);
     kw_fake_settings("{\"x\": 1}");
     KW_EXPECT_STR(kw_settings_text(), "{\"x\": 1}");
     KW_EXPECT(kw_now().epoch_ms == 0);

@@ -12,7 +12,8 @@
 # vsnprintf/strtod) with the preview 1 reactor adapter.
 #
 # The kubewasm binary is $KUBEWASM_BIN, else `kubewasm` on PATH, else the
-# repository's host built with cargo. Extra compiler flags: $KUBEWASM_CFLAGS.
+# repository's host built with cargo (debug, in $KUBEWASM_HOST_TARGET_DIR,
+# default ~/.cache/kubewasm/target, where tests/run.sh builds it). Extra compiler flags: $KUBEWASM_CFLAGS.
 # The component is cached as ~/.cache/kubewasm/c/components/<name>/<hash>.wasm
 # keyed by every input (sources, SDK, bindings, flags, clang and kubewasm
 # versions, this script); KUBEWASM_C_REBUILD=1 forces a rebuild. OUT.wasm is
@@ -42,7 +43,10 @@ kubewasm_bin() {
     elif command -v kubewasm >/dev/null; then
         command -v kubewasm
     else
-        local target="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
+        # tests/run.sh's target directory, not $CARGO_TARGET_DIR: plugins/build.sh
+        # and tests/templates.sh point that at plugin builds, where a second
+        # copy of the host would be built.
+        local target="${KUBEWASM_HOST_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
         log "building the kubewasm host for componentize (once)"
         CARGO_TARGET_DIR="$target" cargo build -q --locked --manifest-path "$repo/Cargo.toml" -p kubewasm --bin kubewasm >&2
         echo "$target/debug/kubewasm"
