@@ -104,6 +104,14 @@ fn python_configmap_validator_fixtures() {
     );
 }
 
+#[test]
+fn c_configmap_size_guard_fixtures() {
+    run_fixtures(
+        "configmap-size-guard",
+        "plugins/c/configmap-size-guard/fixtures",
+    );
+}
+
 fn kubewasm(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kubewasm"))
         .args(args)
