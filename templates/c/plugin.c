@@ -52,8 +52,8 @@ static const char *parse_settings(const char *text, settings *out) {
     return kw_settings_error(s);
 }
 
-static kw_info *describe(void) {
-    kw_info *info = kw_info_new(PLUGIN_NAME, "0.1.0");
+static kw_plugin_info *describe(void) {
+    kw_plugin_info *info = kw_plugin_info_new(PLUGIN_NAME, "0.1.0");
     kw_subscribe(info, "", "v1", "ConfigMap", NULL, NULL);
     kw_writes(info, "", "ConfigMap");
     return info;

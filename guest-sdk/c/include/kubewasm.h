@@ -2,7 +2,7 @@
  *
  * A plugin is three functions registered with KW_PLUGIN:
  *
- *     static kw_info *describe(void);                  // name, subscriptions, writes
+ *     static kw_plugin_info *describe(void);                  // name, subscriptions, writes
  *     static const char *validate_settings(const char *json);   // NULL = accepted
  *     static kw_outcome *reconcile(const kw_event *event);      // NULL = failed (kw_fail)
  *
@@ -177,26 +177,26 @@ const char *kw_event_type_name(kw_event_type type); /* "applied", ... */
 
 /* ---- describe -------------------------------------------------------------- */
 
-typedef struct kw_info kw_info;
-kw_info *kw_info_new(const char *name, const char *version);
+typedef struct kw_plugin_info kw_plugin_info;
+kw_plugin_info *kw_plugin_info_new(const char *name, const char *version);
 /* Subscribes to group/version/kind ("*" for any); selector may be NULL;
  * namespaces: NULL-terminated list, or NULL for every namespace. */
-kw_info *kw_subscribe(kw_info *info, const char *group, const char *version, const char *kind,
+kw_plugin_info *kw_subscribe(kw_plugin_info *info, const char *group, const char *version, const char *kind,
                       const char *label_selector, const char *const *namespaces);
-kw_info *kw_writes(kw_info *info, const char *group, const char *kind);
+kw_plugin_info *kw_writes(kw_plugin_info *info, const char *group, const char *kind);
 /* version NULL: the version the cluster prefers. */
-kw_info *kw_owns(kw_info *info, const char *group, const char *kind, const char *version);
+kw_plugin_info *kw_owns(kw_plugin_info *info, const char *group, const char *kind, const char *version);
 /* Changes of source objects (version NULL: the preferred one) reconcile the
  * target objects chosen by rule: KW_MAP_FIELD_REF (arg: a dotted path),
  * KW_MAP_LABEL (a label key), KW_MAP_SELECTOR (a label selector). */
 typedef enum kw_map_rule { KW_MAP_FIELD_REF, KW_MAP_LABEL, KW_MAP_SELECTOR } kw_map_rule;
-kw_info *kw_watches(kw_info *info, const char *source_group, const char *source_kind,
+kw_plugin_info *kw_watches(kw_plugin_info *info, const char *source_group, const char *source_kind,
                     const char *source_version, const char *target_group, const char *target_kind,
                     kw_map_rule rule, const char *arg);
 /* Adds a finalizer kind (call once per kind; the name must be the same). */
-kw_info *kw_finalizer(kw_info *info, const char *name, const char *group, const char *kind);
+kw_plugin_info *kw_finalizer(kw_plugin_info *info, const char *name, const char *group, const char *kind);
 /* The plugin-info as JSON (the WIT record, camelCase). */
-const kw_json *kw_info_json(const kw_info *info);
+const kw_json *kw_plugin_info_json(const kw_plugin_info *info);
 
 /* ---- intents and outcomes --------------------------------------------------- */
 
@@ -334,7 +334,7 @@ kw_timestamp kw_now(void);
 /* ---- registration ------------------------------------------------------------- */
 
 typedef struct kw_plugin {
-    kw_info *(*describe)(void);
+    kw_plugin_info *(*describe)(void);
     /* Optional: NULL accepts every settings document. */
     const char *(*validate_settings)(const char *json);
     kw_outcome *(*reconcile)(const kw_event *event);

@@ -118,11 +118,11 @@ const char *kw_event_type_name(kw_event_type type) {
 
 const kw_json *kw_call_describe(const kw_plugin *plugin) {
     kw__call_begin();
-    kw_info *info = plugin->describe ? plugin->describe() : NULL;
+    kw_plugin_info *info = plugin->describe ? plugin->describe() : NULL;
     if (info == NULL) {
         kw__misuse("the plugin's describe returned NULL");
     }
-    return kw_info_json(info);
+    return kw_plugin_info_json(info);
 }
 
 const char *kw_call_validate_settings(const kw_plugin *plugin, const char *json) {

@@ -226,17 +226,17 @@ const kw_json *kw_outcome_json(const kw_outcome *o) { return o->json; }
 
 /* ---- describe ----------------------------------------------------------------- */
 
-static kw_json *list_of(kw_info *info, const char *field) { return kw_json_get(info->json, field); }
+static kw_json *list_of(kw_plugin_info *info, const char *field) { return kw_json_get(info->json, field); }
 
-kw_info *kw_info_new(const char *name, const char *version) {
-    kw_info *info = kw_alloc(sizeof *info);
+kw_plugin_info *kw_plugin_info_new(const char *name, const char *version) {
+    kw_plugin_info *info = kw_alloc(sizeof *info);
     info->json = KW_OBJ("name", kw_str(name), "version", kw_str(version), "subscriptions", kw_array(),
                         "writes", kw_array(), "owns", kw_array(), "watches", kw_array(), "finalizer",
                         kw_null());
     return info;
 }
 
-kw_info *kw_subscribe(kw_info *info, const char *group, const char *version, const char *kind,
+kw_plugin_info *kw_subscribe(kw_plugin_info *info, const char *group, const char *version, const char *kind,
                       const char *label_selector, const char *const *namespaces) {
     kw_json *ns = kw_array();
     for (size_t i = 0; namespaces != NULL && namespaces[i] != NULL; i++) {
@@ -248,18 +248,18 @@ kw_info *kw_subscribe(kw_info *info, const char *group, const char *version, con
     return info;
 }
 
-kw_info *kw_writes(kw_info *info, const char *group, const char *kind) {
+kw_plugin_info *kw_writes(kw_plugin_info *info, const char *group, const char *kind) {
     kw_json_push(list_of(info, "writes"), KW_OBJ("group", kw_str(group), "kind", kw_str(kind)));
     return info;
 }
 
-kw_info *kw_owns(kw_info *info, const char *group, const char *kind, const char *version) {
+kw_plugin_info *kw_owns(kw_plugin_info *info, const char *group, const char *kind, const char *version) {
     kw_json_push(list_of(info, "owns"),
                  KW_OBJ("group", kw_str(group), "kind", kw_str(kind), "version", kw_str(version)));
     return info;
 }
 
-kw_info *kw_watches(kw_info *info, const char *source_group, const char *source_kind,
+kw_plugin_info *kw_watches(kw_plugin_info *info, const char *source_group, const char *source_kind,
                     const char *source_version, const char *target_group, const char *target_kind,
                     kw_map_rule rule, const char *arg) {
     static const char *const rules[] = {"fieldRef", "label", "selector"};
@@ -272,7 +272,7 @@ kw_info *kw_watches(kw_info *info, const char *source_group, const char *source_
     return info;
 }
 
-kw_info *kw_finalizer(kw_info *info, const char *name, const char *group, const char *kind) {
+kw_plugin_info *kw_finalizer(kw_plugin_info *info, const char *name, const char *group, const char *kind) {
     kw_json *finalizer = kw_json_get(info->json, "finalizer");
     if (kw_json_is_null(finalizer)) {
         finalizer = KW_OBJ("name", kw_str(name), "kinds", kw_array());
@@ -285,4 +285,4 @@ kw_info *kw_finalizer(kw_info *info, const char *name, const char *group, const 
     return info;
 }
 
-const kw_json *kw_info_json(const kw_info *info) { return info->json; }
+const kw_json *kw_plugin_info_json(const kw_plugin_info *info) { return info->json; }

@@ -42,7 +42,7 @@ struct kw_outcome {
     kw_json *json;
 };
 
-struct kw_info {
+struct kw_plugin_info {
     kw_json *json;
 };
 

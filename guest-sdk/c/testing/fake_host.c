@@ -73,7 +73,7 @@ static bool readable(const char *api_version, const char *kind) {
     const char *slash = strchr(api_version, '/');
     const char *group = slash ? kw_strndup(api_version, (size_t)(slash - api_version)) : "";
     /* Not kw_call_describe: that would reset the state of the call in progress. */
-    const kw_json *info = kw_info_json(kw_exported_plugin.describe());
+    const kw_json *info = kw_plugin_info_json(kw_exported_plugin.describe());
     const char *lists[] = {"subscriptions", "owns"};
     for (size_t l = 0; l < 2; l++) {
         const kw_json *items = kw_json_get(info, lists[l]);

@@ -7,8 +7,8 @@
 #include "kubewasm_testing.h"
 
 /* A plugin for the host-facing tests: reads ConfigMaps, owns Secrets. */
-static kw_info *describe(void) {
-    kw_info *info = kw_info_new("sdk-test", "0.1.0");
+static kw_plugin_info *describe(void) {
+    kw_plugin_info *info = kw_plugin_info_new("sdk-test", "0.1.0");
     kw_subscribe(info, "", "v1", "ConfigMap", "app=web", (const char *[]){"shop", NULL});
     kw_owns(info, "", "Secret", NULL);
     kw_watches(info, "apps", "Deployment", "v1", "", "ConfigMap", KW_MAP_LABEL, "app");

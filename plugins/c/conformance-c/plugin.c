@@ -231,8 +231,8 @@ static const char *validate_settings(const char *text) {
     return parse_settings(text, &cfg);
 }
 
-static kw_info *describe(void) {
-    kw_info *info = kw_info_new("conformance", "1.0.0");
+static kw_plugin_info *describe(void) {
+    kw_plugin_info *info = kw_plugin_info_new("conformance", "1.0.0");
     kw_subscribe(info, "", "v1", "ConfigMap", DO, NULL);
     kw_writes(info, "", "ConfigMap");
     kw_finalizer(info, FINALIZER, "", "ConfigMap");
