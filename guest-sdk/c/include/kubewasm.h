@@ -2,9 +2,9 @@
  *
  * A plugin is three functions registered with KW_PLUGIN:
  *
- *     static kw_plugin_info *describe(void);                  // name, subscriptions, writes
- *     static const char *validate_settings(const char *json);   // NULL = accepted
- *     static kw_outcome *reconcile(const kw_event *event);      // NULL = failed (kw_fail)
+ *     static kw_plugin_info *describe(void);                   // name, subscriptions, writes
+ *     static const char *validate_settings(const char *json);  // NULL = accepted
+ *     static kw_outcome *reconcile(const kw_event *event);     // NULL = failed (kw_fail)
  *
  *     KW_PLUGIN(.describe = describe, .validate_settings = validate_settings,
  *               .reconcile = reconcile);
@@ -12,7 +12,9 @@
  * Memory: everything the SDK returns (JSON values, strings, intents) lives in
  * an arena that the SDK frees after each call from the host. Plugins never
  * call free() on SDK values, and must not keep them across calls. Running
- * out of memory traps (the host fails that one call and backs off).
+ * out of memory traps (the host fails that one call and backs off). The
+ * arena and the per-call state are global: a component is single-threaded,
+ * and so are the native tests that use the fake host.
  *
  * Strings are NUL-terminated UTF-8. A NULL `ns` (namespace) means a
  * cluster-scoped object. Functions that can fail for a reason the plugin

@@ -202,11 +202,8 @@ kw_outcome *kw_outcome_of(kw_intent *first, ...) {
 }
 
 kw_outcome *kw_requeue_after(kw_outcome *o, uint64_t ms) {
-    kw_json *value = kw_number((double)ms);
-    if (ms <= INT64_MAX) {
-        value = kw_int((int64_t)ms);
-    }
-    kw_json_set(o->json, "requeueAfterMs", value);
+    /* Clamped to int64 (292 million years), which JSON numbers carry exactly. */
+    kw_json_set(o->json, "requeueAfterMs", kw_int(ms > INT64_MAX ? INT64_MAX : (int64_t)ms));
     return o;
 }
 
