@@ -7,8 +7,6 @@
 
 #include "internal.h"
 
-void kw__failure_clear(void);
-
 static bool have_now;
 static kw_timestamp now;
 

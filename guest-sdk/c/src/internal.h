@@ -76,5 +76,7 @@ kw_timestamp kw__host_now(void);
 
 /* Resets the per-call state (failure message, cached clock). */
 void kw__call_begin(void);
+/* Forgets the message of the last kw_fail (intent.c). */
+void kw__failure_clear(void);
 
 #endif
