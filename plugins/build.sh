@@ -84,3 +84,10 @@ done
 # $out/<name>.wasm with componentize-py (PyPI, in a cached virtualenv),
 # caching the result by input hash.
 "$here/python/build.sh" "$out"
+
+# --- C plugins -------------------------------------------------------------
+# plugins/c/build.sh builds each plugins/c/<name>/ into $out/<name>.wasm with
+# Debian's clang-19 and wasi-libc (installed if missing) and `kubewasm
+# componentize` ($KUBEWASM_BIN, else the repository's host, built once),
+# caching the result by input hash.
+"$here/c/build.sh" "$out"

@@ -4,7 +4,8 @@
 #   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
 #      npm packages, Debian's prometheus package for the metrics tests and its
 #      faketime package for the skewed-clock leader test) and
-#      builds the example plugins (Rust, JavaScript and Python);
+#      builds the example plugins (Rust, JavaScript, Python and C: Debian's
+#      clang-19 and wasi-libc are installed by plugins/c/tools/toolchain.sh);
 #   2. builds the test control plane from Go modules (once, cached);
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. starts a private control plane on loopback, runs `cargo test` for the
@@ -19,6 +20,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+# The C plugins' build (plugins/c) runs `kubewasm componentize`, building the
+# host there first if needed: the same debug build the tests use below.
+export KUBEWASM_HOST_TARGET_DIR="$CARGO_TARGET_DIR"
 export KUBEWASM_PLUGIN_DIR="${KUBEWASM_PLUGIN_DIR:-$repo/plugins/dist}"
 cd "$repo"
 
@@ -72,10 +76,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p kubewasm-selector --target wasm32-wasip2 --locked -- -D warnings
 )
 
-step "plugin unit tests (Rust natively, JavaScript in Node, Python with a fake host)"
+step "plugin unit tests (Rust natively, JavaScript in Node, Python and C with a fake host)"
 CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
 (cd plugins/js && npm test --silent)
 plugins/python/tools/test.sh
+plugins/c/tools/test.sh
+# The committed C bindings (guest-sdk/c/bindings) match wit/.
+plugins/c/tools/bindings.sh --check
 
 step "tests against a private control plane"
 cargo build -p kubewasm --bin kubewasm --locked

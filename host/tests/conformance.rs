@@ -104,6 +104,14 @@ fn python_configmap_validator_fixtures() {
     );
 }
 
+#[test]
+fn c_configmap_size_guard_fixtures() {
+    run_fixtures(
+        "configmap-size-guard",
+        "plugins/c/configmap-size-guard/fixtures",
+    );
+}
+
 fn kubewasm(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kubewasm"))
         .args(args)
@@ -320,7 +328,7 @@ fn conformance_suite_passes_identically_in_every_language() {
         report.cases.iter().map(|c| c.name.clone()).collect()
     };
     assert_eq!(rust.plugin, "conformance");
-    for other in ["conformance-js", "conformance-py"] {
+    for other in ["conformance-js", "conformance-py", "conformance-c"] {
         let report = run_fixtures(other, "conformance/fixtures");
         assert_eq!(names(&report), names(&rust), "{other}");
         assert_eq!(report.plugin, "conformance", "{other}");
