@@ -8,7 +8,9 @@
 #      clang-19 and wasi-libc are installed by plugins/c/tools/toolchain.sh);
 #   2. builds the test control plane from Go modules (once, cached);
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
-#   4. starts a private control plane on loopback, runs `cargo test` for the
+#   4. scaffolds a plugin in every language with `kubewasm new`, builds it
+#      and runs `kubewasm test` and `kubewasm check` on it (tests/templates.sh);
+#   5. starts a private control plane on loopback, runs `cargo test` for the
 #      whole workspace against it, and stops it however the tests end.
 #
 # Heavy builds are cached outside the repository, under
@@ -87,6 +89,9 @@ plugins/c/tools/bindings.sh --check
 step "tests against a private control plane"
 cargo build -p kubewasm --bin kubewasm --locked
 export KUBEWASM_BIN="$CARGO_TARGET_DIR/debug/kubewasm"
+
+step "plugin templates: kubewasm new, build, kubewasm test and check, per language"
+tests/templates.sh
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/kubewasm-test-cp.XXXXXX")"
 stop() { tests/control-plane/cluster.sh down --dir "$data_dir" >/dev/null 2>&1 || true; }
 trap stop EXIT

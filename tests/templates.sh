@@ -16,6 +16,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm"
 kubewasm="${KUBEWASM_BIN:-${CARGO_TARGET_DIR:-$cache/target}/debug/kubewasm}"
 [[ -x "$kubewasm" ]] || { echo "templates: no kubewasm binary at $kubewasm (cargo build -p kubewasm)" >&2; exit 1; }
+# Template builds that componentize (Go, C) use this binary too.
+export KUBEWASM_BIN="$kubewasm"
 langs=("$@")
 [[ ${#langs[@]} -gt 0 ]] || langs=(rust go python ts js c)
 
