@@ -84,3 +84,9 @@ done
 # $out/<name>.wasm with componentize-py (PyPI, in a cached virtualenv),
 # caching the result by input hash.
 "$here/python/build.sh" "$out"
+
+# --- Go plugins ------------------------------------------------------------
+# plugins/go/build.sh builds each plugins/go/<name>/ into $out/<name>.wasm
+# with Go's wasip1 port and `kubewasm componentize`, caching the result by
+# input hash.
+"$here/go/build.sh" "$out"

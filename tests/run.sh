@@ -4,7 +4,7 @@
 #   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
 #      npm packages, Debian's prometheus package for the metrics tests and its
 #      faketime package for the skewed-clock leader test) and
-#      builds the example plugins (Rust, JavaScript and Python);
+#      builds the example plugins (Rust, JavaScript, Python and Go);
 #   2. builds the test control plane from Go modules (once, cached);
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. starts a private control plane on loopback, runs `cargo test` for the
@@ -72,10 +72,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p kubewasm-selector --target wasm32-wasip2 --locked -- -D warnings
 )
 
-step "plugin unit tests (Rust natively, JavaScript in Node, Python with a fake host)"
+step "plugin unit tests (Rust natively, JavaScript in Node, Python and Go with a fake host)"
 CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
 (cd plugins/js && npm test --silent)
 plugins/python/tools/test.sh
+plugins/go/tools/test.sh
 
 step "tests against a private control plane"
 cargo build -p kubewasm --bin kubewasm --locked

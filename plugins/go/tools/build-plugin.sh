@@ -35,6 +35,9 @@ if [[ -n "${KUBEWASM_BIN:-}" ]]; then
 elif command -v kubewasm >/dev/null; then
     kubewasm=(kubewasm)
 else
+    # The target directory tests/run.sh uses, so its later build is free.
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
+    log "building the kubewasm CLI for componentize (set KUBEWASM_BIN to use another)"
     kubewasm=(cargo run --quiet --locked --manifest-path "$repo/Cargo.toml" -p kubewasm --bin kubewasm --)
 fi
 

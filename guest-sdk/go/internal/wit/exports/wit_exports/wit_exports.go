@@ -15,7 +15,7 @@ import (
 )
 
 var staticPinner = runtime.Pinner{}
-var exportReturnArea = uintptr(witRuntime.Allocate(&staticPinner, (17 * 4), 8))
+var exportReturnArea = uintptr(witRuntime.Allocate(&staticPinner, ((17*4)+8-1)/8*8, 8))
 var syncExportPinner = runtime.Pinner{}
 
 //go:wasmexport kubewasm:plugin/reconciler@0.2.0#describe
