@@ -29,6 +29,23 @@ for plugin_dir in "$here"/*/; do
     (cd "$plugin_dir" && GOWORK="$("$here/tools/env.sh" .)" GOOS=wasip1 GOARCH=wasm go vet ./...)
 done
 
+# The `kubewasm new --lang go` template, instantiated as `kubewasm new`
+# does (placeholders replaced): its tests pass natively, and with a kubewasm
+# binary ($KUBEWASM_BIN) it builds and passes `kubewasm test`.
+template="$(mktemp -d)"
+trap 'rm -rf "$template"' EXIT
+(cd "$repo/templates/go" && find . -type f) | while IFS= read -r file; do
+    mkdir -p "$template/hello-go/$(dirname "$file")"
+    sed -e 's|{{name}}|hello-go|g' -e "s|{{sdk}}|$repo|g" "$repo/templates/go/$file" >"$template/hello-go/$file"
+done
+chmod +x "$template/hello-go/build.sh"
+log "testing the Go template"
+(cd "$template/hello-go" && go vet ./... && go test ./...)
+if [[ -n "${KUBEWASM_BIN:-}" ]]; then
+    "$template/hello-go/build.sh"
+    "$KUBEWASM_BIN" --log warn test "$template/hello-go" --plugin "$template/hello-go/dist/hello-go.wasm"
+fi
+
 if [[ "${KUBEWASM_GO_SKIP_BINDINGS_CHECK:-}" != "1" ]]; then
     "$sdk/tools/generate.sh" --check
 fi
