@@ -14,7 +14,7 @@ export GOTOOLCHAIN=local
 
 log() { echo "go-plugins: $*" >&2; }
 
-unformatted="$(gofmt -l "$sdk" "$here")"
+unformatted="$(gofmt -l "$sdk" "$here" "$repo/templates/go")"
 [[ -z "$unformatted" ]] || { log "not gofmt-formatted: $unformatted"; exit 1; }
 
 # The SDK natively: its wasip1 glue and the bindings are not compiled here.
