@@ -57,6 +57,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     rustup target add "$target"
 fi
 
+# Where the host builds (tests/run.sh's directory): Go plugins need the
+# kubewasm CLI for `componentize`, built there if it is not on PATH.
+host_target="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/plugins-target}"
 log "building ${rust_plugins[*]} for $target (target dir $CARGO_TARGET_DIR)"
 packages=()
@@ -88,5 +91,7 @@ done
 # --- Go plugins ------------------------------------------------------------
 # plugins/go/build.sh builds each plugins/go/<name>/ into $out/<name>.wasm
 # with Go's wasip1 port and `kubewasm componentize`, caching the result by
-# input hash.
-"$here/go/build.sh" "$out"
+# input hash. It runs `kubewasm componentize`: $KUBEWASM_BIN, else kubewasm on
+# PATH, else the CLI built from this checkout (into the host's target
+# directory, where tests/run.sh builds it anyway).
+CARGO_TARGET_DIR="$host_target" "$here/go/build.sh" "$out"

@@ -19,8 +19,10 @@ unformatted="$(gofmt -l "$sdk" "$here" "$repo/templates/go")"
 
 # The SDK natively: its wasip1 glue and the bindings are not compiled here.
 (cd "$sdk" && go vet . ./kubewasmtest && go test . ./kubewasmtest)
-# The wasip1 side compiles and vets too (the workspace supplies the
-# wit-bindgen runtime package).
+# Its wasip1 side (export_wasip1.go and the bindings) compiles and vets.
+(cd "$sdk" && GOWORK="$("$here/tools/env.sh" .)" GOOS=wasip1 GOARCH=wasm go vet . ./internal/...)
+# Each plugin: natively, then its wasip1 build vetted (the workspace
+# supplies the wit-bindgen runtime package).
 for plugin_dir in "$here"/*/; do
     [[ -f "$plugin_dir/go.mod" ]] || continue
     name="$(basename "$plugin_dir")"
