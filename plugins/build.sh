@@ -57,6 +57,9 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     rustup target add "$target"
 fi
 
+# Where the host builds (tests/run.sh's directory): Go and C plugins need
+# the kubewasm CLI for `componentize`, built there unless KUBEWASM_BIN names one.
+host_target="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/plugins-target}"
 log "building ${rust_plugins[*]} for $target (target dir $CARGO_TARGET_DIR)"
 packages=()
@@ -85,9 +88,22 @@ done
 # caching the result by input hash.
 "$here/python/build.sh" "$out"
 
-# --- C plugins -------------------------------------------------------------
+# --- Go and C plugins -----------------------------------------------------
+# Both make a core module and turn it into a component with `kubewasm
+# componentize`: $KUBEWASM_BIN, else this checkout's CLI, built here (in the
+# host's target directory, where tests/run.sh builds it anyway).
+if [[ -z "${KUBEWASM_BIN:-}" ]]; then
+    log "building the kubewasm CLI for componentize (target dir $host_target)"
+    CARGO_TARGET_DIR="$host_target" cargo build --manifest-path "$repo/Cargo.toml" \
+        -p kubewasm --bin kubewasm --locked
+    export KUBEWASM_BIN="$host_target/debug/kubewasm"
+fi
+
+# plugins/go/build.sh builds each plugins/go/<name>/ into $out/<name>.wasm
+# with Go's wasip1 port, caching the result by input hash.
+CARGO_TARGET_DIR="$host_target" "$here/go/build.sh" "$out"
+
 # plugins/c/build.sh builds each plugins/c/<name>/ into $out/<name>.wasm with
-# Debian's clang-19 and wasi-libc (installed if missing) and `kubewasm
-# componentize` ($KUBEWASM_BIN, else the repository's host, built once),
-# caching the result by input hash.
+# Debian's clang-19 and wasi-libc (installed if missing), caching the result
+# by input hash.
 "$here/c/build.sh" "$out"

@@ -4,8 +4,9 @@
 #   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
 #      npm packages, Debian's prometheus package for the metrics tests and its
 #      faketime package for the skewed-clock leader test) and
-#      builds the example plugins (Rust, JavaScript, Python and C: Debian's
-#      clang-19 and wasi-libc are installed by plugins/c/tools/toolchain.sh);
+#      builds the example plugins (Rust, JavaScript, Python, Go and C:
+#      Debian's clang-19 and wasi-libc are installed by
+#      plugins/c/tools/toolchain.sh);
 #   2. builds the test control plane from Go modules (once, cached);
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. scaffolds a plugin in every language with `kubewasm new`, builds it
@@ -78,10 +79,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p kubewasm-selector --target wasm32-wasip2 --locked -- -D warnings
 )
 
-step "plugin unit tests (Rust natively, JavaScript in Node, Python and C with a fake host)"
+step "plugin unit tests (Rust natively, JavaScript in Node, Python, Go and C with a fake host)"
 CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
 (cd plugins/js && npm test --silent)
 plugins/python/tools/test.sh
+plugins/go/tools/test.sh
 plugins/c/tools/test.sh
 # The committed C bindings (guest-sdk/c/bindings) match wit/.
 plugins/c/tools/bindings.sh --check

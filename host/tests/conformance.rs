@@ -97,6 +97,14 @@ fn javascript_configmap_hasher_fixtures() {
 }
 
 #[test]
+fn go_namespace_quota_labeller_fixtures() {
+    run_fixtures(
+        "namespace-quota-labeller",
+        "plugins/go/namespace-quota-labeller/fixtures",
+    );
+}
+
+#[test]
 fn python_configmap_validator_fixtures() {
     run_fixtures(
         "configmap-validator",
@@ -328,7 +336,7 @@ fn conformance_suite_passes_identically_in_every_language() {
         report.cases.iter().map(|c| c.name.clone()).collect()
     };
     assert_eq!(rust.plugin, "conformance");
-    for other in ["conformance-js", "conformance-py", "conformance-c"] {
+    for other in ["conformance-js", "conformance-py", "conformance-c", "conformance-go"] {
         let report = run_fixtures(other, "conformance/fixtures");
         assert_eq!(names(&report), names(&rust), "{other}");
         assert_eq!(report.plugin, "conformance", "{other}");
