@@ -46,6 +46,8 @@ function fieldText(value: unknown): string {
   if (typeof value === 'bigint') return value.toString();
   if (value === undefined) return '';
   if (value instanceof KubeObject) return value.describe();
+  if (value instanceof Timestamp) return value.rfc3339;
+  if (value instanceof Date) return value.toISOString();
   return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
 }
 
