@@ -74,7 +74,7 @@ export class Apply implements IntentBuilder {
   static fields(ref: ObjectRef, fields: JsonObject): Apply {
     const base = identity(checkRef(ref, 'apply target'));
     const metadata = isJsonObject(fields['metadata']) ? fields['metadata'] : {};
-    return new Apply({ ...fields, ...base, metadata: { ...metadata, ...(base['metadata'] as JsonObject) } }, false);
+    return new Apply({ ...base, ...fields, apiVersion: ref.apiVersion, kind: ref.kind, metadata: { ...metadata, ...(base['metadata'] as JsonObject) } }, false);
   }
   /** Applies `status` to the status subresource of the object `ref` names. */
   static status(ref: ObjectRef, status: JsonObject): Apply {
