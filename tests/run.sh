@@ -72,9 +72,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p kubewasm-selector --target wasm32-wasip2 --locked -- -D warnings
 )
 
-step "plugin unit tests (Rust natively, JavaScript in Node, Python with a fake host)"
+step "plugin unit tests (Rust natively, JavaScript and TypeScript in Node, Python with a fake host)"
 CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
 (cd plugins/js && npm test --silent)
+(cd guest-sdk/ts && npm test --silent)
 plugins/python/tools/test.sh
 
 step "tests against a private control plane"

@@ -320,7 +320,7 @@ fn conformance_suite_passes_identically_in_every_language() {
         report.cases.iter().map(|c| c.name.clone()).collect()
     };
     assert_eq!(rust.plugin, "conformance");
-    for other in ["conformance-js", "conformance-py"] {
+    for other in ["conformance-js", "conformance-py", "conformance-ts"] {
         let report = run_fixtures(other, "conformance/fixtures");
         assert_eq!(names(&report), names(&rust), "{other}");
         assert_eq!(report.plugin, "conformance", "{other}");
