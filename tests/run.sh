@@ -76,6 +76,7 @@ step "plugin unit tests (Rust natively, JavaScript and TypeScript in Node, Pytho
 CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
 (cd plugins/js && npm test --silent)
 (cd guest-sdk/ts && npm test --silent)
+(cd plugins/ts && npm test --silent)
 plugins/python/tools/test.sh
 
 step "tests against a private control plane"

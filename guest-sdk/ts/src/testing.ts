@@ -14,7 +14,8 @@ import { HostError, KubewasmError } from './errors.js';
 import { outcomeOf, type ReconcileResult } from './export.js';
 import { installHost, type Host, type LogLevel } from './host.js';
 import { KubeObject, type JsonObject } from './object.js';
-import type { Intent } from './wit.js';
+import type { PluginInfo } from './plugin.js';
+import type { Intent, WitOutcome } from './wit.js';
 
 export interface LogRecord {
   level: LogLevel;
@@ -29,8 +30,14 @@ export interface FakeHostOptions {
   objects?: (JsonObject | KubeObject)[];
   /** The clock (default the Unix epoch). */
   now?: Date | string | number;
-  /** The kinds reads may name (`{ apiVersion: 'v1', kind: 'ConfigMap' }`); all if absent. */
+  /** The kinds reads may name (`{ apiVersion: 'v1', kind: 'ConfigMap' }`). */
   readable?: { apiVersion: string; kind: string }[];
+  /**
+   * The plugin's description: reads of kinds it neither subscribes to, owns
+   * nor watches are refused, as the host refuses them. Without this or
+   * `readable`, every kind may be read.
+   */
+  info?: PluginInfo;
 }
 
 /** A label selector requirement: `key op values`. */
@@ -88,12 +95,20 @@ export class FakeHost implements Host {
   settingsText: string;
   clock: Date;
   readable: { apiVersion: string; kind: string }[] | undefined;
+  /** (group, kind) patterns the plugin may read, `*` matching any, from `options.info`. */
+  private readonly scopes: { group: string; kind: string }[] | undefined;
+  private readonly pluginName: string | undefined;
 
   constructor(options: FakeHostOptions = {}) {
     this.objects = (options.objects ?? []).map((o) => (o instanceof KubeObject ? o : new KubeObject(o)));
     this.settingsText = typeof options.settings === 'string' ? options.settings : JSON.stringify(options.settings ?? {});
     this.clock = new Date(options.now ?? 0);
     this.readable = options.readable;
+    if (options.info !== undefined) {
+      const wit = options.info.toWit();
+      this.pluginName = wit.name;
+      this.scopes = [...wit.subscriptions, ...wit.owns, ...wit.watches.map((w) => w.source)].map(({ group, kind }) => ({ group, kind }));
+    }
   }
 
   install(): this {
@@ -116,6 +131,13 @@ export class FakeHost implements Host {
     if (this.readable && !this.readable.some((r) => r.apiVersion === apiVersion && r.kind === kind)) {
       throw new HostError(`${apiVersion} ${kind} is not readable: the plugin neither subscribes to, owns nor watches it`);
     }
+    const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '';
+    const matches = (pattern: string, value: string) => pattern === '*' || pattern === value;
+    if (this.scopes && !this.scopes.some((s) => matches(s.group, group) && matches(s.kind, kind))) {
+      throw new HostError(
+        `plugin ${this.pluginName} may not read ${kind} (${apiVersion}): it neither subscribes to, owns nor watches that kind`,
+      );
+    }
     return this.objects.filter((o) => o.apiVersion === apiVersion && o.kind === kind);
   }
   getObject(apiVersion: string, kind: string, namespace: string | undefined, name: string): string | undefined {
@@ -132,7 +154,11 @@ export class FakeHost implements Host {
 
 /** What `reconcile` returned, as `kubewasm test` prints it in `expected.json`. */
 export function expected(result: ReconcileResult): JsonObject {
-  const outcome = outcomeOf(result);
+  return expectedOf(outcomeOf(result));
+}
+
+/** The contract's outcome as `kubewasm test` prints it in `expected.json`. */
+export function expectedOf(outcome: WitOutcome): JsonObject {
   const requeue = outcome.requeueAfterMs;
   return { intents: outcome.intents.map(expectedIntent), requeueAfterMs: requeue === undefined ? null : Number(requeue) };
 }
@@ -146,6 +172,7 @@ function expectedIntent(intent: Intent): JsonObject {
     if (value === undefined) out[key] = null;
     else if (key === 'object' || key === 'patch') out[key] = JSON.parse(value as string);
     else if (key === 'severity' || key === 'propagation') out[key] = capital(value as string);
+    else if (key === 'target' || key === 'regarding') out[key] = { namespace: null, ...(value as JsonObject) };
     else out[key] = value as JsonObject;
   }
   return out;

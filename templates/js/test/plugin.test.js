@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { beforeEach, it } from 'node:test';
 import { Event, settingsOf } from '@kubewasm/sdk';
+import { runFixtures } from '@kubewasm/sdk/fixtures';
 import { expected, FakeHost } from '@kubewasm/sdk/testing';
+import { parseAllDocuments } from 'yaml';
 import { plugin } from '../src/plugin.js';
 
 const web = (labels) => ({
@@ -42,4 +44,9 @@ it('refuses settings naming the field', () => {
   assert.throws(() => settingsOf(plugin, '{"greeting": "no spaces"}'), {
     message: 'settings.greeting: "no spaces" is not a valid label value',
   });
+});
+
+it('passes its fixtures natively (the cases kubewasm test runs against the component)', async () => {
+  const yaml = (text) => parseAllDocuments(text).map((d) => d.toJSON());
+  assert.deepEqual(await runFixtures(plugin, 'fixtures', yaml), []);
 });
