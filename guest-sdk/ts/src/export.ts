@@ -5,11 +5,11 @@
 // `reconcile`); anything else traps in the component, and the host would
 // only see "unreachable executed".
 
-import { errorMessage, KubewasmError } from './errors.js';
+import { errorMessage, KubewasmError, SettingsError } from './errors.js';
 import { rawSettings } from './host.js';
 import { Outcome, type IntentBuilder } from './intents.js';
 import { Event, PluginInfo } from './plugin.js';
-import { parseSettings, type Schema } from './settings.js';
+import { parseSettings, Schema } from './settings.js';
 import type { WitEvent, WitOutcome, WitPluginInfo } from './wit.js';
 
 /** What `reconcile` may return: an `Outcome`, a list of intents, or nothing. */
@@ -47,13 +47,12 @@ export function settingsOf<S>(plugin: Plugin<S>, text: string): S {
   return parsed;
 }
 
-const NO_SETTINGS: Schema<undefined> = {
-  parse(value: unknown): undefined {
-    const empty = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
-    if (!empty) throw new KubewasmError('settings: this plugin takes no settings (expected {})');
-    return undefined;
-  },
-} as Schema<undefined>;
+/** The settings of a plugin without a schema: `{}` only. */
+const NO_SETTINGS = new Schema<undefined>((value) => {
+  const empty = typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
+  if (!empty) throw new SettingsError('settings', 'this plugin takes no settings (expected {})');
+  return undefined;
+});
 
 /** The contract's outcome of what `reconcile` returned. */
 export function outcomeOf(result: ReconcileResult): WitOutcome {
