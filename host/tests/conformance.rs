@@ -96,6 +96,13 @@ fn javascript_configmap_hasher_fixtures() {
     run_fixtures("configmap-hasher", "plugins/js/configmap-hasher/fixtures");
 }
 
+/// The website plugin in TypeScript (`plugins/ts/website-ts`, with the
+/// TypeScript SDK) passes the Rust plugin's fixtures unchanged.
+#[test]
+fn typescript_website_fixtures() {
+    run_fixtures("website-ts", "plugins/website/fixtures");
+}
+
 #[test]
 fn python_configmap_validator_fixtures() {
     run_fixtures(

@@ -212,7 +212,7 @@ export class Delete implements IntentBuilder {
 
 /** Records a Kubernetes Event about an object. */
 export class RecordEvent implements IntentBuilder {
-  private what = '';
+  private what = 'Reconcile';
   private constructor(
     private readonly regarding: ObjectRef,
     private readonly severity: EventSeverity,
@@ -227,7 +227,7 @@ export class RecordEvent implements IntentBuilder {
   static warning(regarding: ObjectRef, reason: string, note: string): RecordEvent {
     return new RecordEvent(checkRef(regarding, 'event regarding'), 'warning', requireString(reason, 'event reason'), requireString(note, 'event note'));
   }
-  /** What was done or failed (`Validate`); empty by default. */
+  /** What was done or failed (`Validate`); `Reconcile` by default, as in the Rust and Python SDKs. */
   action(action: string): this {
     this.what = requireString(action, 'event action');
     return this;

@@ -79,7 +79,13 @@ describe('intents', () => {
       tag: 'record-event',
       val: { regarding: ref, severity: 'warning', reason: 'MissingKeys', note: 'no owner', action: 'Validate' },
     });
-    assert.equal((RecordEvent.normal(ref, 'Done', 'ok').toWit().val as { severity: string }).severity, 'normal');
+    assert.deepEqual(RecordEvent.normal(ref, 'Done', 'ok').toWit().val, {
+      regarding: ref,
+      severity: 'normal',
+      reason: 'Done',
+      note: 'ok',
+      action: 'Reconcile',
+    });
   });
 
   it('an outcome keeps intents in order, skips undefined and requeues with a BigInt', () => {
