@@ -115,6 +115,13 @@ export class PluginInfo {
   }
 }
 
+/** The plural resource name of `kind`, guessed (for tests): `Policy` is `policies`. */
+export function pluralOf(kind: string): string {
+  const lower = kind.toLowerCase();
+  if (/[^aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
+  return /(s|x|ch|sh)$/.test(lower) ? `${lower}es` : `${lower}s`;
+}
+
 /** One reconcile's event: what happened, to which object, of which kind. */
 export class Event {
   constructor(
@@ -130,13 +137,7 @@ export class Event {
   static of(object: JsonObject | KubeObject, type: EventType = 'applied'): Event {
     const o = object instanceof KubeObject ? object : new KubeObject(object);
     const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/', 2) : ['', o.apiVersion];
-    const kind: ResourceKind = {
-      group: group ?? '',
-      version: version ?? '',
-      kind: o.kind,
-      plural: `${o.kind.toLowerCase()}s`,
-      namespaced: o.namespace !== undefined,
-    };
+    const kind: ResourceKind = { group: group ?? '', version: version ?? '', kind: o.kind, plural: pluralOf(o.kind), namespaced: o.namespace !== undefined };
     return new Event(type, o, kind);
   }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KubeObject, KubewasmError, parsePath } from '../src/index.js';
+import { Event, KubeObject, KubewasmError, parsePath } from '../src/index.js';
+import { pluralOf } from '../src/plugin.js';
 
 const web = new KubeObject({
   apiVersion: 'apps/v1',
@@ -76,5 +77,15 @@ describe('KubeObject', () => {
     assert.equal(KubeObject.parse('{"kind":"ConfigMap","metadata":{"name":"a"}}').name, 'a');
     assert.throws(() => KubeObject.parse('[1]'), { message: 'object: not a JSON object' });
     assert.throws(() => KubeObject.parse('{'), { message: 'object: not valid JSON' });
+  });
+});
+
+describe('Event.of', () => {
+  it('guesses the kind of a test event from the object', () => {
+    const e = Event.of({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'a' } }, 'resync');
+    assert.deepEqual(e.kind, { group: 'networking.k8s.io', version: 'v1', kind: 'NetworkPolicy', plural: 'networkpolicies', namespaced: true });
+    assert.equal(e.isResync, true);
+    assert.deepEqual(['Ingress', 'Box', 'Gateway', 'Pod'].map(pluralOf), ['ingresses', 'boxes', 'gateways', 'pods']);
+    assert.equal(Event.of({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a' } }).kind.namespaced, false);
   });
 });
