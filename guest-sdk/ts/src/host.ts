@@ -66,6 +66,8 @@ export const error = (message: string, fields?: LogFields) => log('error', messa
 
 // --- clock -----------------------------------------------------------------
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
 /** An instant of the host's clock. */
 export class Timestamp {
   constructor(
@@ -74,6 +76,26 @@ export class Timestamp {
     /** UTC, second precision: `2026-12-04T03:15:00Z`, what `lastTransitionTime` wants. */
     readonly rfc3339: string,
   ) {}
+
+  static fromEpochMs(epochMs: number): Timestamp {
+    if (!Number.isSafeInteger(epochMs)) throw new KubewasmError(`timestamp: ${epochMs} is not a whole number of milliseconds`);
+    const seconds = new Date(Math.floor(epochMs / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    return new Timestamp(epochMs, seconds);
+  }
+  /** An RFC 3339 time, as Kubernetes writes them (`metadata.creationTimestamp`). */
+  static parse(text: string): Timestamp {
+    const ms = RFC3339.test(text) ? Date.parse(text) : NaN;
+    if (Number.isNaN(ms)) throw new KubewasmError(`timestamp ${JSON.stringify(text)} is not an RFC 3339 time`);
+    return Timestamp.fromEpochMs(ms);
+  }
+  /** Milliseconds from `earlier` to this instant (negative if `earlier` is later). */
+  since(earlier: Timestamp): number {
+    return this.epochMs - earlier.epochMs;
+  }
+  /** This instant `ms` milliseconds later. */
+  plus(ms: number): Timestamp {
+    return Timestamp.fromEpochMs(this.epochMs + ms);
+  }
   toDate(): Date {
     return new Date(this.epochMs);
   }

@@ -143,6 +143,9 @@ export class KubeObject {
     const g = this.metadata['generation'];
     return typeof g === 'number' ? g : undefined;
   }
+  get creationTimestamp(): string | undefined {
+    return this.meta('creationTimestamp');
+  }
   get deletionTimestamp(): string | undefined {
     return this.meta('deletionTimestamp');
   }
@@ -170,6 +173,15 @@ export class KubeObject {
   /** The value at a field path such as `spec.ports[0].port`, or `undefined`. */
   get(path: string): JsonValue | undefined {
     return getPath(this.value, path);
+  }
+  /**
+   * The value at `path` parsed by a schema (`schema.object({...})` from the
+   * settings module), `undefined` if absent; errors name the field
+   * (`spec.replicas: must be a whole number`).
+   */
+  getAs<T>(path: string, schema: { parse(value: unknown, path: string): T }): T | undefined {
+    const v = this.get(path);
+    return v === undefined || v === null ? undefined : schema.parse(v, path);
   }
   /** The string at `path`; `undefined` if absent, an error if not a string. */
   getString(path: string): string | undefined {

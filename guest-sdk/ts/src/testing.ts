@@ -12,7 +12,7 @@
 
 import { HostError, KubewasmError } from './errors.js';
 import { outcomeOf, type ReconcileResult } from './export.js';
-import { installHost, type Host, type LogLevel } from './host.js';
+import { installHost, Timestamp, type Host, type LogLevel } from './host.js';
 import { KubeObject, type JsonObject } from './object.js';
 import type { PluginInfo } from './plugin.js';
 import type { Intent, WitOutcome } from './wit.js';
@@ -123,8 +123,8 @@ export class FakeHost implements Host {
     return this.settingsText;
   }
   now(): { epochMs: bigint; rfc3339: string } {
-    const ms = this.clock.getTime();
-    return { epochMs: BigInt(ms), rfc3339: new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z') };
+    const t = Timestamp.fromEpochMs(this.clock.getTime());
+    return { epochMs: BigInt(t.epochMs), rfc3339: t.rfc3339 };
   }
 
   private scope(apiVersion: string, kind: string): KubeObject[] {

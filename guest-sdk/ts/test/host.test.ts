@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { getObject, HostError, installHost, KubeObject, KubewasmError, listObjects, listOwned, log, now, type Host } from '../src/index.js';
+import { getObject, HostError, installHost, KubeObject, KubewasmError, listObjects, listOwned, log, now, Timestamp, type Host } from '../src/index.js';
 import { FakeHost, matchesSelector } from '../src/testing.js';
 
 const cm = (namespace: string, name: string, labels: Record<string, string> = {}, owner?: string) => ({
@@ -32,6 +32,16 @@ describe('host functions', () => {
     assert.equal(t.epochMs, Date.parse('2026-12-04T03:15:00.750Z'));
     assert.equal(t.rfc3339, '2026-12-04T03:15:00Z');
     assert.equal(t.toDate().getUTCFullYear(), 2026);
+  });
+
+  it('Timestamps parse RFC 3339, measure and add', () => {
+    const created = Timestamp.parse('2026-12-04T03:15:00.5+01:00');
+    assert.equal(created.rfc3339, '2026-12-04T02:15:00Z');
+    const later = created.plus(90_000);
+    assert.equal(later.rfc3339, '2026-12-04T02:16:30Z');
+    assert.equal(later.since(created), 90_000);
+    assert.throws(() => Timestamp.parse('yesterday'), { message: 'timestamp "yesterday" is not an RFC 3339 time' });
+    assert.throws(() => Timestamp.parse('2026-12-04'), KubewasmError);
   });
 
   it('reads objects from the cache, by namespace and label selector', () => {

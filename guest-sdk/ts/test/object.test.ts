@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Event, KubeObject, KubewasmError, parsePath } from '../src/index.js';
+import { Event, KubeObject, KubewasmError, parsePath, schema, SettingsError } from '../src/index.js';
 import { pluralOf } from '../src/plugin.js';
 
 const web = new KubeObject({
@@ -58,6 +58,15 @@ describe('KubeObject', () => {
     assert.throws(() => web.getString('spec.replicas'), { message: 'Deployment shop/web: spec.replicas must be a string' });
     assert.throws(() => parsePath('spec.'), KubewasmError);
     assert.throws(() => parsePath('a[x]'), /\[x\] is neither an index nor a quoted key/);
+  });
+
+  it('parses a part of the object with a schema, naming the path in errors', () => {
+    const Spec = schema.object({ replicas: schema.integer({ min: 0 }), paused: schema.boolean(), template: schema.any() });
+    assert.deepEqual(web.getAs('spec', Spec)?.replicas, 2);
+    assert.equal(web.getAs('spec.absent', Spec), undefined);
+    assert.throws(() => web.getAs('spec', schema.object({ replicas: schema.string() })), (e) =>
+      e instanceof SettingsError && e.message === 'spec.paused: unknown field (known: replicas)');
+    assert.throws(() => web.getAs('spec.replicas', schema.string()), { message: 'spec.replicas: must be a string' });
   });
 
   it('finds the controller and matches owners by uid', () => {

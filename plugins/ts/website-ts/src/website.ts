@@ -90,11 +90,11 @@ function notReady(website: KubeObject, reason: string, message: string): Outcome
 }
 
 function reconcileWebsite(website: KubeObject): Outcome {
-  const raw = website.get('spec');
   let spec: WebsiteSpec;
   try {
-    if (raw === undefined || raw === null) throw new KubewasmError('spec is missing');
-    spec = WebsiteSpec.parse(raw, 'spec');
+    const parsed = website.getAs('spec', WebsiteSpec);
+    if (parsed === undefined) throw new KubewasmError('spec is missing');
+    spec = parsed;
   } catch (e) {
     return notReady(website, 'InvalidSpec', (e as Error).message);
   }
