@@ -4,8 +4,9 @@
 # package.json and the lockfile.
 #
 #   plugins/js/tools/deps.sh [PROJECT_DIR]
-# npm keeps what it downloads in its own
-# cache (~/.npm), so after the first install a fresh clone installs offline.
+#
+# npm keeps what it downloads in its own cache (~/.npm), so after the first
+# install a fresh clone installs offline.
 set -euo pipefail
 
 js="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)"
