@@ -81,6 +81,11 @@ done
 # with componentize-js (npm), caching the result by input hash.
 "$here/js/build.sh" "$out"
 
+# --- TypeScript plugins ----------------------------------------------------
+# plugins/ts/build.sh type-checks, bundles (esbuild) and componentizes each
+# plugins/ts/<name>/ into $out/<name>.wasm, caching the result by input hash.
+"$here/ts/build.sh" "$out"
+
 
 # --- Python plugins --------------------------------------------------------
 # plugins/python/build.sh builds each plugins/python/<name>/ into

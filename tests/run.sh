@@ -79,21 +79,23 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p kubewasm-selector --target wasm32-wasip2 --locked -- -D warnings
 )
 
-step "plugin unit tests (Rust natively, JavaScript in Node, Python, Go and C with a fake host)"
+step "plugin unit tests (Rust natively, JavaScript and TypeScript in Node, Python, Go and C with a fake host)"
 CARGO_TARGET_DIR="$cache/plugins-target" cargo test --manifest-path plugins/Cargo.toml --workspace --locked
 (cd plugins/js && npm test --silent)
+(cd guest-sdk/ts && npm test --silent)
+(cd plugins/ts && npm test --silent)
 plugins/python/tools/test.sh
 plugins/go/tools/test.sh
 plugins/c/tools/test.sh
 # The committed C bindings (guest-sdk/c/bindings) match wit/.
 plugins/c/tools/bindings.sh --check
 
-step "tests against a private control plane"
+step "plugin templates: kubewasm new, build, kubewasm test and check, per language"
 cargo build -p kubewasm --bin kubewasm --locked
 export KUBEWASM_BIN="$CARGO_TARGET_DIR/debug/kubewasm"
-
-step "plugin templates: kubewasm new, build, kubewasm test and check, per language"
 tests/templates.sh
+
+step "tests against a private control plane"
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/kubewasm-test-cp.XXXXXX")"
 stop() { tests/control-plane/cluster.sh down --dir "$data_dir" >/dev/null 2>&1 || true; }
 trap stop EXIT

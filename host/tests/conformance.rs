@@ -96,6 +96,13 @@ fn javascript_configmap_hasher_fixtures() {
     run_fixtures("configmap-hasher", "plugins/js/configmap-hasher/fixtures");
 }
 
+/// The website plugin in TypeScript (`plugins/ts/website-ts`, with the
+/// TypeScript SDK) passes the Rust plugin's fixtures unchanged.
+#[test]
+fn typescript_website_fixtures() {
+    run_fixtures("website-ts", "plugins/website/fixtures");
+}
+
 #[test]
 fn go_namespace_quota_labeller_fixtures() {
     run_fixtures(
@@ -336,7 +343,13 @@ fn conformance_suite_passes_identically_in_every_language() {
         report.cases.iter().map(|c| c.name.clone()).collect()
     };
     assert_eq!(rust.plugin, "conformance");
-    for other in ["conformance-js", "conformance-py", "conformance-c", "conformance-go"] {
+    for other in [
+        "conformance-js",
+        "conformance-ts",
+        "conformance-py",
+        "conformance-go",
+        "conformance-c",
+    ] {
         let report = run_fixtures(other, "conformance/fixtures");
         assert_eq!(names(&report), names(&rust), "{other}");
         assert_eq!(report.plugin, "conformance", "{other}");

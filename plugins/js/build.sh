@@ -11,10 +11,9 @@
 # they import nothing but kubewasm:plugin/host. Componentizing takes 15 s or
 # more and writes a 12 MB file (not byte-for-byte reproducible), so each result
 # is cached as ${XDG_CACHE_HOME:-~/.cache}/kubewasm/js/<name>/<inputs hash>.wasm,
-# the hash covering the plugin's src/, the shared helpers in sdk/, wit/,
-# package-lock.json and this script,
-# and reused while they are unchanged (the three newest builds of a plugin are
-# kept); KUBEWASM_JS_REBUILD=1 forces a rebuild. The output file is replaced
+# the hash covering the plugin's src/, wit/, package-lock.json and this
+# script, and reused while they are unchanged (the three newest builds of a
+# plugin are kept); KUBEWASM_JS_REBUILD=1 forces a rebuild. The output file is replaced
 # atomically and only when its content changes, so a host watching OUT_DIR
 # reloads only what really changed.
 set -euo pipefail
@@ -50,7 +49,6 @@ inputs_hash() {
     cat "$here/build.sh" "$here/package-lock.json" | sha256sum | cut -d' ' -f1
     (cd "$wit" && find . -type f -name '*.wit' | LC_ALL=C sort | xargs -r sha256sum)
     (cd "$plugin_dir/src" && find . -type f | LC_ALL=C sort | xargs -r sha256sum)
-    (cd "$here/sdk" && find . -type f -name '*.js' ! -name '*.test.js' | LC_ALL=C sort | xargs -r sha256sum)
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -90,14 +88,14 @@ for plugin_dir in "$here"/*/; do
     # componentize-js reports syntax errors without a location; Node names it.
     while IFS= read -r -d '' file; do
       node --check "$file" || die "$name: syntax error in $file"
-    done < <(find "$plugin_dir/src" "$here/sdk" -type f -name '*.js' -print0)
+    done < <(find "$plugin_dir/src" -type f -name '*.js' -print0)
     ensure_deps
     log "$name: componentizing (takes a few seconds)"
     start=$(date +%s)
     tmp="$(mktemp "$cache/$name/.build.XXXXXX")"
     # componentize-js maps the current directory into the engine while it
     # pre-initializes the module, so run from plugins/js: a plugin's relative
-    # imports resolve inside its directory and in the shared sdk/.
+    # imports resolve inside its directory.
     (cd "$here" && "$here/node_modules/.bin/componentize-js" "$name/src/index.js" \
       --wit "$wit" --world-name "$world" --out "$tmp" \
       --disable "${disabled_features[@]}") >&2 \
