@@ -1,6 +1,6 @@
 /* {{name}}: a kubewasm reconcile plugin in C.
  *
- * It labels every ConfigMap it sees with the `label` setting (default
+ * It labels every ConfigMap labelled `hello=please` with the `label` setting (default
  * `example.com/reconciled-by`) set to `{{name}}`. Change `reconcile` to do
  * your work: the host calls it for every change of a subscribed object and
  * makes the writes it returns. Everything the SDK allocates is freed after
@@ -54,7 +54,7 @@ static const char *parse_settings(const char *text, settings *out) {
 
 static kw_plugin_info *describe(void) {
     kw_plugin_info *info = kw_plugin_info_new(PLUGIN_NAME, "0.1.0");
-    kw_subscribe(info, "", "v1", "ConfigMap", NULL, NULL);
+    kw_subscribe(info, "", "v1", "ConfigMap", "hello=please", NULL);
     kw_writes(info, "", "ConfigMap");
     return info;
 }

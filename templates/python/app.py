@@ -1,6 +1,6 @@
 """{{name}}: a kubewasm reconcile plugin.
 
-It labels every ConfigMap it sees with the `label` setting (default
+It labels every ConfigMap labelled `hello=please` with the `label` setting (default
 `example.com/reconciled-by`) set to `{{name}}`. Change `reconcile` to do
 your work: the host calls it for every change of a subscribed object and
 makes the writes it returns.
@@ -29,7 +29,7 @@ class Plugin:
     def describe(self) -> PluginInfo:
         return (
             PluginInfo("{{name}}", "0.1.0")
-            .subscribe(Subscription("", "v1", "ConfigMap"))
+            .subscribe(Subscription("", "v1", "ConfigMap").selector("hello=please"))
             .writes(WriteScope("", "ConfigMap"))
         )
 

@@ -355,6 +355,24 @@ impl TestNamespace {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// The `events.k8s.io/v1` Events in this namespace regarding object
+    /// `name` with `reason`, as `kubectl events --for` shows them.
+    pub async fn events(
+        &self,
+        name: &str,
+        reason: &str,
+    ) -> anyhow::Result<Vec<k8s_openapi::api::events::v1::Event>> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = self.api();
+        let listed = events
+            .list(&kube::api::ListParams::default().fields(&format!("regarding.name={name}")))
+            .await?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect())
+    }
+
     /// The control plane the namespace lives on.
     pub fn control_plane(&self) -> &'static ControlPlane {
         self.control_plane

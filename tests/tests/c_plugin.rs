@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubewasm_e2e::host::Host;
 use kubewasm_e2e::{TestNamespace, field_managers};
 use serde_json::json;
@@ -24,19 +23,6 @@ fn annotation(cm: &ConfigMap) -> Option<String> {
 
 fn oversize(cm: &ConfigMap) -> Option<String> {
     cm.metadata.labels.as_ref()?.get(OVERSIZE).cloned()
-}
-
-/// The Events about `name` with `reason`, as `kubectl events` shows them.
-async fn events(ns: &TestNamespace, name: &str, reason: &str) -> anyhow::Result<Vec<Event>> {
-    let events: Api<Event> = ns.api();
-    let listed = events
-        .list(&ListParams::default().fields(&format!("regarding.name={name}")))
-        .await?;
-    Ok(listed
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect())
 }
 
 #[tokio::test]
@@ -77,7 +63,7 @@ async fn c_size_guard_annotates_and_flags_oversize_configmaps() {
     );
     let warning = host
         .eventually(WAIT, || async {
-            let found = events(&ns, "big", "TooLarge").await?;
+            let found = ns.events("big", "TooLarge").await?;
             found
                 .into_iter()
                 .next()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubewasm_e2e::host::Host;
 use kubewasm_e2e::{TestNamespace, field_managers};
 use serde_json::json;
@@ -22,17 +22,12 @@ fn missing_keys(cm: &ConfigMap) -> Option<String> {
     cm.metadata.annotations.as_ref()?.get(ANNOTATION).cloned()
 }
 
-/// The validator's Events about `name` with `reason`, as `kubectl events` shows them.
+/// The validator's Events about `name` with `reason`.
 async fn events(ns: &TestNamespace, name: &str, reason: &str) -> anyhow::Result<Vec<Event>> {
-    let events: Api<Event> = ns.api();
-    let listed = events
-        .list(&ListParams::default().fields(&format!("regarding.name={name}")))
-        .await?;
-    Ok(listed
-        .items
+    let found = ns.events(name, reason).await?;
+    Ok(found
         .into_iter()
         .filter(|e| e.reporting_controller.as_deref() == Some(CONTROLLER))
-        .filter(|e| e.reason.as_deref() == Some(reason))
         .collect())
 }
 

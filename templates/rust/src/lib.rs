@@ -1,6 +1,6 @@
 //! {{name}}: a kubewasm reconcile plugin.
 //!
-//! It labels every ConfigMap it sees with `settings.label` (default
+//! It labels every ConfigMap labelled `hello=please` with `settings.label` (default
 //! `example.com/reconciled-by`) set to `{{name}}`. Change `reconcile` to do
 //! your work: the host calls it for every change of a subscribed object and
 //! makes the writes it returns.
@@ -30,7 +30,7 @@ pub struct Component;
 impl Plugin for Component {
     fn describe() -> PluginInfo {
         PluginInfo::new("{{name}}", "0.1.0")
-            .subscribe(Subscription::new("", "v1", "ConfigMap"))
+            .subscribe(Subscription::new("", "v1", "ConfigMap").label_selector("hello=please"))
             .writes(WriteScope::new("", "ConfigMap"))
     }
 
