@@ -215,7 +215,18 @@ impl PluginDir {
     /// since it was last looked at.
     async fn sync_file(&mut self, path: PathBuf, report: &mut SyncReport) {
         let max_plugin_bytes = self.runtime.config().max_plugin_file_bytes;
-        let fingerprint = match fingerprint(&path, max_plugin_bytes) {
+        // Hashing reads the whole file (12-18 MB for JS and Python plugins,
+        // every file on every rescan): off the async threads. Done on one,
+        // it held up the workers the resync of a reloaded plugin had just
+        // woken (by seconds in a debug build, by 80 s with several large
+        // plugins on a loaded machine).
+        let hashed = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || fingerprint(&path, max_plugin_bytes))
+                .await
+                .unwrap_or(Err(PluginFileError::Interrupted))
+        };
+        let fingerprint = match hashed {
             Ok(Some(fingerprint)) => fingerprint,
             // Vanished between listing and reading: the next event brings
             // the directory's new state.
