@@ -56,8 +56,4 @@ build_one() {
     "$here/tools/build-plugin.sh" "$1" "$2"
 }
 
-for plugin_dir in "${plugin_dirs[@]}"; do
-    name="$(basename "$plugin_dir")"
-    cached_build "$name" "$(inputs_hash "$plugin_dir")" "$cache/$name" "${KUBEWASM_GO_REBUILD:-}" \
-        "$out/$name.wasm" build_one "$plugin_dir"
-done
+build_plugins "$cache" "${KUBEWASM_GO_REBUILD:-}" "$out"

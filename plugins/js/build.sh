@@ -69,8 +69,4 @@ build_one() {
     || die "$name: componentize-js failed"
 }
 
-for plugin_dir in "${plugin_dirs[@]}"; do
-  name="$(basename "$plugin_dir")"
-  cached_build "$name" "$(inputs_hash "$plugin_dir")" "$cache/$name" "${KUBEWASM_JS_REBUILD:-}" \
-    "$out/$name.wasm" build_one "$plugin_dir"
-done
+build_plugins "$cache" "${KUBEWASM_JS_REBUILD:-}" "$out"

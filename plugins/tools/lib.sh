@@ -9,10 +9,9 @@
 #   log_as js-plugins
 #   out="$(output_dir "${1:-}")"
 #   find_plugins "$here" src/index.js "${@:2}"
-#   for dir in "${plugin_dirs[@]}"; do
-#       cached_build "$name" "$hash" "$cache/$name" "${KUBEWASM_JS_REBUILD:-}" \
-#           "$out/$name.wasm" build_one "$dir"
-#   done
+#   inputs_hash() { ...; }          # PLUGIN_DIR: prints its inputs hash
+#   build_one() { ...; }            # PLUGIN_DIR OUT: builds it into OUT
+#   build_plugins "$cache" "${KUBEWASM_JS_REBUILD:-}" "$out"
 #
 # log_as PREFIX           names the script in its messages (default "plugins")
 # log MESSAGE...          prints "PREFIX: MESSAGE" on stderr
@@ -35,6 +34,11 @@
 # digest                  the hex SHA-256 of stdin
 # cached_build NAME HASH CACHE_DIR REBUILD OUT BUILD_COMMAND...
 #                         the inputs-hash cache: see below
+# build_plugins CACHE_DIR REBUILD OUT_DIR
+#                         cached_build of each of plugin_dirs, its hash and
+#                         build from the script's functions inputs_hash
+#                         PLUGIN_DIR and build_one PLUGIN_DIR OUT, its cache
+#                         CACHE_DIR/<name>, its output OUT_DIR/<name>.wasm
 # install_file SRC DEST   copies SRC to DEST atomically, only if they differ
 # kubewasm_bin            prints the path of the kubewasm CLI, for
 #                         `kubewasm componentize`
@@ -132,6 +136,15 @@ cached_build() {
     mkdir -p "$(dirname "$out")"
     install_file "$cached" "$out"
     log "$name: $out"
+}
+
+build_plugins() {
+    local cache="$1" rebuild="$2" out="$3" dir name
+    for dir in "${plugin_dirs[@]}"; do
+        name="$(basename "$dir")"
+        cached_build "$name" "$(inputs_hash "$dir")" "$cache/$name" "$rebuild" "$out/$name.wasm" \
+            build_one "$dir"
+    done
 }
 
 install_file() {
