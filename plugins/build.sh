@@ -21,12 +21,9 @@ target="wasm32-wasip2"
 # The Rust plugins: crate names in plugins/Cargo.toml, one component each.
 rust_plugins=(label-propagator website probe v01-labeler conformance-rust)
 
-out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-
-log() { echo "plugins: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=plugins/tools/lib.sh
+source "$here/tools/lib.sh" # log, die, output_dir, install_file
+out="$(output_dir "${1:-}")"
 
 # Fails unless $1 is a WebAssembly component: magic "\0asm", then version 13
 # with layer 1 (a core module has version 1, layer 0).
@@ -35,18 +32,6 @@ check_component() {
     header="$(od -An -tx1 -N8 "$1" | tr -d ' \n')"
     [[ "$header" == "0061736d0d000100" ]] \
         || die "$1 is not a WebAssembly component (header $header)"
-}
-
-# Copies $1 to $2 unless identical, through a temporary file in $2's directory.
-install_file() {
-    if cmp -s "$1" "$2"; then
-        return
-    fi
-    local tmp
-    tmp="$(mktemp "$(dirname "$2")/.$(basename "$2").XXXXXX")"
-    cp "$1" "$tmp"
-    chmod 0644 "$tmp" # mktemp creates 0600
-    mv -f "$tmp" "$2"
 }
 
 # --- Rust plugins ----------------------------------------------------------
@@ -106,7 +91,7 @@ fi
 
 # plugins/go/build.sh builds each plugins/go/<name>/ into $out/<name>.wasm
 # with Go's wasip1 port, caching the result by input hash.
-CARGO_TARGET_DIR="$host_target" "$here/go/build.sh" "$out"
+"$here/go/build.sh" "$out"
 
 # plugins/c/build.sh builds each plugins/c/<name>/ into $out/<name>.wasm with
 # Debian's clang-19 and wasi-libc (installed if missing), caching the result

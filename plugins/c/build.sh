@@ -12,23 +12,12 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=plugins/tools/lib.sh
+source "$repo/plugins/tools/lib.sh"
+log_as c-plugins
 
-out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
-only=("${@:2}")
-for name in "${only[@]}"; do
-    [[ -d "$here/$name" && "$name" != tools ]] || { echo "c-plugins: error: no plugin $name in $here" >&2; exit 1; }
+find_plugins "$here" '*.c' "${@:2}"
+out="$(output_dir "${1:-}")"
+for plugin_dir in "${plugin_dirs[@]}"; do
+    "$here/tools/build-plugin.sh" "$plugin_dir" "$out/$(basename "$plugin_dir").wasm"
 done
-mkdir -p "$out"
-
-built=0
-for plugin_dir in "$here"/*/; do
-    plugin_dir="${plugin_dir%/}"
-    name="$(basename "$plugin_dir")"
-    [[ "$name" != tools ]] || continue
-    if [[ ${#only[@]} -gt 0 && " ${only[*]} " != *" $name "* ]]; then
-        continue
-    fi
-    "$here/tools/build-plugin.sh" "$plugin_dir" "$out/$name.wasm"
-    built=$((built + 1))
-done
-[[ $built -gt 0 ]] || { echo "c-plugins: error: no plugin found (expected $here/<name>/*.c)" >&2; exit 1; }

@@ -14,25 +14,21 @@
 # its tests, the SDK, wit/, these scripts and the Go version) and reused
 # while they are unchanged; KUBEWASM_GO_REBUILD=1 forces a rebuild. The
 # output file is replaced atomically and only when its content changes, so a
-# host watching OUT_DIR reloads only what really changed.
+# host watching OUT_DIR reloads only what really changed (plugins/tools/lib.sh
+# does the caching).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 sdk="$repo/guest-sdk/go"
 
-out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
-only=("${@:2}")
-for name in "${only[@]}"; do
-    [[ -f "$here/$name/go.mod" ]] || { echo "go-plugins: error: no plugin $name (expected $here/$name/go.mod)" >&2; exit 1; }
-done
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/go/components"
-mkdir -p "$cache"
+# shellcheck source=plugins/tools/lib.sh
+source "$repo/plugins/tools/lib.sh"
+log_as go-plugins
 
-log() { echo "go-plugins: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+find_plugins "$here" go.mod "${@:2}"
+out="$(output_dir "${1:-}")"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/go/components"
 
 command -v go >/dev/null || die "go is not installed (https://go.dev/dl/, 1.24 or newer)"
 
@@ -48,51 +44,16 @@ inputs_hash() {
     {
         go env GOVERSION
         cat "$here/build.sh" "$here/tools/build-plugin.sh" "$here/tools/env.sh" | sha256sum
-        (cd "$repo/wit" && find . -type f -name '*.wit' | LC_ALL=C sort | xargs -r sha256sum)
+        files_sha256 "$repo/wit" . -type f -name '*.wit'
         (cd "$plugin_dir" && sources . | xargs -r sha256sum)
         (cd "$sdk" && sources . | xargs -r sha256sum)
-    } | sha256sum | cut -d' ' -f1
+    } | digest
 }
 
-# Copies $1 to $2 atomically, and only if the content differs.
-install_file() {
-    local src="$1" dest="$2"
-    if cmp -s "$src" "$dest"; then
-        return
-    fi
-    local tmp
-    tmp="$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX")"
-    cp "$src" "$tmp"
-    chmod 644 "$tmp"
-    mv -f "$tmp" "$dest"
+# build_one PLUGIN_DIR OUT: builds one plugin into OUT.
+build_one() {
+    log "$(basename "$1"): building"
+    "$here/tools/build-plugin.sh" "$1" "$2"
 }
 
-built=0
-for plugin_dir in "$here"/*/; do
-    plugin_dir="${plugin_dir%/}"
-    name="$(basename "$plugin_dir")"
-    [[ -f "$plugin_dir/go.mod" ]] || continue
-    if [[ ${#only[@]} -gt 0 && " ${only[*]} " != *" $name "* ]]; then
-        continue
-    fi
-    built=$((built + 1))
-
-    hash="$(inputs_hash "$plugin_dir")"
-    mkdir -p "$cache/$name"
-    cached="$cache/$name/$hash.wasm"
-    if [[ "${KUBEWASM_GO_REBUILD:-}" != "1" && -f "$cached" ]]; then
-        log "$name: unchanged, using cached component"
-        touch "$cached"
-    else
-        log "$name: building"
-        start=$(date +%s)
-        "$here/tools/build-plugin.sh" "$plugin_dir" "$cached"
-        log "$name: built in $(($(date +%s) - start)) s, $(stat -c %s "$cached") bytes"
-        # Keep the three newest builds of this plugin.
-        ls -t "$cache/$name"/*.wasm | tail -n +4 | xargs -r rm -f
-    fi
-    install_file "$cached" "$out/$name.wasm"
-    log "$name: $out/$name.wasm"
-done
-
-[[ $built -gt 0 ]] || die "no plugin found (expected $here/<name>/go.mod)"
+build_plugins "$cache" "${KUBEWASM_GO_REBUILD:-}" "$out"

@@ -18,7 +18,8 @@
 # hash covers the plugin's *.py but its tests, the SDK, wit/ and this script)
 # and reused while they are unchanged; KUBEWASM_PY_REBUILD=1 forces a rebuild.
 # The output file is replaced atomically and only when its content changes,
-# so a host watching OUT_DIR reloads only what really changed.
+# so a host watching OUT_DIR reloads only what really changed
+# (plugins/tools/lib.sh does the caching).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,21 +28,13 @@ wit="$repo/wit"
 sdk="$repo/guest-sdk/python"
 world="plugin"
 
-out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
-only=("${@:2}")
-for name in "${only[@]}"; do
-  [[ -f "$here/$name/app.py" ]] || { echo "python-plugins: error: no plugin $name (expected $here/$name/app.py)" >&2; exit 1; }
-done
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
+# shellcheck source=plugins/tools/lib.sh
+source "$repo/plugins/tools/lib.sh"
+log_as python-plugins
+
+find_plugins "$here" app.py "${@:2}"
+out="$(output_dir "${1:-}")"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/python/components"
-mkdir -p "$cache"
-
-log() { echo "python-plugins: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-tmp=""
-trap 'rm -f "$tmp"' EXIT
 
 # The plugin's sources: every *.py except tests.
 sources() {
@@ -54,62 +47,26 @@ inputs_hash() {
   {
     echo "world=$world"
     cat "$here/build.sh" "$here/tools/venv.sh" | sha256sum
-    (cd "$wit" && find . -type f -name '*.wit' | LC_ALL=C sort | xargs -r sha256sum)
+    files_sha256 "$wit" . -type f -name '*.wit'
     (cd "$plugin_dir" && sources . | xargs -r sha256sum)
-    (cd "$sdk" && find kubewasm -type f -name '*.py' | LC_ALL=C sort | xargs -r sha256sum)
-  } | sha256sum | cut -d' ' -f1
-}
-
-# Copies $1 to $2 atomically, and only if the content differs.
-install_file() {
-  local src="$1" dest="$2"
-  if cmp -s "$src" "$dest"; then
-    return
-  fi
-  local tmp
-  tmp="$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX")"
-  cp "$src" "$tmp"
-  chmod 644 "$tmp"
-  mv -f "$tmp" "$dest"
+    files_sha256 "$sdk" kubewasm -type f -name '*.py'
+  } | digest
 }
 
 venv=""
-built=0
-for plugin_dir in "$here"/*/; do
-  plugin_dir="${plugin_dir%/}"
+# build_one PLUGIN_DIR OUT: componentizes one plugin into OUT.
+build_one() {
+  local plugin_dir="$1" dest="$2" name file
   name="$(basename "$plugin_dir")"
-  [[ -f "$plugin_dir/app.py" ]] || continue
-  if [[ ${#only[@]} -gt 0 && " ${only[*]} " != *" $name "* ]]; then
-    continue
-  fi
-  built=$((built + 1))
+  [[ -n "$venv" ]] || venv="$("$here/tools/venv.sh")"
+  # A syntax error names its file and line here, before a long build.
+  while IFS= read -r file; do
+    "$venv/bin/python" -m py_compile "$plugin_dir/$file" || die "$name: syntax error in $file"
+  done < <(sources "$plugin_dir")
+  log "$name: componentizing (takes a few seconds)"
+  "$venv/bin/componentize-py" -d "$wit" -w "$world" componentize app \
+    -p "$plugin_dir" -p "$sdk" --stub-wasi -o "$dest" >&2 \
+    || die "$name: componentize-py failed"
+}
 
-  hash="$(inputs_hash "$plugin_dir")"
-  mkdir -p "$cache/$name"
-  cached="$cache/$name/$hash.wasm"
-  if [[ "${KUBEWASM_PY_REBUILD:-}" != "1" && -f "$cached" ]]; then
-    log "$name: unchanged, using cached component"
-    touch "$cached"
-  else
-    [[ -n "$venv" ]] || venv="$("$here/tools/venv.sh")"
-    # A syntax error names its file and line here, before a long build.
-    while IFS= read -r file; do
-      "$venv/bin/python" -m py_compile "$plugin_dir/$file" || die "$name: syntax error in $file"
-    done < <(sources "$plugin_dir")
-    log "$name: componentizing (takes a few seconds)"
-    start=$(date +%s)
-    tmp="$(mktemp "$cache/$name/.build.XXXXXX")"
-    "$venv/bin/componentize-py" -d "$wit" -w "$world" componentize app \
-      -p "$plugin_dir" -p "$sdk" --stub-wasi -o "$tmp" >&2 \
-      || die "$name: componentize-py failed"
-    mv -f "$tmp" "$cached"
-    tmp=""
-    log "$name: built in $(($(date +%s) - start)) s, $(stat -c %s "$cached") bytes"
-    # Keep the three newest builds of this plugin.
-    ls -t "$cache/$name"/*.wasm | tail -n +4 | xargs -r rm -f
-  fi
-  install_file "$cached" "$out/$name.wasm"
-  log "$name: $out/$name.wasm"
-done
-
-[[ $built -gt 0 ]] || die "no plugin found (expected $here/<name>/app.py)"
+build_plugins "$cache" "${KUBEWASM_PY_REBUILD:-}" "$out"

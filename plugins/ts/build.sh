@@ -21,7 +21,8 @@
 # package.json), wit/, this directory's package files and tsconfig.json, and
 # this script; KUBEWASM_TS_REBUILD=1 forces a rebuild. The output file is
 # replaced atomically and only when its content changes, so a host watching
-# OUT_DIR reloads only what really changed.
+# OUT_DIR reloads only what really changed (plugins/tools/lib.sh does the
+# caching).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,22 +33,20 @@ world="plugin"
 # Every feature the engine can drop: no WASI import is left in the component.
 disabled_features=(stdio random clocks http fetch-event)
 
-out="${1:-${KUBEWASM_PLUGIN_OUT:-$repo/plugins/dist}}"
-shift || true
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/ts"
-mkdir -p "$cache"
+# shellcheck source=plugins/tools/lib.sh
+source "$repo/plugins/tools/lib.sh"
+log_as ts-plugins
 
-log() { echo "ts-plugins: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+find_plugins "$here" src/index.ts "${@:2}"
+out="$(output_dir "${1:-}")"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/ts"
 
 command -v node >/dev/null || die "node is not installed (Node 20 or newer is needed)"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || die "Node $(node --version) is too old: Node 20 or newer is needed"
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+remove_on_exit "$work"
 
 # Hash of everything a plugin's component is built from.
 inputs_hash() {
@@ -55,11 +54,11 @@ inputs_hash() {
   {
     echo "features=${disabled_features[*]} world=$world"
     cat "$here/build.sh" "$here/package.json" "$here/package-lock.json" "$here/tsconfig.json" \
-      "$sdk/package.json" | sha256sum | cut -d' ' -f1
-    (cd "$wit" && find . -type f -name '*.wit' | LC_ALL=C sort | xargs -r sha256sum)
-    (cd "$plugin_dir/src" && find . -type f | LC_ALL=C sort | xargs -r sha256sum)
-    (cd "$sdk" && find src types -type f | LC_ALL=C sort | xargs -r sha256sum)
-  } | sha256sum | cut -d' ' -f1
+      "$sdk/package.json" | digest
+    files_sha256 "$wit" . -type f -name '*.wit'
+    files_sha256 "$plugin_dir/src" . -type f
+    files_sha256 "$sdk" src types -type f
+  } | digest
 }
 
 checked=""
@@ -72,62 +71,23 @@ prepare() {
   checked=1
 }
 
-# Copies $1 to $2 atomically, and only if the content differs.
-install_file() {
-  local src="$1" dest="$2"
-  if cmp -s "$src" "$dest"; then
-    return
-  fi
-  local tmp
-  tmp="$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX")"
-  cp "$src" "$tmp"
-  chmod 644 "$tmp"
-  mv -f "$tmp" "$dest"
+# build_one PLUGIN_DIR OUT: bundles and componentizes one plugin into OUT.
+build_one() {
+  local plugin_dir="$1" dest="$2" name
+  name="$(basename "$plugin_dir")"
+  prepare
+  mkdir -p "$work/$name"
+  # One module: the plugin and the SDK; the host interfaces stay imports.
+  (cd "$here" && ./node_modules/.bin/esbuild "$name/src/index.ts" --bundle --format=esm \
+    --platform=neutral --target=es2022 --conditions=kubewasm-source '--external:kubewasm:*' \
+    --log-level=warning --outfile="$work/$name/bundle.js") >&2 || die "$name: esbuild failed"
+  log "$name: componentizing (takes a few seconds)"
+  # componentize-js maps the current directory into the engine while it
+  # pre-initializes the module: run it where the bundle is.
+  (cd "$work/$name" && "$here/node_modules/.bin/componentize-js" bundle.js \
+    --wit "$wit" --world-name "$world" --out "$dest" \
+    --disable "${disabled_features[@]}") >&2 \
+    || die "$name: componentize-js failed"
 }
 
-if [[ $# -gt 0 ]]; then
-  plugin_dirs=()
-  for name in "$@"; do
-    [[ -f "$here/$name/src/index.ts" ]] || die "$name: no $here/$name/src/index.ts"
-    plugin_dirs+=("$here/$name")
-  done
-else
-  plugin_dirs=()
-  for dir in "$here"/*/; do
-    [[ -f "$dir/src/index.ts" ]] && plugin_dirs+=("${dir%/}")
-  done
-  [[ ${#plugin_dirs[@]} -gt 0 ]] || die "no plugin found (expected $here/<name>/src/index.ts)"
-fi
-
-for plugin_dir in "${plugin_dirs[@]}"; do
-  name="$(basename "$plugin_dir")"
-  hash="$(inputs_hash "$plugin_dir")"
-  mkdir -p "$cache/$name"
-  cached="$cache/$name/$hash.wasm"
-  if [[ "${KUBEWASM_TS_REBUILD:-}" != "1" && -f "$cached" ]]; then
-    log "$name: unchanged, using cached component"
-    touch "$cached"
-  else
-    prepare
-    start=$(date +%s)
-    mkdir -p "$work/$name"
-    # One module: the plugin and the SDK; the host interfaces stay imports.
-    (cd "$here" && ./node_modules/.bin/esbuild "$name/src/index.ts" --bundle --format=esm \
-      --platform=neutral --target=es2022 --conditions=kubewasm-source '--external:kubewasm:*' \
-      --log-level=warning --outfile="$work/$name/bundle.js") >&2 || die "$name: esbuild failed"
-    log "$name: componentizing (takes a few seconds)"
-    tmp="$cache/$name/.build.$$.wasm"
-    # componentize-js maps the current directory into the engine while it
-    # pre-initializes the module: run it where the bundle is.
-    (cd "$work/$name" && "$here/node_modules/.bin/componentize-js" bundle.js \
-      --wit "$wit" --world-name "$world" --out "$tmp" \
-      --disable "${disabled_features[@]}") >&2 \
-      || { rm -f "$tmp"; die "$name: componentize-js failed"; }
-    mv -f "$tmp" "$cached"
-    log "$name: built in $(($(date +%s) - start)) s, $(stat -c %s "$cached") bytes"
-    # Keep the three newest builds of this plugin.
-    ls -t "$cache/$name"/*.wasm | tail -n +4 | xargs -r rm -f
-  fi
-  install_file "$cached" "$out/$name.wasm"
-  log "$name: $out/$name.wasm"
-done
+build_plugins "$cache" "${KUBEWASM_TS_REBUILD:-}" "$out"

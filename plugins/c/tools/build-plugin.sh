@@ -17,7 +17,8 @@
 # The component is cached as ~/.cache/kubewasm/c/components/<name>/<hash>.wasm
 # keyed by every input (sources, SDK, bindings, flags, clang and kubewasm
 # versions, this script); KUBEWASM_C_REBUILD=1 forces a rebuild. OUT.wasm is
-# replaced atomically and only when its content changes.
+# replaced atomically and only when its content changes (plugins/tools/lib.sh
+# does the caching).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,31 +30,16 @@ src="$(cd "$1" && pwd)"
 out="$2"
 name="$(basename "$out" .wasm)"
 
-log() { echo "c-plugins: $name: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=plugins/tools/lib.sh
+source "$repo/plugins/tools/lib.sh"
+log_as c-plugins
 
 mapfile -t sources < <(cd "$src" && find . -maxdepth 1 -type f -name '*.c' ! -name 'test_*.c' | LC_ALL=C sort)
-[[ ${#sources[@]} -gt 0 ]] || die "no C sources in $src (expected *.c besides test_*.c)"
+[[ ${#sources[@]} -gt 0 ]] || die "$name: no C sources in $src (expected *.c besides test_*.c)"
 
 clang="$("$here/toolchain.sh")"
-
-kubewasm_bin() {
-    if [[ -n "${KUBEWASM_BIN:-}" ]]; then
-        echo "$KUBEWASM_BIN"
-    elif command -v kubewasm >/dev/null; then
-        command -v kubewasm
-    else
-        # tests/run.sh's target directory, not $CARGO_TARGET_DIR: plugins/build.sh
-        # and tests/templates.sh point that at plugin builds, where a second
-        # copy of the host would be built.
-        local target="${KUBEWASM_HOST_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
-        log "building the kubewasm host for componentize (once)"
-        CARGO_TARGET_DIR="$target" cargo build -q --locked --manifest-path "$repo/Cargo.toml" -p kubewasm --bin kubewasm >&2
-        echo "$target/debug/kubewasm"
-    fi
-}
 kubewasm="$(kubewasm_bin)"
-[[ -x "$kubewasm" ]] || die "kubewasm binary $kubewasm is not executable"
+[[ -x "$kubewasm" ]] || die "$name: kubewasm binary $kubewasm is not executable"
 
 cflags=(--target=wasm32-wasi -mexec-model=reactor -std=c11 -Os -Wall -Wextra -Wno-unused-parameter)
 # shellcheck disable=SC2206 # word splitting of user flags is intended
@@ -65,41 +51,24 @@ inputs_hash() {
         "$clang" --version | head -n 1
         "$kubewasm" --version
         sha256sum "$here/build-plugin.sh"
-        (cd "$src" && find . -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \) ! -name 'test_*' \
-            | LC_ALL=C sort | xargs -r sha256sum)
-        (cd "$sdk" && find include src bindings -type f | LC_ALL=C sort | xargs -r sha256sum)
-    } | sha256sum | cut -d' ' -f1
+        files_sha256 "$src" . -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \) ! -name 'test_*'
+        files_sha256 "$sdk" include src bindings -type f
+    } | digest
 }
 
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/c/components/$name"
-mkdir -p "$cache"
-hash="$(inputs_hash)"
-cached="$cache/$hash.wasm"
-work="$(mktemp -d "$cache/.build.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-
-if [[ "${KUBEWASM_C_REBUILD:-}" != "1" && -f "$cached" ]]; then
-    log "unchanged, using cached component"
-    touch "$cached"
-else
-    start=$(date +%s%N)
+# build OUT: compiles the plugin and componentizes it into OUT.
+build() {
+    local work
+    work="$(mktemp -d)"
+    remove_on_exit "$work"
     "$clang" "${cflags[@]}" -I"$src" -I"$sdk/include" -I"$sdk/bindings" -I"$sdk/src" \
         "${sources[@]/#./$src}" "$sdk"/src/*.c "$sdk/bindings/plugin.c" "$sdk/bindings/plugin_component_type.o" \
         -Wl,--strip-all,--keep-section=component-type:plugin -o "$work/core.wasm" \
-        || die "clang failed"
-    "$kubewasm" componentize "$work/core.wasm" -o "$work/component.wasm" >&2 \
-        || die "kubewasm componentize failed"
-    mv -f "$work/component.wasm" "$cached"
-    log "built in $((($(date +%s%N) - start) / 1000000)) ms: core module $(stat -c %s "$work/core.wasm") B, component $(stat -c %s "$cached") B"
-    # Keep the three newest builds of this plugin.
-    ls -t "$cache"/*.wasm | tail -n +4 | xargs -r rm -f
-fi
+        || die "$name: clang failed"
+    "$kubewasm" componentize "$work/core.wasm" -o "$1" >&2 \
+        || die "$name: kubewasm componentize failed"
+    build_note="core module $(stat -c %s "$work/core.wasm") bytes"
+}
 
-mkdir -p "$(dirname "$out")"
-if ! cmp -s "$cached" "$out"; then
-    tmp="$(mktemp "$(dirname "$out")/.$(basename "$out").XXXXXX")"
-    cp "$cached" "$tmp"
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$out"
-fi
-log "$out"
+cached_build "$name" "$(inputs_hash)" "${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/c/components/$name" \
+    "${KUBEWASM_C_REBUILD:-}" "$out" build

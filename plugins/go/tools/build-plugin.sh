@@ -12,7 +12,8 @@
 # 2. `kubewasm componentize`, which embeds the contract's `plugin` world and
 #    adapts the wasi_snapshot_preview1 imports Go's runtime makes with the
 #    WASI preview1 reactor adapter. The kubewasm binary is $KUBEWASM_BIN,
-#    else `kubewasm` on PATH, else built from this checkout with cargo.
+#    else `kubewasm` on PATH, else built from this checkout with cargo (in
+#    $KUBEWASM_HOST_TARGET_DIR, default ~/.cache/kubewasm/target).
 #
 # OUT.wasm is replaced atomically.
 set -euo pipefail
@@ -24,32 +25,22 @@ plugin="$(cd "$1" && pwd)"
 out="$2"
 name="$(basename "$plugin")"
 
-log() { echo "go-plugins: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=plugins/tools/lib.sh
+source "$repo/plugins/tools/lib.sh"
+log_as go-plugins
 
 command -v go >/dev/null || die "go is not installed (https://go.dev/dl/, 1.24 or newer)"
-
-kubewasm=()
-if [[ -n "${KUBEWASM_BIN:-}" ]]; then
-    kubewasm=("$KUBEWASM_BIN")
-elif command -v kubewasm >/dev/null; then
-    kubewasm=(kubewasm)
-else
-    # The target directory tests/run.sh uses, so its later build is free.
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm/target}"
-    log "building the kubewasm CLI for componentize (set KUBEWASM_BIN to use another)"
-    kubewasm=(cargo run --quiet --locked --manifest-path "$repo/Cargo.toml" -p kubewasm --bin kubewasm --)
-fi
+kubewasm="$(kubewasm_bin)"
 
 work="$("$here/env.sh" "$plugin")"
 mkdir -p "$(dirname "$out")"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+remove_on_exit "$tmp"
 
 (cd "$plugin" && GOWORK="$work" GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local \
     go build -trimpath -buildmode=c-shared -ldflags=-checklinkname=0 -o "$tmp/core.wasm" .) \
     || die "$name: go build failed"
-"${kubewasm[@]}" componentize "$tmp/core.wasm" -o "$tmp/component.wasm" >&2 \
+"$kubewasm" componentize "$tmp/core.wasm" -o "$tmp/component.wasm" >&2 \
     || die "$name: kubewasm componentize failed"
 chmod 0644 "$tmp/component.wasm"
 mv -f "$tmp/component.wasm" "$out"
