@@ -5,7 +5,8 @@
 #      npm packages, Debian's prometheus package for the metrics tests and its
 #      faketime package for the skewed-clock leader test) and
 #      builds the example plugins (Rust, JavaScript and Python);
-#   2. builds the test control plane from Go modules (once, cached);
+#   2. builds the test control plane and the test OCI registry from Go
+#      modules (once, cached) and smoke-tests the registry;
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. starts a private control plane on loopback, runs `cargo test` for the
 #      whole workspace against it, and stops it however the tests end.
@@ -57,8 +58,12 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
     apt_install faketime "the skewed-clock leader test"
 fi
 
-step "test control plane binaries"
+step "test control plane and registry binaries"
 tests/control-plane/cluster.sh build
+tests/registry/registry.sh build
+
+step "test registry smoke test (OCI push and pull with curl, TLS, basic auth)"
+tests/registry/smoke.sh
 
 step "formatting and lints"
 cargo fmt --all --check
