@@ -63,6 +63,7 @@ tests/control-plane/cluster.sh build
 tests/registry/registry.sh build
 
 step "test registry smoke test (OCI push and pull with curl, TLS, basic auth)"
+(cd tests/registry && GOTOOLCHAIN=local go test ./htpasswd)
 tests/registry/smoke.sh
 
 step "formatting and lints"

@@ -31,7 +31,13 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout io.Writer) error {
+	return runWithUsage(args, stdin, stdout, os.Stderr)
+}
+
+// runWithUsage is run with the usage text going to usage.
+func runWithUsage(args []string, stdin io.Reader, stdout, usage io.Writer) error {
 	flags := flag.NewFlagSet("htpasswd", flag.ContinueOnError)
+	flags.SetOutput(usage)
 	// The registry compares the hash on every authenticated request; a
 	// throwaway test credential does not need the default cost's ~50 ms.
 	cost := flags.Int("cost", bcrypt.MinCost, "bcrypt cost")
