@@ -159,10 +159,10 @@ cmd_build() {
     exec {build_lock}>&-
     return 0
   fi
-  local start name pkg tmp ldflags
+  local start c name pkg tmp ldflags
   start="$(now)"
   log "building the distribution registry ${VERSION} into ${BIN_DIR}"
-  log "(the first build downloads ~150 MiB of Go modules; later builds reuse Go's module and build caches)"
+  log "(the first build downloads ~170 MiB of Go modules and compiles for about a minute; later builds reuse Go's module and build caches)"
   # The version the registry reports (--version, the User-Agent of its
   # storage drivers), as distribution's own Makefile sets it.
   ldflags="-s -w -X ${MODULE}/version.version=${VERSION} -X ${MODULE}/version.mainpkg=${MODULE}"
