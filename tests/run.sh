@@ -7,7 +7,8 @@
 #      builds the example plugins (Rust, JavaScript, Python, Go and C:
 #      Debian's clang-19 and wasi-libc are installed by
 #      plugins/c/tools/toolchain.sh);
-#   2. builds the test control plane from Go modules (once, cached);
+#   2. builds the test control plane and the test OCI registry from Go
+#      modules (once, cached) and smoke-tests the registry;
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. scaffolds a plugin in every language with `kubewasm new`, builds it
 #      and runs `kubewasm test` and `kubewasm check` on it (tests/templates.sh);
@@ -64,8 +65,13 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
     apt_install faketime "the skewed-clock leader test"
 fi
 
-step "test control plane binaries"
+step "test control plane and registry binaries"
 tests/control-plane/cluster.sh build
+tests/registry/registry.sh build
+
+step "test registry smoke test (OCI push and pull with curl, TLS, basic auth)"
+(cd tests/registry && GOTOOLCHAIN=local go test ./htpasswd)
+tests/registry/smoke.sh
 
 step "formatting and lints"
 cargo fmt --all --check
