@@ -18,6 +18,7 @@
 //! - [`applier`]: turns intents into API requests;
 //! - [`controller`]: dispatch and workers;
 //! - [`ops`]: metrics and the admin server;
+//! - [`resources`]: the plugin resources (ClusterPlugin, Plugin) and their CRDs;
 //! - [`cmd`]: the command-line front ends.
 
 pub mod applier;
@@ -28,6 +29,7 @@ pub mod controller;
 pub mod ops;
 pub mod plugins;
 pub mod queue;
+pub mod resources;
 pub mod runtime;
 
 pub use controller::Controller;

@@ -113,6 +113,7 @@ fn main() -> ExitCode {
         Command::New(args) => kubewasm::cmd::new::new(args),
         Command::Wit(args) => kubewasm::cmd::componentize::wit(args),
         Command::Componentize(args) => kubewasm::cmd::componentize::run(args),
+        Command::Crds => Ok(kubewasm::resources::crds_yaml()),
         Command::Test(args) => {
             kubewasm::cmd::test::test(args, &mut std::io::stdout().lock()).map(|()| String::new())
         }

@@ -52,6 +52,9 @@ pub enum Command {
     /// Turn a core WebAssembly module into a plugin component (embeds the
     /// contract's world, links the WASI preview1 adapter): no wasm-tools needed.
     Componentize(ComponentizeArgs),
+    /// Print the CRDs of the plugin resources (ClusterPlugin, Plugin) as YAML,
+    /// as `deploy/crds/` ships them.
+    Crds,
 }
 
 #[derive(Debug, Args)]
