@@ -8,6 +8,10 @@
 //! message, before the host sees it. The design, and what each field will
 //! drive, is `docs/design/plugin-resources.md`.
 
+// clippy reads the repeated `type_ = "string"` of the `printcolumn(...)`
+// arguments below as duplicated attributes; they are one column each.
+#![allow(clippy::duplicated_attributes)]
+
 mod status;
 
 pub use status::{Counts, Failed, PluginStatus, Resolved, Serving};
