@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::cmd::check::{OfflineError, load_plugin, new_runtime};
+use crate::cmd::check::{OfflineError, new_runtime};
 use crate::cmd::cli::{PullArgs, PushArgs};
 use crate::oci::{
     ANNOTATION_CREATED, ANNOTATION_TITLE, ANNOTATION_VERSION, Artifact, BlobStore, COMPONENT_OS,
@@ -24,13 +24,14 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, Offlin
 pub fn push(args: &PushArgs) -> Result<String, OfflineError> {
     let reference = parse_reference(&args.reference)?;
     let registry = Registry::new(&args.registry.options())?;
-    let runtime = new_runtime(&args.runtime)?;
-    let plugin = load_plugin(&runtime, &args.file)?;
     let component = std::fs::read(&args.file).map_err(|source| OfflineError::Read {
         what: "plugin",
         path: args.file.clone(),
         source,
     })?;
+    // The checks of `kubewasm check`: what is pushed is a plugin this host loads.
+    let runtime = new_runtime(&args.runtime)?;
+    let plugin = runtime.load(&args.file.display().to_string(), &component)?;
     let created = jiff::Timestamp::now()
         .round(jiff::Unit::Second)
         .unwrap_or_else(|_| jiff::Timestamp::now())
