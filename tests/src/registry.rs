@@ -52,6 +52,21 @@ impl TestRegistry {
         format!("{}/{repository}:{tag}", self.host)
     }
 
+    /// Where the registry stores blob `sha256:<hex>` (distribution's
+    /// filesystem driver under `DIR/data`, `DIR` being the one `registry.sh
+    /// up` made, the CA's grandparent): for tests that corrupt what it serves.
+    pub fn blob_file(&self, hex: &str) -> PathBuf {
+        let dir = self
+            .ca
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        dir.join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     fn start() -> anyhow::Result<Self> {
         if let Some(host) = std::env::var("KUBEWASM_TEST_REGISTRY")
             .ok()

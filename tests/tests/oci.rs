@@ -125,6 +125,58 @@ fn push_then_pull_round_trips_the_component_and_prints_its_digests() {
 }
 
 #[test]
+fn content_that_does_not_match_its_digest_is_refused_and_not_cached() {
+    let registry = TestRegistry::shared().expect("test registry");
+    let dir = tempfile::tempdir().unwrap();
+    // A build of its own (a custom section more), so corrupting its blob in
+    // the registry touches no other test's content.
+    let original = std::fs::read(component("conformance-rust")).unwrap();
+    let bytes = kubewasm_e2e::host::variant(&original, "oci-test", unique_name("m").as_bytes());
+    let plugin = dir.path().join("plugin.wasm");
+    std::fs::write(&plugin, &bytes).unwrap();
+    let reference = registry.reference(&format!("team/{}", unique_name("mismatch")), "v1");
+    let (auth, ca) = (path(&registry.auth), path(&registry.ca));
+    let pushed = kubewasm(
+        &[
+            "push",
+            path(&plugin),
+            &reference,
+            "--auth",
+            auth,
+            "--ca",
+            ca,
+        ],
+        dir.path(),
+    );
+    assert!(pushed.status.success(), "push failed: {}", stderr(&pushed));
+
+    // The registry now serves other bytes of the same length under the digest.
+    let hex = hex::encode(Sha256::digest(&bytes));
+    let stored = registry.blob_file(&hex);
+    let mut corrupted = std::fs::read(&stored).expect("the registry stores the layer");
+    assert_eq!(corrupted, bytes);
+    let last = corrupted.len() - 1;
+    corrupted[last] ^= 0xff;
+    std::fs::write(&stored, &corrupted).unwrap();
+
+    let output = kubewasm(
+        &["pull", &reference, "--auth", auth, "--ca", ca],
+        dir.path(),
+    );
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains(&reference) && message.contains("digest mismatch"),
+        "{message}"
+    );
+    let cached = dir.path().join("kubewasm/oci/blobs/sha256").join(&hex);
+    assert!(
+        !cached.exists(),
+        "a layer that failed verification was cached"
+    );
+}
+
+#[test]
 fn wrong_password_is_an_authentication_error_naming_the_reference() {
     let registry = TestRegistry::shared().expect("test registry");
     let dir = tempfile::tempdir().unwrap();
