@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod contract;
 pub mod controller;
+pub mod oci;
 pub mod ops;
 pub mod plugins;
 pub mod queue;
