@@ -18,6 +18,7 @@
 //! - [`applier`]: turns intents into API requests;
 //! - [`controller`]: dispatch and workers;
 //! - [`ops`]: metrics and the admin server;
+//! - [`resources`]: the plugin resources (ClusterPlugin, Plugin) and their CRDs;
 //! - [`cmd`]: the command-line front ends.
 
 pub mod applier;
@@ -25,9 +26,11 @@ pub mod cluster;
 pub mod cmd;
 pub mod contract;
 pub mod controller;
+pub mod oci;
 pub mod ops;
 pub mod plugins;
 pub mod queue;
+pub mod resources;
 pub mod runtime;
 
 pub use controller::Controller;

@@ -84,6 +84,11 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
             filter.push_str(&format!(",{noisy}=warn"));
         }
     }
+    // The platform verifier logs every refused certificate at error; the
+    // command's own error already says so, naming the reference.
+    if !filter.contains("rustls_platform_verifier") {
+        filter.push_str(",rustls_platform_verifier=off");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .map_err(|e| format!("invalid --log filter {:?}: {e}", cli.log))?;
     // Colours only for a terminal: a log file or collector gets plain text.
@@ -113,6 +118,9 @@ fn main() -> ExitCode {
         Command::New(args) => kubewasm::cmd::new::new(args),
         Command::Wit(args) => kubewasm::cmd::componentize::wit(args),
         Command::Componentize(args) => kubewasm::cmd::componentize::run(args),
+        Command::Crds => Ok(kubewasm::resources::crds_yaml()),
+        Command::Push(args) => kubewasm::cmd::oci::push(args),
+        Command::Pull(args) => kubewasm::cmd::oci::pull(args),
         Command::Test(args) => {
             kubewasm::cmd::test::test(args, &mut std::io::stdout().lock()).map(|()| String::new())
         }

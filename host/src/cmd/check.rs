@@ -79,6 +79,9 @@ pub enum OfflineError {
     /// `kubewasm discover` could not ask the API server.
     #[error(transparent)]
     Discover(Box<RunError>),
+    /// `kubewasm push`/`pull`: the registry, the reference or the cache.
+    #[error(transparent)]
+    Oci(#[from] crate::oci::OciError),
 }
 
 impl OfflineError {
@@ -92,11 +95,13 @@ impl OfflineError {
             | OfflineError::PluginDir { .. }
             | OfflineError::Objects(_) => 2,
             OfflineError::Run(e) if e.is_usage() => 2,
+            OfflineError::Oci(e) if e.is_usage() => 2,
             OfflineError::Load(_)
             | OfflineError::Call(_)
             | OfflineError::Refused(_)
             | OfflineError::TestsFailed { .. }
-            | OfflineError::Run(_) => 1,
+            | OfflineError::Run(_)
+            | OfflineError::Oci(_) => 1,
             OfflineError::Runtime(_)
             | OfflineError::Render(_)
             | OfflineError::Write { .. }

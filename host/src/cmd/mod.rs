@@ -7,12 +7,14 @@
 //! - [`test`]: `kubewasm test`, a plugin's fixture cases against its component;
 //! - [`new`], [`componentize`]: `kubewasm new`, `wit` and `componentize`,
 //!   for plugin authors;
-//! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone.
+//! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone;
+//! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry.
 
 pub mod check;
 pub mod cli;
 pub mod componentize;
 pub mod new;
+pub mod oci;
 pub mod rbac;
 pub mod release;
 pub mod run;

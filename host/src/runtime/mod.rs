@@ -59,7 +59,7 @@ pub use error::{CallError, LoadError, RuntimeError, WasmtimeError};
 pub use host_functions::{
     Clock, MAX_LOG_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_RECORDS, ReadAccess,
 };
-pub use plugin::{Plugin, Session};
+pub use plugin::{ComponentInterfaces, Plugin, Session};
 pub use sandbox::{
     RECONCILER_EXPORT, RECONCILER_EXPORT_V0_1, STDERR_TAIL, V0_1, WORLD, WORLD_PACKAGE,
     WORLD_VERSION,
@@ -292,6 +292,11 @@ impl Runtime {
             source: e.into(),
         })?;
         let version = self.check_imports_and_exports(origin, &component)?;
+        let ty = component.component_type();
+        let interfaces = ComponentInterfaces {
+            imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(),
+            exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
+        };
         let link = |e: wasmtime::Error| LoadError::Link {
             origin: origin_s.clone(),
             source: e.into(),
@@ -314,6 +319,7 @@ impl Runtime {
             }),
             subscriptions: Arc::default(),
             digest: hex::encode(Sha256::digest(bytes)),
+            interfaces: Arc::new(interfaces),
         };
         let info = plugin.describe().map_err(|source| LoadError::Describe {
             origin: origin_s.clone(),

@@ -65,6 +65,16 @@ pub struct Plugin {
     /// `info`'s subscriptions with their label selectors parsed at load.
     pub(super) subscriptions: Arc<ParsedSubscriptions>,
     pub(super) digest: String,
+    pub(super) interfaces: Arc<ComponentInterfaces>,
+}
+
+/// The names a component imports and exports (`wasi:io/streams@0.2.0`,
+/// `kubewasm:plugin/reconciler@0.2.0`), as the OCI artifact's config
+/// records them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComponentInterfaces {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -98,6 +108,11 @@ impl Plugin {
     /// SHA-256 of the component's bytes, hex encoded.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The interfaces the component imports and exports.
+    pub fn interfaces(&self) -> &ComponentInterfaces {
+        &self.interfaces
     }
 
     /// The version of the contract (`kubewasm:plugin@…`) the component

@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::runtime::RuntimeConfig;
 
 mod author;
+mod oci;
 pub use author::{ComponentizeArgs, ContractArg, Lang, NewArgs, WitArgs};
+pub use oci::{PullArgs, PushArgs, RegistryArgs};
 
 /// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -52,6 +54,13 @@ pub enum Command {
     /// Turn a core WebAssembly module into a plugin component (embeds the
     /// contract's world, links the WASI preview1 adapter): no wasm-tools needed.
     Componentize(ComponentizeArgs),
+    /// Print the CRDs of the plugin resources (ClusterPlugin, Plugin) as YAML,
+    /// as `deploy/crds/` ships them.
+    Crds,
+    /// Push a plugin component to an OCI registry as a Wasm artifact.
+    Push(PushArgs),
+    /// Pull a plugin component from an OCI registry, verifying its digests.
+    Pull(PullArgs),
 }
 
 #[derive(Debug, Args)]
@@ -479,7 +488,7 @@ impl RuntimeArgs {
 }
 
 /// `$XDG_CACHE_HOME/kubewasm/compiled`, else `$HOME/.cache/kubewasm/compiled`.
-fn default_compile_cache() -> Option<PathBuf> {
+pub(crate) fn default_compile_cache() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;

@@ -1,0 +1,99 @@
+//! Flags of the registry commands: `push` and `pull`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::RuntimeArgs;
+use crate::oci::RegistryOptions;
+
+/// How to reach the registry, shared by `push` and `pull`.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Registry credentials: a dockerconfigjson file (`~/.docker/config.json`,
+    /// or a `kubernetes.io/dockerconfigjson` Secret's `.dockerconfigjson`).
+    /// Entries with `auth` or `username`/`password` are used; credential
+    /// helpers are not run. Without it, anonymous.
+    #[arg(long, value_name = "CONFIG.json", env = "KUBEWASM_REGISTRY_AUTH")]
+    pub auth: Option<PathBuf>,
+
+    /// A PEM CA certificate to trust besides the system's, e.g. a private
+    /// registry's. Repeatable.
+    #[arg(long = "ca", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            ca_files: self.ca_files.clone(),
+            auth_file: self.auth.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The plugin component (`.wasm`); it is loaded and described first, and
+    /// refused if it is not a kubewasm plugin.
+    pub file: PathBuf,
+
+    /// Where to push it, with a tag: `REGISTRY/REPOSITORY:TAG`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// An extra manifest annotation, `KEY=VALUE` (e.g.
+    /// `org.opencontainers.image.source=https://…`). Repeatable.
+    #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = parse_annotation)]
+    pub annotations: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// What to pull, by tag or digest: `REGISTRY/REPOSITORY:TAG` or
+    /// `REGISTRY/REPOSITORY@sha256:…`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// Also write the component to this file (it is always kept in the
+    /// blob cache, whose path is printed).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The OCI blob cache [default: $XDG_CACHE_HOME/kubewasm/oci, beside the
+    /// compile cache].
+    #[arg(long, value_name = "DIR", env = "KUBEWASM_OCI_CACHE")]
+    pub oci_cache: Option<PathBuf>,
+
+    /// Largest component pulled, in MiB; a larger layer is refused before
+    /// it is downloaded.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_plugin_file_mib: u32,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl PullArgs {
+    /// The blob cache directory: `--oci-cache`, else `kubewasm/oci` in the
+    /// user's cache directory.
+    pub fn oci_cache(&self) -> Option<PathBuf> {
+        self.oci_cache.clone().or_else(|| {
+            super::default_compile_cache()
+                .and_then(|compiled| compiled.parent().map(|root| root.join("oci")))
+        })
+    }
+}
+
+fn parse_annotation(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?}: expected KEY=VALUE")),
+    }
+}
