@@ -20,6 +20,10 @@ use crate::controller::Controller;
 use crate::ops::admin::Admin;
 use crate::ops::metrics::Metrics;
 use crate::plugins::reload::PluginDir;
+use crate::plugins::set::SharedSet;
+use crate::resources::fetch::Fetcher;
+use crate::resources::report::Reporting;
+use crate::resources::source::ResourceSource;
 use crate::runtime::Runtime;
 
 /// Settings of the cluster loop.
@@ -39,6 +43,20 @@ pub struct RunOptions {
     pub admin_addr: SocketAddr,
     /// Leader election, if enabled.
     pub election: Option<ElectionOptions>,
+    /// Plugins from `ClusterPlugin` resources, if enabled.
+    pub resources: Option<ResourceOptions>,
+}
+
+/// Where plugin resources find what they name.
+#[derive(Clone, Debug)]
+pub struct ResourceOptions {
+    /// Namespace of the ConfigMaps, Secrets and pull secrets ClusterPlugins name.
+    pub namespace: String,
+    /// Only ClusterPlugins matching this label selector.
+    pub selector: Option<String>,
+    pub registry: crate::oci::RegistryOptions,
+    /// The OCI blob cache; without one, OCI modules fail to load (named).
+    pub oci_cache: Option<PathBuf>,
 }
 
 /// Why the host could not start.
@@ -206,7 +224,13 @@ pub async fn run(
     if election.is_none() {
         metrics.leader.set(1);
     }
-    let plugin_dir = load_plugins(&options, runtime, &controller, &metrics).await?;
+    let set = SharedSet::new(Arc::new(controller.clone()), metrics.clone());
+    let plugin_dir = load_plugins(&options, runtime.clone(), set.clone()).await?;
+    if let Some(resources) = &options.resources {
+        let source = resource_source(resources, &client, runtime, set);
+        let mut stop = shutdown.clone();
+        tokio::spawn(source.run(async move { stop.wait().await }));
+    }
     admin.set_plugins_loaded();
     let running = Running::start(&controller, plugin_dir, events, options.concurrency);
     tokio::spawn(follow_kind_changes(client, registry, controller.clone()));
@@ -351,27 +375,30 @@ fn build_controller(
 ) -> (Controller, mpsc::UnboundedReceiver<KindEvent>) {
     let (informers, events) =
         InformerRegistry::new(client.clone(), options.namespace.clone(), metrics.clone());
-    let applier = Applier::new(
-        client.clone(),
-        Arc::new(registry.clone()),
-        Arc::new(informers.clone()),
-        ApplierOptions {
-            dry_run: options.dry_run,
-            reporting_instance: std::env::var("POD_NAME")
-                .or_else(|_| std::env::var("HOSTNAME"))
-                .unwrap_or_else(|_| "kubewasm".into()),
-            metrics: metrics.clone(),
-            ..ApplierOptions::default()
-        },
-    );
-    let controller = Controller::new(
-        informers,
-        registry.clone(),
-        Arc::new(applier),
-        metrics.clone(),
-    )
-    .with_leader_gate(gate)
-    .with_namespace(options.namespace.clone());
+    let applier_options = ApplierOptions {
+        dry_run: options.dry_run,
+        reporting_instance: std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "kubewasm".into()),
+        metrics: metrics.clone(),
+        ..ApplierOptions::default()
+    };
+    let applier = |dry_run: bool| {
+        Arc::new(Applier::new(
+            client.clone(),
+            Arc::new(registry.clone()),
+            Arc::new(informers.clone()),
+            ApplierOptions {
+                dry_run,
+                ..applier_options.clone()
+            },
+        ))
+    };
+    let (normal, dry) = (applier(options.dry_run), applier(true));
+    let controller = Controller::new(informers, registry.clone(), normal, metrics.clone())
+        .with_dry_run_applier(dry)
+        .with_leader_gate(gate)
+        .with_namespace(options.namespace.clone());
     (controller, events)
 }
 
@@ -380,15 +407,9 @@ fn build_controller(
 async fn load_plugins(
     options: &RunOptions,
     runtime: Runtime,
-    controller: &Controller,
-    metrics: &Arc<Metrics>,
+    set: SharedSet,
 ) -> Result<PluginDir, RunError> {
-    let mut plugin_dir = PluginDir::new(
-        options.plugins.clone(),
-        runtime,
-        Arc::new(controller.clone()),
-        metrics.clone(),
-    );
+    let mut plugin_dir = PluginDir::with_set(options.plugins.clone(), runtime, set);
     plugin_dir
         .sync()
         .await
@@ -403,8 +424,9 @@ async fn load_plugins(
     if options.strict_settings {
         let bad_settings: Vec<String> = plugin_dir
             .failures()
+            .into_iter()
             .filter(|(_, failure)| failure.kind == crate::plugins::loader::SETTINGS_FAILURE)
-            .map(|(_, failure)| failure.message.clone())
+            .map(|(_, failure)| failure.message)
             .collect();
         if !bad_settings.is_empty() {
             return Err(RunError::Settings {
@@ -413,6 +435,36 @@ async fn load_plugins(
         }
     }
     Ok(plugin_dir)
+}
+
+/// The source of plugins from `ClusterPlugin` resources: reads through the
+/// host's client; its status writes and Events pass the leader fence.
+fn resource_source(
+    options: &ResourceOptions,
+    client: &kube::Client,
+    runtime: Runtime,
+    set: SharedSet,
+) -> ResourceSource {
+    let store = options.oci_cache.as_deref().and_then(|dir| {
+        crate::oci::BlobStore::open(dir)
+            .inspect_err(|error| {
+                tracing::error!(dir = %dir.display(), error = %crate::ops::error_chain(error), "cannot open the OCI cache; ClusterPlugins with OCI modules will not load")
+            })
+            .ok()
+    });
+    let fetcher = Fetcher {
+        client: client.clone(),
+        namespace: options.namespace.clone(),
+        registry: options.registry.clone(),
+        store,
+        max_component_bytes: runtime.config().max_plugin_file_bytes,
+    };
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "kubewasm".into());
+    let reporting = Reporting::new(client.clone(), instance);
+    ResourceSource::new(client.clone(), runtime, set, fetcher, reporting)
+        .with_selector(options.selector.clone())
 }
 
 /// The loops of a running host that shutdown stops: the plugin directory's

@@ -56,6 +56,9 @@ pub struct Controller {
     pub registry: SharedRegistry,
     pub queue: WorkQueue<WorkKey, Work>,
     applier: Arc<Applier>,
+    /// The applier of plugins that run in dry-run mode (`dryRun` of a
+    /// plugin resource): every write with `dryRun=All`.
+    dry_run_applier: Arc<Applier>,
     /// Kinds each plugin's informers watch (for refcounts): those its
     /// subscriptions cover, and the kinds it owns or watches.
     subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
@@ -83,6 +86,7 @@ impl Controller {
             informers,
             registry,
             queue: WorkQueue::with_requeue(queue::Backoff::default(), Work::requeued),
+            dry_run_applier: applier.clone(),
             applier,
             subscribed: Arc::default(),
             loops: LoopDetector::default(),
@@ -98,6 +102,22 @@ impl Controller {
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
         self.namespace = namespace;
         self
+    }
+
+    /// The applier of plugins loaded with `dry_run`; without one, they
+    /// write like the others.
+    pub fn with_dry_run_applier(mut self, applier: Arc<Applier>) -> Self {
+        self.dry_run_applier = applier;
+        self
+    }
+
+    /// The applier `loaded`'s intents go through.
+    fn applier_for(&self, loaded: &LoadedPlugin) -> &Applier {
+        if loaded.dry_run {
+            &self.dry_run_applier
+        } else {
+            &self.applier
+        }
     }
 
     /// Makes workers take work and apply intents only while `gate` is open

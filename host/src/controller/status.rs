@@ -5,7 +5,7 @@
 use crate::ops::admin::HostStatus;
 use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
-use crate::plugins::reload::PluginSink;
+use crate::plugins::set::PluginSink;
 
 use super::Controller;
 

@@ -142,37 +142,32 @@ impl Controller {
             return Finished::retry(ReconcileResult::NotLeader);
         }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
+        let applier = self.applier_for(&loaded);
         if let Some(f) = finalizer
             && finalizing::adds(finalizer, event_type, &object, outcome.intents.len())
-            && !self.applier.refuses(info, &loaded.grant, &outcome)
+            && !applier.refuses(info, &loaded.grant, &outcome)
         {
             // Before the first write, so the object cannot go before the
             // plugin cleaned up after it; not for an outcome the applier
             // refuses whole (it reports that below).
-            let added = self
-                .applier
+            let added = applier
                 .add_finalizer(&info.name, &kind, &object, &f.name)
                 .await;
-            if let Err(error) = self.host_write(key, added) {
+            if let Err(error) = self.host_write(key, added, applier.dry_run()) {
                 return error;
             }
         }
-        let report = match self
-            .applier
-            .apply_within(info, &loaded.grant, &outcome)
-            .await
-        {
+        let report = match applier.apply_within(info, &loaded.grant, &outcome).await {
             Ok(report) => report,
             Err(error) => return not_applied(&self.metrics, key, &error),
         };
         if let Some(f) = finalizer
             && finalizing::removes(event_type, requeue_after)
         {
-            let removed = self
-                .applier
+            let removed = applier
                 .remove_finalizer(&info.name, &kind, &object, &f.name)
                 .await;
-            if let Err(error) = self.host_write(key, removed) {
+            if let Err(error) = self.host_write(key, removed, applier.dry_run()) {
                 return error;
             }
         }
@@ -185,10 +180,11 @@ impl Controller {
         &self,
         key: &WorkKey,
         written: Result<IntentReport, ApplyError>,
+        dry_run: bool,
     ) -> Result<(), Finished> {
         match written {
             Ok(done) => {
-                let result = IntentOutcome::of(done.result, self.applier.dry_run());
+                let result = IntentOutcome::of(done.result, dry_run);
                 self.metrics
                     .intents
                     .with_label_values(&[&key.plugin, done.intent, result.metric_label()])

@@ -214,6 +214,14 @@ impl Registry {
         })
     }
 
+    /// Uses `credentials` instead of the credentials file's. One registry
+    /// client per set of credentials: `oci_client::Client` keeps the first
+    /// token it gets for a registry host.
+    pub fn with_credentials(mut self, credentials: DockerConfig) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
     fn auth_for(&self, reference: &Reference) -> Result<RegistryAuth, OciError> {
         self.credentials
             .credentials(reference.resolve_registry())

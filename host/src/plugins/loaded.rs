@@ -15,6 +15,9 @@ pub struct LoadedPlugin {
     /// Where the operator lets the plugin act ([`crate::plugins::grant`]); shared
     /// with every call's cache reader, never copied per call.
     pub grant: Arc<Grant>,
+    /// Send this plugin's writes with `dryRun=All` (a plugin resource's
+    /// `dryRun`); the host's `--dry-run` applies to all plugins anyway.
+    pub dry_run: bool,
 }
 
 /// Loaded plugins by name; replaced as a whole entry on reload.

@@ -277,7 +277,6 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
             }
         })?,
     };
-    let plugin = runtime.load(&path.display().to_string(), &bytes)?;
     let settings_file = settings_path(path);
     let settings = match settings {
         Some(bytes) => {
@@ -290,10 +289,55 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
         }
         None => "{}".to_string(),
     };
+    load_component(
+        runtime,
+        &path.display().to_string(),
+        &bytes,
+        settings,
+        grant,
+    )
+    .map_err(|error| match error {
+        ComponentError::Load(e) => PluginFileError::Load(e),
+        ComponentError::SettingsRejected { plugin, reason } => PluginFileError::SettingsRejected {
+            path: settings_file,
+            plugin,
+            reason,
+        },
+    })
+}
+
+/// Why a component did not load, wherever it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("settings rejected by plugin {plugin}: {reason}")]
+    SettingsRejected { plugin: String, reason: String },
+}
+
+impl ComponentError {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ComponentError::Load(e) => e.metric_label(),
+            ComponentError::SettingsRejected { .. } => SETTINGS_FAILURE,
+        }
+    }
+}
+
+/// Compiles a component (`label` names it in errors), then has it accept
+/// `settings` (a JSON document) through its `validate-settings`; blocking.
+pub fn load_component(
+    runtime: &Runtime,
+    label: &str,
+    bytes: &[u8],
+    settings: String,
+    grant: Grant,
+) -> Result<LoadedPlugin, ComponentError> {
+    let plugin = runtime.load(label, bytes)?;
     plugin
         .validate_settings(&settings)
-        .map_err(|e| PluginFileError::SettingsRejected {
-            path: settings_file,
+        .map_err(|e| ComponentError::SettingsRejected {
             plugin: plugin.info().name.clone(),
             reason: e.plugin_message(),
         })?;
@@ -301,6 +345,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
         plugin,
         settings: Arc::from(settings),
         grant: Arc::new(grant),
+        dry_run: false,
     })
 }
 

@@ -6,5 +6,6 @@ pub mod grant;
 mod loaded;
 pub mod loader;
 pub mod reload;
+pub mod set;
 
 pub use loaded::{LoadedPlugin, Plugins};

@@ -27,7 +27,6 @@
 //! editors' temporary or swap files (`.x.swp`, `x~`, `4913`, `.#x`) do not
 //! even trigger a re-read.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +40,10 @@ use crate::ops::error_chain;
 use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::loader::{self, PluginFileError};
+use crate::plugins::set::{Fingerprint, Origin, Served, SharedSet};
 use crate::runtime::Runtime;
+
+pub use crate::plugins::set::{Failure, PluginSink};
 
 /// How long the directory must be quiet before it is re-read: long enough to
 /// batch a copy or a volume update, short enough to feel immediate.
@@ -51,79 +53,11 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// platform dropped some (an inotify queue overflow, a network filesystem).
 pub const RESCAN: Duration = Duration::from_secs(60);
 
-/// What a file (with its settings) contained when it was last looked at.
-type Fingerprint = [u8; 32];
-
-/// A plugin file the host runs.
-#[derive(Debug)]
-struct Serving {
-    fingerprint: Fingerprint,
-    /// The name the plugin describes itself with.
-    plugin: String,
-    /// What `kubewasm_plugin_info` says of it.
-    info: InfoLabels,
-}
-
-/// The labels of a plugin's `kubewasm_plugin_info` series.
-#[derive(Debug, PartialEq, Eq)]
-struct InfoLabels {
-    name: String,
-    version: String,
-    digest: String,
-    /// The contract version the component targets.
-    contract: &'static str,
-}
-
-impl InfoLabels {
-    fn of(loaded: &LoadedPlugin) -> Self {
-        let info = loaded.plugin.info();
-        Self {
-            name: info.name.clone(),
-            version: info.version.clone(),
-            digest: loaded.plugin.digest().to_string(),
-            contract: loaded.plugin.contract_version(),
-        }
-    }
-
-    fn values(&self) -> [&str; 4] {
-        [&self.name, &self.version, &self.digest, self.contract]
-    }
-}
-
-/// The `file` label of a plugin file: its name in the directory.
-fn file_label(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// A plugin file whose current content failed to load.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// Bounded reason, for metrics (`compile`, `settings`, …).
-    pub kind: &'static str,
-    /// The whole error, for people.
-    pub message: String,
-}
-
-/// Where the plugins a directory yields go: the controller implements it,
-/// so the directory never needs to know what runs them.
-pub trait PluginSink: Send + Sync + 'static {
-    /// Serves `loaded`, replacing the plugin of the same name.
-    fn install(&self, loaded: LoadedPlugin);
-    /// Stops serving the plugin called `name`.
-    fn uninstall(&self, name: &str);
-}
-
-/// The plugin directory and what the host runs from it.
+/// The plugin directory; what it yields is served by a [`SharedSet`].
 pub struct PluginDir {
     dir: PathBuf,
     runtime: Runtime,
-    controller: Arc<dyn PluginSink>,
-    serving: BTreeMap<PathBuf, Serving>,
-    failed: BTreeMap<PathBuf, (Fingerprint, Failure)>,
-    /// Where loads, failing files and the served plugins are shown.
-    metrics: Arc<Metrics>,
+    set: SharedSet,
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -146,25 +80,31 @@ impl SyncReport {
 }
 
 impl PluginDir {
+    /// The directory `dir`, serving into a set of its own.
     pub fn new(
         dir: PathBuf,
         runtime: Runtime,
         controller: Arc<dyn PluginSink>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self {
-            dir,
-            runtime,
-            controller,
-            serving: BTreeMap::new(),
-            failed: BTreeMap::new(),
-            metrics,
-        }
+        Self::with_set(dir, runtime, SharedSet::new(controller, metrics))
+    }
+
+    /// The directory `dir`, serving into `set` (shared with other sources).
+    pub fn with_set(dir: PathBuf, runtime: Runtime, set: SharedSet) -> Self {
+        Self { dir, runtime, set }
     }
 
     /// Files whose current content does not load, with the reason.
-    pub fn failures(&self) -> impl Iterator<Item = (&Path, &Failure)> {
-        self.failed.iter().map(|(p, (_, f))| (p.as_path(), f))
+    pub fn failures(&self) -> Vec<(PathBuf, Failure)> {
+        self.set
+            .lock()
+            .failures()
+            .filter_map(|(origin, failure)| match origin {
+                Origin::File(path) => Some((path.clone(), failure.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Brings the running plugins in line with the directory.
@@ -183,32 +123,13 @@ impl PluginDir {
     /// Unloads the plugins whose files are gone, and forgets the failures
     /// of files that are gone.
     fn forget_removed(&mut self, files: &[PathBuf], report: &mut SyncReport) {
-        let gone: Vec<PathBuf> = self
-            .serving
-            .keys()
-            .filter(|p| !files.contains(p))
-            .cloned()
-            .collect();
-        for path in gone {
-            if let Some(serving) = self.serving.remove(&path) {
-                self.controller.uninstall(&serving.plugin);
-                let _ = self
-                    .metrics
-                    .plugin_info
-                    .remove_label_values(&serving.info.values());
-                tracing::info!(path = %path.display(), plugin = %serving.plugin, "plugin file removed; plugin unloaded");
-                report.unloaded.push(serving.plugin);
+        let mut set = self.set.lock();
+        let gone = set.origins(|o| matches!(o, Origin::File(p) if !files.contains(p)));
+        for origin in gone {
+            if let Some(name) = set.remove(&origin) {
+                report.unloaded.push(name);
             }
         }
-        let metrics = &self.metrics;
-        self.failed.retain(|p, _| {
-            let keep = files.contains(p);
-            if !keep {
-                let file = file_label(p);
-                let _ = metrics.plugin_load_failing.remove_label_values(&[&file]);
-            }
-            keep
-        });
     }
 
     /// Loads one file if its content (with settings and grant) changed
@@ -226,6 +147,7 @@ impl PluginDir {
                 .await
                 .unwrap_or(Err(PluginFileError::Interrupted))
         };
+        let origin = Origin::File(path.clone());
         let fingerprint = match hashed {
             Ok(Some(fingerprint)) => fingerprint,
             // Vanished between listing and reading: the next event brings
@@ -237,100 +159,42 @@ impl PluginDir {
                 // until it changes.
                 let message = error_chain(&error);
                 let fingerprint: Fingerprint = Sha256::digest(message.as_bytes()).into();
-                if self.failed.get(&path).map(|(f, _)| *f) != Some(fingerprint) {
+                let mut set = self.set.lock();
+                if !set.is_current(&origin, fingerprint) {
                     let failure = Failure {
                         kind: error.metric_label(),
                         message,
                     };
-                    self.fail(&path, fingerprint, failure, report);
+                    set.fail(&origin, fingerprint, failure);
+                    report.failed.push(path);
                 }
                 return;
             }
         };
-        if self.serving.get(&path).map(|s| s.fingerprint) == Some(fingerprint) {
-            // Back to the content that serves (e.g. a bad copy undone).
-            if self.failed.remove(&path).is_some() {
-                self.metrics
-                    .plugin_load_failing
-                    .with_label_values(&[&file_label(&path)])
-                    .set(0);
-            }
+        if self.set.lock().is_current(&origin, fingerprint) {
             return;
         }
-        if self.failed.get(&path).map(|(f, _)| *f) == Some(fingerprint) {
-            return;
-        }
-        match self.load(&path).await {
-            Ok(loaded) => self.serve(path, fingerprint, loaded, report),
+        let loaded = self.load(&path).await;
+        let mut set = self.set.lock();
+        match loaded {
+            Ok(loaded) => match set.serve(&origin, fingerprint, loaded) {
+                Ok(Served::Loaded { name }) => report.loaded.push(name),
+                Ok(Served::Reloaded { name, .. }) => report.reloaded.push(name),
+                Ok(Served::Renamed { name, previous }) => {
+                    report.unloaded.push(previous.name);
+                    report.loaded.push(name);
+                }
+                Err(_) => report.failed.push(path),
+            },
             Err(error) => {
                 let failure = Failure {
                     kind: error.metric_label(),
                     message: error_chain(&error),
                 };
-                self.fail(&path, fingerprint, failure, report);
+                set.fail(&origin, fingerprint, failure);
+                report.failed.push(path);
             }
         }
-    }
-
-    /// Serves a freshly loaded file, unless another file already serves a
-    /// plugin of the same name.
-    fn serve(
-        &mut self,
-        path: PathBuf,
-        fingerprint: Fingerprint,
-        loaded: LoadedPlugin,
-        report: &mut SyncReport,
-    ) {
-        let name = loaded.plugin.info().name.clone();
-        if let Some(other) = self
-            .serving
-            .iter()
-            .find(|(p, s)| **p != path && s.plugin == name)
-            .map(|(p, _)| p.clone())
-        {
-            let failure = Failure {
-                kind: "duplicate_name",
-                message: format!(
-                    "{}: plugin name {name:?} is already loaded from {}",
-                    path.display(),
-                    other.display()
-                ),
-            };
-            self.fail(&path, fingerprint, failure, report);
-            return;
-        }
-        let serving = Serving {
-            fingerprint,
-            plugin: name.clone(),
-            info: InfoLabels::of(&loaded),
-        };
-        let metrics = &self.metrics;
-        metrics.plugin_loads.with_label_values(&["ok"]).inc();
-        metrics
-            .plugin_load_failing
-            .with_label_values(&[&file_label(&path)])
-            .set(0);
-        metrics
-            .plugin_info
-            .with_label_values(&serving.info.values())
-            .set(1);
-        let previous = self.serving.insert(path.clone(), serving);
-        if let Some(old) = &previous
-            && old.info != self.serving[&path].info
-        {
-            let _ = metrics.plugin_info.remove_label_values(&old.info.values());
-        }
-        self.failed.remove(&path);
-        match previous {
-            Some(old) if old.plugin != name => {
-                self.controller.uninstall(&old.plugin);
-                report.unloaded.push(old.plugin);
-                report.loaded.push(name);
-            }
-            Some(_) => report.reloaded.push(name),
-            None => report.loaded.push(name),
-        }
-        self.controller.install(loaded);
     }
 
     async fn load(&self, path: &Path) -> Result<LoadedPlugin, PluginFileError> {
@@ -339,34 +203,6 @@ impl PluginDir {
         tokio::task::spawn_blocking(move || loader::load_file(&runtime, &path))
             .await
             .unwrap_or(Err(PluginFileError::Interrupted))
-    }
-
-    fn fail(
-        &mut self,
-        path: &Path,
-        fingerprint: Fingerprint,
-        failure: Failure,
-        report: &mut SyncReport,
-    ) {
-        let serving = self.serving.get(path).map(|s| s.plugin.as_str());
-        tracing::error!(
-            path = %path.display(),
-            error = %failure.message,
-            still_serving = %serving.unwrap_or("nothing"),
-            "plugin file not loaded; the previous version (if any) keeps serving"
-        );
-        let metrics = &self.metrics;
-        metrics
-            .plugin_loads
-            .with_label_values(&[failure.kind])
-            .inc();
-        metrics
-            .plugin_load_failing
-            .with_label_values(&[&file_label(path)])
-            .set(1);
-        self.failed
-            .insert(path.to_path_buf(), (fingerprint, failure));
-        report.failed.push(path.to_path_buf());
     }
 
     /// Follows the directory until `shutdown` resolves: re-reads it after

@@ -12,6 +12,10 @@
 // arguments below as duplicated attributes; they are one column each.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod fetch;
+pub mod report;
+pub mod source;
+pub mod spec;
 mod status;
 
 pub use status::{Counts, Failed, PluginStatus, Resolved, Serving};

@@ -10,7 +10,7 @@ use crate::runtime::RuntimeConfig;
 mod author;
 mod oci;
 pub use author::{ComponentizeArgs, ContractArg, Lang, NewArgs, WitArgs};
-pub use oci::{PullArgs, PushArgs, RegistryArgs};
+pub use oci::{PullArgs, PushArgs, RegistryArgs, ResourceArgs};
 
 /// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -205,6 +205,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub leader: LeaderArgs,
 
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+
     /// Address of the admin server: /metrics, /livez, /readyz.
     #[arg(long, default_value = "0.0.0.0:9090", env = "KUBEWASM_ADMIN_ADDR")]
     pub admin_addr: std::net::SocketAddr,
@@ -248,6 +251,7 @@ impl RunArgs {
             client: self.kube.client_options(),
             admin_addr: self.admin_addr,
             election: self.leader.options(),
+            resources: self.resources.options(),
         }
     }
 }

@@ -97,3 +97,53 @@ fn parse_annotation(text: &str) -> Result<(String, String), String> {
         _ => Err(format!("{text:?}: expected KEY=VALUE")),
     }
 }
+
+/// Plugins from `ClusterPlugin` resources, beside the plugin directory.
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// Also serve the plugins `ClusterPlugin` resources (kubewasm.dev/v1alpha1,
+    /// CRDs in deploy/crds) name; `kubectl apply` then loads and swaps them.
+    #[arg(long, env = "KUBEWASM_PLUGIN_RESOURCES")]
+    pub plugin_resources: bool,
+
+    /// Namespace of the ConfigMaps, Secrets and pull secrets ClusterPlugins
+    /// name [default: POD_NAMESPACE, the pod's service account namespace, or
+    /// `default`].
+    #[arg(long, env = "KUBEWASM_PLUGIN_NAMESPACE")]
+    pub plugin_namespace: Option<String>,
+
+    /// Serve only the ClusterPlugins matching this label selector (e.g.
+    /// `kubewasm.dev/host=blue`), so several hosts can share a cluster.
+    #[arg(long, value_name = "SELECTOR", env = "KUBEWASM_PLUGIN_SELECTOR")]
+    pub plugin_selector: Option<String>,
+
+    /// A PEM CA certificate to trust for plugin registries besides the
+    /// system's. Repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_ca_files: Vec<PathBuf>,
+
+    /// The OCI blob cache [default: `oci` beside the compile cache].
+    #[arg(long, value_name = "DIR")]
+    pub oci_cache: Option<PathBuf>,
+}
+
+impl ResourceArgs {
+    pub fn options(&self) -> Option<crate::cmd::run::ResourceOptions> {
+        self.plugin_resources
+            .then(|| crate::cmd::run::ResourceOptions {
+                namespace: self
+                    .plugin_namespace
+                    .clone()
+                    .unwrap_or_else(crate::cluster::leader::default_namespace),
+                selector: self.plugin_selector.clone(),
+                registry: RegistryOptions {
+                    ca_files: self.registry_ca_files.clone(),
+                    auth_file: None,
+                },
+                oci_cache: self.oci_cache.clone().or_else(|| {
+                    super::default_compile_cache()
+                        .and_then(|compiled| compiled.parent().map(|root| root.join("oci")))
+                }),
+            })
+    }
+}
