@@ -114,6 +114,7 @@ fn check_pod_spec(pod: &PodSpec) -> anyhow::Result<()> {
         [
             "run",
             "--plugins=/etc/kubewasm/plugins",
+            "--plugin-resources",
             "--admin-addr=0.0.0.0:9090",
             "--leader-elect",
             "--leader-elect-namespace=$(POD_NAMESPACE)",
@@ -327,7 +328,17 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
             ),
             ("", "events", &["create", "patch"]),
             ("events.k8s.io", "events", &["create", "patch"]),
+            ("kubewasm.dev", "clusterplugins", &["get", "list", "watch"]),
+            ("kubewasm.dev", "clusterplugins/status", &["patch"]),
         ])
+    );
+    // ClusterPlugin modules and pull secrets: read only in its namespace.
+    let sources = Api::<Role>::namespaced(client.clone(), NAMESPACE)
+        .get("kubewasm-plugin-sources")
+        .await?;
+    assert_eq!(
+        rule_set(sources.rules.as_deref().unwrap_or_default()),
+        expected_rules(&[("", "configmaps", &["get"]), ("", "secrets", &["get"]),])
     );
     let leases = Api::<Role>::namespaced(client.clone(), NAMESPACE)
         .get("kubewasm-leader-election")
@@ -346,6 +357,9 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
     let lease_binding = Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
         .get("kubewasm-leader-election")
         .await?;
+    let sources_binding = Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
+        .get("kubewasm-plugin-sources")
+        .await?;
     for (binding, role_ref, subjects) in [
         (
             "kubewasm-host",
@@ -356,6 +370,11 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
             "kubewasm-leader-election",
             &lease_binding.role_ref,
             &lease_binding.subjects,
+        ),
+        (
+            "kubewasm-plugin-sources",
+            &sources_binding.role_ref,
+            &sources_binding.subjects,
         ),
     ] {
         assert_eq!(

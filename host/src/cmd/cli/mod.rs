@@ -36,7 +36,7 @@ pub enum Command {
     /// Run one reconcile offline and print the intents.
     Eval(EvalArgs),
     /// Run the controller host against the cluster.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the kinds the cluster serves (list and watch), one version each.
     Discover(KubeArgs),
     /// Print the ClusterRole and binding the plugins in a directory need.
