@@ -1,6 +1,6 @@
-//! `deploy/` as an operator uses it: its files, and `kubectl` against the
-//! test cluster or offline (`kubectl kustomize`), run from the repository
-//! root as `deploy/README.md` shows.
+//! `deploy/` as an operator uses it: its files, and `kubectl` and `helm`
+//! against the test cluster or offline (`kubectl kustomize`, `helm
+//! template`), run from the repository root as `deploy/README.md` shows.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -109,7 +109,7 @@ where
 /// Runs kubectl without a cluster (e.g. `kubectl kustomize`).
 pub fn kubectl_offline(args: &[&str]) -> anyhow::Result<String> {
     let args: Vec<_> = args.iter().map(Into::into).collect();
-    run_kubectl(&args, None, None)
+    run_tool(&kubectl_path()?, &args, None, None)
 }
 
 fn run_kubectl(
@@ -117,9 +117,20 @@ fn run_kubectl(
     kubeconfig: Option<&Path>,
     stdin: Option<Vec<u8>>,
 ) -> anyhow::Result<String> {
+    run_tool(&kubectl_path()?, args, kubeconfig, stdin)
+}
+
+/// Runs the program at `path` in the repository root, with `KUBECONFIG`
+/// set to `kubeconfig` (or unset) and `stdin` as its input; returns its
+/// standard output, or an error naming the command and quoting its output.
+fn run_tool(
+    path: &Path,
+    args: &[std::ffi::OsString],
+    kubeconfig: Option<&Path>,
+    stdin: Option<Vec<u8>>,
+) -> anyhow::Result<String> {
     use std::io::Write;
 
-    let path = kubectl_path()?;
     let shown = format!(
         "{} {}",
         path.display(),
@@ -128,7 +139,7 @@ fn run_kubectl(
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let mut command = Command::new(&path);
+    let mut command = Command::new(path);
     command
         .args(args)
         .current_dir(repo())
@@ -169,4 +180,70 @@ fn run_kubectl(
 /// `kubectl apply --server-side -k deploy/`, exactly as README.md says.
 pub async fn apply_base() -> anyhow::Result<String> {
     kubectl(["apply", "--server-side", "-k", "deploy/"], None).await
+}
+
+// ---------------------------------------------------------------------------
+// helm
+// ---------------------------------------------------------------------------
+
+/// The chart, `deploy/helm/kubewasm`, as the commands below name it (they
+/// run in the repository root).
+pub const CHART: &str = "deploy/helm/kubewasm";
+
+/// The `helm` the tests run: `$KUBEWASM_HELM` if set (`tests/run.sh` sets
+/// it), else the one `tests/tools/helm.sh` builds (once, cached) and names.
+fn helm_path() -> anyhow::Result<PathBuf> {
+    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    HELM.get_or_init(|| find_helm().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn find_helm() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KUBEWASM_HELM").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/helm.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("failed to run {}", script.display()))?;
+    if !built.status.success() {
+        bail!(
+            "{} failed ({}); set KUBEWASM_HELM to a helm binary instead",
+            script.display(),
+            built.status
+        );
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&built.stdout).trim(),
+    ))
+}
+
+/// Runs helm without a cluster (`helm template`, `helm lint`).
+pub fn helm_offline(args: &[&str]) -> anyhow::Result<String> {
+    let args: Vec<_> = args.iter().map(Into::into).collect();
+    run_tool(&helm_path()?, &args, None, None)
+}
+
+/// Runs helm against the test cluster (`helm install`, `upgrade`,
+/// `uninstall`).
+pub async fn helm<I, S>(args: I) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let kubeconfig = ControlPlane::shared()
+        .await?
+        .kubeconfig_path()
+        .to_path_buf();
+    let helm = helm_path()?;
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    tokio::task::spawn_blocking(move || run_tool(&helm, &args, Some(&kubeconfig), None))
+        .await
+        .context("the helm task failed")?
 }
