@@ -93,6 +93,20 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    on_cluster(kubectl_path, args, stdin).await
+}
+
+/// Runs the tool `find` names against the test cluster, off the async
+/// threads (finding it may build it).
+async fn on_cluster<I, S>(
+    find: fn() -> anyhow::Result<PathBuf>,
+    args: I,
+    stdin: Option<Vec<u8>>,
+) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let kubeconfig = ControlPlane::shared()
         .await?
         .kubeconfig_path()
@@ -101,23 +115,15 @@ where
         .into_iter()
         .map(|a| a.as_ref().to_os_string())
         .collect();
-    tokio::task::spawn_blocking(move || run_kubectl(&args, Some(&kubeconfig), stdin))
+    tokio::task::spawn_blocking(move || run_tool(&find()?, &args, Some(&kubeconfig), stdin))
         .await
-        .context("the kubectl task failed")?
+        .context("the task running the command failed")?
 }
 
 /// Runs kubectl without a cluster (e.g. `kubectl kustomize`).
 pub fn kubectl_offline(args: &[&str]) -> anyhow::Result<String> {
     let args: Vec<_> = args.iter().map(Into::into).collect();
     run_tool(&kubectl_path()?, &args, None, None)
-}
-
-fn run_kubectl(
-    args: &[std::ffi::OsString],
-    kubeconfig: Option<&Path>,
-    stdin: Option<Vec<u8>>,
-) -> anyhow::Result<String> {
-    run_tool(&kubectl_path()?, args, kubeconfig, stdin)
 }
 
 /// Runs the program at `path` in the repository root, with `KUBECONFIG`
@@ -216,9 +222,7 @@ fn find_helm() -> anyhow::Result<PathBuf> {
             built.status
         );
     }
-    Ok(PathBuf::from(
-        String::from_utf8_lossy(&built.stdout).trim(),
-    ))
+    Ok(PathBuf::from(String::from_utf8_lossy(&built.stdout).trim()))
 }
 
 /// Runs helm without a cluster (`helm template`, `helm lint`).
@@ -234,16 +238,5 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let kubeconfig = ControlPlane::shared()
-        .await?
-        .kubeconfig_path()
-        .to_path_buf();
-    let helm = helm_path()?;
-    let args: Vec<_> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_os_string())
-        .collect();
-    tokio::task::spawn_blocking(move || run_tool(&helm, &args, Some(&kubeconfig), None))
-        .await
-        .context("the helm task failed")?
+    on_cluster(helm_path, args, None).await
 }

@@ -74,7 +74,10 @@ fn by_key(objects: Vec<Value>, origin: &str) -> anyhow::Result<BTreeMap<Key, Val
 /// `kubectl kustomize deploy/`, by key.
 fn render_base() -> anyhow::Result<BTreeMap<Key, Value>> {
     let text = kubectl_offline(&["kustomize", "deploy/"])?;
-    by_key(yaml_documents(&text, "kubectl kustomize deploy/")?, "the base")
+    by_key(
+        yaml_documents(&text, "kubectl kustomize deploy/")?,
+        "the base",
+    )
 }
 
 /// `helm template RELEASE deploy/helm/kubewasm --namespace NAMESPACE ARGS`.
@@ -138,10 +141,7 @@ fn differences(path: &str, base: &Value, chart: &Value, out: &mut Vec<String>) {
 #[test]
 fn default_values_render_the_kustomize_base() -> anyhow::Result<()> {
     let base = render_base()?;
-    let chart = by_key(
-        render_chart("kubewasm", NAMESPACE, &[])?,
-        "helm template",
-    )?;
+    let chart = by_key(render_chart("kubewasm", NAMESPACE, &[])?, "helm template")?;
 
     let base_keys: BTreeSet<&Key> = base.keys().collect();
     let chart_keys: BTreeSet<&Key> = chart.keys().collect();
@@ -157,7 +157,12 @@ fn default_values_render_the_kustomize_base() -> anyhow::Result<()> {
     for (key, base_object) in &base {
         let chart_object = &chart[key];
         let mut diffs = Vec::new();
-        differences("", base_object, &without_helm_metadata(chart_object), &mut diffs);
+        differences(
+            "",
+            base_object,
+            &without_helm_metadata(chart_object),
+            &mut diffs,
+        );
         if !diffs.is_empty() {
             let hint = if key.1 == "CustomResourceDefinition" {
                 " (run deploy/helm/sync-crds.sh after regenerating deploy/crds/)"
@@ -215,8 +220,28 @@ fn chart_follows_the_workspace_and_lints_clean() -> anyhow::Result<()> {
     );
 
     let lint = helm_offline(&["lint", "--strict", CHART])?;
-    assert!(lint.contains("1 chart(s) linted, 0 chart(s) failed"), "{lint}");
+    assert!(
+        lint.contains("1 chart(s) linted, 0 chart(s) failed"),
+        "{lint}"
+    );
     Ok(())
+}
+
+/// The host's arguments: the base's, then `more`.
+fn host_args(leader_election: bool, more: &[&str]) -> Value {
+    let mut args = vec![
+        "run",
+        "--plugins=/etc/kubewasm/plugins",
+        "--admin-addr=0.0.0.0:9090",
+    ];
+    if leader_election {
+        args.extend([
+            "--leader-elect",
+            "--leader-elect-namespace=$(POD_NAMESPACE)",
+        ]);
+    }
+    args.extend(more);
+    json!(args)
 }
 
 fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> anyhow::Result<&'a Value> {
@@ -278,16 +303,14 @@ fn other_values_land_where_they_belong() -> anyhow::Result<()> {
     assert_eq!(container["image"], "registry.example.com/kubewasm:0.2.0");
     assert_eq!(
         container["args"],
-        json!([
-            "run",
-            "--plugins=/etc/kubewasm/plugins",
-            "--admin-addr=0.0.0.0:9090",
-            "--leader-elect",
-            "--leader-elect-namespace=$(POD_NAMESPACE)",
-            "--log-format=text",
-            "--concurrency=16",
-            "--log=kubewasm=debug",
-        ])
+        host_args(
+            true,
+            &[
+                "--log-format=text",
+                "--concurrency=16",
+                "--log=kubewasm=debug"
+            ]
+        )
     );
     assert_eq!(
         container["resources"],
@@ -336,21 +359,13 @@ fn other_values_land_where_they_belong() -> anyhow::Result<()> {
     for absent in ["Role", "RoleBinding", "PodDisruptionBudget"] {
         assert!(!kinds.contains(absent), "a {absent} rendered: {kinds:?}");
     }
-    let container = &find(&objects, "Deployment", "kubewasm")?["spec"]["template"]["spec"]
-        ["containers"][0];
+    let container =
+        &find(&objects, "Deployment", "kubewasm")?["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
         container["image"],
         format!("ghcr.io/kubewasm/kubewasm@{digest}")
     );
-    assert_eq!(
-        container["args"],
-        json!([
-            "run",
-            "--plugins=/etc/kubewasm/plugins",
-            "--admin-addr=0.0.0.0:9090",
-            "--log-format=json",
-        ])
-    );
+    assert_eq!(container["args"], host_args(false, &["--log-format=json"]));
     Ok(())
 }
 
@@ -407,21 +422,36 @@ async fn rendering_applies_server_side() -> anyhow::Result<()> {
         Some(stream(&crds)),
     )
     .await?;
-    assert_eq!(applied.matches("serverside-applied").count(), 2, "{applied}");
+    assert_eq!(
+        applied.matches("serverside-applied").count(),
+        2,
+        "{applied}"
+    );
     let dry_run = kubectl(
-        ["apply", "--server-side", "--dry-run=server", manager, "-f", "-"],
+        [
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            manager,
+            "-f",
+            "-",
+        ],
         Some(stream(&rest)),
     )
     .await?;
     assert_eq!(
-        dry_run.matches("serverside-applied (server dry run)").count(),
+        dry_run
+            .matches("serverside-applied (server dry run)")
+            .count(),
         rest.len(),
         "{dry_run}"
     );
 
     let client = ControlPlane::shared().await?.client().await?;
     for crd in crds {
-        let name = crd["metadata"]["name"].as_str().context("CRD without name")?;
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .context("CRD without name")?;
         let stored = Api::<CustomResourceDefinition>::all(client.clone())
             .get(name)
             .await?;
@@ -444,7 +474,14 @@ async fn install_upgrade_and_uninstall_with_helm() -> anyhow::Result<()> {
     let ns = RELEASE;
     let client = ControlPlane::shared().await?.client().await?;
     // A run that failed half-way left its release behind.
-    helm(["uninstall", RELEASE, "--namespace", ns, "--ignore-not-found"]).await?;
+    helm([
+        "uninstall",
+        RELEASE,
+        "--namespace",
+        ns,
+        "--ignore-not-found",
+    ])
+    .await?;
 
     // Helm stores the release in its namespace, so the namespace exists
     // first; the chart then takes it over and sets its Pod Security labels.
@@ -452,7 +489,9 @@ async fn install_upgrade_and_uninstall_with_helm() -> anyhow::Result<()> {
     if namespaces.get_opt(ns).await?.is_none() {
         let mut namespace = Namespace::default();
         namespace.metadata.name = Some(ns.into());
-        namespaces.create(&PostParams::default(), &namespace).await?;
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await?;
     }
     let installed = helm([
         "install",
@@ -464,14 +503,30 @@ async fn install_upgrade_and_uninstall_with_helm() -> anyhow::Result<()> {
     ])
     .await?;
     assert!(installed.contains("STATUS: deployed"), "{installed}");
+    // The release notes say how to load plugins into this release.
+    assert!(
+        installed.contains(&format!(
+            "kubectl create configmap {RELEASE}-plugins --namespace {ns}"
+        )),
+        "{installed}"
+    );
 
-    let labels = namespaces.get(ns).await?.metadata.labels.unwrap_or_default();
+    let labels = namespaces
+        .get(ns)
+        .await?
+        .metadata
+        .labels
+        .unwrap_or_default();
     assert_eq!(
-        labels.get("pod-security.kubernetes.io/enforce").map(String::as_str),
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
         Some("restricted")
     );
     assert_eq!(
-        labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
         Some("Helm")
     );
     let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
@@ -535,7 +590,10 @@ async fn install_upgrade_and_uninstall_with_helm() -> anyhow::Result<()> {
     helm(["uninstall", RELEASE, "--namespace", ns]).await?;
     let roles = Api::<ClusterRole>::all(client.clone());
     eventually(Duration::from_secs(30), || async {
-        ensure!(deployments.get_opt(RELEASE).await?.is_none(), "Deployment still there");
+        ensure!(
+            deployments.get_opt(RELEASE).await?.is_none(),
+            "Deployment still there"
+        );
         ensure!(
             roles.get_opt(&format!("{RELEASE}-host")).await?.is_none(),
             "ClusterRole still there"
