@@ -416,9 +416,12 @@ async fn rendering_applies_server_side() -> anyhow::Result<()> {
         .partition(|o| o["kind"] == "CustomResourceDefinition");
     ensure!(crds.len() == 2, "expected two CRDs, got {}", crds.len());
 
-    let manager = "--field-manager=kubewasm-e2e-helm";
+    // kubectl's own field manager, as for the base: the chart's objects in
+    // place of the base's. The CRDs are the cluster's: the release of the
+    // test below adopts them and labels them with its own instance; these
+    // take them back.
     let applied = kubectl(
-        ["apply", "--server-side", manager, "-f", "-"],
+        ["apply", "--server-side", "--force-conflicts", "-f", "-"],
         Some(stream(&crds)),
     )
     .await?;
@@ -428,14 +431,7 @@ async fn rendering_applies_server_side() -> anyhow::Result<()> {
         "{applied}"
     );
     let dry_run = kubectl(
-        [
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            manager,
-            "-f",
-            "-",
-        ],
+        ["apply", "--server-side", "--dry-run=server", "-f", "-"],
         Some(stream(&rest)),
     )
     .await?;
