@@ -2,6 +2,7 @@
 //! against the test cluster or offline (`kubectl kustomize`, `helm
 //! template`), run from the repository root as `deploy/README.md` shows.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +37,69 @@ pub fn yaml_documents(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
 pub fn yaml_file(path: &Path) -> anyhow::Result<Value> {
     serde_saphyr::from_str(&read(path)?)
         .with_context(|| format!("{}: invalid YAML", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// Comparing renderings
+// ---------------------------------------------------------------------------
+
+/// (apiVersion, kind, namespace, name): what makes two objects the same one.
+pub type Key = (String, String, String, String);
+
+fn key_of(object: &Value) -> anyhow::Result<Key> {
+    let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let key = (
+        field(&object["apiVersion"]),
+        field(&object["kind"]),
+        field(&object["metadata"]["namespace"]),
+        field(&object["metadata"]["name"]),
+    );
+    anyhow::ensure!(
+        !key.0.is_empty() && !key.1.is_empty() && !key.3.is_empty(),
+        "an object without apiVersion, kind or name: {object}"
+    );
+    Ok(key)
+}
+
+/// Rendered objects by [`Key`]; `origin` names them in errors (an object
+/// without a key, or two with the same).
+pub fn by_key(objects: Vec<Value>, origin: &str) -> anyhow::Result<BTreeMap<Key, Value>> {
+    let mut map = BTreeMap::new();
+    for object in objects {
+        let key = key_of(&object)?;
+        if map.insert(key.clone(), object).is_some() {
+            bail!("{origin} renders {key:?} twice");
+        }
+    }
+    Ok(map)
+}
+
+/// Where `a` and `b` (named by `names`) differ below `path`, one line per
+/// JSON path into `out`. Numbers compare by value (kustomize writes `0.0`
+/// as `0`).
+pub fn differences(names: (&str, &str), path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let here = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => differences(names, &here, v, w, out),
+                    (Some(v), None) => out.push(format!("{here}: only in {}: {v}", names.0)),
+                    (None, Some(w)) => out.push(format!("{here}: only in {}: {w}", names.1)),
+                    (None, None) => {}
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                differences(names, &format!("{path}[{i}]"), v, w, out);
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        _ if a != b => out.push(format!("{path}: {} {a}, {} {b}", names.0, names.1)),
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------------------

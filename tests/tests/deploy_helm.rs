@@ -13,15 +13,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kubewasm_e2e::deploy::{
-    CHART, NAMESPACE, apply_base, deploy_dir, helm, helm_offline, kubectl, kubectl_offline, read,
-    yaml_documents, yaml_file,
+    CHART, Key, NAMESPACE, apply_base, by_key, deploy_dir, differences, helm, helm_offline,
+    kubectl, kubectl_offline, read, yaml_documents, yaml_file,
 };
 use kubewasm_e2e::host::repo;
 use kubewasm_e2e::{ControlPlane, eventually};
@@ -41,35 +41,6 @@ const RESOURCE_POLICY: &str = "helm.sh/resource-policy";
 /// The tests that write to the cluster both touch its kubewasm CRDs (one
 /// applies them, the other lets Helm adopt them): one at a time.
 static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// (apiVersion, kind, namespace, name): what makes two objects the same one.
-type Key = (String, String, String, String);
-
-fn key_of(object: &Value) -> anyhow::Result<Key> {
-    let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let key = (
-        field(&object["apiVersion"]),
-        field(&object["kind"]),
-        field(&object["metadata"]["namespace"]),
-        field(&object["metadata"]["name"]),
-    );
-    ensure!(
-        !key.0.is_empty() && !key.1.is_empty() && !key.3.is_empty(),
-        "an object without apiVersion, kind or name: {object}"
-    );
-    Ok(key)
-}
-
-fn by_key(objects: Vec<Value>, origin: &str) -> anyhow::Result<BTreeMap<Key, Value>> {
-    let mut map = BTreeMap::new();
-    for object in objects {
-        let key = key_of(&object)?;
-        if map.insert(key.clone(), object).is_some() {
-            bail!("{origin} renders {key:?} twice");
-        }
-    }
-    Ok(map)
-}
 
 /// `kubectl kustomize deploy/`, by key.
 fn render_base() -> anyhow::Result<BTreeMap<Key, Value>> {
@@ -113,33 +84,6 @@ fn without_helm_metadata(value: &Value) -> Value {
     }
 }
 
-/// Where `base` and `chart` differ, one line per path.
-fn differences(path: &str, base: &Value, chart: &Value, out: &mut Vec<String>) {
-    match (base, chart) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for k in keys {
-                let here = format!("{path}.{k}");
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => differences(&here, x, y, out),
-                    (Some(x), None) => out.push(format!("{here}: only in the base: {x}")),
-                    (None, Some(y)) => out.push(format!("{here}: only in the chart: {y}")),
-                    (None, None) => {}
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                differences(&format!("{path}[{i}]"), x, y, out);
-            }
-        }
-        // One number however written (kustomize writes the CRDs' `0.0` as `0`).
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        _ if base != chart => out.push(format!("{path}: base {base}, chart {chart}")),
-        _ => {}
-    }
-}
-
 #[test]
 fn default_values_render_the_kustomize_base() -> anyhow::Result<()> {
     let base = render_base()?;
@@ -160,6 +104,7 @@ fn default_values_render_the_kustomize_base() -> anyhow::Result<()> {
         let chart_object = &chart[key];
         let mut diffs = Vec::new();
         differences(
+            ("the base", "the chart"),
             "",
             base_object,
             &without_helm_metadata(chart_object),
