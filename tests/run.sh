@@ -7,8 +7,9 @@
 #      builds the example plugins (Rust, JavaScript, Python, Go and C:
 #      Debian's clang-19 and wasi-libc are installed by
 #      plugins/c/tools/toolchain.sh);
-#   2. builds the test control plane and the test OCI registry from Go
-#      modules (once, cached) and smoke-tests the registry;
+#   2. builds the test control plane, the test OCI registry and Helm (for
+#      the chart in deploy/helm) from Go modules (once, cached) and
+#      smoke-tests the registry;
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. scaffolds a plugin in every language with `kubewasm new`, builds it
 #      and runs `kubewasm test` and `kubewasm check` on it (tests/templates.sh);
@@ -65,9 +66,12 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
     apt_install faketime "the skewed-clock leader test"
 fi
 
-step "test control plane and registry binaries"
+step "test control plane, registry and Helm binaries"
 tests/control-plane/cluster.sh build
 tests/registry/registry.sh build
+# tests/tests/deploy_helm.rs runs this helm.
+KUBEWASM_HELM="$(tests/tools/helm.sh)"
+export KUBEWASM_HELM
 
 step "test registry smoke test (OCI push and pull with curl, TLS, basic auth)"
 (cd tests/registry && GOTOOLCHAIN=local go test ./htpasswd)

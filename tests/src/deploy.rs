@@ -1,7 +1,8 @@
-//! `deploy/` as an operator uses it: its files, and `kubectl` against the
-//! test cluster or offline (`kubectl kustomize`), run from the repository
-//! root as `deploy/README.md` shows.
+//! `deploy/` as an operator uses it: its files, and `kubectl` and `helm`
+//! against the test cluster or offline (`kubectl kustomize`, `helm
+//! template`), run from the repository root as `deploy/README.md` shows.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +37,69 @@ pub fn yaml_documents(text: &str, origin: &str) -> anyhow::Result<Vec<Value>> {
 pub fn yaml_file(path: &Path) -> anyhow::Result<Value> {
     serde_saphyr::from_str(&read(path)?)
         .with_context(|| format!("{}: invalid YAML", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// Comparing renderings
+// ---------------------------------------------------------------------------
+
+/// (apiVersion, kind, namespace, name): what makes two objects the same one.
+pub type Key = (String, String, String, String);
+
+fn key_of(object: &Value) -> anyhow::Result<Key> {
+    let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let key = (
+        field(&object["apiVersion"]),
+        field(&object["kind"]),
+        field(&object["metadata"]["namespace"]),
+        field(&object["metadata"]["name"]),
+    );
+    anyhow::ensure!(
+        !key.0.is_empty() && !key.1.is_empty() && !key.3.is_empty(),
+        "an object without apiVersion, kind or name: {object}"
+    );
+    Ok(key)
+}
+
+/// Rendered objects by [`Key`]; `origin` names them in errors (an object
+/// without a key, or two with the same).
+pub fn by_key(objects: Vec<Value>, origin: &str) -> anyhow::Result<BTreeMap<Key, Value>> {
+    let mut map = BTreeMap::new();
+    for object in objects {
+        let key = key_of(&object)?;
+        if map.insert(key.clone(), object).is_some() {
+            bail!("{origin} renders {key:?} twice");
+        }
+    }
+    Ok(map)
+}
+
+/// Where `a` and `b` (named by `names`) differ below `path`, one line per
+/// JSON path into `out`. Numbers compare by value (kustomize writes `0.0`
+/// as `0`).
+pub fn differences(names: (&str, &str), path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let here = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => differences(names, &here, v, w, out),
+                    (Some(v), None) => out.push(format!("{here}: only in {}: {v}", names.0)),
+                    (None, Some(w)) => out.push(format!("{here}: only in {}: {w}", names.1)),
+                    (None, None) => {}
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                differences(names, &format!("{path}[{i}]"), v, w, out);
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        _ if a != b => out.push(format!("{path}: {} {a}, {} {b}", names.0, names.1)),
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -93,6 +157,20 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    on_cluster(kubectl_path, args, stdin).await
+}
+
+/// Runs the tool `find` names against the test cluster, off the async
+/// threads (finding it may build it).
+async fn on_cluster<I, S>(
+    find: fn() -> anyhow::Result<PathBuf>,
+    args: I,
+    stdin: Option<Vec<u8>>,
+) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let kubeconfig = ControlPlane::shared()
         .await?
         .kubeconfig_path()
@@ -101,25 +179,28 @@ where
         .into_iter()
         .map(|a| a.as_ref().to_os_string())
         .collect();
-    tokio::task::spawn_blocking(move || run_kubectl(&args, Some(&kubeconfig), stdin))
+    tokio::task::spawn_blocking(move || run_tool(&find()?, &args, Some(&kubeconfig), stdin))
         .await
-        .context("the kubectl task failed")?
+        .context("the task running the command failed")?
 }
 
 /// Runs kubectl without a cluster (e.g. `kubectl kustomize`).
 pub fn kubectl_offline(args: &[&str]) -> anyhow::Result<String> {
     let args: Vec<_> = args.iter().map(Into::into).collect();
-    run_kubectl(&args, None, None)
+    run_tool(&kubectl_path()?, &args, None, None)
 }
 
-fn run_kubectl(
+/// Runs the program at `path` in the repository root, with `KUBECONFIG`
+/// set to `kubeconfig` (or unset) and `stdin` as its input; returns its
+/// standard output, or an error naming the command and quoting its output.
+fn run_tool(
+    path: &Path,
     args: &[std::ffi::OsString],
     kubeconfig: Option<&Path>,
     stdin: Option<Vec<u8>>,
 ) -> anyhow::Result<String> {
     use std::io::Write;
 
-    let path = kubectl_path()?;
     let shown = format!(
         "{} {}",
         path.display(),
@@ -128,7 +209,7 @@ fn run_kubectl(
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let mut command = Command::new(&path);
+    let mut command = Command::new(path);
     command
         .args(args)
         .current_dir(repo())
@@ -169,4 +250,57 @@ fn run_kubectl(
 /// `kubectl apply --server-side -k deploy/`, exactly as README.md says.
 pub async fn apply_base() -> anyhow::Result<String> {
     kubectl(["apply", "--server-side", "-k", "deploy/"], None).await
+}
+
+// ---------------------------------------------------------------------------
+// helm
+// ---------------------------------------------------------------------------
+
+/// The chart, `deploy/helm/kubewasm`, as the commands below name it (they
+/// run in the repository root).
+pub const CHART: &str = "deploy/helm/kubewasm";
+
+/// The `helm` the tests run: `$KUBEWASM_HELM` if set (`tests/run.sh` sets
+/// it), else the one `tests/tools/helm.sh` builds (once, cached) and names.
+fn helm_path() -> anyhow::Result<PathBuf> {
+    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    HELM.get_or_init(|| find_helm().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn find_helm() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KUBEWASM_HELM").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/helm.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("failed to run {}", script.display()))?;
+    if !built.status.success() {
+        bail!(
+            "{} failed ({}); set KUBEWASM_HELM to a helm binary instead",
+            script.display(),
+            built.status
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&built.stdout).trim()))
+}
+
+/// Runs helm without a cluster (`helm template`, `helm lint`).
+pub fn helm_offline(args: &[&str]) -> anyhow::Result<String> {
+    let args: Vec<_> = args.iter().map(Into::into).collect();
+    run_tool(&helm_path()?, &args, None, None)
+}
+
+/// Runs helm against the test cluster (`helm install`, `upgrade`,
+/// `uninstall`).
+pub async fn helm<I, S>(args: I) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    on_cluster(helm_path, args, None).await
 }
