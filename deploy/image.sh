@@ -223,6 +223,7 @@ log "built ${image} (${id:0:12}, ${size}) in $(elapsed "${start}") s"
 
 # The check: the image's own files, not the staged ones, start the binary as
 # the image's user. chroot needs no OCI runtime and no namespaces.
+start="$(now)"
 check="$(bah from --name "kubewasm-image-check-$$" "${id}")"
 containers+=("${check}")
 mnt="$(bah mount "${check}")"
@@ -230,10 +231,10 @@ want="kubewasm ${version}"
 got="$(chroot --userspec="${NONROOT}:${NONROOT}" "${mnt}" /kubewasm --version 2>&1)" \
   || die "/kubewasm --version failed inside the image: ${got}"
 [[ "${got}" == "${want}" ]] || die "/kubewasm --version inside the image printed '${got}', not '${want}'"
-log "inside the image, as ${NONROOT}:${NONROOT}: /kubewasm --version prints '${got}'"
 bah umount "${check}" >/dev/null
 bah rm "${check}" >/dev/null
 containers=()
+log "inside the image, as ${NONROOT}:${NONROOT}: /kubewasm --version prints '${got}' (checked in $(elapsed "${start}") s)"
 
 if [[ -z "${push}" ]]; then
   printf '%s\n' "${image}"
