@@ -2,8 +2,9 @@
 # Runs every kubewasm test on a fresh or warm machine:
 #
 #   1. installs what is missing (rustfmt, clippy, the wasm32-wasip2 target,
-#      npm packages, Debian's prometheus package for the metrics tests and its
-#      faketime package for the skewed-clock leader test) and
+#      npm packages, Debian's prometheus package for the metrics tests, its
+#      faketime package for the skewed-clock leader test and its buildah
+#      package for the container image test, deploy/image.sh) and
 #      builds the example plugins (Rust, JavaScript, Python, Go and C:
 #      Debian's clang-19 and wasi-libc are installed by
 #      plugins/c/tools/toolchain.sh);
@@ -64,6 +65,13 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] \
     && [ ! -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] \
     && [ ! -e /usr/lib/faketime/libfaketime.so.1 ]; then
     apt_install faketime "the skewed-clock leader test"
+fi
+
+step "buildah (Debian package) for the container image test"
+# Without its recommends (crun, fuse-overlayfs, ...): deploy/image.sh runs
+# nothing with an OCI runtime and uses the vfs storage driver.
+if ! command -v buildah >/dev/null; then
+    apt_install buildah "the container image test (deploy_image)"
 fi
 
 step "test control plane, registry and Helm binaries"
