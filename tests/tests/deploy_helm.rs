@@ -175,12 +175,12 @@ fn chart_follows_the_workspace_and_lints_clean() -> anyhow::Result<()> {
 }
 
 /// The host's arguments: the base's, then `more`.
-fn host_args(leader_election: bool, more: &[&str]) -> Value {
-    let mut args = vec![
-        "run",
-        "--plugins=/etc/kubewasm/plugins",
-        "--admin-addr=0.0.0.0:9090",
-    ];
+fn host_args(leader_election: bool, plugin_resources: bool, more: &[&str]) -> Value {
+    let mut args = vec!["run", "--plugins=/etc/kubewasm/plugins"];
+    if plugin_resources {
+        args.push("--plugin-resources");
+    }
+    args.push("--admin-addr=0.0.0.0:9090");
     if leader_election {
         args.extend([
             "--leader-elect",
@@ -253,6 +253,7 @@ fn other_values_land_where_they_belong() -> anyhow::Result<()> {
         container["args"],
         host_args(
             true,
+            true,
             &[
                 "--log-format=text",
                 "--concurrency=16",
@@ -289,16 +290,16 @@ fn other_values_land_where_they_belong() -> anyhow::Result<()> {
         deployment["spec"]["selector"]["matchLabels"]
     );
 
-    // One replica without leader election: no Lease permissions, no
-    // election flags, and no PodDisruptionBudget to block drains. An image
-    // digest wins over the tag.
+    // One replica without leader election or plugin resources: no Lease
+    // or ConfigMap/Secret permissions, no election flags, and no
+    // PodDisruptionBudget to block drains. An image digest wins over the tag.
     let digest = format!("sha256:{}", "ab".repeat(32));
     let objects = render_chart(
         "kubewasm",
         NAMESPACE,
         &[
             "--set",
-            "replicas=1,leaderElection.enabled=false",
+            "replicas=1,leaderElection.enabled=false,pluginResources.enabled=false",
             "--set",
             &format!("image.digest={digest}"),
         ],
@@ -310,7 +311,15 @@ fn other_values_land_where_they_belong() -> anyhow::Result<()> {
         container["image"],
         format!("ghcr.io/kubewasm/kubewasm@{digest}")
     );
-    assert_eq!(container["args"], host_args(false, &["--log-format=json"]));
+    assert_eq!(
+        container["args"],
+        host_args(false, false, &["--log-format=json"])
+    );
+    let host_role = find(&objects, "ClusterRole", "kubewasm-host")?;
+    assert!(
+        !host_role["rules"].to_string().contains("clusterplugins"),
+        "{host_role}"
+    );
     Ok(())
 }
 
