@@ -60,23 +60,7 @@ impl Fixture {
         install_crds().await;
         let ns = TestNamespace::create(prefix).await.unwrap();
         let selector = unique_name(prefix);
-        let registry = TestRegistry::shared().expect("test registry");
-        let ca = registry.ca.to_str().unwrap().to_string();
-        let host = Host::spawn(
-            &ns,
-            tempfile::tempdir().unwrap(),
-            &[
-                "--plugin-resources",
-                "--plugin-namespace",
-                ns.name(),
-                "--plugin-selector",
-                &format!("{SELECTOR_LABEL}={selector}"),
-                "--registry-ca",
-                &ca,
-                "--oci-cache",
-                host_cache().to_str().unwrap(),
-            ],
-        );
+        let host = spawn_host(&ns, &selector);
         let gvk = GroupVersionKind::gvk("kubewasm.dev", "v1alpha1", "ClusterPlugin");
         let plugins = Api::all_with(ns.client().clone(), &ApiResource::from_gvk(&gvk));
         Fixture {
@@ -168,6 +152,28 @@ impl Fixture {
             })
             .await
     }
+}
+
+/// A host serving the ClusterPlugins labelled with `selector`, reading
+/// their modules in `ns`.
+fn spawn_host(ns: &TestNamespace, selector: &str) -> Host {
+    let registry = TestRegistry::shared().expect("test registry");
+    let ca = registry.ca.to_str().unwrap().to_string();
+    Host::spawn(
+        ns,
+        tempfile::tempdir().unwrap(),
+        &[
+            "--plugin-resources",
+            "--plugin-namespace",
+            ns.name(),
+            "--plugin-selector",
+            &format!("{SELECTOR_LABEL}={selector}"),
+            "--registry-ca",
+            &ca,
+            "--oci-cache",
+            host_cache().to_str().unwrap(),
+        ],
+    )
 }
 
 /// The hosts' shared OCI blob cache for this test process.
@@ -507,5 +513,67 @@ async fn an_oci_module_swaps_when_its_tag_moves_and_a_bad_digest_keeps_the_old()
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
+    fx.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_host_is_ready_only_once_every_listed_plugin_settled() {
+    let fx = Fixture::start("cp-ready").await;
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    let module: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "probe-module"},
+        "binaryData": {"probe.wasm": ByteString(std::fs::read(component("probe")).unwrap())},
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &module)
+        .await
+        .unwrap();
+    let good = unique_name("good");
+    fx.apply(
+        &good,
+        json!({"configMap": {"name": "probe-module", "key": "probe.wasm"}}),
+        json!({"mark": "first"}),
+    )
+    .await;
+    let missing = unique_name("missing");
+    fx.apply(
+        &missing,
+        json!({"configMap": {"name": "no-such-configmap", "key": "p.wasm"}}),
+        json!({}),
+    )
+    .await;
+    fx.status_until(&good, "Ready", |s| condition(s, "Ready").0 == "True")
+        .await;
+
+    // A second host starting with both already there: once it says it is
+    // ready, the good plugin serves in it and the bad one was reported.
+    let restarted = spawn_host(&fx.ns, &fx.selector);
+    let addr = restarted.wait_admin_addr(WAIT).await;
+    restarted
+        .eventually(WAIT, || async {
+            let (code, body) = host::http_get(addr, "/readyz")?;
+            anyhow::ensure!(code == 200, "not ready: {body}");
+            Ok(())
+        })
+        .await;
+    let log = restarted.log();
+    let line = |needle: &[&str]| {
+        log.lines()
+            .position(|l| needle.iter().all(|n| l.contains(n)))
+    };
+    let settled = line(&["plugin resources settled"]);
+    let loaded = line(&["plugin installed", "plugin=probe"]);
+    let reported = line(&["plugin resource not loaded", &missing]);
+    assert!(
+        settled.is_some() && loaded < settled && reported < settled && loaded.is_some(),
+        "ready before settling: {log}"
+    );
+    for name in [&missing, &good] {
+        fx.plugins
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     fx.ns.delete().await.unwrap();
 }

@@ -226,12 +226,23 @@ pub async fn run(
     }
     let set = SharedSet::new(Arc::new(controller.clone()), metrics.clone());
     let plugin_dir = load_plugins(&options, runtime.clone(), set.clone()).await?;
-    if let Some(resources) = &options.resources {
-        let source = resource_source(resources, &client, runtime, set);
-        let mut stop = shutdown.clone();
-        tokio::spawn(source.run(async move { stop.wait().await }));
+    match &options.resources {
+        Some(resources) => {
+            // Ready once the directory is read and every ClusterPlugin
+            // listed at startup serves or has failed with a reason.
+            let source = resource_source(resources, &client, runtime, set);
+            let mut stop = shutdown.clone();
+            let (settled_tx, settled) = oneshot::channel();
+            tokio::spawn(source.run(async move { stop.wait().await }, settled_tx));
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                if settled.await.is_ok() {
+                    admin.set_plugins_loaded();
+                }
+            });
+        }
+        None => admin.set_plugins_loaded(),
     }
-    admin.set_plugins_loaded();
     let running = Running::start(&controller, plugin_dir, events, options.concurrency);
     tokio::spawn(follow_kind_changes(client, registry, controller.clone()));
     tracing::info!(

@@ -67,6 +67,8 @@ struct Inner {
     fetcher: Fetcher,
     reporting: Reporting,
     loads: Semaphore,
+    /// Resources whose task finished its first sync.
+    synced: std::sync::Mutex<HashSet<String>>,
 }
 
 impl ResourceSource {
@@ -85,6 +87,7 @@ impl ResourceSource {
                 fetcher,
                 reporting,
                 loads: Semaphore::new(MAX_CONCURRENT_LOADS),
+                synced: Default::default(),
             }),
             selector: None,
         }
@@ -96,8 +99,20 @@ impl ResourceSource {
         self
     }
 
-    /// Follows the ClusterPlugins until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Follows the ClusterPlugins until `shutdown` resolves. `settled`
+    /// fires once the first list is done and every listed plugin has
+    /// settled: serving, or failed with a reason (fetches are bounded by
+    /// the registry timeouts), so readiness never waits on one bad plugin.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+        settled: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (first_sync_tx, mut first_sync) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut settled = Some(settled);
+        // Listed at startup and not settled yet; `None` until the first
+        // list is done.
+        let mut unsettled: Option<HashSet<String>> = None;
         let api: Api<ClusterPlugin> = Api::all(self.inner.client.clone());
         let mut config = watcher::Config::default();
         if let Some(selector) = &self.selector {
@@ -111,6 +126,13 @@ impl ResourceSource {
             let event = tokio::select! {
                 () = &mut shutdown => break,
                 event = events.next() => event,
+                Some(name) = first_sync.recv() => {
+                    if let Some(waiting) = &mut unsettled {
+                        waiting.remove(&name);
+                    }
+                    notify_settled(&mut unsettled, &mut settled);
+                    continue;
+                }
             };
             match event {
                 Some(Ok(WatchEvent::Init)) => listing = Some(HashSet::new()),
@@ -118,10 +140,16 @@ impl ResourceSource {
                     if let Some(listing) = &mut listing {
                         listing.insert(object.name_any());
                     }
-                    self.upsert(&mut tasks, object);
+                    self.upsert(&mut tasks, object, &first_sync_tx);
                 }
                 Some(Ok(WatchEvent::InitDone)) => {
                     let listed = listing.take().unwrap_or_default();
+                    if settled.is_some() && unsettled.is_none() {
+                        let mut waiting = listed.clone();
+                        waiting.retain(|name| !self.first_synced(name));
+                        unsettled = Some(waiting);
+                        notify_settled(&mut unsettled, &mut settled);
+                    }
                     let gone: Vec<String> = tasks
                         .keys()
                         .filter(|name| !listed.contains(*name))
@@ -133,9 +161,17 @@ impl ResourceSource {
                     // Resources deleted while no task followed them
                     // (a restart does not know them; nothing serves them).
                 }
-                Some(Ok(WatchEvent::Apply(object))) => self.upsert(&mut tasks, object),
+                Some(Ok(WatchEvent::Apply(object))) => {
+                    self.upsert(&mut tasks, object, &first_sync_tx)
+                }
                 Some(Ok(WatchEvent::Delete(object))) => {
-                    self.remove(&mut tasks, &object.name_any()).await
+                    let name = object.name_any();
+                    self.remove(&mut tasks, &name).await;
+                    // Deleted before it settled: nothing left to wait for.
+                    if let Some(waiting) = &mut unsettled {
+                        waiting.remove(&name);
+                    }
+                    notify_settled(&mut unsettled, &mut settled);
                 }
                 Some(Err(error)) => {
                     tracing::warn!(error = %crate::ops::error_chain(&error), "watching ClusterPlugins failed; retrying with backoff")
@@ -148,14 +184,33 @@ impl ResourceSource {
         }
     }
 
-    fn upsert(&self, tasks: &mut HashMap<String, Follower>, object: ClusterPlugin) {
+    /// Whether `name`'s task has finished its first sync.
+    fn first_synced(&self, name: &str) -> bool {
+        self.inner
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+
+    fn upsert(
+        &self,
+        tasks: &mut HashMap<String, Follower>,
+        object: ClusterPlugin,
+        first_sync: &tokio::sync::mpsc::UnboundedSender<String>,
+    ) {
         let name = object.name_any();
         if let Some(follower) = tasks.get(&name) {
             follower.object.send_replace(Arc::new(object));
             return;
         }
         let (tx, rx) = watch::channel(Arc::new(object));
-        let task = tokio::spawn(follow(self.inner.clone(), name.clone(), rx));
+        let task = tokio::spawn(follow(
+            self.inner.clone(),
+            name.clone(),
+            rx,
+            first_sync.clone(),
+        ));
         tasks.insert(name, Follower { object: tx, task });
     }
 
@@ -166,10 +221,30 @@ impl ResourceSource {
             follower.task.abort();
             let _ = follower.task.await;
         }
+        self.inner
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         let origin = Origin::ClusterPlugin(name.to_string());
         if let Some(plugin) = self.inner.set.lock().remove(&origin) {
             tracing::info!(clusterplugin = name, plugin = %plugin, "ClusterPlugin deleted; plugin unloaded");
         }
+    }
+}
+
+/// Fires `settled` once nothing listed at startup is still unsettled.
+fn notify_settled(
+    unsettled: &mut Option<HashSet<String>>,
+    settled: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    if unsettled.as_ref().is_some_and(HashSet::is_empty)
+        && let Some(settled) = settled.take()
+    {
+        let _ = settled.send(());
+        tracing::info!(
+            "plugin resources settled: every ClusterPlugin listed at startup serves or reports why not"
+        );
     }
 }
 
@@ -198,7 +273,12 @@ impl Trigger {
 }
 
 /// Follows one resource until its task is aborted.
-async fn follow(inner: Arc<Inner>, name: String, mut objects: watch::Receiver<Arc<ClusterPlugin>>) {
+async fn follow(
+    inner: Arc<Inner>,
+    name: String,
+    mut objects: watch::Receiver<Arc<ClusterPlugin>>,
+    first_sync: tokio::sync::mpsc::UnboundedSender<String>,
+) {
     let origin = Origin::ClusterPlugin(name.clone());
     let mut tracker = Tracker::default();
     let mut handled: Option<Trigger> = None;
@@ -210,6 +290,14 @@ async fn follow(inner: Arc<Inner>, name: String, mut objects: watch::Receiver<Ar
             handled = Some(trigger);
             let wait = inner.sync(&origin, &object, &mut tracker).await;
             next = tokio::time::Instant::now() + wait;
+            let first = inner
+                .synced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone());
+            if first {
+                let _ = first_sync.send(name.clone());
+            }
         }
         tokio::select! {
             changed = objects.changed() => if changed.is_err() { return },
