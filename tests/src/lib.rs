@@ -45,6 +45,7 @@
 //! would start one per test; point it at a running cluster instead
 //! (`eval "$(tests/control-plane/cluster.sh env)"`).
 
+pub mod cluster_plugins;
 pub mod crd;
 pub mod deploy;
 pub mod faults;

@@ -1,0 +1,235 @@
+//! `ClusterPlugin` fixtures for the plugin-resource tests: a namespace, a
+//! host serving only the ClusterPlugins labelled with the test's own
+//! selector (`--plugin-selector`), and helpers to apply them, wait on their
+//! status, read their Events and push modules to the test registry.
+
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::deploy::{deploy_dir, kubectl};
+use crate::host::{Host, kubewasm_binary};
+use crate::probe::{self, MARK};
+use crate::registry::TestRegistry;
+use crate::{TestNamespace, unique_name};
+
+pub const WAIT: Duration = Duration::from_secs(120);
+pub const SELECTOR_LABEL: &str = "e2e.kubewasm.dev/host";
+
+pub async fn install_crds() {
+    let crds = deploy_dir().join("crds/kubewasm.dev.yaml");
+    let crds = crds.to_str().expect("a UTF-8 repository path");
+    kubectl(["apply", "--server-side", "-f", crds], None)
+        .await
+        .expect("CRDs apply");
+    kubectl(
+        [
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/clusterplugins.kubewasm.dev",
+        ],
+        None,
+    )
+    .await
+    .expect("CRDs established");
+}
+
+/// A test's namespace, its host and the API of its ClusterPlugins.
+pub struct Fixture {
+    pub ns: TestNamespace,
+    pub host: Host,
+    pub plugins: Api<DynamicObject>,
+    pub selector: String,
+}
+
+impl Fixture {
+    pub async fn start(prefix: &str) -> Fixture {
+        install_crds().await;
+        let ns = TestNamespace::create(prefix).await.unwrap();
+        let selector = unique_name(prefix);
+        let host = spawn_host(&ns, &selector);
+        let gvk = GroupVersionKind::gvk("kubewasm.dev", "v1alpha1", "ClusterPlugin");
+        let plugins = Api::all_with(ns.client().clone(), &ApiResource::from_gvk(&gvk));
+        Fixture {
+            ns,
+            host,
+            plugins,
+            selector,
+        }
+    }
+
+    /// Applies ClusterPlugin `name` with `module` and `settings`, confined
+    /// to the test's namespace and granted what the probe declares.
+    pub async fn apply(&self, name: &str, module: Value, settings: Value) {
+        let object = json!({
+            "apiVersion": "kubewasm.dev/v1alpha1",
+            "kind": "ClusterPlugin",
+            "metadata": {"name": name, "labels": {SELECTOR_LABEL: self.selector}},
+            "spec": {
+                "module": module,
+                "settings": settings,
+                "namespaces": [self.ns.name()],
+                "grants": {
+                    "write": [{"group": "*", "kind": "*"}],
+                    "read": [{"group": "*", "kind": "*"}],
+                },
+            },
+        });
+        self.plugins
+            .patch(
+                name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply ClusterPlugin {name}: {e}"));
+    }
+
+    /// Waits until `name`'s status satisfies `check`; returns the status.
+    pub async fn status_until(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.host
+            .eventually(WAIT, || async {
+                let object = self.plugins.get(name).await?;
+                let status = object.data.get("status").cloned().unwrap_or(Value::Null);
+                anyhow::ensure!(
+                    check(&status),
+                    "{name}: waiting for {what}; status {status}"
+                );
+                Ok(status)
+            })
+            .await
+    }
+
+    /// Waits until ConfigMap `cm` carries the probe's mark `mark`.
+    pub async fn marked(&self, cm: &str, mark: &str) {
+        let configmaps: Api<ConfigMap> = self.ns.api();
+        self.host
+            .eventually(WAIT, || async {
+                let found = probe::annotation(&configmaps.get(cm).await?, MARK);
+                anyhow::ensure!(
+                    found.as_deref() == Some(mark),
+                    "{cm}: mark {found:?}, want {mark}"
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    /// Events about ClusterPlugin `name` with `reason` (cluster-scoped
+    /// objects' Events live in `default`).
+    pub async fn events(&self, name: &str, reason: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.ns.client().clone(), "default");
+        let listed = events
+            .list(&kube::api::ListParams::default().fields(&format!("regarding.name={name}")))
+            .await
+            .unwrap();
+        listed
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect()
+    }
+
+    pub async fn event_note(&self, name: &str, reason: &str) -> String {
+        self.host
+            .eventually(WAIT, || async {
+                let events = self.events(name, reason).await;
+                let note = events.last().and_then(|e| e.note.clone());
+                note.ok_or_else(|| anyhow::anyhow!("no {reason} Event on {name} yet"))
+            })
+            .await
+    }
+}
+
+/// A host serving the ClusterPlugins labelled with `selector`, reading
+/// their modules in `ns`.
+pub fn spawn_host(ns: &TestNamespace, selector: &str) -> Host {
+    let registry = TestRegistry::shared().expect("test registry");
+    let ca = registry.ca.to_str().unwrap().to_string();
+    Host::spawn(
+        ns,
+        tempfile::tempdir().unwrap(),
+        &[
+            "--plugin-resources",
+            "--plugin-namespace",
+            ns.name(),
+            "--plugin-selector",
+            &format!("{SELECTOR_LABEL}={selector}"),
+            "--registry-ca",
+            &ca,
+            "--oci-cache",
+            host_cache().to_str().unwrap(),
+        ],
+    )
+}
+
+/// The hosts' shared OCI blob cache for this test process.
+pub fn host_cache() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kubewasm-e2e-oci-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn condition<'a>(status: &'a Value, type_: &str) -> (&'a str, &'a str) {
+    let found = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_));
+    match found {
+        Some(c) => (
+            c["status"].as_str().unwrap_or(""),
+            c["reason"].as_str().unwrap_or(""),
+        ),
+        None => ("", ""),
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `kubewasm push FILE REF` with the test registry's credentials; returns
+/// the pushed manifest digest.
+pub fn push(file: &std::path::Path, reference: &str) -> String {
+    let registry = TestRegistry::shared().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let output = Command::new(kubewasm_binary())
+        .args(["push"])
+        .arg(file)
+        .arg(reference)
+        .arg("--auth")
+        .arg(&registry.auth)
+        .arg("--ca")
+        .arg(&registry.ca)
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "push failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let digest = stdout
+        .split('@')
+        .nth(1)
+        .map(|d| d.trim().to_string())
+        .unwrap_or_else(|| panic!("no digest in {stdout}"));
+    assert!(digest.starts_with("sha256:"), "{stdout}");
+    digest
+}

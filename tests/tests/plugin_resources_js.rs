@@ -1,0 +1,122 @@
+//! The 12 MB JavaScript plugin (`configmap-hasher`) shipped through the
+//! test registry as a `ClusterPlugin` and hot-swapped in a running host:
+//! A, then B (another build), then A again, where the last swap is served
+//! from the blob cache and the compile cache. Prints each swap's time from
+//! `kubectl apply` to the new behaviour on an object; the numbers are
+//! recorded in tests/README.md (never asserted: a test is no benchmark).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DeleteParams, PostParams};
+use kubewasm_e2e::cluster_plugins::{Fixture, push};
+use kubewasm_e2e::host::{self, component};
+use kubewasm_e2e::registry::TestRegistry;
+use kubewasm_e2e::unique_name;
+use serde_json::json;
+
+/// Compiling 12 MB of JavaScript in a debug host takes a while.
+const SLOW: Duration = Duration::from_secs(300);
+
+#[tokio::test]
+async fn the_javascript_plugin_ships_through_the_registry_and_swaps_a_b_a() {
+    let fx = Fixture::start("cp-js").await;
+    let registry = TestRegistry::shared().unwrap();
+    let secrets: Api<Secret> = fx.ns.api();
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("registry".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_string(),
+            ByteString(std::fs::read(&registry.auth).unwrap()),
+        )])),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let a_bytes = std::fs::read(component("configmap-hasher")).unwrap();
+    let b_bytes = host::variant(&a_bytes, "kubewasm-e2e-variant", b"b");
+    let (a_file, b_file) = (dir.path().join("a.wasm"), dir.path().join("b.wasm"));
+    std::fs::write(&a_file, &a_bytes).unwrap();
+    std::fs::write(&b_file, &b_bytes).unwrap();
+    let repository = format!("e2e/{}", unique_name("hasher"));
+    let pushed = Instant::now();
+    let digest_a = push(&a_file, &registry.reference(&repository, "a"));
+    let digest_b = push(&b_file, &registry.reference(&repository, "b"));
+    println!(
+        "pushed two {} MB builds in {} ms",
+        a_bytes.len() / 1_000_000,
+        pushed.elapsed().as_millis()
+    );
+    let by_digest = |digest: &str| {
+        let reference = registry.reference(&repository, "a");
+        let (name, _) = reference.rsplit_once(':').unwrap();
+        json!({"oci": {"reference": format!("{name}@{digest}"), "pullSecret": {"name": "registry"}}})
+    };
+
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "hashed", "labels": {"kubewasm.dev/hash": "true"}},
+        "data": {"mode": "fast"},
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let name = unique_name("hasher");
+    let annotated = |key: &'static str| {
+        let configmaps = configmaps.clone();
+        async move {
+            let cm = configmaps.get("hashed").await?;
+            let found = cm
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(key);
+            anyhow::ensure!(found, "no {key} on the ConfigMap yet");
+            Ok(())
+        }
+    };
+
+    // Each step names another annotation in the settings, so the object
+    // shows which step's plugin reconciled it.
+    let steps = [
+        ("A (pull, cold compile)", &digest_a, "e2e.kubewasm.dev/a1"),
+        ("B (pull, cold compile)", &digest_b, "e2e.kubewasm.dev/b"),
+        ("A again (cache hits)", &digest_a, "e2e.kubewasm.dev/a2"),
+    ];
+    for (what, digest, annotation) in steps {
+        let applied = Instant::now();
+        fx.apply(&name, by_digest(digest), json!({"annotation": annotation}))
+            .await;
+        fx.host.eventually(SLOW, || annotated(annotation)).await;
+        let took = applied.elapsed();
+        let status = fx
+            .status_until(&name, "serving the applied digest", |s| {
+                s["serving"]["digest"] == digest.as_str()
+            })
+            .await;
+        assert_eq!(status["serving"]["name"], "configmap-hasher");
+        println!("{what}: apply to new behaviour in {} ms", took.as_millis());
+    }
+    let swapped = fx.event_note(&name, "Swapped").await;
+    assert!(
+        swapped.contains(&digest_b) && swapped.contains(&digest_a),
+        "{swapped}"
+    );
+    fx.plugins
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    fx.ns.delete().await.unwrap();
+}
