@@ -204,10 +204,10 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// `kubewasm push FILE REF` with the test registry's credentials; returns
-/// the pushed manifest digest.
+/// the pushed manifest digest. Push loads the component first, through the
+/// same compile cache as the hosts the tests start.
 pub fn push(file: &std::path::Path, reference: &str) -> String {
     let registry = TestRegistry::shared().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     let output = Command::new(kubewasm_binary())
         .args(["push"])
         .arg(file)
@@ -216,7 +216,6 @@ pub fn push(file: &std::path::Path, reference: &str) -> String {
         .arg(&registry.auth)
         .arg("--ca")
         .arg(&registry.ca)
-        .env("XDG_CACHE_HOME", cache.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
