@@ -68,7 +68,13 @@ impl Fixture {
     /// Applies ClusterPlugin `name` with `module` and `settings`, confined
     /// to the test's namespace and granted what the probe declares.
     pub async fn apply(&self, name: &str, module: Value, settings: Value) {
-        let object = json!({
+        self.apply_with(name, module, settings, json!({})).await
+    }
+
+    /// [`apply`](Self::apply) with the fields of `extra` (e.g. `dryRun`,
+    /// `grants`) set in the spec.
+    pub async fn apply_with(&self, name: &str, module: Value, settings: Value, extra: Value) {
+        let mut object = json!({
             "apiVersion": "kubewasm.dev/v1alpha1",
             "kind": "ClusterPlugin",
             "metadata": {"name": name, "labels": {SELECTOR_LABEL: self.selector}},
@@ -82,6 +88,9 @@ impl Fixture {
                 },
             },
         });
+        if let (Some(spec), Some(extra)) = (object["spec"].as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
         self.plugins
             .patch(
                 name,

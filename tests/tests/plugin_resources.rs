@@ -363,3 +363,70 @@ async fn a_restarted_host_is_ready_only_once_every_listed_plugin_settled() {
     }
     fx.ns.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_grants_the_plugin_exceeds_refuse_it() {
+    let fx = Fixture::start("cp-dry").await;
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    let module: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "probe-module"},
+        "binaryData": {"probe.wasm": ByteString(std::fs::read(component("probe")).unwrap())},
+    }))
+    .unwrap();
+    configmaps
+        .create(&PostParams::default(), &module)
+        .await
+        .unwrap();
+    let source = json!({"configMap": {"name": "probe-module", "key": "probe.wasm"}});
+
+    // Grants without what the probe writes: refused, naming the grant.
+    let name = unique_name("probe-dry");
+    fx.apply_with(
+        &name,
+        source.clone(),
+        json!({"mark": "dry"}),
+        json!({"grants": {"write": [{"group": "apps", "kind": "Deployment"}], "read": [{"group": "*", "kind": "*"}]}}),
+    )
+    .await;
+    let status = fx
+        .status_until(&name, "GrantMissing", |s| {
+            condition(s, "Ready") == ("False", "GrantMissing")
+        })
+        .await;
+    let message = status["failed"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("plugin probe writes") && message.contains("spec.grants.write"),
+        "{status}"
+    );
+    fx.event_note(&name, "Refused").await;
+
+    // Granted, in dry run: the write is sent with dryRun=All, nothing changes.
+    fx.apply_with(
+        &name,
+        source.clone(),
+        json!({"mark": "dry"}),
+        json!({"dryRun": true}),
+    )
+    .await;
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
+    fx.host
+        .logged(WAIT, "dry run: sending with dryRun=All")
+        .await;
+    let cm = configmaps.get("a").await.unwrap();
+    assert_eq!(probe::annotation(&cm, probe::MARK), None, "{cm:?}");
+
+    // Dry run off: the same plugin now writes.
+    fx.apply_with(
+        &name,
+        source,
+        json!({"mark": "dry"}),
+        json!({"dryRun": false}),
+    )
+    .await;
+    fx.marked("a", "dry").await;
+    fx.plugins
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    fx.ns.delete().await.unwrap();
+}
