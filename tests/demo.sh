@@ -32,7 +32,7 @@ Environment:
   KUBEWASM_BIN            a kubewasm binary to use; the host is then not built
                           (default: cargo build --release into CARGO_TARGET_DIR)
   KUBEWASM_PLUGIN_DIR     plugin build output (default plugins/dist)
-  KUBEWASM_DEMO_TIMEOUT   seconds to wait for the reconciles (default 120)
+  KUBEWASM_DEMO_TIMEOUT   seconds to wait for each step (default 120)
 EOF
 }
 
