@@ -1,34 +1,47 @@
 #!/usr/bin/env bash
 # The README's main job: builds the kubewasm host and the example plugins
 # (Rust and JavaScript) and checks each component; starts a private Kubernetes
-# control plane on loopback (tests/control-plane/cluster.sh); creates sample
-# objects; runs `kubewasm run` with the three example plugins against it;
-# waits until they have reconciled the objects; and prints what they did.
+# control plane (tests/control-plane/cluster.sh) and a private OCI registry
+# (tests/registry/registry.sh) on loopback; creates sample objects; runs
+# `kubewasm run` with three example plugins from a directory and with the
+# ClusterPlugin resources on; waits until the plugins have reconciled the
+# objects and prints what they did. Then it ships a fourth plugin the
+# in-cluster way: `kubewasm push` to the registry, `kubectl apply` of a
+# ClusterPlugin, a new build pushed to the same tag and swapped in, new
+# settings, and a broken reference that leaves the working version serving.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: tests/demo.sh [--keep]
+Usage: tests/demo.sh [--keep] [--no-build]
 
-Builds the host and the example plugins, starts a private control plane,
-runs the host with label-propagator, website and configmap-hasher against
-sample objects, and prints what the plugins did. Everything it started is
-stopped on exit, Ctrl-C included.
+Builds the host and the example plugins, starts a private control plane and
+a private OCI registry, runs the host with label-propagator, website and
+configmap-hasher from a directory against sample objects, and prints what
+the plugins did. Then it pushes the probe plugin to the registry, applies a
+ClusterPlugin for it, swaps in a new build and new settings, and applies a
+broken reference. Everything it started is stopped on exit, Ctrl-C included.
 
-  --keep   Leave the control plane and the host running, and print how to
-           use and stop them.
+  --keep       Leave the control plane, the registry and the host running,
+               and print how to use and stop them.
+  --no-build   Build nothing: use the host binary and the plugin components
+               that are already there (see KUBEWASM_BIN, KUBEWASM_PLUGIN_DIR).
 
 Environment:
   CARGO_TARGET_DIR        host build (default ~/.cache/kubewasm/target)
+  KUBEWASM_BIN            a kubewasm binary to use; the host is then not built
+                          (default: cargo build --release into CARGO_TARGET_DIR)
   KUBEWASM_PLUGIN_DIR     plugin build output (default plugins/dist)
-  KUBEWASM_DEMO_TIMEOUT   seconds to wait for the reconciles (default 120)
+  KUBEWASM_DEMO_TIMEOUT   seconds to wait for each step (default 120)
 EOF
 }
 
 keep=0
+build=1
 for arg in "$@"; do
     case "$arg" in
         --keep) keep=1 ;;
+        --no-build) build=0 ;;
         -h | --help) usage; exit 0 ;;
         *) printf 'demo: unknown argument %s (see --help)\n' "$arg" >&2; exit 2 ;;
     esac
@@ -39,6 +52,7 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubewasm"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 plugins="${KUBEWASM_PLUGIN_DIR:-$repo/plugins/dist}"
 cluster="$repo/tests/control-plane/cluster.sh"
+registry="$repo/tests/registry/registry.sh"
 timeout="${KUBEWASM_DEMO_TIMEOUT:-120}"
 cd "$repo"
 
@@ -52,8 +66,9 @@ indent() { sed 's/^/    /'; }
 
 # --- cleanup ---------------------------------------------------------------
 
-work=""      # temporary directory: control plane data, plugin directory, host log
+work=""      # temporary directory: control plane and registry data, plugin directory, host log
 cp_dir=""    # the control plane's data directory, once `up` was called
+reg_dir=""   # the registry's data directory, once `up` was called
 host_pid=""  # the host, once started
 
 stop_host() {
@@ -71,24 +86,32 @@ stop_host() {
 }
 
 print_keep() {
-    local q_cluster q_dir
+    local q_cluster q_dir q_registry q_reg_dir stop_registry=""
     if [[ -n "$host_pid" ]] && ! kill -0 "$host_pid" 2>/dev/null; then
         host_pid="" # it exited: nothing to stop
     fi
     q_cluster="$(printf '%q' "$cluster")"
     q_dir="$(printf '%q' "$cp_dir")"
+    q_registry="$(printf '%q' "$registry")"
+    q_reg_dir="$(printf '%q' "$reg_dir")"
+    [[ -z "$reg_dir" ]] || stop_registry="$q_registry down --dir $q_reg_dir; "
     step "kept running (--keep)"
     {
-        echo "The control plane${host_pid:+ and the host (pid $host_pid)} are still running. Use them with:"
+        echo "The control plane${reg_dir:+, the registry}${host_pid:+ and the host (pid $host_pid)} are still running. Use them with:"
         echo "  eval \"\$($q_cluster env --dir $q_dir)\"   # KUBECONFIG, and kubectl on PATH"
         echo "  kubectl get configmaps,deployments,websites -n demo --show-labels"
         echo "  kubectl label namespace demo team=payments --overwrite   # label-propagator follows"
+        if [[ -n "$reg_dir" ]]; then
+            echo "  eval \"\$($q_registry env --dir $q_reg_dir)\"   # KUBEWASM_TEST_REGISTRY*: address, CA, credentials"
+            echo "  kubectl get clusterplugins -o wide   # probe: Degraded by the broken reference, the last good build serving"
+            echo "  kubectl apply --server-side -f $(printf '%q' "$work/probe.clusterplugin.yaml")   # edit it back to a tag: swapped"
+        fi
         if [[ -n "$host_pid" ]]; then
             echo "  tail -f $(printf '%q' "$work/host.log")"
             echo "  # the host watches $(printf '%q' "$work/plugins"): a changed .wasm or settings file is reloaded"
         fi
         echo "Stop them with:"
-        echo "  ${host_pid:+kill $host_pid; }$q_cluster down --dir $q_dir; rm -rf $(printf '%q' "$work")"
+        echo "  ${host_pid:+kill $host_pid; }$stop_registry$q_cluster down --dir $q_dir; rm -rf $(printf '%q' "$work")"
     } >&2
 }
 
@@ -100,6 +123,9 @@ cleanup() {
         exit "$rc"
     fi
     stop_host
+    if [[ -n "$reg_dir" ]]; then
+        "$registry" down --dir "$reg_dir" || true
+    fi
     if [[ -n "$cp_dir" ]]; then
         "$cluster" down --dir "$cp_dir" || true
     fi
@@ -119,12 +145,17 @@ trap 'exit 143' TERM
 
 # --- offline: build and check ----------------------------------------------
 
-step "building the host"
-cargo build --release --locked -p kubewasm
-kubewasm="$CARGO_TARGET_DIR/release/kubewasm"
+kubewasm="${KUBEWASM_BIN:-$CARGO_TARGET_DIR/release/kubewasm}"
+if ((build)) && [[ -z "${KUBEWASM_BIN:-}" ]]; then
+    step "building the host"
+    cargo build --release --locked -p kubewasm
+fi
+[[ -x "$kubewasm" ]] || die "$kubewasm is not an executable kubewasm binary (see KUBEWASM_BIN, --no-build)"
 
-step "building the example plugins"
-plugins/build.sh "$plugins"
+if ((build)); then
+    step "building the example plugins"
+    plugins/build.sh "$plugins"
+fi
 
 # One line per plugin from `kubewasm check`'s description: what it
 # subscribes to and what it may write.
@@ -153,8 +184,8 @@ summarize_check() {
 }
 
 step "kubewasm check: each plugin loads in the sandbox and describes itself"
-for plugin in label-propagator website configmap-hasher; do
-    [[ -f "$plugins/$plugin.wasm" ]] || die "$plugins/$plugin.wasm is missing: plugins/build.sh did not build it"
+for plugin in label-propagator website configmap-hasher probe; do
+    [[ -f "$plugins/$plugin.wasm" ]] || die "$plugins/$plugin.wasm is missing (plugins/build.sh builds it)"
     "$kubewasm" check "$plugins/$plugin.wasm" | summarize_check
 done
 
@@ -166,6 +197,15 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kubewasm-demo.XXXXXX")"
 cp_dir="$work/cluster"
 KUBECONFIG="$("$cluster" up --dir "$cp_dir")"
 export KUBECONFIG
+
+step "starting a private OCI registry (CNCF distribution, TLS and basic auth on 127.0.0.1)"
+"$registry" build
+reg_dir="$work/registry"
+# Exports KUBEWASM_TEST_REGISTRY (host:port), its CA, and a dockerconfigjson
+# with the run's credentials (KUBEWASM_TEST_REGISTRY_AUTH).
+registry_env="$("$registry" up --dir "$reg_dir")" || die "the test registry did not start (see above)"
+eval "$registry_env"
+echo "    https://$KUBEWASM_TEST_REGISTRY (CA $KUBEWASM_TEST_REGISTRY_CA)" >&2
 # kubectl's discovery cache, per server address: keep it out of ~/.kube.
 export KUBECACHEDIR="$work/kubectl-cache"
 # The kubectl built with the control plane: always there, same version.
@@ -175,6 +215,14 @@ k() { "$kubectl" "$@"; }
 step "applying the Website CRD and sample objects in namespace demo"
 k apply -f plugins/website/deploy/crd.yaml
 k wait --for=condition=Established --timeout=60s crd/websites.demo.kubewasm.dev
+
+step "installing the ClusterPlugin CRDs (deploy/crds) and the registry's pull secret in kubewasm-system"
+k apply --server-side -f deploy/crds/kubewasm.dev.yaml
+k wait --for=condition=Established --timeout=60s crd/clusterplugins.kubewasm.dev
+# The host reads ClusterPlugins' pull secrets in its --plugin-namespace.
+k create namespace kubewasm-system
+k create secret generic registry-credentials -n kubewasm-system \
+    --type=kubernetes.io/dockerconfigjson --from-file=.dockerconfigjson="$KUBEWASM_TEST_REGISTRY_AUTH"
 k apply -f - <<'EOF'
 apiVersion: v1
 kind: Namespace
@@ -227,7 +275,7 @@ done
 
 # --- the host ---------------------------------------------------------------
 
-step "running kubewasm with label-propagator, website and configmap-hasher"
+step "running kubewasm with label-propagator, website and configmap-hasher from a directory, and ClusterPlugins"
 plugin_dir="$work/plugins"
 mkdir "$plugin_dir"
 for plugin in label-propagator website configmap-hasher; do
@@ -243,12 +291,16 @@ fi
 # kubewasm::controller=debug adds a line per reconcile ("reconcile done
 # intents=N"); --log-format is explicit because the summary reads the text.
 # The admin server (/metrics, /readyz) gets a free loopback port, named in
-# the log.
+# the log. --plugin-resources serves ClusterPlugins beside the directory;
+# their modules are pulled trusting the registry's CA, into a blob cache of
+# this run.
 "${launcher[@]}" "$kubewasm" run --plugins "$plugin_dir" \
+    --plugin-resources --plugin-namespace kubewasm-system \
+    --registry-ca "$KUBEWASM_TEST_REGISTRY_CA" --oci-cache "$work/oci" \
     --log info,kubewasm::controller=debug --log-format text \
     --admin-addr 127.0.0.1:0 --shutdown-grace-seconds 5 >"$log" 2>&1 </dev/null &
 host_pid=$!
-echo "    kubewasm run --plugins $plugin_dir (pid $host_pid, log $log)" >&2
+echo "    kubewasm run --plugins $plugin_dir --plugin-resources --registry-ca … (pid $host_pid, log $log)" >&2
 (cd "$plugin_dir" && printf '      %s\n' *) >&2
 
 # What the plugins must have done: description|object|jsonpath|expected
@@ -343,6 +395,159 @@ else
     echo "    ConfigMap blog was deleted by the finalizing reconcile" >&2
 fi
 
+# --- the in-cluster path: push, apply, swap -----------------------------------
+
+# What ClusterPlugin probe's status says, for a failure message.
+plugin_state() {
+    k get clusterplugin probe -o 'jsonpath=ClusterPlugin probe: Ready={.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}, serving {.status.serving.digest}, failed: {.status.failed.message}' 2>/dev/null ||
+        echo "ClusterPlugin probe: not found"
+}
+
+# Waits until `kubectl get -n demo OBJECT -o jsonpath=PATH` matches WANT (a
+# glob), polling every 50 ms; sets waited_ms. DESC says what is awaited.
+waited_ms=0
+await() {
+    local desc="$1" object="$2" path="$3" want="$4" got started_ms
+    started_ms=$(now_ms)
+    while :; do
+        got="$(k get -n demo "$object" -o "jsonpath=$path" 2>/dev/null)" || got="(object not found)"
+        # shellcheck disable=SC2053 # $want is a glob.
+        [[ "$got" == $want ]] && break
+        kill -0 "$host_pid" 2>/dev/null ||
+            host_failed "Waiting until $desc (found: ${got:-nothing})"$'\n'"$(plugin_state)" "the host exited"
+        (($(now_ms) - started_ms < timeout * 1000)) ||
+            host_failed "Found: ${got:-nothing}"$'\n'"$(plugin_state)" "timed out after $timeout s waiting until $desc"
+        sleep 0.05
+    done
+    waited_ms=$(($(now_ms) - started_ms))
+}
+
+# The ClusterPlugin for probe: module REFERENCE, settings {mark: MARK},
+# confined to namespace demo, granted exactly the kinds probe declares.
+cluster_plugin() {
+    cat <<EOF
+apiVersion: kubewasm.dev/v1alpha1
+kind: ClusterPlugin
+metadata:
+  name: probe
+spec:
+  module:
+    oci:
+      reference: $1
+      pullSecret: {name: registry-credentials}
+  settings: {mark: $2}
+  namespaces: [demo]
+  grants:
+    write: [{group: "", kind: ConfigMap}, {group: "*", kind: Gadget}]
+    read: [{group: "", kind: ConfigMap}, {group: "*", kind: Gadget}]
+EOF
+}
+
+cluster_plugins() { k get clusterplugins "$@" | indent; }
+
+# Waits for an Event REASON on ClusterPlugin probe whose message contains
+# TEXT, then prints the Events of that reason. Cluster-scoped objects'
+# Events live in namespace default.
+await_event() {
+    local reason="$1" text="$2" started_ms selector="involvedObject.kind=ClusterPlugin,involvedObject.name=probe,reason=$1"
+    started_ms=$(now_ms)
+    until k get events -n default --field-selector "$selector" -o 'jsonpath={range .items[*]}{.message}{"\n"}{end}' |
+        grep -qF -- "$text"; do
+        (($(now_ms) - started_ms < timeout * 1000)) ||
+            host_failed "$(plugin_state)" "timed out after $timeout s waiting for a $reason Event on ClusterPlugin probe naming $text"
+        sleep 0.1
+    done
+    k get events -n default --field-selector "$selector" --sort-by=.eventTime \
+        -o custom-columns='EVENT:.type,REASON:.reason,OBJECT:.involvedObject.kind,NAME:.involvedObject.name,MESSAGE:.message' |
+        indent
+}
+
+# A ConfigMap NAME in demo with probe's label, so probe reconciles it.
+probe_configmap() {
+    k apply -f - <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: $1
+  namespace: demo
+  labels: {probe.kubewasm.dev/behave: mark}
+data: {n: "1"}
+EOF
+}
+probed() {
+    k get configmaps -n demo -l probe.kubewasm.dev/behave \
+        -o custom-columns='CONFIGMAP:.metadata.name,TEAM:.metadata.labels.team,MARK:.metadata.annotations.probe\.kubewasm\.dev/mark' |
+        indent
+}
+# `kubewasm push` with the registry's credentials and CA; prints REF@DIGEST.
+push() {
+    "$kubewasm" push "$1" "$2" --auth "$KUBEWASM_TEST_REGISTRY_AUTH" --ca "$KUBEWASM_TEST_REGISTRY_CA"
+}
+
+repository="$KUBEWASM_TEST_REGISTRY/demo/probe"
+step "in the cluster: kubewasm push probe.wasm to $repository:stable"
+pushed="$(push "$plugins/probe.wasm" "$repository:stable")" || die "kubewasm push failed"
+digest1="${pushed##*@}"
+[[ "$digest1" == sha256:* ]] || die "kubewasm push printed no digest: $pushed"
+echo "    pushed $pushed" >&2
+
+step "kubectl apply a ClusterPlugin: probe from the registry, settings {mark: v1}, confined to demo"
+cluster_plugin "$repository:stable" v1 | tee "$work/probe.clusterplugin.yaml" | indent
+k apply --server-side -f "$work/probe.clusterplugin.yaml" | indent
+probe_configmap probed | indent
+await "probe marks ConfigMap probed v1" configmap/probed '{.metadata.annotations.probe\.kubewasm\.dev/mark}' v1
+await "ClusterPlugin probe is Ready" clusterplugin/probe '{.status.conditions[?(@.type=="Ready")].status}' True
+echo "    ConfigMap probed is marked v1 by the plugin the ClusterPlugin loaded; team comes from the directory's label-propagator" >&2
+probed
+echo >&2
+cluster_plugins
+echo >&2
+await_event Loaded "$digest1"
+
+step "a new build of probe under the same tag: kubewasm push, then kubectl annotate kubewasm.dev/requested-at"
+# A rebuild with the same code: one extra custom section, so a new digest.
+cp "$plugins/probe.wasm" "$work/probe-build2.wasm"
+printf '\0\025\023kubewasm-demo-build2' >>"$work/probe-build2.wasm"
+pushed="$(push "$work/probe-build2.wasm" "$repository:stable")" || die "kubewasm push of the new build failed"
+digest2="${pushed##*@}"
+[[ "$digest2" == sha256:* && "$digest2" != "$digest1" ]] || die "the new build did not get a new digest: $pushed"
+echo "    pushed $pushed" >&2
+k annotate --overwrite clusterplugin probe kubewasm.dev/requested-at="$(date +%s)" | indent
+await "ClusterPlugin probe serves $digest2" clusterplugin/probe '{.status.serving.digest}' "$digest2"
+swap_ms=$waited_ms
+echo "    pulled and swapped in: status names the new digest $swap_ms ms after the annotation (kubectl polling included)" >&2
+cluster_plugins
+echo >&2
+await_event Swapped "$digest2"
+probe_configmap probed-after-swap | indent
+await "the new build marks ConfigMap probed-after-swap v1" configmap/probed-after-swap '{.metadata.annotations.probe\.kubewasm\.dev/mark}' v1
+echo "    the new build serves: ConfigMap probed-after-swap, created after the swap, is marked $waited_ms ms after its creation" >&2
+
+step "new settings by kubectl apply: {mark: v2}; the plugin is swapped and every object reconciled again"
+cluster_plugin "$repository:stable" v2 >"$work/probe.clusterplugin.yaml"
+k apply --server-side -f "$work/probe.clusterplugin.yaml" | indent
+await "probe marks ConfigMap probed v2" configmap/probed '{.metadata.annotations.probe\.kubewasm\.dev/mark}' v2
+echo "    ConfigMap probed is marked v2 $waited_ms ms after the apply" >&2
+await "probe marks ConfigMap probed-after-swap v2" configmap/probed-after-swap '{.metadata.annotations.probe\.kubewasm\.dev/mark}' v2
+probed
+
+step "a broken reference: a digest the registry does not have; the working version keeps serving"
+cluster_plugin "$repository@sha256:$(printf '0%.0s' {1..64})" v2 >"$work/probe.clusterplugin.yaml"
+k apply --server-side -f "$work/probe.clusterplugin.yaml" | indent
+await "ClusterPlugin probe is Degraded" clusterplugin/probe '{.status.conditions[?(@.type=="Degraded")].status}' True
+await "ClusterPlugin probe is Ready=False/PreviousVersionServing" clusterplugin/probe \
+    '{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}' False/PreviousVersionServing
+serving="$(k get clusterplugin probe -o 'jsonpath={.status.serving.digest}')"
+[[ "$serving" == "$digest2" ]] || die "ClusterPlugin probe serves $serving, not the working $digest2"
+cluster_plugins -o wide
+echo >&2
+k get clusterplugin probe -o 'jsonpath=Degraded: {.status.conditions[?(@.type=="Degraded")].reason}: {.status.failed.message}{"\n"}' |
+    indent
+await_event LoadFailed "still serving"
+probe_configmap probed-while-degraded | indent
+await "the serving version marks ConfigMap probed-while-degraded v2" configmap/probed-while-degraded '{.metadata.annotations.probe\.kubewasm\.dev/mark}' v2
+echo "    still serving $digest2: ConfigMap probed-while-degraded is marked v2 $waited_ms ms after its creation" >&2
+
 step "the host's log: plugins loaded, reconciles that returned intents, plugin logs, warnings"
 { grep -E 'plugin installed|kubewasm running|reconcile done intents=[1-9]|kubewasm::plugin:| WARN | ERROR ' "$log" || true; } |
     sed -E \
@@ -350,7 +555,9 @@ step "the host's log: plugins loaded, reconciles that returned intents, plugin l
         -e 's/^DEBUG reconcile\{plugin=([^ ]+) kind=([^ ]+) object=([^ ]+) reason=([^ }]+)[^}]*\}: kubewasm::controller(::[a-z_]+)?: reconcile done intents=([0-9]+).*$/reconciled  \1: \2 \3 (\4) -> \6 intent(s)/' \
         -e 's/^WARN reconcile\{plugin=([^ ]+) kind=([^ ]+) object=([^ ]+) reason=([^ }]+)[^}]*\}: kubewasm::controller(::[a-z_]+)?: reconcile failed error=(.*) kind="[^"]*"$/failed      \1: \2 \3 (\4): \6 (retried)/' \
         -e 's/^[A-Z]+ kubewasm::plugin: (.*) plugin="([^"]+)" fields="(.*)"$/plugin log  \2: \1 (\3)/' \
-        -e 's/^INFO kubewasm::[a-z_:]+: /host        /' |
+        -e 's/^INFO kubewasm::[a-z_:]+: /host        /' \
+        -e 's/^WARN kubewasm::[a-z_:]+: /warning     /' \
+        -e 's/^ERROR kubewasm::[a-z_:]+: /error       /' |
     indent
 
 admin="$(sed -n 's/.*admin server listening.* addr=\([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n 1)"
@@ -362,4 +569,4 @@ if [[ -n "$admin" ]] && command -v curl >/dev/null; then
     } | indent
 fi
 
-step "done: three plugins (two Rust, one JavaScript) reconciled live objects in a real API server"
+step "done: three plugins from a directory (two Rust, one JavaScript) and one from a registry by kubectl apply reconciled live objects in a real API server"
