@@ -60,12 +60,14 @@ pub struct Failed {
     pub time: Time,
 }
 
+// Signed (`int64`): the API server knows no `uint64` format and warns on
+// every apply of a CRD that uses it.
 /// Since `serving.since`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
-    pub reconciles: u64,
-    pub errors: u64,
-    pub refused: u64,
-    pub writes: u64,
+    pub reconciles: i64,
+    pub errors: i64,
+    pub refused: i64,
+    pub writes: i64,
 }

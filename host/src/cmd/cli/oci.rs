@@ -101,8 +101,8 @@ fn parse_annotation(text: &str) -> Result<(String, String), String> {
 /// Plugins from `ClusterPlugin` resources, beside the plugin directory.
 #[derive(Debug, Args)]
 pub struct ResourceArgs {
-    /// Also serve the plugins `ClusterPlugin` resources (kubewasm.dev/v1alpha1,
-    /// CRDs in deploy/crds) name; `kubectl apply` then loads and swaps them.
+    /// Also serve plugins from `ClusterPlugin` resources (kubewasm.dev/v1alpha1,
+    /// CRDs in deploy/crds): `kubectl apply` then loads and swaps them.
     #[arg(long, env = "KUBEWASM_PLUGIN_RESOURCES")]
     pub plugin_resources: bool,
 
