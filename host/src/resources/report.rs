@@ -61,6 +61,10 @@ impl Reporting {
         {
             Ok(_) => true,
             Err(kube::Error::Api(e)) if e.code == 404 => true,
+            Err(error) if fenced(&error) => {
+                tracing::debug!(clusterplugin = name, "status not written: not the leader");
+                false
+            }
             Err(error) => {
                 tracing::warn!(clusterplugin = name, error = %crate::ops::error_chain(&error), "failed to write the plugin resource's status; retried with the next change");
                 false
@@ -82,10 +86,18 @@ impl Reporting {
             action: "Load".into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
+        if let Err(error) = self.recorder.publish(&event, &reference).await
+            && !fenced(&error)
+        {
             tracing::warn!(clusterplugin = %object.name_any(), reason, error = %crate::ops::error_chain(&error), "failed to record an Event on the plugin resource");
         }
     }
+}
+
+/// Whether the host's write fence refused the request: a follower (or a
+/// host that cannot reach the API server) does not write; the leader does.
+fn fenced(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Service(e) if e.is::<crate::cluster::client::WriteRefused>())
 }
 
 /// Cuts `text` to [`MAX_MESSAGE`] bytes at a character boundary.
