@@ -241,10 +241,11 @@ fn notify_settled(
     if unsettled.as_ref().is_some_and(HashSet::is_empty)
         && let Some(settled) = settled.take()
     {
-        let _ = settled.send(());
+        // Logged first: whoever sees the host ready finds the line.
         tracing::info!(
             "plugin resources settled: every ClusterPlugin listed at startup serves or reports why not"
         );
+        let _ = settled.send(());
     }
 }
 
