@@ -21,9 +21,6 @@ use crate::ops::admin::Admin;
 use crate::ops::metrics::Metrics;
 use crate::plugins::reload::PluginDir;
 use crate::plugins::set::SharedSet;
-use crate::resources::fetch::Fetcher;
-use crate::resources::report::Reporting;
-use crate::resources::source::ResourceSource;
 use crate::runtime::Runtime;
 
 /// Settings of the cluster loop.
@@ -44,19 +41,7 @@ pub struct RunOptions {
     /// Leader election, if enabled.
     pub election: Option<ElectionOptions>,
     /// Plugins from `ClusterPlugin` resources, if enabled.
-    pub resources: Option<ResourceOptions>,
-}
-
-/// Where plugin resources find what they name.
-#[derive(Clone, Debug)]
-pub struct ResourceOptions {
-    /// Namespace of the ConfigMaps, Secrets and pull secrets ClusterPlugins name.
-    pub namespace: String,
-    /// Only ClusterPlugins matching this label selector.
-    pub selector: Option<String>,
-    pub registry: crate::oci::RegistryOptions,
-    /// The OCI blob cache; without one, OCI modules fail to load (named).
-    pub oci_cache: Option<PathBuf>,
+    pub resources: Option<crate::resources::setup::ResourceOptions>,
 }
 
 /// Why the host could not start.
@@ -230,7 +215,7 @@ pub async fn run(
         Some(resources) => {
             // Ready once the directory is read and every ClusterPlugin
             // listed at startup serves or has failed with a reason.
-            let source = resource_source(resources, &client, runtime, set);
+            let source = crate::resources::setup::source(resources, &client, runtime, set);
             let mut stop = shutdown.clone();
             let (settled_tx, settled) = oneshot::channel();
             tokio::spawn(source.run(async move { stop.wait().await }, settled_tx));
@@ -446,36 +431,6 @@ async fn load_plugins(
         }
     }
     Ok(plugin_dir)
-}
-
-/// The source of plugins from `ClusterPlugin` resources: reads through the
-/// host's client; its status writes and Events pass the leader fence.
-fn resource_source(
-    options: &ResourceOptions,
-    client: &kube::Client,
-    runtime: Runtime,
-    set: SharedSet,
-) -> ResourceSource {
-    let store = options.oci_cache.as_deref().and_then(|dir| {
-        crate::oci::BlobStore::open(dir)
-            .inspect_err(|error| {
-                tracing::error!(dir = %dir.display(), error = %crate::ops::error_chain(error), "cannot open the OCI cache; ClusterPlugins with OCI modules will not load")
-            })
-            .ok()
-    });
-    let fetcher = Fetcher {
-        client: client.clone(),
-        namespace: options.namespace.clone(),
-        registry: options.registry.clone(),
-        store,
-        max_component_bytes: runtime.config().max_plugin_file_bytes,
-    };
-    let instance = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "kubewasm".into());
-    let reporting = Reporting::new(client.clone(), instance);
-    ResourceSource::new(client.clone(), runtime, set, fetcher, reporting)
-        .with_selector(options.selector.clone())
 }
 
 /// The loops of a running host that shutdown stops: the plugin directory's

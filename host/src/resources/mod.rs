@@ -14,6 +14,7 @@
 
 pub mod fetch;
 pub mod report;
+pub mod setup;
 pub mod source;
 pub mod spec;
 mod status;

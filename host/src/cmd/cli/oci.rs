@@ -128,9 +128,9 @@ pub struct ResourceArgs {
 }
 
 impl ResourceArgs {
-    pub fn options(&self) -> Option<crate::cmd::run::ResourceOptions> {
+    pub fn options(&self) -> Option<crate::resources::setup::ResourceOptions> {
         self.plugin_resources
-            .then(|| crate::cmd::run::ResourceOptions {
+            .then(|| crate::resources::setup::ResourceOptions {
                 namespace: self
                     .plugin_namespace
                     .clone()
