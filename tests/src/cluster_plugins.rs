@@ -101,6 +101,20 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("apply ClusterPlugin {name}: {e}"));
     }
 
+    /// Creates ConfigMap `name` in the test's namespace holding `bytes`
+    /// under `binaryData[key]`: a module source for a ClusterPlugin.
+    pub async fn module_configmap(&self, name: &str, key: &str, bytes: Vec<u8>) {
+        let module: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "binaryData": {key: k8s_openapi::ByteString(bytes)},
+        }))
+        .expect("a ConfigMap");
+        Api::<ConfigMap>::namespaced(self.ns.client().clone(), self.ns.name())
+            .create(&kube::api::PostParams::default(), &module)
+            .await
+            .unwrap_or_else(|e| panic!("create module ConfigMap {name}: {e}"));
+    }
+
     /// Waits until `name`'s status satisfies `check`; returns the status.
     pub async fn status_until(
         &self,

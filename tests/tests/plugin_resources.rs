@@ -25,16 +25,8 @@ use serde_json::{Value, json};
 async fn a_configmap_module_serves_swaps_on_new_settings_and_keeps_serving_when_rejected() {
     let fx = Fixture::start("cp-configmap").await;
     let probe_bytes = std::fs::read(component("probe")).unwrap();
-    let modules: Api<ConfigMap> = fx.ns.api();
-    let module: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "probe-module"},
-        "binaryData": {"probe.wasm": ByteString(probe_bytes.clone())},
-    }))
-    .unwrap();
-    modules
-        .create(&PostParams::default(), &module)
-        .await
-        .unwrap();
+    fx.module_configmap("probe-module", "probe.wasm", probe_bytes.clone())
+        .await;
     let configmaps: Api<ConfigMap> = fx.ns.api();
     probe::create_configmap(&configmaps, "a", "mark", &[]).await;
 
@@ -105,15 +97,8 @@ async fn a_missing_module_or_bad_settings_degrade_only_that_plugin() {
     let fx = Fixture::start("cp-isolation").await;
     let configmaps: Api<ConfigMap> = fx.ns.api();
     let probe_bytes = std::fs::read(component("probe")).unwrap();
-    let module: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "probe-module"},
-        "binaryData": {"probe.wasm": ByteString(probe_bytes)},
-    }))
-    .unwrap();
-    configmaps
-        .create(&PostParams::default(), &module)
-        .await
-        .unwrap();
+    fx.module_configmap("probe-module", "probe.wasm", probe_bytes)
+        .await;
 
     let missing = unique_name("missing");
     fx.apply(
@@ -305,16 +290,12 @@ async fn an_oci_module_swaps_when_its_tag_moves_and_a_bad_digest_keeps_the_old()
 #[tokio::test]
 async fn a_restarted_host_is_ready_only_once_every_listed_plugin_settled() {
     let fx = Fixture::start("cp-ready").await;
-    let configmaps: Api<ConfigMap> = fx.ns.api();
-    let module: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "probe-module"},
-        "binaryData": {"probe.wasm": ByteString(std::fs::read(component("probe")).unwrap())},
-    }))
-    .unwrap();
-    configmaps
-        .create(&PostParams::default(), &module)
-        .await
-        .unwrap();
+    fx.module_configmap(
+        "probe-module",
+        "probe.wasm",
+        std::fs::read(component("probe")).unwrap(),
+    )
+    .await;
     let good = unique_name("good");
     fx.apply(
         &good,
@@ -368,15 +349,12 @@ async fn a_restarted_host_is_ready_only_once_every_listed_plugin_settled() {
 async fn dry_run_changes_nothing_and_grants_the_plugin_exceeds_refuse_it() {
     let fx = Fixture::start("cp-dry").await;
     let configmaps: Api<ConfigMap> = fx.ns.api();
-    let module: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "probe-module"},
-        "binaryData": {"probe.wasm": ByteString(std::fs::read(component("probe")).unwrap())},
-    }))
-    .unwrap();
-    configmaps
-        .create(&PostParams::default(), &module)
-        .await
-        .unwrap();
+    fx.module_configmap(
+        "probe-module",
+        "probe.wasm",
+        std::fs::read(component("probe")).unwrap(),
+    )
+    .await;
     let source = json!({"configMap": {"name": "probe-module", "key": "probe.wasm"}});
 
     // Grants without what the probe writes: refused, naming the grant.
