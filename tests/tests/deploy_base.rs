@@ -329,7 +329,9 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
             ("", "events", &["create", "patch"]),
             ("events.k8s.io", "events", &["create", "patch"]),
             ("kubewasm.dev", "clusterplugins", &["get", "list", "watch"]),
+            ("kubewasm.dev", "plugins", &["get", "list", "watch"]),
             ("kubewasm.dev", "clusterplugins/status", &["patch"]),
+            ("kubewasm.dev", "plugins/status", &["patch"]),
         ])
     );
     // ClusterPlugin modules and pull secrets: read only in its namespace.

@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::applier::{Applier, ApplierOptions};
-use crate::cluster::client::{ApiHealth, ClientOptions, Connection, FenceLayer};
+use crate::cluster::client::{
+    ApiHealth, ClientOptions, Connection, FenceLayer, Impersonation, ServiceAccount, ThrottleLayer,
+};
 use crate::cluster::discovery::{self, KindRegistry, SharedRegistry};
 use crate::cluster::informer::{InformerRegistry, KindEvent};
 use crate::cluster::leader::{Election, ElectionOptions, LeaderGate, Leadership};
@@ -204,7 +206,14 @@ pub async fn run(
         let _ = stop_admin.send(());
         return Ok(());
     };
-    let (controller, events) = build_controller(&options, &client, &registry, gate, &metrics);
+    let impersonation = api.impersonation(gate.clone());
+    let (controller, events) = build_controller(
+        &options,
+        (&client, &impersonation),
+        &registry,
+        gate,
+        &metrics,
+    );
     admin.set_engine(Arc::new(controller.clone()));
     if election.is_none() {
         metrics.leader.set(1);
@@ -215,7 +224,13 @@ pub async fn run(
         Some(resources) => {
             // Ready once the directory is read and every ClusterPlugin
             // listed at startup serves or has failed with a reason.
-            let source = crate::resources::setup::source(resources, &client, runtime, set);
+            let source = crate::resources::setup::source(
+                resources,
+                (&client, &impersonation),
+                &registry,
+                runtime,
+                set,
+            );
             let mut stop = shutdown.clone();
             let (settled_tx, settled) = oneshot::channel();
             tokio::spawn(source.run(async move { stop.wait().await }, settled_tx));
@@ -254,6 +269,8 @@ pub async fn run(
 struct ApiServer {
     connection: Connection,
     health: ApiHealth,
+    /// The rate limit every client of the host shares.
+    throttle: ThrottleLayer,
     _probe: AbortOnDrop,
 }
 
@@ -269,6 +286,7 @@ impl ApiServer {
             .build();
         let probe = tokio::spawn(health.clone().probe(probe_client));
         Ok(Self {
+            throttle: connection.throttle(),
             connection,
             health,
             _probe: AbortOnDrop(probe),
@@ -278,8 +296,15 @@ impl ApiServer {
     /// The client of discovery, the informers and the applier: its writes
     /// pass only while `gate` is open and the API server answers.
     fn client(&self, gate: LeaderGate) -> kube::Result<kube::Client> {
-        self.connection
-            .client(FenceLayer::new(gate, self.health.clone()))
+        let fence = FenceLayer::new(gate, self.health.clone());
+        self.connection.client_as(fence, &self.throttle, None)
+    }
+
+    /// Clients acting as plugins' ServiceAccounts, behind the same fence
+    /// and rate limit as [`ApiServer::client`].
+    fn impersonation(&self, gate: LeaderGate) -> Impersonation {
+        let fence = FenceLayer::new(gate, self.health.clone());
+        Impersonation::new(self.connection.clone(), fence, self.throttle.clone())
     }
 }
 
@@ -364,7 +389,7 @@ async fn reach_api_server(
 /// queue; informer events arrive on the returned receiver.
 fn build_controller(
     options: &RunOptions,
-    client: &kube::Client,
+    (client, impersonation): (&kube::Client, &Impersonation),
     registry: &SharedRegistry,
     gate: LeaderGate,
     metrics: &Arc<Metrics>,
@@ -391,8 +416,25 @@ fn build_controller(
         ))
     };
     let (normal, dry) = (applier(options.dry_run), applier(true));
+    let acting_as = {
+        let (impersonation, registry, informers) =
+            (impersonation.clone(), registry.clone(), informers.clone());
+        let options = applier_options.clone();
+        Arc::new(move |account: &ServiceAccount, dry_run: bool| {
+            Ok(Applier::new(
+                impersonation.client(account)?,
+                Arc::new(registry.clone()),
+                Arc::new(informers.clone()),
+                ApplierOptions {
+                    dry_run,
+                    ..options.clone()
+                },
+            ))
+        })
+    };
     let controller = Controller::new(informers, registry.clone(), normal, metrics.clone())
         .with_dry_run_applier(dry)
+        .with_impersonation(acting_as)
         .with_leader_gate(gate)
         .with_namespace(options.namespace.clone());
     (controller, events)

@@ -18,6 +18,7 @@
 //! the cache. An owned or watched kind the cluster does not serve is
 //! reported like an unserved subscription.
 
+mod appliers;
 mod dispatch;
 mod finalizing;
 mod loops;
@@ -41,7 +42,10 @@ use crate::plugins::{LoadedPlugin, Plugins};
 use crate::queue::{self, WorkQueue};
 use crate::runtime::Plugin;
 
+use appliers::Appliers;
 use loops::LoopDetector;
+
+pub use appliers::{ImpersonatingApplier, NoApplier};
 
 pub use dispatch::wants;
 pub use mapping::{Lookup, Router, Target, Via, field_names};
@@ -55,10 +59,9 @@ pub struct Controller {
     pub informers: InformerRegistry,
     pub registry: SharedRegistry,
     pub queue: WorkQueue<WorkKey, Work>,
-    applier: Arc<Applier>,
-    /// The applier of plugins that run in dry-run mode (`dryRun` of a
-    /// plugin resource): every write with `dryRun=All`.
-    dry_run_applier: Arc<Applier>,
+    /// The host's applier, its dry-run twin (`dryRun` of a plugin
+    /// resource) and those acting as plugins' ServiceAccounts.
+    appliers: Appliers,
     /// Kinds each plugin's informers watch (for refcounts): those its
     /// subscriptions cover, and the kinds it owns or watches.
     subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
@@ -86,8 +89,7 @@ impl Controller {
             informers,
             registry,
             queue: WorkQueue::with_requeue(queue::Backoff::default(), Work::requeued),
-            dry_run_applier: applier.clone(),
-            applier,
+            appliers: Appliers::new(applier),
             subscribed: Arc::default(),
             loops: LoopDetector::default(),
             leader: LeaderGate::always(),
@@ -107,17 +109,15 @@ impl Controller {
     /// The applier of plugins loaded with `dry_run`; without one, they
     /// write like the others.
     pub fn with_dry_run_applier(mut self, applier: Arc<Applier>) -> Self {
-        self.dry_run_applier = applier;
+        self.appliers.dry_run = applier;
         self
     }
 
-    /// The applier `loaded`'s intents go through.
-    fn applier_for(&self, loaded: &LoadedPlugin) -> &Applier {
-        if loaded.dry_run {
-            &self.dry_run_applier
-        } else {
-            &self.applier
-        }
+    /// How appliers acting as a plugin's ServiceAccount are built; without
+    /// it, a plugin that names one cannot write.
+    pub fn with_impersonation(mut self, make: ImpersonatingApplier) -> Self {
+        self.appliers.impersonating = Some(make);
+        self
     }
 
     /// Makes workers take work and apply intents only while `gate` is open

@@ -142,7 +142,13 @@ impl Controller {
             return Finished::retry(ReconcileResult::NotLeader);
         }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
-        let applier = self.applier_for(&loaded);
+        let applier = match self.appliers.get(&loaded) {
+            Ok(applier) => applier,
+            Err(error) => {
+                tracing::error!(error = %crate::ops::error_chain(&error), "intents not applied");
+                return Finished::retry(ReconcileResult::ApplyFailed);
+            }
+        };
         if let Some(f) = finalizer
             && finalizing::adds(finalizer, event_type, &object, outcome.intents.len())
             && !applier.refuses(info, &loaded.grant, &outcome)

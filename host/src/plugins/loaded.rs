@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::cluster::client::ServiceAccount;
 use crate::plugins::grant::Grant;
 use crate::runtime::Plugin;
 
@@ -18,6 +19,10 @@ pub struct LoadedPlugin {
     /// Send this plugin's writes with `dryRun=All` (a plugin resource's
     /// `dryRun`); the host's `--dry-run` applies to all plugins anyway.
     pub dry_run: bool,
+    /// Whom the plugin's writes are sent as: `None` the host itself (the
+    /// plugin directory, a ClusterPlugin), else a ServiceAccount the API
+    /// server authorizes them against (a namespaced `Plugin`).
+    pub identity: Option<ServiceAccount>,
 }
 
 /// Loaded plugins by name; replaced as a whole entry on reload.

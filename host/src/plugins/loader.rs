@@ -346,6 +346,7 @@ pub fn load_component(
         settings: Arc::from(settings),
         grant: Arc::new(grant),
         dry_run: false,
+        identity: None,
     })
 }
 

@@ -29,6 +29,8 @@ pub enum Origin {
     File(PathBuf),
     /// A `ClusterPlugin` resource, by name.
     ClusterPlugin(String),
+    /// A namespaced `Plugin` resource.
+    Plugin { namespace: String, name: String },
 }
 
 impl Origin {
@@ -41,6 +43,7 @@ impl Origin {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             Origin::ClusterPlugin(name) => format!("clusterplugin/{name}"),
+            Origin::Plugin { namespace, name } => format!("plugin/{namespace}/{name}"),
         }
     }
 }
@@ -50,6 +53,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File(path) => write!(f, "{}", path.display()),
             Origin::ClusterPlugin(name) => write!(f, "ClusterPlugin {name}"),
+            Origin::Plugin { namespace, name } => write!(f, "Plugin {namespace}/{name}"),
         }
     }
 }
@@ -264,8 +268,8 @@ impl PluginSet {
                 still_serving = %serving.unwrap_or("nothing"),
                 "plugin file not loaded; the previous version (if any) keeps serving"
             ),
-            Origin::ClusterPlugin(name) => tracing::error!(
-                clusterplugin = %name,
+            Origin::ClusterPlugin(_) | Origin::Plugin { .. } => tracing::error!(
+                resource = %origin,
                 error = %failure.message,
                 still_serving = %serving.unwrap_or("nothing"),
                 "plugin resource not loaded; the previous version (if any) keeps serving"

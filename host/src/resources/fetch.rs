@@ -1,5 +1,5 @@
-//! Fetching a plugin resource's module: the key of a ConfigMap or Secret in
-//! the host's namespace, or an OCI artifact (by tag or digest) through the
+//! Fetching a plugin resource's module: the key of a ConfigMap or Secret
+//! ([`Place`]: the host's namespace, or a Plugin's own), or an OCI artifact (by tag or digest) through the
 //! shared blob store. Every failure is sorted into the bounded reason the
 //! resource's status shows.
 
@@ -41,24 +41,34 @@ impl FetchError {
     }
 }
 
-/// What fetching needs: a client for the host's namespace, the registry
+/// Where a resource's ConfigMap, Secret or pull secret is read, and as
+/// whom: the host's namespace with the host's client for a ClusterPlugin,
+/// the Plugin's own namespace as its ServiceAccount for a Plugin (so the
+/// team's RBAC decides what its plugin may read).
+#[derive(Clone)]
+pub struct Place {
+    pub client: kube::Client,
+    pub namespace: String,
+}
+
+/// What fetching needs: the place of ClusterPlugins' sources, the registry
 /// settings and the blob store.
 pub struct Fetcher {
-    pub client: kube::Client,
     /// Where ConfigMaps, Secrets and pull secrets of ClusterPlugins are read.
-    pub namespace: String,
+    pub host: Place,
     pub registry: RegistryOptions,
     pub store: Option<BlobStore>,
     pub max_component_bytes: u64,
 }
 
 impl Fetcher {
-    pub async fn fetch(&self, module: &ModuleSource) -> Result<Fetched, FetchError> {
+    /// Fetches `module`, reading what it names at `place`.
+    pub async fn fetch(&self, module: &ModuleSource, place: &Place) -> Result<Fetched, FetchError> {
         match (&module.oci, &module.config_map, &module.secret) {
-            (Some(source), None, None) => self.pull(source).await,
+            (Some(source), None, None) => self.pull(source, place).await,
             (None, Some(key), None) => {
-                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-                let what = format!("ConfigMap {}/{}", self.namespace, key.name);
+                let api: Api<ConfigMap> = Api::namespaced(place.client.clone(), &place.namespace);
+                let what = format!("ConfigMap {}/{}", place.namespace, key.name);
                 let found = api
                     .get_opt(&key.name)
                     .await
@@ -78,8 +88,8 @@ impl Fetcher {
                 self.local(bytes, &what, key)
             }
             (None, None, Some(key)) => {
-                let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-                let what = format!("Secret {}/{}", self.namespace, key.name);
+                let api: Api<Secret> = Api::namespaced(place.client.clone(), &place.namespace);
+                let what = format!("Secret {}/{}", place.namespace, key.name);
                 let found = api
                     .get_opt(&key.name)
                     .await
@@ -129,7 +139,7 @@ impl Fetcher {
         })
     }
 
-    async fn pull(&self, source: &OciSource) -> Result<Fetched, FetchError> {
+    async fn pull(&self, source: &OciSource, place: &Place) -> Result<Fetched, FetchError> {
         let reference = oci::parse_reference(&source.reference)
             .map_err(|e| FetchError::new("InvalidSpec", e.to_string()))?;
         let Some(store) = &self.store else {
@@ -141,7 +151,7 @@ impl Fetcher {
         let mut registry =
             Registry::new(&self.registry).map_err(|e| pull_failed(&source.reference, &e))?;
         if let Some(secret) = &source.pull_secret {
-            registry = registry.with_credentials(self.pull_secret(&secret.name).await?);
+            registry = registry.with_credentials(self.pull_secret(&secret.name, place).await?);
         }
         let pulled = registry
             .pull(&reference, store, self.max_component_bytes)
@@ -156,9 +166,9 @@ impl Fetcher {
     }
 
     /// The credentials of a `kubernetes.io/dockerconfigjson` Secret.
-    async fn pull_secret(&self, name: &str) -> Result<DockerConfig, FetchError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let what = format!("pull secret {}/{name}", self.namespace);
+    async fn pull_secret(&self, name: &str, place: &Place) -> Result<DockerConfig, FetchError> {
+        let api: Api<Secret> = Api::namespaced(place.client.clone(), &place.namespace);
+        let what = format!("pull secret {}/{name}", place.namespace);
         let secret = api
             .get_opt(name)
             .await
@@ -187,10 +197,39 @@ fn not_found(what: &str) -> FetchError {
 }
 
 fn read_failed(what: &str, error: kube::Error) -> FetchError {
+    let reason = match forbidden(&error) {
+        Some(Forbidden::Impersonation) => "ImpersonationDenied",
+        Some(Forbidden::Access) => "SourceForbidden",
+        None => "SourceNotFound",
+    };
     FetchError::new(
-        "SourceNotFound",
+        reason,
         format!("failed to read {what}: {}", crate::ops::error_chain(&error)),
     )
+}
+
+/// Why the API server answered 403.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forbidden {
+    /// The host may not act as the resource's ServiceAccount.
+    Impersonation,
+    /// The account (or the host) may not do this.
+    Access,
+}
+
+/// Whether `error` is a 403, and of which kind: the API server's
+/// impersonation filter refuses with "cannot impersonate".
+pub fn forbidden(error: &kube::Error) -> Option<Forbidden> {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => {
+            Some(if status.message.contains("cannot impersonate") {
+                Forbidden::Impersonation
+            } else {
+                Forbidden::Access
+            })
+        }
+        _ => None,
+    }
 }
 
 fn pull_failed(reference: &str, error: &oci::OciError) -> FetchError {

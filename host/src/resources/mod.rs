@@ -12,7 +12,10 @@
 // arguments below as duplicated attributes; they are one column each.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod access;
 pub mod fetch;
+mod follow;
+pub mod object;
 pub mod report;
 pub mod setup;
 pub mod source;

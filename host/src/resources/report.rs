@@ -8,13 +8,13 @@
 //! only the leader's land; a refused or failed write is logged and retried
 //! with the next change or poll.
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Resource, ResourceExt};
+use kube::CustomResourceExt;
 
-use crate::resources::{ClusterPlugin, Failed, PluginStatus, Resolved, Serving};
+use crate::resources::object::PluginObject;
+use crate::resources::{ClusterPlugin, Failed, Plugin, PluginStatus, Resolved, Serving};
 
 /// The field manager of the host's status writes.
 pub const STATUS_MANAGER: &str = "kubewasm.dev/host";
@@ -42,13 +42,24 @@ impl Reporting {
         }
     }
 
-    /// Writes `status` to the ClusterPlugin called `name`; a write that
-    /// fails is logged (a deleted object is not an error).
-    pub async fn status(&self, name: &str, status: &PluginStatus) -> bool {
-        let api: Api<ClusterPlugin> = Api::all(self.client.clone());
+    /// Writes `status` to the resource; a write that fails is logged (a
+    /// deleted object is not an error).
+    pub async fn status(&self, object: &PluginObject, status: &PluginStatus) -> bool {
+        let (api, kind): (Api<DynamicObject>, _) = match object.namespace() {
+            Some(ns) => (
+                Api::namespaced_with(self.client.clone(), ns, &Plugin::api_resource()),
+                "Plugin",
+            ),
+            None => (
+                Api::all_with(self.client.clone(), &ClusterPlugin::api_resource()),
+                "ClusterPlugin",
+            ),
+        };
+        let name = object.name();
+        let resource = &object.origin;
         let patch = serde_json::json!({
             "apiVersion": "kubewasm.dev/v1alpha1",
-            "kind": "ClusterPlugin",
+            "kind": kind,
             "status": status,
         });
         match api
@@ -62,19 +73,19 @@ impl Reporting {
             Ok(_) => true,
             Err(kube::Error::Api(e)) if e.code == 404 => true,
             Err(error) if fenced(&error) => {
-                tracing::debug!(clusterplugin = name, "status not written: not the leader");
+                tracing::debug!(%resource, "status not written: not the leader");
                 false
             }
             Err(error) => {
-                tracing::warn!(clusterplugin = name, error = %crate::ops::error_chain(&error), "failed to write the plugin resource's status; retried with the next change");
+                tracing::warn!(%resource, error = %crate::ops::error_chain(&error), "failed to write the plugin resource's status; retried with the next change");
                 false
             }
         }
     }
 
     /// Records an Event about `object`.
-    pub async fn event(&self, object: &ClusterPlugin, warning: bool, reason: &str, note: String) {
-        let reference: ObjectReference = object.object_ref(&());
+    pub async fn event(&self, object: &PluginObject, warning: bool, reason: &str, note: String) {
+        let reference = &object.reference;
         let event = Event {
             type_: if warning {
                 EventType::Warning
@@ -86,10 +97,10 @@ impl Reporting {
             action: "Load".into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await
+        if let Err(error) = self.recorder.publish(&event, reference).await
             && !fenced(&error)
         {
-            tracing::warn!(clusterplugin = %object.name_any(), reason, error = %crate::ops::error_chain(&error), "failed to record an Event on the plugin resource");
+            tracing::warn!(resource = %object.origin, reason, error = %crate::ops::error_chain(&error), "failed to record an Event on the plugin resource");
         }
     }
 }
@@ -205,6 +216,9 @@ pub fn load_reason(kind: &str) -> &'static str {
         "settings" => "SettingsRejected",
         "duplicate_name" => "DuplicateName",
         "grant_missing" => "GrantMissing",
+        "cluster_scoped_write" => "ClusterScopedWrite",
+        "read_not_permitted" => "ReadNotPermitted",
+        "impersonation_denied" => "ImpersonationDenied",
         "interrupted" => "Interrupted",
         _ => "LoadFailed",
     }

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use crate::plugins::set::SharedSet;
-use crate::resources::fetch::Fetcher;
+use crate::cluster::client::Impersonation;
+use crate::cluster::discovery::SharedRegistry;
+use crate::resources::fetch::{Fetcher, Place};
 use crate::resources::report::Reporting;
 use crate::resources::source::ResourceSource;
 use crate::runtime::Runtime;
@@ -21,11 +23,13 @@ pub struct ResourceOptions {
     pub oci_cache: Option<PathBuf>,
 }
 
-/// The source of plugins from `ClusterPlugin` resources: reads through the
-/// host's client; its status writes and Events pass the leader fence.
+/// The source of plugins from `ClusterPlugin` and `Plugin` resources: reads
+/// through the host's client (a Plugin's sources as its ServiceAccount);
+/// its status writes and Events pass the leader fence.
 pub fn source(
     options: &ResourceOptions,
-    client: &kube::Client,
+    (client, impersonation): (&kube::Client, &Impersonation),
+    registry: &SharedRegistry,
     runtime: Runtime,
     set: SharedSet,
 ) -> ResourceSource {
@@ -37,8 +41,10 @@ pub fn source(
             .ok()
     });
     let fetcher = Fetcher {
-        client: client.clone(),
-        namespace: options.namespace.clone(),
+        host: Place {
+            client: client.clone(),
+            namespace: options.namespace.clone(),
+        },
         registry: options.registry.clone(),
         store,
         max_component_bytes: runtime.config().max_plugin_file_bytes,
@@ -49,4 +55,5 @@ pub fn source(
     let reporting = Reporting::new(client.clone(), instance);
     ResourceSource::new(client.clone(), runtime, set, fetcher, reporting)
         .with_selector(options.selector.clone())
+        .with_accounts(impersonation.clone(), registry.clone())
 }

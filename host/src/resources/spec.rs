@@ -1,4 +1,4 @@
-//! What a `ClusterPlugin`'s spec means to the host: whether the plugin's
+//! What a plugin resource's spec means to the host: whether the plugin's
 //! own declaration fits the operator's grants, what content fingerprint a
 //! fetched module with its settings has, and how often to fetch again.
 
@@ -10,11 +10,12 @@ use crate::contract::{GroupKind, PluginInfo};
 use crate::plugins::set::Fingerprint;
 use crate::resources::fetch::{FetchError, Fetched};
 use crate::resources::source::{DEFAULT_POLL, RETRY};
-use crate::resources::{ClusterPluginSpec, Grants, KindGrant};
+use crate::resources::object::Spec;
+use crate::resources::{Grants, KindGrant, ModuleSource};
 
 /// What the loaded content is, with everything the operator set that the
 /// plugin sees: settings, namespaces, grants and dry run.
-pub fn fingerprint(fetched: &Fetched, spec: &ClusterPluginSpec) -> Fingerprint {
+pub fn fingerprint(fetched: &Fetched, spec: &Spec) -> Fingerprint {
     let mut hash = Sha256::new();
     hash.update(fetched.component_digest.as_bytes());
     hash.update([0]);
@@ -29,6 +30,9 @@ pub fn fingerprint(fetched: &Fetched, spec: &ClusterPluginSpec) -> Fingerprint {
     hash.update([0]);
     hash.update(serde_json::to_vec(&spec.grants).unwrap_or_default());
     hash.update([u8::from(spec.dry_run)]);
+    if let Some(account) = &spec.account {
+        hash.update(account.username());
+    }
     hash.finalize().into()
 }
 
@@ -38,8 +42,8 @@ pub fn fetch_fingerprint(error: &FetchError) -> Fingerprint {
 }
 
 /// The spec's `pollInterval` for an OCI tag, else [`DEFAULT_POLL`].
-pub fn poll_interval(spec: &ClusterPluginSpec) -> Duration {
-    spec.module
+pub fn poll_interval(module: &ModuleSource) -> Duration {
+    module
         .oci
         .as_ref()
         .and_then(|o| o.poll_interval.as_deref())
@@ -176,15 +180,15 @@ mod tests {
 
     #[test]
     fn poll_intervals_default_and_have_a_floor() {
-        let spec = |poll: Option<&str>| -> ClusterPluginSpec {
+        let spec = |poll: Option<&str>| -> crate::resources::ClusterPluginSpec {
             serde_json::from_value(serde_json::json!({
                 "module": {"oci": {"reference": "r.example/p:1", "pollInterval": poll}},
                 "grants": {"write": [], "read": []},
             }))
             .unwrap()
         };
-        assert_eq!(poll_interval(&spec(None)), DEFAULT_POLL);
-        assert_eq!(poll_interval(&spec(Some("1m"))), Duration::from_secs(60));
-        assert_eq!(poll_interval(&spec(Some("1s"))), RETRY);
+        assert_eq!(poll_interval(&spec(None).module), DEFAULT_POLL);
+        assert_eq!(poll_interval(&spec(Some("1m")).module), Duration::from_secs(60));
+        assert_eq!(poll_interval(&spec(Some("1s")).module), RETRY);
     }
 }

@@ -21,6 +21,7 @@
 pub mod deadline;
 pub mod fence;
 pub mod health;
+pub mod impersonate;
 pub mod retry_after;
 
 use std::future::Future;
@@ -37,6 +38,7 @@ use tower::{Layer, Service};
 pub use deadline::{DeadlineLayer, RequestTimedOut};
 pub use fence::{FenceLayer, WriteRefused};
 pub use health::{ApiHealth, Health};
+pub use impersonate::{Impersonation, ServiceAccount};
 pub use retry_after::RetryAfterLayer;
 
 /// kube's transport stack, as `ClientBuilder::try_from` builds it.
@@ -134,9 +136,31 @@ impl Connection {
 
     /// The host's client: request deadlines, rate limited, writes fenced.
     pub fn client(&self, fence: FenceLayer) -> kube::Result<kube::Client> {
-        Ok(self
-            .builder(self.options.request_timeout)?
-            .with_layer(&ThrottleLayer::new(self.options.rate_limit))
+        self.client_as(fence, &self.throttle(), None)
+    }
+
+    /// A rate limiter of `--kube-qps`/`--kube-burst`, to share between
+    /// clients ([`Connection::client_as`]).
+    pub fn throttle(&self) -> ThrottleLayer {
+        ThrottleLayer::new(self.options.rate_limit)
+    }
+
+    /// [`Connection::client`] taking its tokens from `throttle`, and acting
+    /// as `user` if set (the `Impersonate-User` header; see [`impersonate`]).
+    pub fn client_as(
+        &self,
+        fence: FenceLayer,
+        throttle: &ThrottleLayer,
+        user: Option<String>,
+    ) -> kube::Result<kube::Client> {
+        let mut config = self.config.clone();
+        if user.is_some() {
+            config.auth_info.impersonate = user;
+        }
+        Ok(ClientBuilder::try_from(config)?
+            .with_layer(&DeadlineLayer::new(self.options.request_timeout))
+            .with_layer(&RetryAfterLayer)
+            .with_layer(throttle)
             .with_layer(&fence)
             .build())
     }
