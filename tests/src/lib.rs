@@ -275,6 +275,15 @@ impl ControlPlane {
         Client::try_from(config).context("failed to build a client for a bearer token")
     }
 
+    /// The admin client acting as `user` (the `Impersonate-User` header),
+    /// e.g. `system:serviceaccount:NS:NAME`: what the API server lets that
+    /// user do, without a token of its own.
+    pub async fn client_as(&self, user: &str) -> anyhow::Result<Client> {
+        let mut config = self.config().await?;
+        config.auth_info.impersonate = Some(user.to_owned());
+        Client::try_from(config).context("failed to build an impersonating client")
+    }
+
     async fn config(&self) -> anyhow::Result<Config> {
         Config::from_custom_kubeconfig(self.kubeconfig.clone(), &KubeConfigOptions::default())
             .await

@@ -81,7 +81,10 @@ pub async fn check_reads(
             }
         }
     }
-    if kinds.iter().any(|k| k.group.is_empty() && k.kind == "Namespace") {
+    if kinds
+        .iter()
+        .any(|k| k.group.is_empty() && k.kind == "Namespace")
+    {
         let name = Some(namespace.to_string());
         questions.push((String::new(), "namespaces".into(), "get", name));
     }

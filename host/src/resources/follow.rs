@@ -383,11 +383,16 @@ impl Inner {
                 }
                 let refusal = matches!(
                     reason,
-                    "GrantMissing" | "ClusterScopedWrite" | "ReadNotPermitted" | "ImpersonationDenied"
+                    "GrantMissing"
+                        | "ClusterScopedWrite"
+                        | "ReadNotPermitted"
+                        | "ImpersonationDenied"
                 );
                 let event = if refusal { "Refused" } else { "LoadFailed" };
                 if tracker.last_warning.as_ref() != Some(&note) {
-                    self.reporting.event(object, true, event, note.clone()).await;
+                    self.reporting
+                        .event(object, true, event, note.clone())
+                        .await;
                     tracker.last_warning = Some(note);
                 }
             }

@@ -9,9 +9,9 @@
 //! with the next change or poll.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::CustomResourceExt;
 
 use crate::resources::object::PluginObject;
 use crate::resources::{ClusterPlugin, Failed, Plugin, PluginStatus, Resolved, Serving};

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::plugins::set::SharedSet;
 use crate::cluster::client::Impersonation;
 use crate::cluster::discovery::SharedRegistry;
+use crate::plugins::set::SharedSet;
 use crate::resources::fetch::{Fetcher, Place};
 use crate::resources::report::Reporting;
 use crate::resources::source::ResourceSource;

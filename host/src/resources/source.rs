@@ -306,4 +306,3 @@ struct Follower {
     object: watch::Sender<Arc<PluginObject>>,
     task: JoinHandle<()>,
 }
-

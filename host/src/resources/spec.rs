@@ -9,8 +9,8 @@ use sha2::{Digest as _, Sha256};
 use crate::contract::{GroupKind, PluginInfo};
 use crate::plugins::set::Fingerprint;
 use crate::resources::fetch::{FetchError, Fetched};
-use crate::resources::source::{DEFAULT_POLL, RETRY};
 use crate::resources::object::Spec;
+use crate::resources::source::{DEFAULT_POLL, RETRY};
 use crate::resources::{Grants, KindGrant, ModuleSource};
 
 /// What the loaded content is, with everything the operator set that the
@@ -188,7 +188,10 @@ mod tests {
             .unwrap()
         };
         assert_eq!(poll_interval(&spec(None).module), DEFAULT_POLL);
-        assert_eq!(poll_interval(&spec(Some("1m")).module), Duration::from_secs(60));
+        assert_eq!(
+            poll_interval(&spec(Some("1m")).module),
+            Duration::from_secs(60)
+        );
         assert_eq!(poll_interval(&spec(Some("1s")).module), RETRY);
     }
 }
