@@ -87,7 +87,7 @@ async fn a_configmap_module_serves_swaps_on_new_settings_and_keeps_serving_when_
         .await
         .unwrap();
     fx.host
-        .logged(WAIT, "ClusterPlugin deleted; plugin unloaded")
+        .logged(WAIT, "plugin resource deleted; plugin unloaded")
         .await;
     fx.ns.delete().await.unwrap();
 }
