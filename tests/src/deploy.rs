@@ -46,12 +46,26 @@ pub fn yaml_file(path: &Path) -> anyhow::Result<Value> {
 /// (apiVersion, kind, namespace, name): what makes two objects the same one.
 pub type Key = (String, String, String, String);
 
+/// Cluster-scoped kinds kustomize 5.8's built-in schema does not know:
+/// its namespace transformer sets `metadata.namespace` on them, which the
+/// API server ignores (`kubectl apply` creates them cluster-wide).
+const CLUSTER_SCOPED_UNKNOWN_TO_KUSTOMIZE: [&str; 2] = [
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+
 fn key_of(object: &Value) -> anyhow::Result<Key> {
     let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let kind = field(&object["kind"]);
+    let namespace = if CLUSTER_SCOPED_UNKNOWN_TO_KUSTOMIZE.contains(&kind.as_str()) {
+        String::new()
+    } else {
+        field(&object["metadata"]["namespace"])
+    };
     let key = (
         field(&object["apiVersion"]),
-        field(&object["kind"]),
-        field(&object["metadata"]["namespace"]),
+        kind,
+        namespace,
         field(&object["metadata"]["name"]),
     );
     anyhow::ensure!(
@@ -65,8 +79,13 @@ fn key_of(object: &Value) -> anyhow::Result<Key> {
 /// without a key, or two with the same).
 pub fn by_key(objects: Vec<Value>, origin: &str) -> anyhow::Result<BTreeMap<Key, Value>> {
     let mut map = BTreeMap::new();
-    for object in objects {
+    for mut object in objects {
         let key = key_of(&object)?;
+        if key.2.is_empty()
+            && let Some(meta) = object["metadata"].as_object_mut()
+        {
+            meta.remove("namespace");
+        }
         if map.insert(key.clone(), object).is_some() {
             bail!("{origin} renders {key:?} twice");
         }
