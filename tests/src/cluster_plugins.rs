@@ -179,23 +179,29 @@ impl Fixture {
 /// A host serving the ClusterPlugins labelled with `selector`, reading
 /// their modules in `ns`.
 pub fn spawn_host(ns: &TestNamespace, selector: &str) -> Host {
+    let args = host_args(ns, selector);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Host::spawn(ns, tempfile::tempdir().unwrap(), &args)
+}
+
+/// The arguments of [`spawn_host`]'s host, for a host started otherwise
+/// (e.g. as a ServiceAccount).
+pub fn host_args(ns: &TestNamespace, selector: &str) -> Vec<String> {
     let registry = TestRegistry::shared().expect("test registry");
     let ca = registry.ca.to_str().unwrap().to_string();
-    Host::spawn(
-        ns,
-        tempfile::tempdir().unwrap(),
-        &[
-            "--plugin-resources",
-            "--plugin-namespace",
-            ns.name(),
-            "--plugin-selector",
-            &format!("{SELECTOR_LABEL}={selector}"),
-            "--registry-ca",
-            &ca,
-            "--oci-cache",
-            host_cache().to_str().unwrap(),
-        ],
-    )
+    [
+        "--plugin-resources",
+        "--plugin-namespace",
+        ns.name(),
+        "--plugin-selector",
+        &format!("{SELECTOR_LABEL}={selector}"),
+        "--registry-ca",
+        &ca,
+        "--oci-cache",
+        host_cache().to_str().unwrap(),
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// The hosts' shared OCI blob cache for this test process.

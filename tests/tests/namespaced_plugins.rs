@@ -8,12 +8,14 @@
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kubewasm_e2e::cluster_plugins::{Fixture, SELECTOR_LABEL, WAIT, condition};
+use kubewasm_e2e::cluster_plugins::{Fixture, SELECTOR_LABEL, WAIT, condition, host_args};
+use kubewasm_e2e::host::Host;
 use kubewasm_e2e::host::component;
 use kubewasm_e2e::probe::{self, MARK};
+use kubewasm_e2e::service_account::HostAccount;
 use kubewasm_e2e::{TestNamespace, unique_name};
 use serde_json::{Value, json};
 
@@ -491,4 +493,71 @@ async fn a_namespace_owner_runs_a_plugin_without_cluster_admin_and_others_cannot
         message.contains(&format!("you may not act as ServiceAccount {ns}/{ACCOUNT}")),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_host_not_allowed_to_act_as_the_account_refuses_the_plugin_until_the_namespace_opts_in() {
+    apply_deploy(&["tenancy.yaml"]).await;
+    kubewasm_e2e::cluster_plugins::install_crds().await;
+    let ns = TestNamespace::create("nsp-optin").await.unwrap();
+    // The host as a ServiceAccount with what a host serving plugin
+    // resources needs, and no impersonation anywhere.
+    let empty = tempfile::tempdir().unwrap();
+    let account = HostAccount::create_with(&ns, empty.path(), |role| {
+        let rules: Vec<PolicyRule> = serde_json::from_value(json!([
+            {"apiGroups": ["kubewasm.dev"], "resources": ["clusterplugins", "plugins"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["kubewasm.dev"], "resources": ["clusterplugins/status", "plugins/status"], "verbs": ["patch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+        ]))
+        .unwrap();
+        role.rules.get_or_insert_with(Vec::new).extend(rules);
+    })
+    .await
+    .unwrap();
+    let selector = unique_name("nsp-optin");
+    let args = host_args(&ns, &selector);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::spawn_command(account.command(), tempfile::tempdir().unwrap(), &args);
+    let gvk = GroupVersionKind::gvk("kubewasm.dev", "v1alpha1", "ClusterPlugin");
+    let fx = Fixture {
+        plugins: Api::all_with(ns.client().clone(), &ApiResource::from_gvk(&gvk)),
+        ns,
+        host,
+        selector,
+    };
+    team(&fx, full_rules()).await;
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
+    let name = unique_name("probe");
+    apply_plugin(&fx, &name, json!({"mark": "opted-in"})).await;
+    let status = status_until(&fx, &name, "ImpersonationDenied", |s| {
+        condition(s, "Ready") == ("False", "ImpersonationDenied")
+    })
+    .await;
+    let message = status["failed"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("impersonate"), "{status}");
+    let a = configmaps.get("a").await.unwrap();
+    assert_eq!(
+        probe::annotation(&a, MARK),
+        None,
+        "served without impersonation"
+    );
+
+    // The namespace opts in: the host may act as its accounts.
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "kubewasm-impersonate"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kubewasm-impersonate"},
+        "subjects": [{"kind": "ServiceAccount", "name": "kubewasm", "namespace": fx.ns.name()}],
+    }))
+    .unwrap();
+    fx.ns
+        .api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    fx.marked("a", "opted-in").await;
+    status_until(&fx, &name, "Ready", |s| {
+        condition(s, "Ready") == ("True", "Serving")
+    })
+    .await;
 }
