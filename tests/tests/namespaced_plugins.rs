@@ -24,25 +24,33 @@ const ACCOUNT: &str = "team-bot";
 /// The team's side: a ServiceAccount, a Role with `rules` bound to it, and
 /// the probe's module in a ConfigMap.
 async fn team(fx: &Fixture, rules: Value) {
-    let ns = fx.ns.name();
-    let accounts: Api<ServiceAccount> = fx.ns.api();
+    team_in(&fx.ns, rules).await
+}
+
+/// [`team`] in namespace `team`.
+async fn team_in(team: &TestNamespace, rules: Value) {
     let account = serde_json::from_value(json!({"metadata": {"name": ACCOUNT}})).unwrap();
-    accounts
+    team.api::<ServiceAccount>()
         .create(&PostParams::default(), &account)
         .await
         .unwrap();
     let role: Role =
         serde_json::from_value(json!({"metadata": {"name": ACCOUNT}, "rules": rules})).unwrap();
-    fx.ns
-        .api::<Role>()
+    team.api::<Role>()
         .create(&PostParams::default(), &role)
         .await
         .unwrap();
-    bind(&fx.ns).await;
+    bind(team).await;
     let probe_bytes = std::fs::read(component("probe")).unwrap();
-    fx.module_configmap("probe-module", "probe.wasm", probe_bytes)
-        .await;
-    assert!(!ns.is_empty());
+    let module: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "probe-module"},
+        "binaryData": {"probe.wasm": k8s_openapi::ByteString(probe_bytes)},
+    }))
+    .unwrap();
+    team.api::<ConfigMap>()
+        .create(&PostParams::default(), &module)
+        .await
+        .unwrap();
 }
 
 /// Binds the Role to the account (again, after [`unbind`]).
@@ -84,10 +92,15 @@ fn plugins(ns: &TestNamespace) -> Api<DynamicObject> {
 /// Applies Plugin `name` in the fixture's namespace running the probe from
 /// its module ConfigMap, as [`ACCOUNT`].
 async fn apply_plugin(fx: &Fixture, name: &str, settings: Value) {
+    apply_plugin_in(&fx.ns, &fx.selector, name, settings).await
+}
+
+/// [`apply_plugin`] in namespace `ns`, for the host serving `selector`.
+async fn apply_plugin_in(ns: &TestNamespace, selector: &str, name: &str, settings: Value) {
     let object = json!({
         "apiVersion": "kubewasm.dev/v1alpha1",
         "kind": "Plugin",
-        "metadata": {"name": name, "labels": {SELECTOR_LABEL: fx.selector}},
+        "metadata": {"name": name, "labels": {SELECTOR_LABEL: selector}},
         "spec": {
             "module": {"configMap": {"name": "probe-module", "key": "probe.wasm"}},
             "settings": settings,
@@ -98,7 +111,7 @@ async fn apply_plugin(fx: &Fixture, name: &str, settings: Value) {
             },
         },
     });
-    plugins(&fx.ns)
+    plugins(ns)
         .patch(
             name,
             &PatchParams::apply("e2e").force(),
@@ -169,7 +182,7 @@ async fn a_plugin_writes_in_its_namespace_as_its_service_account() {
         .filter_map(|m| m.manager)
         .collect();
     assert!(
-        managers.contains(&"kubewasm/probe".to_string()),
+        managers.contains(&format!("kubewasm/{}/probe", fx.ns.name())),
         "{managers:?}"
     );
 
@@ -560,4 +573,56 @@ async fn a_host_not_allowed_to_act_as_the_account_refuses_the_plugin_until_the_n
         condition(s, "Ready") == ("True", "Serving")
     })
     .await;
+}
+
+#[tokio::test]
+async fn two_teams_run_the_same_plugin_side_by_side_in_one_host() {
+    let fx = Fixture::start("nsp-team-a").await;
+    let team_b = TestNamespace::create("nsp-team-b").await.unwrap();
+    team(&fx, full_rules()).await;
+    team_in(&team_b, full_rules()).await;
+    let (a_maps, b_maps): (Api<ConfigMap>, Api<ConfigMap>) = (fx.ns.api(), team_b.api());
+    probe::create_configmap(&a_maps, "x", "mark", &[]).await;
+    probe::create_configmap(&b_maps, "x", "mark", &[]).await;
+
+    // The same component (describe name `probe`), two settings, one host.
+    apply_plugin(&fx, "probe", json!({"mark": "from-a"})).await;
+    apply_plugin_in(&team_b, &fx.selector, "probe", json!({"mark": "from-b"})).await;
+    fx.marked("x", "from-a").await;
+    fx.host
+        .eventually(WAIT, || async {
+            let x = b_maps.get("x").await?;
+            let mark = probe::annotation(&x, MARK);
+            anyhow::ensure!(mark.as_deref() == Some("from-b"), "team-b's x: {mark:?}");
+            Ok(())
+        })
+        .await;
+    for ns in [&fx.ns, &team_b] {
+        let status = plugins(ns).get("probe").await.unwrap().data["status"].clone();
+        assert_eq!(condition(&status, "Ready"), ("True", "Serving"), "{status}");
+        let x = ns.api::<ConfigMap>().get("x").await.unwrap();
+        let managers: Vec<String> = x
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.manager)
+            .collect();
+        assert!(
+            managers.contains(&format!("kubewasm/{}/probe", ns.name())),
+            "{managers:?}"
+        );
+    }
+    // Each team's queue and metrics are its own.
+    for ns in [&fx.ns, &team_b] {
+        let id = format!("{}/probe", ns.name());
+        let ok = fx.host.metric_with(
+            "kubewasm_reconciles_total",
+            &[("plugin", &id), ("result", "ok")],
+        );
+        assert!(
+            ok.is_some_and(|n| n >= 1.0),
+            "no ok reconcile counted for {id}"
+        );
+    }
 }

@@ -60,7 +60,7 @@ impl Applier {
         cached: Option<&Value>,
     ) -> EventKey {
         EventKey {
-            controller: format!("{}/{}", self.options.reporting_controller, p.site.plugin),
+            controller: reporting_controller(&self.options.reporting_controller, &p.site.plugin),
             regarding: describe(&p.target),
             uid: cached.map(uid).unwrap_or_default().to_string(),
             type_: match event.severity {
@@ -279,6 +279,22 @@ pub(super) fn event_namespace(regarding: &ObjectRef) -> &str {
     regarding.namespace.as_deref().unwrap_or("default")
 }
 
+/// The `reportingController` of the Events a plugin records:
+/// `<prefix>/<id>`, a qualified name, so the id's `/` (a namespaced
+/// Plugin's `<namespace>/<name>`) becomes `.` and an id longer than the 63
+/// characters of a name part keeps its start and a hash of the whole.
+pub(super) fn reporting_controller(prefix: &str, id: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let name = id.replace('/', ".");
+    if name.len() <= 63 {
+        return format!("{prefix}/{name}");
+    }
+    let hash = Sha256::digest(id.as_bytes());
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let start = name[..54].trim_end_matches(['.', '-']);
+    format!("{prefix}/{start}-{hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +346,42 @@ mod tests {
     fn truncate_respects_characters() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn reporting_controllers_are_qualified_names() {
+        let name_part = regex_lite_free_check;
+        assert_eq!(
+            reporting_controller("kubewasm.dev", "labels"),
+            "kubewasm.dev/labels"
+        );
+        assert_eq!(
+            reporting_controller("kubewasm.dev", "team-a/labels"),
+            "kubewasm.dev/team-a.labels"
+        );
+        let long = format!("{}/{}", "n".repeat(63), "p".repeat(63));
+        let other = format!("{}/{}", "n".repeat(63), "q".repeat(63));
+        let (a, b) = (
+            reporting_controller("kubewasm.dev", &long),
+            reporting_controller("kubewasm.dev", &other),
+        );
+        assert_ne!(a, b, "distinct ids keep distinct controllers");
+        for controller in [a, b] {
+            let (prefix, name) = controller.split_once('/').unwrap();
+            assert_eq!(prefix, "kubewasm.dev");
+            assert!(name_part(name), "{controller}");
+        }
+    }
+
+    /// A qualified name's name part: at most 63 characters, alphanumeric at
+    /// both ends, `-`, `_` and `.` inside.
+    fn regex_lite_free_check(name: &str) -> bool {
+        let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        name.len() <= 63
+            && ends(name.chars().next())
+            && ends(name.chars().last())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     }
 }

@@ -204,7 +204,7 @@ impl Applier {
     /// sending anything (scope, grant, kinds, malformed intents); sends
     /// nothing and logs nothing.
     pub fn refuses(&self, plugin: &PluginInfo, grant: &Grant, outcome: &Outcome) -> bool {
-        self.plan(plugin, grant, outcome).is_err()
+        self.plan(&plugin.name, plugin, grant, outcome).is_err()
     }
 
     /// Whether every write is sent as a dry run (`dryRun=All`).
@@ -234,28 +234,41 @@ impl Applier {
         grant: &Grant,
         outcome: &Outcome,
     ) -> Result<ApplyReport, ApplyError> {
-        let planned = self.plan(plugin, grant, outcome).inspect_err(|e| {
-            warn!(plugin = %plugin.name, error = %error_chain(e), "refused a plugin's intents");
+        self.apply_as(&plugin.name, plugin, grant, outcome).await
+    }
+
+    /// [`Applier::apply_within`] for the plugin the host knows as `id`
+    /// ([`LoadedPlugin::id`](crate::plugins::LoadedPlugin::id)): its field
+    /// manager is `kubewasm/<id>`, and its logs and Events name `id`.
+    pub async fn apply_as(
+        &self,
+        id: &str,
+        plugin: &PluginInfo,
+        grant: &Grant,
+        outcome: &Outcome,
+    ) -> Result<ApplyReport, ApplyError> {
+        let planned = self.plan(id, plugin, grant, outcome).inspect_err(|e| {
+            warn!(plugin = %id, error = %error_chain(e), "refused a plugin's intents");
         })?;
         let mut report = ApplyReport {
             dry_run: self.options.dry_run,
             intents: Vec::with_capacity(planned.len()),
         };
-        let manager = plugin.field_manager();
+        let manager = crate::contract::field_manager(id);
         for p in planned {
             let written = match self.execute(&manager, &p).await {
                 Ok(written) => written,
                 Err(e) => {
                     if e.is_conflict() {
-                        debug!(plugin = %plugin.name, error = %error_chain(&e), "write conflicted");
+                        debug!(plugin = %id, error = %error_chain(&e), "write conflicted");
                     } else {
-                        warn!(plugin = %plugin.name, error = %error_chain(&e), "write failed");
+                        warn!(plugin = %id, error = %error_chain(&e), "write failed");
                     }
                     return Err(e);
                 }
             };
             debug!(
-                plugin = %plugin.name,
+                plugin = %id,
                 intent = p.site.intent,
                 object = %p.site.object,
                 result = written.result.metric_label(),

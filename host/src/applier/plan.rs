@@ -78,6 +78,7 @@ impl Applier {
     /// Checks every intent and prepares its request; sends nothing.
     pub(super) fn plan<'a>(
         &self,
+        id: &str,
         plugin: &PluginInfo,
         grant: &Grant,
         outcome: &'a Outcome,
@@ -89,7 +90,7 @@ impl Applier {
             .map(|(index, intent)| {
                 let target = target_of(intent);
                 let site = IntentSite {
-                    plugin: plugin.name.clone(),
+                    plugin: id.to_string(),
                     index,
                     intent: intent.type_name(),
                     object: describe(&target),
@@ -419,8 +420,9 @@ mod tests {
             intents,
             requeue_after_ms: None,
         };
+        let plugin = plugin();
         let err = applier()
-            .plan(&plugin(), &Grant::unconfined(), &outcome)
+            .plan(&plugin.name, &plugin, &Grant::unconfined(), &outcome)
             .err()
             .expect("refused");
         assert!(err.is_refusal(), "{err}");

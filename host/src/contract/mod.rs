@@ -18,5 +18,5 @@ pub use kubewasm_selector as selector;
 pub use kind::{GroupKind, ResourceKind, WILDCARD, api_version, offline_plural, split_api_version};
 pub use plugin::{
     Event, EventType, Finalizer, KindRef, MapRule, MappedWatch, ParsedRule, ParsedSubscriptions,
-    ParsedWatch, PluginInfo, Subscription,
+    ParsedWatch, PluginInfo, Subscription, field_manager,
 };

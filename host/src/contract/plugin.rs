@@ -178,7 +178,7 @@ impl PluginInfo {
 
     /// The field manager for server-side apply: `kubewasm/<name>`.
     pub fn field_manager(&self) -> String {
-        format!("kubewasm/{}", self.name)
+        field_manager(&self.name)
     }
 
     /// Checks the description is well formed: a DNS-label name, a version,
@@ -371,6 +371,12 @@ fn is_dns_label(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+/// The field manager of the plugin the host knows as `id`: `kubewasm/<id>`
+/// (its `describe` name, or `<namespace>/<name>` for a namespaced Plugin).
+pub fn field_manager(id: &str) -> String {
+    format!("kubewasm/{id}")
 }
 
 #[cfg(test)]

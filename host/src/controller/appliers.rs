@@ -15,6 +15,9 @@ use crate::plugins::LoadedPlugin;
 pub type ImpersonatingApplier =
     Arc<dyn Fn(&ServiceAccount, bool) -> kube::Result<Applier> + Send + Sync>;
 
+/// The appliers acting as accounts, by account and dry run.
+type ByAccount = HashMap<(ServiceAccount, bool), Arc<Applier>>;
+
 /// Accounts' appliers kept at once; past this the cache starts over.
 const MAX_ACCOUNTS: usize = 256;
 
@@ -23,7 +26,7 @@ pub(super) struct Appliers {
     pub host: Arc<Applier>,
     pub dry_run: Arc<Applier>,
     pub impersonating: Option<ImpersonatingApplier>,
-    by_account: Arc<Mutex<HashMap<(ServiceAccount, bool), Arc<Applier>>>>,
+    by_account: Arc<Mutex<ByAccount>>,
 }
 
 /// A plugin whose account the host cannot act as.

@@ -17,7 +17,7 @@ impl Controller {
     pub async fn dispatch(self, mut events: mpsc::UnboundedReceiver<KindEvent>) {
         while let Some(event) = events.recv().await {
             for loaded in self.plugins.all() {
-                let plugin = &loaded.plugin.info().name;
+                let plugin = &loaded.id;
                 if wants(&loaded, &event.kind, &event.object) {
                     self.queue.add(
                         WorkKey::of(plugin, &event.kind, &event.object),
@@ -63,7 +63,7 @@ impl Controller {
         for object in self.informers.objects(kind) {
             if wants(loaded, kind, &object) {
                 self.queue.add(
-                    WorkKey::of(&loaded.plugin.info().name, kind, &object),
+                    WorkKey::of(&loaded.id, kind, &object),
                     Work {
                         event_type: EventType::Resync,
                         kind: kind.clone(),

@@ -278,7 +278,7 @@ impl Controller {
             .subscribed
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&info.name)
+            .get(&loaded.id)
             .cloned()
             .unwrap_or_default();
         let router = Router {

@@ -151,7 +151,7 @@ impl Controller {
     /// queued for a resync. With
     /// `--namespace` the plugin's grant is narrowed to that namespace.
     pub fn install(&self, mut loaded: LoadedPlugin) {
-        let name = loaded.plugin.info().name.clone();
+        let name = loaded.id.clone();
         if self.namespace.is_some() {
             let narrowed = (*loaded.grant).clone().within(self.namespace.as_deref());
             loaded.grant = Arc::new(narrowed);
@@ -240,7 +240,7 @@ impl Controller {
     /// are not served.
     fn refresh_subscriptions(&self) {
         for loaded in self.plugins.all() {
-            let name = loaded.plugin.info().name.clone();
+            let name = loaded.id.clone();
             let kinds = self.kinds_for(&loaded.plugin);
             let mut subscribed = self.subscribed.write().unwrap_or_else(|e| e.into_inner());
             let old = subscribed.insert(name, kinds.clone()).unwrap_or_default();

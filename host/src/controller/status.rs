@@ -19,7 +19,7 @@ impl HostStatus for Controller {
         for loaded in self.plugins.all() {
             metrics
                 .queue_depth
-                .with_label_values(&[loaded.plugin.info().name.as_str()])
+                .with_label_values(&[loaded.id.as_str()])
                 .set(0);
         }
         for (plugin, depth) in self.queue.len_by_group() {

@@ -73,7 +73,7 @@ impl Controller {
         let mut now = HashSet::new();
         for loaded in self.plugins.all() {
             let info = loaded.plugin.info();
-            for entry in unserved_of(info, &registry) {
+            for entry in unserved_of(&loaded.id, info, &registry) {
                 let reported = self
                     .unserved
                     .read()
@@ -108,7 +108,7 @@ impl Controller {
 /// to an unserved version of a served kind (a subscription to a kind not
 /// served at all may wait for its CRD), and owned or watched kinds not
 /// served at the version named or at all.
-fn unserved_of(info: &PluginInfo, registry: &KindRegistry) -> Vec<Unserved> {
+fn unserved_of(id: &str, info: &PluginInfo, registry: &KindRegistry) -> Vec<Unserved> {
     let mut found = Vec::new();
     for s in &info.subscriptions {
         let concrete = |p: &str| p != WILDCARD;
@@ -120,7 +120,7 @@ fn unserved_of(info: &PluginInfo, registry: &KindRegistry) -> Vec<Unserved> {
         };
         if !kind.serves(&s.version) {
             found.push(Unserved {
-                plugin: info.name.clone(),
+                plugin: id.to_string(),
                 role: Role::Subscribes,
                 group: s.group.clone(),
                 kind: s.kind.clone(),
@@ -132,7 +132,7 @@ fn unserved_of(info: &PluginInfo, registry: &KindRegistry) -> Vec<Unserved> {
     let watched = info.watches.iter().map(|w| (Role::Watches, &w.source));
     for (role, kind) in owned.chain(watched) {
         if registry.resolve(kind).is_none() {
-            found.push(unserved_ref(&info.name, role, kind));
+            found.push(unserved_ref(id, role, kind));
         }
     }
     found
@@ -205,7 +205,7 @@ mod tests {
             }],
             ..PluginInfo::default()
         };
-        let found: Vec<String> = unserved_of(&info, &registry)
+        let found: Vec<String> = unserved_of(&info.name, &info, &registry)
             .iter()
             .map(|u| format!("{} {}/{}/{}", u.role.as_str(), u.group, u.kind, u.version))
             .collect();

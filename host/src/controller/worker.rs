@@ -157,13 +157,16 @@ impl Controller {
             // plugin cleaned up after it; not for an outcome the applier
             // refuses whole (it reports that below).
             let added = applier
-                .add_finalizer(&info.name, &kind, &object, &f.name)
+                .add_finalizer(&loaded.id, &kind, &object, &f.name)
                 .await;
             if let Err(error) = self.host_write(key, added, applier.dry_run()) {
                 return error;
             }
         }
-        let report = match applier.apply_within(info, &loaded.grant, &outcome).await {
+        let report = match applier
+            .apply_as(&loaded.id, info, &loaded.grant, &outcome)
+            .await
+        {
             Ok(report) => report,
             Err(error) => return not_applied(&self.metrics, key, &error),
         };
@@ -171,7 +174,7 @@ impl Controller {
             && finalizing::removes(event_type, requeue_after)
         {
             let removed = applier
-                .remove_finalizer(&info.name, &kind, &object, &f.name)
+                .remove_finalizer(&loaded.id, &kind, &object, &f.name)
                 .await;
             if let Err(error) = self.host_write(key, removed, applier.dry_run()) {
                 return error;

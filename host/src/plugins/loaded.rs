@@ -1,4 +1,4 @@
-//! The set of loaded plugins the workers call, by name.
+//! The set of loaded plugins the workers call, by id.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -10,6 +10,11 @@ use crate::runtime::Plugin;
 /// A plugin as the controller runs it: compiled code plus its settings.
 #[derive(Clone, Debug)]
 pub struct LoadedPlugin {
+    /// What the host keys the plugin by (its queue, metrics, field manager
+    /// `kubewasm/<id>`): the name its `describe` returns, or
+    /// `<namespace>/<name>` for a namespaced `Plugin`, so teams may run
+    /// plugins of the same name side by side.
+    pub id: String,
     pub plugin: Plugin,
     /// Settings JSON, already accepted by the plugin's `validate-settings`.
     pub settings: Arc<str>,
@@ -25,7 +30,7 @@ pub struct LoadedPlugin {
     pub identity: Option<ServiceAccount>,
 }
 
-/// Loaded plugins by name; replaced as a whole entry on reload.
+/// Loaded plugins by id; replaced as a whole entry on reload.
 #[derive(Clone, Default)]
 pub struct Plugins {
     inner: Arc<RwLock<BTreeMap<String, LoadedPlugin>>>,
@@ -54,7 +59,7 @@ impl Plugins {
         self.inner
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(loaded.plugin.info().name.clone(), loaded)
+            .insert(loaded.id.clone(), loaded)
     }
 
     pub fn remove(&self, name: &str) -> Option<LoadedPlugin> {

@@ -342,6 +342,7 @@ pub fn load_component(
             reason: e.plugin_message(),
         })?;
     Ok(LoadedPlugin {
+        id: plugin.info().name.clone(),
         plugin,
         settings: Arc::from(settings),
         grant: Arc::new(grant),

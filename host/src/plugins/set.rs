@@ -72,13 +72,15 @@ pub struct Failure {
 pub trait PluginSink: Send + Sync + 'static {
     /// Serves `loaded`, replacing the plugin of the same name.
     fn install(&self, loaded: LoadedPlugin);
-    /// Stops serving the plugin called `name`.
-    fn uninstall(&self, name: &str);
+    /// Stops serving the plugin with id `id` ([`LoadedPlugin::id`]).
+    fn uninstall(&self, id: &str);
 }
 
 /// What serves for an origin, as `kubewasm_plugin_info` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServingInfo {
+    /// What the host keys it by ([`LoadedPlugin::id`]); the `plugin` label.
+    pub id: String,
     /// The name the plugin describes itself with.
     pub name: String,
     pub version: String,
@@ -92,6 +94,7 @@ impl ServingInfo {
     fn of(loaded: &LoadedPlugin) -> Self {
         let info = loaded.plugin.info();
         Self {
+            id: loaded.id.clone(),
             name: info.name.clone(),
             version: info.version.clone(),
             digest: loaded.plugin.digest().to_string(),
@@ -100,7 +103,7 @@ impl ServingInfo {
     }
 
     fn values(&self) -> [&str; 4] {
-        [&self.name, &self.version, &self.digest, self.contract]
+        [&self.id, &self.version, &self.digest, self.contract]
     }
 }
 
@@ -209,12 +212,15 @@ impl PluginSet {
         if let Some(other) = self
             .serving
             .iter()
-            .find(|(o, s)| *o != origin && s.info.name == name)
+            .find(|(o, s)| *o != origin && s.info.id == info.id)
             .map(|(o, _)| o.clone())
         {
             let failure = Failure {
                 kind: "duplicate_name",
-                message: format!("{origin}: plugin name {name:?} is already loaded from {other}"),
+                message: format!(
+                    "{origin}: plugin {:?} is already loaded from {other}",
+                    info.id
+                ),
             };
             self.fail(origin, fingerprint, failure.clone());
             return Err(failure);
@@ -240,8 +246,8 @@ impl PluginSet {
         }
         self.failed.remove(origin);
         let served = match previous {
-            Some(old) if old.info.name != name => {
-                self.controller.uninstall(&old.info.name);
+            Some(old) if old.info.id != info.id => {
+                self.controller.uninstall(&old.info.id);
                 Served::Renamed {
                     name,
                     previous: old.info,
@@ -297,7 +303,7 @@ impl PluginSet {
                 .remove_label_values(&[&origin.label()]);
         }
         let serving = self.serving.remove(origin)?;
-        self.controller.uninstall(&serving.info.name);
+        self.controller.uninstall(&serving.info.id);
         let _ = self
             .metrics
             .plugin_info

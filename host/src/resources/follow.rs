@@ -24,6 +24,9 @@ use crate::resources::spec::{fetch_fingerprint, fingerprint, fits, poll_interval
 use crate::resources::{Failed, Resolved, Serving};
 use crate::runtime::Runtime;
 
+/// The API server's limit on a field manager's length.
+const MAX_FIELD_MANAGER: usize = 128;
+
 /// What every resource's task shares.
 pub(super) struct Inner {
     pub client: kube::Client,
@@ -235,7 +238,11 @@ impl Inner {
             Ok(Ok(mut loaded)) => match self.admit(object, place, &loaded).await {
                 Ok(()) => {
                     loaded.dry_run = spec.dry_run;
-                    loaded.identity = spec.account.clone();
+                    if let Some(account) = &spec.account {
+                        // Teams may run plugins of the same name.
+                        loaded.id = format!("{}/{}", account.namespace, loaded.id);
+                        loaded.identity = Some(account.clone());
+                    }
                     Ok(loaded)
                 }
                 Err(Denied::Refused(failure)) => {
@@ -297,8 +304,16 @@ impl Inner {
         let info = loaded.plugin.info();
         let refused = |kind, message| Denied::Refused(Failure { kind, message });
         fits(info, &object.spec.grants).map_err(|m| refused("grant_missing", m))?;
-        if object.spec.account.is_none() {
+        let Some(account) = &object.spec.account else {
             return Ok(());
+        };
+        let manager =
+            crate::contract::field_manager(&format!("{}/{}", account.namespace, info.name));
+        if manager.len() > MAX_FIELD_MANAGER {
+            let message = format!(
+                "field manager {manager:?} would be longer than {MAX_FIELD_MANAGER} bytes: shorten the plugin's name or the namespace's"
+            );
+            return Err(refused("name_too_long", message));
         }
         if let Some(kind) = access::cluster_scoped_writes(&self.registry, info) {
             let message = format!(
