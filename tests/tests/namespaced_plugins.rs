@@ -338,6 +338,37 @@ async fn a_plugin_whose_account_may_not_read_waits_for_the_grant() {
         condition(s, "Ready") == ("True", "Serving")
     })
     .await;
+
+    // Access revoked: the next check (every poll, or now, on
+    // `requested-at`) unloads the plugin.
+    let revoked = json!({"rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]},
+    ]});
+    fx.ns
+        .api::<Role>()
+        .patch(ACCOUNT, &PatchParams::default(), &Patch::Merge(&revoked))
+        .await
+        .unwrap();
+    let requested = json!({"metadata": {"annotations": {"kubewasm.dev/requested-at": "1"}}});
+    plugins(&fx.ns)
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&requested))
+        .await
+        .unwrap();
+    status_until(&fx, &name, "unloaded", |s| {
+        condition(s, "Ready") == ("False", "ReadNotPermitted") && s["serving"].is_null()
+    })
+    .await;
+    fx.host
+        .logged(WAIT, "access revoked: plugin unloaded")
+        .await;
+    probe::create_configmap(&configmaps, "b", "mark", &[]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let b = configmaps.get("b").await.unwrap();
+    assert_eq!(
+        probe::annotation(&b, MARK),
+        None,
+        "served after the access was revoked"
+    );
 }
 
 /// `kubectl apply --server-side` of files under `deploy/`.

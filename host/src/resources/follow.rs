@@ -102,6 +102,9 @@ struct Tracker {
     /// The last warning Event: the same warning again is not recorded
     /// (a retried refusal would otherwise repeat it every few seconds).
     last_warning: Option<String>,
+    /// The kinds the serving version of a Plugin reads, asked about again
+    /// at every poll: access revoked since unloads it.
+    reads: Vec<ResourceKind>,
 }
 
 impl Inner {
@@ -148,7 +151,8 @@ impl Inner {
                             && !(again && set.failure(origin).is_some())
                     };
                     if settled {
-                        None
+                        self.recheck(object, &place, fingerprint, &fetched, &tracker.reads)
+                            .await
                     } else {
                         Some(self.load(object, &place, fetched, fingerprint).await)
                     }
@@ -233,10 +237,11 @@ impl Inner {
         })
         .await;
         drop(permit);
-        let mut retry = false;
+        let (mut retry, mut reads) = (false, Vec::new());
         let result: Result<LoadedPlugin, Failure> = match loaded {
             Ok(Ok(mut loaded)) => match self.admit(object, place, &loaded).await {
-                Ok(()) => {
+                Ok(kinds) => {
+                    reads = kinds;
                     loaded.dry_run = spec.dry_run;
                     if let Some(account) = &spec.account {
                         // Teams may run plugins of the same name.
@@ -282,6 +287,7 @@ impl Inner {
                 served,
                 fetched,
                 elapsed,
+                reads,
             },
             Err(failure) => Outcome::LoadFailed {
                 failure,
@@ -292,6 +298,37 @@ impl Inner {
         }
     }
 
+    /// Asks again whether a serving Plugin's account may read what it
+    /// reads; if no longer, unloads it (served again once access is back:
+    /// the failure is retried).
+    async fn recheck(
+        &self,
+        object: &PluginObject,
+        place: &Place,
+        fingerprint: Fingerprint,
+        fetched: &Fetched,
+        reads: &[ResourceKind],
+    ) -> Option<Outcome> {
+        object.spec.account.as_ref()?;
+        let origin = &object.origin;
+        self.set.lock().serving(origin)?;
+        let failure = match access::check_reads(&place.client, &place.namespace, reads).await {
+            Ok(()) | Err(Denied::Unanswered(_)) => return None,
+            Err(Denied::Refused(failure)) => failure,
+        };
+        let mut set = self.set.lock();
+        let unloaded = set.remove(origin);
+        set.fail(origin, fingerprint, failure.clone());
+        drop(set);
+        tracing::warn!(resource = %origin, plugin = ?unloaded, error = %failure.message, "access revoked: plugin unloaded");
+        Some(Outcome::LoadFailed {
+            failure,
+            digest: fetched.digest.clone(),
+            still: None,
+            retry: true,
+        })
+    }
+
     /// Whether a loaded plugin may serve for `object`: its declaration fits
     /// the grants; a Plugin writes no cluster-scoped kind and its account
     /// may read what the plugin reads.
@@ -300,12 +337,12 @@ impl Inner {
         object: &PluginObject,
         place: &Place,
         loaded: &LoadedPlugin,
-    ) -> Result<(), Denied> {
+    ) -> Result<Vec<ResourceKind>, Denied> {
         let info = loaded.plugin.info();
         let refused = |kind, message| Denied::Refused(Failure { kind, message });
         fits(info, &object.spec.grants).map_err(|m| refused("grant_missing", m))?;
         let Some(account) = &object.spec.account else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let manager =
             crate::contract::field_manager(&format!("{}/{}", account.namespace, info.name));
@@ -323,7 +360,8 @@ impl Inner {
             return Err(refused("cluster_scoped_write", message));
         }
         let kinds: Vec<ResourceKind> = access::kinds_read(&self.registry, info);
-        access::check_reads(&place.client, &place.namespace, &kinds).await
+        access::check_reads(&place.client, &place.namespace, &kinds).await?;
+        Ok(kinds)
     }
 
     /// Updates the tracked state with an outcome and records its Event.
@@ -335,7 +373,9 @@ impl Inner {
                 served,
                 fetched,
                 elapsed,
+                reads,
             } => {
+                tracker.reads = reads;
                 let info = self.set.lock().serving(origin).cloned();
                 let Some(info) = info else { return };
                 let ms = elapsed.as_millis();
@@ -464,6 +504,8 @@ enum Outcome {
         served: Served,
         fetched: Fetched,
         elapsed: Duration,
+        /// The kinds a Plugin's account was found allowed to read.
+        reads: Vec<ResourceKind>,
     },
     LoadFailed {
         failure: Failure,
