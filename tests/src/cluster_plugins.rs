@@ -199,6 +199,8 @@ pub fn host_args(ns: &TestNamespace, selector: &str) -> Vec<String> {
         &ca,
         "--oci-cache",
         host_cache().to_str().unwrap(),
+        "--plugin-status-interval",
+        "2",
     ]
     .map(str::to_string)
     .to_vec()

@@ -171,6 +171,15 @@ async fn a_plugin_writes_in_its_namespace_as_its_service_account() {
     })
     .await;
     assert_eq!(status["serving"]["name"], "probe");
+    // What it did shows in the status too (written every 2 s here, 30 s by
+    // default).
+    let status = status_until(&fx, &name, "counts", |s| {
+        s["counts"]["reconciles"].as_i64() >= Some(1)
+            && s["counts"]["writes"].as_i64() >= Some(1)
+            && s["lastReconcileTime"].is_string()
+    })
+    .await;
+    assert_eq!(status["counts"]["errors"], 0, "{status}");
     let loaded = event_notes(&fx, &name, "Loaded").await;
     assert!(loaded.iter().any(|n| n.contains("probe")), "{loaded:?}");
     let written = configmaps.get("a").await.unwrap();

@@ -228,6 +228,7 @@ pub async fn run(
                 resources,
                 (&client, &impersonation),
                 &registry,
+                controller.tallies(),
                 runtime,
                 set,
             );

@@ -25,6 +25,7 @@ mod loops;
 mod mapping;
 mod result;
 mod status;
+mod tally;
 mod unserved;
 mod work;
 mod worker;
@@ -46,6 +47,7 @@ use appliers::Appliers;
 use loops::LoopDetector;
 
 pub use appliers::{ImpersonatingApplier, NoApplier};
+pub use tally::{Tallies, Tally};
 
 pub use dispatch::wants;
 pub use mapping::{Lookup, Router, Target, Via, field_names};
@@ -75,6 +77,8 @@ pub struct Controller {
     unserved: Arc<RwLock<HashSet<unserved::Unserved>>>,
     /// Where reconciles, intents and unserved subscriptions are counted.
     metrics: Arc<Metrics>,
+    /// What each plugin did since its version was installed.
+    tallies: Tallies,
 }
 
 impl Controller {
@@ -96,6 +100,7 @@ impl Controller {
             namespace: None,
             unserved: Arc::default(),
             metrics,
+            tallies: Tallies::default(),
         }
     }
 
@@ -118,6 +123,12 @@ impl Controller {
     pub fn with_impersonation(mut self, make: ImpersonatingApplier) -> Self {
         self.appliers.impersonating = Some(make);
         self
+    }
+
+    /// What each plugin did since its current version was installed (for
+    /// plugin resources' status).
+    pub fn tallies(&self) -> Tallies {
+        self.tallies.clone()
     }
 
     /// Makes workers take work and apply intents only while `gate` is open
@@ -176,6 +187,7 @@ impl Controller {
             self.informers.unsubscribe(&kind);
         }
         let installed = loaded.clone();
+        self.tallies.start(&name);
         if let Some(previous) = self.plugins.insert(loaded) {
             finalizing::warn_if_orphaned(previous.plugin.info(), Some(installed.plugin.info()));
         }
@@ -204,6 +216,7 @@ impl Controller {
             finalizing::warn_if_orphaned(previous.plugin.info(), None);
         }
         self.queue.remove_group(&name.to_string());
+        self.tallies.remove(name);
         let kinds = self
             .subscribed
             .write()

@@ -105,6 +105,7 @@ impl Controller {
             .reconciles
             .with_label_values(&[key.plugin.as_str(), result])
             .inc();
+        self.tallies.record(&key.plugin, finished.result);
         span.in_scope(|| tracing::debug!(outcome = ?finished.next, result, "reconcile finished"));
         lease.done(finished.next);
     }
@@ -193,6 +194,9 @@ impl Controller {
     ) -> Result<(), Finished> {
         match written {
             Ok(done) => {
+                if done.result == IntentResult::Applied {
+                    self.tallies.wrote(&key.plugin, 1);
+                }
                 let result = IntentOutcome::of(done.result, dry_run);
                 self.metrics
                     .intents
@@ -265,10 +269,13 @@ impl Controller {
                 .with_label_values(&[&key.plugin, intent.intent, result.metric_label()])
                 .inc();
         }
-        let wrote = report
+        let writes = report
             .intents
             .iter()
-            .any(|i| i.result == IntentResult::Applied);
+            .filter(|i| i.result == IntentResult::Applied)
+            .count();
+        self.tallies.wrote(&key.plugin, writes);
+        let wrote = writes > 0;
         if self.loops.observe(key, wrote, answers_change) {
             tracing::warn!(
                 "plugin changes this object on every call (reconcile loop); backing off"

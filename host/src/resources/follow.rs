@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::cluster::client::Impersonation;
 use crate::cluster::discovery::SharedRegistry;
 use crate::contract::ResourceKind;
+use crate::controller::Tallies;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::loader;
 use crate::plugins::set::{Failure, Fingerprint, Origin, Served, SharedSet};
@@ -40,6 +43,10 @@ pub(super) struct Inner {
     /// The kinds the cluster serves, for the checks of Plugins.
     pub registry: SharedRegistry,
     pub loads: Semaphore,
+    /// What each plugin did (`counts`, `lastReconcileTime`).
+    pub tallies: Tallies,
+    /// How often counts are written to the status at most.
+    pub status_interval: Duration,
     /// Resources whose task finished its first sync.
     pub synced: Mutex<HashSet<Origin>>,
 }
@@ -63,6 +70,8 @@ pub(super) async fn follow(
     let mut tracker = Tracker::default();
     let mut handled: Option<Trigger> = None;
     let mut next = tokio::time::Instant::now();
+    let mut refresh = tokio::time::interval(inner.status_interval);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let object = objects.borrow_and_update().clone();
         let trigger = Trigger {
@@ -85,6 +94,7 @@ pub(super) async fn follow(
         tokio::select! {
             changed = objects.changed() => if changed.is_err() { return },
             () = tokio::time::sleep_until(next) => {},
+            _ = refresh.tick() => inner.report(&object, &mut tracker).await,
         }
     }
 }
@@ -485,8 +495,25 @@ impl Inner {
         }
     }
 
-    /// Writes the status if it changed since the last successful write.
+    /// Writes the status (with the serving version's counts) if it changed
+    /// since the last successful write.
     async fn report(&self, object: &PluginObject, tracker: &mut Tracker) {
+        let state = &mut tracker.state;
+        let tally = state.serving.as_ref().and_then(|serving| {
+            let id = match object.namespace() {
+                Some(ns) => format!("{ns}/{}", serving.name),
+                None => serving.name.clone(),
+            };
+            self.tallies.get(&id)
+        });
+        let tally = tally.unwrap_or_default();
+        state.counts = crate::resources::Counts {
+            reconciles: tally.reconciles,
+            errors: tally.errors,
+            refused: tally.refused,
+            writes: tally.writes,
+        };
+        state.last_reconcile_time = tally.last.map(Time);
         let previous = tracker.written.as_ref().or(object.status.as_ref());
         let status = tracker.state.status(previous);
         if tracker.written.as_ref() == Some(&status) {

@@ -136,6 +136,9 @@ pub struct State {
     pub resolved: Option<Resolved>,
     pub failed: Option<Failed>,
     pub suspended: bool,
+    /// What the serving version did on this replica since it was installed.
+    pub counts: crate::resources::Counts,
+    pub last_reconcile_time: Option<Time>,
 }
 
 impl State {
@@ -199,8 +202,8 @@ impl State {
             },
             resolved: self.resolved.clone(),
             failed: self.failed.clone(),
-            last_reconcile_time: None,
-            counts: Default::default(),
+            last_reconcile_time: self.last_reconcile_time.clone(),
+            counts: self.counts.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::cluster::client::Impersonation;
 use crate::cluster::discovery::SharedRegistry;
+use crate::controller::Tallies;
 use crate::plugins::set::SharedSet;
 use crate::resources::fetch::{Fetcher, Place};
 use crate::resources::report::Reporting;
@@ -21,6 +22,8 @@ pub struct ResourceOptions {
     pub registry: crate::oci::RegistryOptions,
     /// The OCI blob cache; without one, OCI modules fail to load (named).
     pub oci_cache: Option<PathBuf>,
+    /// How often counts are written to the status at most.
+    pub status_interval: std::time::Duration,
 }
 
 /// The source of plugins from `ClusterPlugin` and `Plugin` resources: reads
@@ -30,6 +33,7 @@ pub fn source(
     options: &ResourceOptions,
     (client, impersonation): (&kube::Client, &Impersonation),
     registry: &SharedRegistry,
+    tallies: Tallies,
     runtime: Runtime,
     set: SharedSet,
 ) -> ResourceSource {
@@ -56,4 +60,5 @@ pub fn source(
     ResourceSource::new(client.clone(), runtime, set, fetcher, reporting)
         .with_selector(options.selector.clone())
         .with_accounts(impersonation.clone(), registry.clone())
+        .with_tallies(tallies, options.status_interval)
 }

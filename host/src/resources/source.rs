@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::client::Impersonation;
 use crate::cluster::discovery::SharedRegistry;
+use crate::controller::Tallies;
 use crate::plugins::set::{Origin, SharedSet};
 use crate::resources::fetch::Fetcher;
 use crate::resources::follow::{Inner, follow};
@@ -50,6 +51,9 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(300);
 
 /// How soon a module that could not be fetched is tried again.
 pub const RETRY: Duration = Duration::from_secs(10);
+
+/// How often the status is brought up to date with the counts, at most.
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Compilations of resource plugins running at once (each may take a core
 /// for seconds).
@@ -96,6 +100,8 @@ impl ResourceSource {
                 impersonation: None,
                 registry: SharedRegistry::default(),
                 loads: Semaphore::new(MAX_CONCURRENT_LOADS),
+                tallies: Tallies::default(),
+                status_interval: DEFAULT_STATUS_INTERVAL,
                 synced: Default::default(),
             }),
             selector: None,
@@ -114,6 +120,15 @@ impl ResourceSource {
         let inner = Arc::get_mut(&mut self.inner).expect("not running yet");
         inner.impersonation = Some(impersonation);
         inner.registry = registry;
+        self
+    }
+
+    /// Where the status finds each plugin's counts, and how often they are
+    /// written at most.
+    pub fn with_tallies(mut self, tallies: Tallies, interval: Duration) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("not running yet");
+        inner.tallies = tallies;
+        inner.status_interval = interval;
         self
     }
 

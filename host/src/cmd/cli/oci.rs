@@ -125,6 +125,12 @@ pub struct ResourceArgs {
     /// The OCI blob cache [default: `oci` beside the compile cache].
     #[arg(long, value_name = "DIR")]
     pub oci_cache: Option<PathBuf>,
+
+    /// How often a plugin resource's status is brought up to date with its
+    /// `counts` and `lastReconcileTime`, at most (one write per resource
+    /// whose counts changed), in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub plugin_status_interval: u64,
 }
 
 impl ResourceArgs {
@@ -140,6 +146,7 @@ impl ResourceArgs {
                     ca_files: self.registry_ca_files.clone(),
                     auth_file: None,
                 },
+                status_interval: std::time::Duration::from_secs(self.plugin_status_interval),
                 oci_cache: self.oci_cache.clone().or_else(|| {
                     super::default_compile_cache()
                         .and_then(|compiled| compiled.parent().map(|root| root.join("oci")))
