@@ -82,23 +82,13 @@ impl Fixture {
                 "module": module,
                 "settings": settings,
                 "namespaces": [self.ns.name()],
-                "grants": {
-                    "write": [{"group": "*", "kind": "*"}],
-                    "read": [{"group": "*", "kind": "*"}],
-                },
+                "grants": all_grants(),
             },
         });
         if let (Some(spec), Some(extra)) = (object["spec"].as_object_mut(), extra.as_object()) {
             spec.extend(extra.clone());
         }
-        self.plugins
-            .patch(
-                name,
-                &PatchParams::apply("e2e").force(),
-                &Patch::Apply(&object),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("apply ClusterPlugin {name}: {e}"));
+        apply_object(&self.plugins, name, &object).await;
     }
 
     /// Creates ConfigMap `name` in the test's namespace holding `bytes`
@@ -122,9 +112,21 @@ impl Fixture {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.status_in(&self.plugins, name, what, check).await
+    }
+
+    /// [`status_until`](Self::status_until) for an object of `api` (e.g.
+    /// a namespaced Plugin).
+    pub async fn status_in(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         self.host
             .eventually(WAIT, || async {
-                let object = self.plugins.get(name).await?;
+                let object = api.get(name).await?;
                 let status = object.data.get("status").cloned().unwrap_or(Value::Null);
                 anyhow::ensure!(
                     check(&status),
@@ -153,7 +155,12 @@ impl Fixture {
     /// Events about ClusterPlugin `name` with `reason` (cluster-scoped
     /// objects' Events live in `default`).
     pub async fn events(&self, name: &str, reason: &str) -> Vec<Event> {
-        let events: Api<Event> = Api::namespaced(self.ns.client().clone(), "default");
+        self.events_in("default", name, reason).await
+    }
+
+    /// Events in `namespace` about the object called `name`, with `reason`.
+    pub async fn events_in(&self, namespace: &str, name: &str, reason: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.ns.client().clone(), namespace);
         let listed = events
             .list(&kube::api::ListParams::default().fields(&format!("regarding.name={name}")))
             .await
@@ -211,6 +218,26 @@ pub fn host_cache() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kubewasm-e2e-oci-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Grants of every kind, written and read.
+pub fn all_grants() -> Value {
+    json!({
+        "write": [{"group": "*", "kind": "*"}],
+        "read": [{"group": "*", "kind": "*"}],
+    })
+}
+
+/// Server-side applies `object` (a plugin resource) as `name`; panics
+/// naming it if the API server refuses.
+pub async fn apply_object(api: &Api<DynamicObject>, name: &str, object: &Value) {
+    api.patch(
+        name,
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {} {name}: {e}", object["kind"]));
 }
 
 pub fn condition<'a>(status: &'a Value, type_: &str) -> (&'a str, &'a str) {

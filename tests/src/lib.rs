@@ -53,6 +53,7 @@ pub mod host;
 pub mod probe;
 pub mod registry;
 pub mod service_account;
+pub mod teams;
 
 use std::collections::BTreeMap;
 use std::future::Future;
