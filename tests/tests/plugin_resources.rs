@@ -14,7 +14,9 @@ use std::time::Instant;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kubewasm_e2e::cluster_plugins::{Fixture, WAIT, condition, push, sha256, spawn_host};
+use kubewasm_e2e::cluster_plugins::{
+    Fixture, WAIT, condition, host_args, push, sha256, spawn_host,
+};
 use kubewasm_e2e::host::{self, component};
 use kubewasm_e2e::probe;
 use kubewasm_e2e::registry::TestRegistry;
@@ -181,24 +183,7 @@ async fn a_missing_module_or_bad_settings_degrade_only_that_plugin() {
 async fn an_oci_module_swaps_when_its_tag_moves_and_a_bad_digest_keeps_the_old() {
     let fx = Fixture::start("cp-oci").await;
     let registry = TestRegistry::shared().unwrap();
-    let secrets: Api<Secret> = fx.ns.api();
-    let auth = std::fs::read(&registry.auth).unwrap();
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("registry".into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(BTreeMap::from([(
-            ".dockerconfigjson".to_string(),
-            ByteString(auth),
-        )])),
-        ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    registry_secret(&fx).await;
     let configmaps: Api<ConfigMap> = fx.ns.api();
     probe::create_configmap(&configmaps, "a", "mark", &[]).await;
 
@@ -407,4 +392,73 @@ async fn dry_run_changes_nothing_and_grants_the_plugin_exceeds_refuse_it() {
         .await
         .unwrap();
     fx.ns.delete().await.unwrap();
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret `registry` in the test's
+/// namespace with the test registry's credentials.
+async fn registry_secret(fx: &Fixture) {
+    let registry = TestRegistry::shared().unwrap();
+    let auth = std::fs::read(&registry.auth).unwrap();
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("registry".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_string(),
+            ByteString(auth),
+        )])),
+        ..Default::default()
+    };
+    fx.ns
+        .api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_host_restarted_while_the_registry_is_unreachable_serves_the_cached_digest() {
+    let mut fx = Fixture::start("cp-offline").await;
+    let registry = TestRegistry::shared().unwrap();
+    registry_secret(&fx).await;
+    let reference = registry.reference(&format!("e2e/{}", unique_name("probe")), "stable");
+    let digest = push(&component("probe"), &reference);
+    let name = unique_name("probe-offline");
+    let module = json!({"oci": {"reference": reference, "pullSecret": {"name": "registry"}}});
+    fx.apply(&name, module, json!({"mark": "cached"})).await;
+    fx.status_until(&name, "serving", |s| {
+        s["serving"]["digest"] == digest.as_str()
+    })
+    .await;
+    fx.host.terminate(std::time::Duration::from_secs(10));
+
+    // A new host sharing the blob cache that cannot reach the registry (it
+    // does not trust its CA): it serves the digest the status says the tag
+    // resolved to, from the cache, and says the registry failed.
+    let args = host_args(&fx.ns, &fx.selector);
+    let ca = args.iter().position(|a| a == "--registry-ca").unwrap();
+    let args: Vec<&str> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != ca && *i != ca + 1)
+        .map(|(_, a)| a.as_str())
+        .collect();
+    fx.host = host::Host::spawn(&fx.ns, tempfile::tempdir().unwrap(), &args);
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    probe::create_configmap(&configmaps, "after", "mark", &[]).await;
+    fx.marked("after", "cached").await;
+    let status = fx
+        .status_until(&name, "degraded, serving from the cache", |s| {
+            condition(s, "Degraded") == ("True", "PullFailed")
+        })
+        .await;
+    assert_eq!(status["serving"]["digest"], digest.as_str(), "{status}");
+    assert_eq!(
+        condition(&status, "Ready"),
+        ("False", "PreviousVersionServing")
+    );
+    let message = status["failed"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("from the cache"), "{status}");
 }

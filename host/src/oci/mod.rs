@@ -365,6 +365,56 @@ impl Registry {
     }
 }
 
+/// The artifact whose manifest digest is `digest`, as an earlier pull left
+/// it in `store`, without asking the registry: what a host restarted while
+/// the registry is unreachable serves. `None` if the manifest or a blob is
+/// not cached (or no longer matches its digest).
+pub fn pull_cached(
+    digest: &Digest,
+    store: &BlobStore,
+    max_component_bytes: u64,
+) -> Result<Option<Pulled>, OciError> {
+    let not_wasm = |reason: String| OciError::NotAWasmArtifact {
+        reference: digest.to_string(),
+        reason,
+    };
+    let Some(body) = store.get(digest)? else {
+        return Ok(None);
+    };
+    let manifest: OciImageManifest = serde_json::from_slice(&body)
+        .map_err(|e| not_wasm(format!("its manifest is not an OCI image manifest: {e}")))?;
+    check_layout(&manifest).map_err(not_wasm)?;
+    let blob = |descriptor: &OciDescriptor| -> Result<Option<(Digest, Vec<u8>)>, OciError> {
+        let digest = Digest::parse(&descriptor.digest).map_err(not_wasm)?;
+        Ok(store.get(&digest)?.map(|bytes| (digest, bytes)))
+    };
+    let Some((_, config_bytes)) = blob(&manifest.config)? else {
+        return Ok(None);
+    };
+    let config: WasmConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| not_wasm(format!("its config is not a Wasm config: {e}")))?;
+    let Some((component_digest, component)) = blob(&manifest.layers[0])? else {
+        return Ok(None);
+    };
+    if component.len() as u64 > max_component_bytes {
+        return Err(OciError::TooLarge {
+            reference: digest.to_string(),
+            digest: component_digest.to_string(),
+            size: component.len() as u64,
+            limit: max_component_bytes,
+        });
+    }
+    Ok(Some(Pulled {
+        path: store.path(&component_digest),
+        manifest_digest: digest.clone(),
+        component_digest,
+        component,
+        config,
+        annotations: manifest.annotations.unwrap_or_default(),
+        cached: true,
+    }))
+}
+
 /// Checks the manifest is a Wasm artifact: the config's media type and
 /// exactly one `application/wasm` layer.
 fn check_layout(manifest: &OciImageManifest) -> Result<(), String> {

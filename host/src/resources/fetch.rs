@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
 use crate::oci::{self, BlobStore, Digest, DockerConfig, Problem, Registry, RegistryOptions};
-use crate::resources::{KeyRef, ModuleSource, OciSource};
+use crate::resources::{KeyRef, ModuleSource, OciSource, Resolved};
 
 /// A module's bytes and what names them.
 pub struct Fetched {
@@ -22,6 +22,9 @@ pub struct Fetched {
     pub digest: String,
     /// The OCI reference and the manifest digest it resolved to.
     pub resolved: Option<(String, String)>,
+    /// Set when the registry could not be asked and this is the digest the
+    /// reference last resolved to, from the blob cache: why it is stale.
+    pub stale: Option<FetchError>,
 }
 
 /// Why a module could not be fetched.
@@ -62,10 +65,17 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Fetches `module`, reading what it names at `place`.
-    pub async fn fetch(&self, module: &ModuleSource, place: &Place) -> Result<Fetched, FetchError> {
+    /// Fetches `module`, reading what it names at `place`. An OCI module
+    /// whose registry fails is taken from the blob cache if it holds the
+    /// digest the reference names or `last` resolved it to.
+    pub async fn fetch(
+        &self,
+        module: &ModuleSource,
+        place: &Place,
+        last: Option<&Resolved>,
+    ) -> Result<Fetched, FetchError> {
         match (&module.oci, &module.config_map, &module.secret) {
-            (Some(source), None, None) => self.pull(source, place).await,
+            (Some(source), None, None) => self.pull(source, place, last).await,
             (None, Some(key), None) => {
                 let api: Api<ConfigMap> = Api::namespaced(place.client.clone(), &place.namespace);
                 let what = format!("ConfigMap {}/{}", place.namespace, key.name);
@@ -136,10 +146,16 @@ impl Fetcher {
             component_digest: digest.clone(),
             digest,
             resolved: None,
+            stale: None,
         })
     }
 
-    async fn pull(&self, source: &OciSource, place: &Place) -> Result<Fetched, FetchError> {
+    async fn pull(
+        &self,
+        source: &OciSource,
+        place: &Place,
+        last: Option<&Resolved>,
+    ) -> Result<Fetched, FetchError> {
         let reference = oci::parse_reference(&source.reference)
             .map_err(|e| FetchError::new("InvalidSpec", e.to_string()))?;
         let Some(store) = &self.store else {
@@ -153,15 +169,33 @@ impl Fetcher {
         if let Some(secret) = &source.pull_secret {
             registry = registry.with_credentials(self.pull_secret(&secret.name, place).await?);
         }
-        let pulled = registry
+        let (pulled, stale) = match registry
             .pull(&reference, store, self.max_component_bytes)
             .await
-            .map_err(|e| pull_failed(&source.reference, &e))?;
+        {
+            Ok(pulled) => (pulled, None),
+            Err(e) => {
+                let error = pull_failed(&source.reference, &e);
+                let known = reference.digest().map(str::to_string).or_else(|| {
+                    last.filter(|r| r.reference == source.reference)
+                        .map(|r| r.digest.clone())
+                });
+                let cached = known
+                    .and_then(|d| Digest::parse(&d).ok())
+                    .and_then(|d| oci::pull_cached(&d, store, self.max_component_bytes).ok())
+                    .flatten();
+                match cached {
+                    Some(pulled) => (pulled, Some(error)),
+                    None => return Err(error),
+                }
+            }
+        };
         Ok(Fetched {
             component: Arc::new(pulled.component),
             component_digest: pulled.component_digest.to_string(),
             digest: pulled.manifest_digest.to_string(),
             resolved: Some((source.reference.clone(), pulled.manifest_digest.to_string())),
+            stale,
         })
     }
 

@@ -137,10 +137,23 @@ impl Inner {
         }
         tracker.state.suspended = false;
         let again = std::mem::take(&mut tracker.retry_soon);
+        // What the tag resolved to last, here or (after a restart) in the
+        // status: served from the blob cache while the registry is down.
+        let last = tracker
+            .state
+            .resolved
+            .clone()
+            .or_else(|| object.status.as_ref().and_then(|s| s.resolved.clone()));
+        let mut stale = None;
         let outcome = match self.place(object) {
             Err(error) => Some(Outcome::FetchFailed(error)),
-            Ok(place) => match self.fetcher.fetch(&spec.module, &place).await {
+            Ok(place) => match self
+                .fetcher
+                .fetch(&spec.module, &place, last.as_ref())
+                .await
+            {
                 Ok(fetched) => {
+                    stale = fetched.stale.clone().map(|e| (e, fetched.digest.clone()));
                     if let Some((reference, digest)) = &fetched.resolved {
                         let moved =
                             tracker.state.resolved.as_ref().map(|r| &r.digest) != Some(digest);
@@ -184,6 +197,9 @@ impl Inner {
                 }
             }
         }
+        if let Some((error, digest)) = stale {
+            self.note_stale(object, tracker, error, digest).await;
+        }
         self.report(object, tracker).await;
         // A source that could not be fetched (a registry down, a ConfigMap
         // not created yet) is tried again soon, as is a refusal that may
@@ -197,6 +213,31 @@ impl Inner {
             RETRY.min(poll)
         } else {
             poll
+        }
+    }
+
+    /// The registry failed and the cached `digest` the reference last
+    /// resolved to was used instead: serving, but degraded, and retried soon.
+    async fn note_stale(
+        &self,
+        object: &PluginObject,
+        tracker: &mut Tracker,
+        error: FetchError,
+        digest: String,
+    ) {
+        let message = format!("{} (serving {digest} from the cache)", error.message);
+        tracker.state.failed = Some(Failed {
+            digest: String::new(),
+            reason: error.reason.into(),
+            message: report::truncate(message.clone()),
+            time: report::now(),
+        });
+        let note = format!("{}: {message}", error.reason);
+        if tracker.last_warning.as_ref() != Some(&note) {
+            self.reporting
+                .event(object, true, "LoadFailed", note.clone())
+                .await;
+            tracker.last_warning = Some(note);
         }
     }
 
@@ -295,7 +336,7 @@ impl Inner {
         match result {
             Ok(served) => Outcome::Served {
                 served,
-                fetched,
+                fetched: Box::new(fetched),
                 elapsed,
                 reads,
             },
@@ -529,7 +570,7 @@ impl Inner {
 enum Outcome {
     Served {
         served: Served,
-        fetched: Fetched,
+        fetched: Box<Fetched>,
         elapsed: Duration,
         /// The kinds a Plugin's account was found allowed to read.
         reads: Vec<ResourceKind>,
