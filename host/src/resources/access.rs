@@ -69,7 +69,10 @@ pub async fn check_reads(
     kinds: &[ResourceKind],
 ) -> Result<(), Denied> {
     let mut questions: Vec<(String, String, &'static str, Option<String>)> = Vec::new();
-    let namespaced: Vec<&ResourceKind> = kinds.iter().filter(|k| k.namespaced).collect();
+    // In a stable order (the core group first), so a denial names the
+    // same kind every time.
+    let mut namespaced: Vec<&ResourceKind> = kinds.iter().filter(|k| k.namespaced).collect();
+    namespaced.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
     if namespaced.len() > MAX_REVIEWS {
         for verb in ["list", "watch"] {
             questions.push(("*".into(), "*".into(), verb, None));
