@@ -23,8 +23,15 @@ async fn a_plugin_writes_in_its_namespace_as_its_service_account() {
     probe::create_configmap(&configmaps, "a", "mark", &[]).await;
 
     let name = unique_name("probe");
+    let applied = std::time::Instant::now();
     apply_plugin(&fx, &name, json!({"mark": "team"})).await;
     fx.marked("a", "team").await;
+    // Fetch as the account, load (compile cache), access reviews, then
+    // the first write as the account (`--nocapture` shows it).
+    eprintln!(
+        "Plugin applied → first object written as its account: {} ms",
+        applied.elapsed().as_millis()
+    );
     let status = status_until(&fx, &name, "Ready", |s| {
         condition(s, "Ready") == ("True", "Serving")
     })

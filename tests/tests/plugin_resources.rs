@@ -34,8 +34,13 @@ async fn a_configmap_module_serves_swaps_on_new_settings_and_keeps_serving_when_
 
     let name = unique_name("probe-cm");
     let source = json!({"configMap": {"name": "probe-module", "key": "probe.wasm"}});
+    let applied = Instant::now();
     fx.apply(&name, source.clone(), json!({"mark": "v1"})).await;
     fx.marked("a", "v1").await;
+    eprintln!(
+        "ClusterPlugin applied → first object written: {} ms",
+        applied.elapsed().as_millis()
+    );
     let status = fx
         .status_until(&name, "Ready", |s| {
             condition(s, "Ready") == ("True", "Serving")
