@@ -126,7 +126,7 @@ fn main() -> ExitCode {
         }
         Command::Discover(args) => args
             .rate_limit()
-            .validate()
+            .map_or(Ok(()), |limit| limit.validate())
             .map_err(OfflineError::Usage)
             .and_then(|()| tokio_runtime())
             .and_then(|rt| {

@@ -594,7 +594,7 @@ impl Drop for AbortOnDrop {
 
 /// `kubewasm discover`: the kinds the cluster serves, as a table.
 pub async fn discover_table(
-    rate_limit: crate::cluster::client::RateLimit,
+    rate_limit: Option<crate::cluster::client::RateLimit>,
 ) -> Result<String, RunError> {
     let client = crate::cluster::client::connect(rate_limit)
         .await

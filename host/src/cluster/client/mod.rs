@@ -12,9 +12,14 @@
 //! - the server's `Retry-After` header kept in the error's Status
 //!   ([`retry_after`]), so those retries wait as long as the server asks
 //!   even when it throttles in plain text (API Priority and Fairness).
-//! - client-side rate limiting (`--kube-qps`, `--kube-burst`) so a burst of
-//!   reconciles cannot flood the API server. Every request, a watch
-//!   included, takes one token.
+//! - optional client-side rate limiting (`--kube-qps`, `--kube-burst`). By
+//!   default there is none, as in kube-rs: the API server protects itself
+//!   with API Priority and Fairness (answering 429 with `Retry-After`, which
+//!   the applier honours), and the host's own load is bounded by its
+//!   workers (`--concurrency`), one write in flight each. A fixed client
+//!   limit would cap a healthy server (20 per second made a burst of 1000
+//!   objects take 50 s where the server took 500 per second). With the
+//!   flags set, every request, a watch included, takes one token.
 //! - a write fence ([`fence`]): writes are not sent while this host does not
 //!   lead, or while the API server does not answer ([`health`]).
 
@@ -51,7 +56,8 @@ pub type Transport = tower::util::BoxService<
 /// How the host talks to the API server.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClientOptions {
-    pub rate_limit: RateLimit,
+    /// `None`: no client-side limit (the default).
+    pub rate_limit: Option<RateLimit>,
     /// The longest a new connection may take (TCP and TLS).
     pub connect_timeout: Duration,
     /// The longest one request may take (a watch: until it streams).
@@ -61,7 +67,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            rate_limit: RateLimit::default(),
+            rate_limit: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
         }
@@ -71,7 +77,9 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Checks the values, naming the flag that is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        self.rate_limit.validate()?;
+        if let Some(limit) = &self.rate_limit {
+            limit.validate()?;
+        }
         let range = Duration::from_millis(100)..=Duration::from_secs(3600);
         if !range.contains(&self.connect_timeout) {
             return Err(format!(
@@ -142,7 +150,10 @@ impl Connection {
     /// A rate limiter of `--kube-qps`/`--kube-burst`, to share between
     /// clients ([`Connection::client_as`]).
     pub fn throttle(&self) -> ThrottleLayer {
-        ThrottleLayer::new(self.options.rate_limit)
+        match self.options.rate_limit {
+            Some(limit) => ThrottleLayer::new(limit),
+            None => ThrottleLayer::unlimited(),
+        }
     }
 
     /// [`Connection::client`] taking its tokens from `throttle`, and acting
@@ -168,7 +179,7 @@ impl Connection {
 
 /// Builds the client from the inferred configuration, rate limited, with
 /// the default timeouts and no write fence (for the offline commands).
-pub async fn connect(limit: RateLimit) -> kube::Result<kube::Client> {
+pub async fn connect(limit: Option<RateLimit>) -> kube::Result<kube::Client> {
     let options = ClientOptions {
         rate_limit: limit,
         ..ClientOptions::default()
@@ -184,17 +195,17 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-impl Default for RateLimit {
-    /// controller-runtime's defaults: 20 requests per second, bursts of 30.
-    fn default() -> Self {
+impl RateLimit {
+    /// `qps` with the burst given, else one and a half seconds' worth (at
+    /// least 1), as client-go's 20/30 pair has it.
+    pub fn new(qps: f64, burst: Option<u32>) -> Self {
+        let default = (qps * 1.5).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
         Self {
-            qps: 20.0,
-            burst: 30,
+            qps,
+            burst: burst.unwrap_or(default),
         }
     }
-}
 
-impl RateLimit {
     /// Checks the values, naming the flag that is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.qps.is_finite() && self.qps > 0.0 && self.qps <= 100_000.0) {
@@ -218,17 +229,23 @@ impl RateLimit {
     }
 }
 
-/// A tower layer holding requests until the rate limit lets them through.
+/// A tower layer holding requests until the rate limit lets them through
+/// (or passing them at once, [`ThrottleLayer::unlimited`]).
 #[derive(Clone)]
 pub struct ThrottleLayer {
-    limiter: Arc<DefaultDirectRateLimiter>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 impl ThrottleLayer {
     pub fn new(limit: RateLimit) -> Self {
         Self {
-            limiter: Arc::new(RateLimiter::direct(limit.quota())),
+            limiter: Some(Arc::new(RateLimiter::direct(limit.quota()))),
         }
+    }
+
+    /// No client-side limit.
+    pub fn unlimited() -> Self {
+        Self { limiter: None }
     }
 }
 
@@ -250,7 +267,7 @@ type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// request, so the wait happens in `poll_ready`, as tower expects.
 pub struct Throttle<S> {
     inner: S,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
     waiting: Option<Wait>,
     permitted: bool,
 }
@@ -264,8 +281,9 @@ where
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if !self.permitted {
-            let limiter = self.limiter.clone();
+        if !self.permitted
+            && let Some(limiter) = self.limiter.clone()
+        {
             let wait = self
                 .waiting
                 .get_or_insert_with(|| Box::pin(async move { limiter.until_ready().await }));
@@ -301,7 +319,10 @@ mod tests {
         assert!(nan.contains("--kube-qps NaN"), "{nan}");
         let burst = RateLimit { qps: 5.0, burst: 0 }.validate().unwrap_err();
         assert!(burst.contains("--kube-burst 0"), "{burst}");
-        assert!(RateLimit::default().validate().is_ok());
+        assert!(RateLimit::new(20.0, None).validate().is_ok());
+        assert_eq!(RateLimit::new(20.0, None).burst, 30);
+        assert_eq!(RateLimit::new(0.1, None).burst, 1);
+        assert_eq!(RateLimit::new(5.0, Some(2)).burst, 2);
     }
 
     #[tokio::test]

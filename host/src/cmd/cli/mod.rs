@@ -345,14 +345,16 @@ impl LeaderArgs {
 /// How the host talks to the API server.
 #[derive(Debug, Args)]
 pub struct KubeArgs {
-    /// Requests per second to the API server (client-side limit, like
-    /// client-go's QPS); a reconcile storm waits instead of flooding it.
-    #[arg(long, default_value_t = 20.0, env = "KUBEWASM_KUBE_QPS")]
-    pub kube_qps: f64,
+    /// A client-side limit of requests per second to the API server, like
+    /// client-go's QPS [default: none; the API server's priority and
+    /// fairness protects it, and `--concurrency` bounds the host's writes].
+    #[arg(long, env = "KUBEWASM_KUBE_QPS")]
+    pub kube_qps: Option<f64>,
 
-    /// Requests allowed at once above `--kube-qps` (the token bucket size).
-    #[arg(long, default_value_t = 30, env = "KUBEWASM_KUBE_BURST")]
-    pub kube_burst: u32,
+    /// Requests allowed at once above `--kube-qps` (the token bucket size)
+    /// [default: 1.5 × `--kube-qps`].
+    #[arg(long, env = "KUBEWASM_KUBE_BURST", requires = "kube_qps")]
+    pub kube_burst: Option<u32>,
 
     /// The longest a new connection to the API server may take (TCP and
     /// TLS), e.g. `5s` or `500ms`.
@@ -391,11 +393,10 @@ impl KubeArgs {
         }
     }
 
-    pub fn rate_limit(&self) -> crate::cluster::client::RateLimit {
-        crate::cluster::client::RateLimit {
-            qps: self.kube_qps,
-            burst: self.kube_burst,
-        }
+    /// The client-side limit, if `--kube-qps` is set.
+    pub fn rate_limit(&self) -> Option<crate::cluster::client::RateLimit> {
+        self.kube_qps
+            .map(|qps| crate::cluster::client::RateLimit::new(qps, self.kube_burst))
     }
 }
 

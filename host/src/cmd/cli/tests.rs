@@ -52,17 +52,30 @@ fn run_flags_are_validated_by_name() {
         ("--kube-qps", "inf"),
         ("--kube-burst", "0"),
     ] {
-        let Command::Run(args) = parse(&[flag, value]).unwrap().command else {
+        let with_qps = ["--kube-qps", "5", flag, value];
+        let flags = if flag == "--kube-burst" {
+            &with_qps[..]
+        } else {
+            &with_qps[2..]
+        };
+        let Command::Run(args) = parse(flags).unwrap().command else {
             panic!("parsed as another command")
         };
         let error = args.validate().unwrap_err();
         assert!(error.starts_with(&format!("{flag} {value}")), "{error}");
     }
     assert!(
-        parse(&["--kube-burst", "many"])
+        parse(&["--kube-qps", "5", "--kube-burst", "many"])
             .unwrap_err()
             .to_string()
             .contains("--kube-burst")
+    );
+    // A burst is a size of the bucket --kube-qps fills: alone it means nothing.
+    assert!(
+        parse(&["--kube-burst", "10"])
+            .unwrap_err()
+            .to_string()
+            .contains("--kube-qps")
     );
 }
 
@@ -137,4 +150,22 @@ fn limits_become_runtime_config() {
     let config = args.runtime.runtime_config();
     assert_eq!(config.max_memory_bytes, 16 << 20);
     assert_eq!(config.cache_dir, None);
+}
+
+#[test]
+fn no_client_rate_limit_unless_asked_for() {
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["kubewasm", "run", "--plugins", "."];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    };
+    let Command::Run(args) = parse(&[]).unwrap().command else {
+        panic!("parsed as another command")
+    };
+    assert_eq!(args.kube.rate_limit(), None);
+    let Command::Run(args) = parse(&["--kube-qps", "50"]).unwrap().command else {
+        panic!("parsed as another command")
+    };
+    let limit = args.kube.rate_limit().unwrap();
+    assert_eq!((limit.qps, limit.burst), (50.0, 75));
 }
