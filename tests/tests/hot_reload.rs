@@ -323,3 +323,51 @@ async fn removing_a_plugin_file_unloads_it_and_stops_unneeded_informers() {
         log_contains(&host, &stopped, 1).await;
     }
 }
+
+#[tokio::test]
+async fn a_file_still_being_written_is_read_at_its_close_not_before() {
+    use std::io::Write;
+    let ns = TestNamespace::create("reload-writer").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    create_configmap(&configmaps, "a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("probe.wasm");
+    std::fs::write(&wasm, variant(1)).unwrap();
+    std::fs::write(dir.path().join("probe.settings.json"), settings("v1")).unwrap();
+    let host = Host::spawn(&ns, dir, &["--namespace", ns.name()]);
+    all_marked(&host, &configmaps, &["a"], "v1").await;
+    let loads = |h: &Host| h.count(INSTALLED);
+    let before = loads(&host);
+
+    // A writer copying a new build in place, slowly: half of it, a pause
+    // well past the quiet period, then the rest.
+    let next = variant(2);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&wasm)
+        .unwrap();
+    file.write_all(&next[..next.len() / 2]).unwrap();
+    file.flush().unwrap();
+    // A finished change elsewhere in the directory makes the host sync
+    // while the component is half-written: it must not read it.
+    write_atomically(&host.plugin_dir().join("other.settings.json"), b"{}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    create_configmap(&configmaps, "b").await;
+    all_marked(&host, &configmaps, &["b"], "v1").await;
+    assert_eq!(host.count("plugin file not loaded"), 0, "{}", host.log());
+    file.write_all(&next[next.len() / 2..]).unwrap();
+    drop(file);
+
+    // Read once at the close: one more install, no failure.
+    log_contains(&host, INSTALLED, before + 1).await;
+    let metrics = host.metrics().unwrap();
+    let failing = sample(
+        &metrics,
+        r#"kubewasm_plugin_load_failing{file="probe.wasm"}"#,
+    );
+    assert_ne!(failing, Some(1.0), "{metrics}");
+    assert_eq!(host.count("plugin file not loaded"), 0, "{}", host.log());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(loads(&host), before + 1, "{}", host.log());
+}

@@ -2,6 +2,7 @@
 //! the operator's [`grant`], kept in the [`Plugins`] set the workers call,
 //! and swapped as their files change ([`reload`]).
 
+mod dir_events;
 pub mod grant;
 mod loaded;
 pub mod loader;

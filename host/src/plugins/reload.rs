@@ -1,8 +1,10 @@
 //! Hot reload: the plugin directory is the source of truth, and the host
 //! follows it while it runs.
 //!
-//! A watcher (notify, debounced by `notify-debouncer-full`) reports that
-//! something in the directory changed; the host then re-reads the directory
+//! A watcher (notify) reports that something in the directory changed: a
+//! finished change (a rename into place, a writer's close, a removal) at
+//! once, a write still in progress once it closes or the directory is quiet
+//! ([`dir_events`](super::dir_events)); the host then re-reads the directory
 //! as a whole ([`PluginDir::sync`]) and compares each plugin file, with its
 //! settings, to what it runs by content fingerprint:
 //!
@@ -27,27 +29,24 @@
 //! editors' temporary or swap files (`.x.swp`, `x~`, `4913`, `.#x`) do not
 //! even trigger a re-read.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::ops::error_chain;
 use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
+use crate::plugins::dir_events::{self, Action, QUIET, REPORTS_CLOSES};
 use crate::plugins::loader::{self, PluginFileError};
 use crate::plugins::set::{Fingerprint, Origin, Served, SharedSet};
 use crate::runtime::Runtime;
 
 pub use crate::plugins::set::{Failure, PluginSink};
-
-/// How long the directory must be quiet before it is re-read: long enough to
-/// batch a copy or a volume update, short enough to feel immediate.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Re-read the directory this often even without events, in case the
 /// platform dropped some (an inotify queue overflow, a network filesystem).
@@ -58,6 +57,9 @@ pub struct PluginDir {
     dir: PathBuf,
     runtime: Runtime,
     set: SharedSet,
+    /// Paths a writer is still at work on: a sync leaves their plugins as
+    /// they are until the write closes or the directory is quiet.
+    writing: HashSet<PathBuf>,
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -92,7 +94,12 @@ impl PluginDir {
 
     /// The directory `dir`, serving into `set` (shared with other sources).
     pub fn with_set(dir: PathBuf, runtime: Runtime, set: SharedSet) -> Self {
-        Self { dir, runtime, set }
+        Self {
+            dir,
+            runtime,
+            set,
+            writing: HashSet::new(),
+        }
     }
 
     /// Files whose current content does not load, with the reason.
@@ -135,6 +142,15 @@ impl PluginDir {
     /// Loads one file if its content (with settings and grant) changed
     /// since it was last looked at.
     async fn sync_file(&mut self, path: PathBuf, report: &mut SyncReport) {
+        let files = [
+            path.clone(),
+            loader::settings_path(&path),
+            crate::plugins::grant::grant_path(&path),
+        ];
+        if files.iter().any(|f| self.writing.contains(f)) {
+            tracing::debug!(path = %path.display(), "still being written; read at its close");
+            return;
+        }
         let max_plugin_bytes = self.runtime.config().max_plugin_file_bytes;
         // Hashing reads the whole file (12-18 MB for JS and Python plugins,
         // every file on every rescan): off the async threads. Done on one,
@@ -205,48 +221,111 @@ impl PluginDir {
             .unwrap_or(Err(PluginFileError::Interrupted))
     }
 
-    /// Follows the directory until `shutdown` resolves: re-reads it after
-    /// each quiet period following relevant events, and every [`RESCAN`].
+    /// Follows the directory until `shutdown` resolves: re-reads it as soon
+    /// as a change is complete (a rename into place, a writer's close, a
+    /// removal; see [`dir_events`](super::dir_events)), once it is quiet
+    /// after writes that never closed, and every [`RESCAN`].
     pub async fn watch(mut self, shutdown: impl std::future::Future<Output = ()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<DebounceEventResult>();
-        // Dropping the debouncer stops the notifications: held to the end.
-        let _debouncer = self.watcher(tx);
+        let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+        // Dropping the watcher stops the notifications: held to the end.
+        let _watcher = self.watcher(tx);
         let mut rescan = tokio::time::interval(RESCAN);
         rescan.tick().await;
+        let quiet = tokio::time::sleep(RESCAN);
+        let mut quiet = std::pin::pin!(quiet);
+        let mut armed = false;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let relevant = tokio::select! {
+            let sync = tokio::select! {
                 _ = &mut shutdown => return,
-                _ = rescan.tick() => true,
-                batch = rx.recv() => match batch {
-                    Some(batch) => self.is_relevant_batch(batch),
-                    None => {
+                _ = rescan.tick() => {
+                    self.writing.clear();
+                    true
+                }
+                () = &mut quiet, if armed => {
+                    armed = false;
+                    if !REPORTS_CLOSES {
+                        self.writing.clear();
+                    }
+                    true
+                }
+                event = rx.recv() => {
+                    let Some(first) = event else {
                         // The watcher is gone; keep the periodic re-read.
                         std::future::pending::<()>().await;
-                        false
+                        continue;
+                    };
+                    // Everything already queued counts as one change.
+                    let mut now = false;
+                    let mut next = Some(first);
+                    while let Some(event) = next {
+                        match self.note(event) {
+                            Action::SyncNow => now = true,
+                            Action::Writing if !REPORTS_CLOSES => {
+                                quiet.as_mut().reset(tokio::time::Instant::now() + QUIET);
+                                armed = true;
+                            }
+                            Action::Writing => {}
+                            Action::Ignore => {}
+                        }
+                        next = rx.try_recv().ok();
                     }
-                },
+                    now
+                }
             };
-            if relevant {
+            if sync {
                 self.sync_and_log().await;
             }
         }
     }
 
-    /// A debounced watcher of the directory sending to `tx`, or `None`
-    /// (logged) when the platform cannot watch it.
+    /// Records what one event says about the files being written, and what
+    /// it asks of the watcher.
+    fn note(&mut self, event: notify::Result<notify::Event>) -> Action {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(error = %error, "plugin directory watch error; re-reading it");
+                return Action::SyncNow;
+            }
+        };
+        let paths: Vec<&PathBuf> = event
+            .paths
+            .iter()
+            .filter(|p| is_relevant(&self.dir, p))
+            .collect();
+        if paths.is_empty() {
+            return Action::Ignore;
+        }
+        let action = dir_events::classify(&event.kind);
+        for path in paths {
+            match action {
+                Action::Writing => {
+                    self.writing.insert(path.clone());
+                }
+                Action::SyncNow => {
+                    self.writing.remove(path);
+                }
+                Action::Ignore => {}
+            }
+        }
+        action
+    }
+
+    /// A watcher of the directory sending to `tx`, or `None` (logged) when
+    /// the platform cannot watch it.
     fn watcher(
         &self,
-        tx: mpsc::UnboundedSender<DebounceEventResult>,
-    ) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
-        let debouncer = new_debouncer(DEBOUNCE, None, move |result| {
+        tx: mpsc::UnboundedSender<notify::Result<notify::Event>>,
+    ) -> Option<notify::RecommendedWatcher> {
+        let watcher = notify::recommended_watcher(move |result| {
             let _ = tx.send(result);
         })
-        .and_then(|mut debouncer| {
-            debouncer.watch(&self.dir, RecursiveMode::Recursive)?;
-            Ok(debouncer)
+        .and_then(|mut watcher| {
+            watcher.watch(&self.dir, RecursiveMode::Recursive)?;
+            Ok(watcher)
         });
-        debouncer
+        watcher
             .inspect_err(|error| {
                 tracing::error!(
                     dir = %self.dir.display(),
@@ -256,22 +335,6 @@ impl PluginDir {
                 );
             })
             .ok()
-    }
-
-    /// Whether a batch of file events may change what the host serves.
-    fn is_relevant_batch(&self, batch: DebounceEventResult) -> bool {
-        match batch {
-            Ok(events) => events
-                .iter()
-                .flat_map(|e| e.paths.iter())
-                .any(|p| is_relevant(&self.dir, p)),
-            Err(errors) => {
-                for error in errors {
-                    tracing::warn!(error = %error, "plugin directory watch error; re-reading it");
-                }
-                true
-            }
-        }
     }
 
     async fn sync_and_log(&mut self) {
