@@ -6,7 +6,8 @@
 //! | rename into place (`MOVED_TO`: `mv`, the ConfigMap volume's `..data` swap) | the file is whole | sync now |
 //! | close after writing (`CLOSE_WRITE`) | a writer finished | sync now |
 //! | removal, rename away | gone | sync now |
-//! | create, write (`CREATE`, `MODIFY`) | a writer is at work | mark the path being written |
+//! | write (`MODIFY`), creation of an empty regular file | a writer is at work | mark the path being written |
+//! | creation of anything else (a symlink, a FIFO, a hard link to a whole file) | no writer will close it | sync now |
 //! | anything else (opens, reads, attributes) | nothing changed | nothing |
 //!
 //! A sync skips a plugin whose files are being written (neither read nor
@@ -36,6 +37,9 @@ pub enum Action {
     SyncNow,
     /// A writer is at work on the path: wait for its close, or quiet.
     Writing,
+    /// Something was created: a writer at work if it is an empty regular
+    /// file ([`created`]), else complete.
+    Created,
     /// Nothing changed.
     Ignore,
 }
@@ -46,10 +50,22 @@ pub fn classify(kind: &EventKind) -> Action {
         EventKind::Access(_) => Action::Ignore,
         EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => Action::SyncNow,
         EventKind::Modify(ModifyKind::Metadata(_)) => Action::Ignore,
-        EventKind::Create(_) | EventKind::Modify(_) => Action::Writing,
+        EventKind::Create(_) => Action::Created,
+        EventKind::Modify(_) => Action::Writing,
         // Platforms that report less precisely: treat as a write, read
         // once quiet.
         EventKind::Any | EventKind::Other => Action::Writing,
+    }
+}
+
+/// What the creation of `path` means: an empty regular file is a writer
+/// starting (its close follows); anything else (a symlink, a FIFO, a
+/// directory, a hard link to a whole file, a file gone already) gets no
+/// close, so it is read now.
+pub fn created(path: &std::path::Path) -> Action {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() == 0 => Action::Writing,
+        _ => Action::SyncNow,
     }
 }
 
@@ -70,8 +86,11 @@ mod tests {
         for kind in now {
             assert_eq!(classify(&kind), Action::SyncNow, "{kind:?}");
         }
+        assert_eq!(
+            classify(&EventKind::Create(CreateKind::File)),
+            Action::Created
+        );
         let writing = [
-            EventKind::Create(CreateKind::File),
             EventKind::Modify(ModifyKind::Data(DataChange::Content)),
             EventKind::Any,
         ];
@@ -85,5 +104,24 @@ mod tests {
         for kind in nothing {
             assert_eq!(classify(&kind), Action::Ignore, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn only_an_empty_new_file_waits_for_its_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.wasm");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(created(&empty), Action::Writing);
+        let whole = dir.path().join("whole.wasm");
+        std::fs::write(&whole, b"\0asm").unwrap();
+        assert_eq!(created(&whole), Action::SyncNow);
+        let link = dir.path().join("link.wasm");
+        std::os::unix::fs::symlink(&empty, &link).unwrap();
+        assert_eq!(
+            created(&link),
+            Action::SyncNow,
+            "a symlink is never written"
+        );
+        assert_eq!(created(&dir.path().join("gone.wasm")), Action::SyncNow);
     }
 }

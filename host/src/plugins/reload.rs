@@ -266,7 +266,7 @@ impl PluginDir {
                                 armed = true;
                             }
                             Action::Writing => {}
-                            Action::Ignore => {}
+                            Action::Ignore | Action::Created => {}
                         }
                         next = rx.try_recv().ok();
                     }
@@ -297,16 +297,25 @@ impl PluginDir {
         if paths.is_empty() {
             return Action::Ignore;
         }
-        let action = dir_events::classify(&event.kind);
+        let kind = dir_events::classify(&event.kind);
+        let mut action = Action::Ignore;
         for path in paths {
-            match action {
+            let this = match kind {
+                Action::Created => dir_events::created(path),
+                other => other,
+            };
+            match this {
                 Action::Writing => {
                     self.writing.insert(path.clone());
                 }
                 Action::SyncNow => {
                     self.writing.remove(path);
                 }
-                Action::Ignore => {}
+                Action::Ignore | Action::Created => {}
+            }
+            // One complete path makes the event a sync.
+            if action != Action::SyncNow && this != Action::Ignore {
+                action = this;
             }
         }
         action

@@ -20,12 +20,13 @@
 //! therefore not make the host run code of their choosing. Someone who can
 //! read the key file runs as the host's user already.
 
+use std::collections::VecDeque;
 use std::hash::Hasher;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -65,7 +66,15 @@ pub struct CompileCache {
     rejected: AtomicUsize,
     /// Where rejected entries are counted for the operator.
     metrics: Arc<Metrics>,
+    /// The components loaded last, by entry name: a load of one of them
+    /// again (its settings changed, a swap back) reads, verifies and
+    /// deserializes nothing. A `Component` shares its code, so an entry
+    /// still serving costs nothing extra.
+    recent: Mutex<VecDeque<(String, Component)>>,
 }
+
+/// Components kept in [`CompileCache::recent`].
+const RECENT: usize = 4;
 
 /// Feeds `std::hash::Hash` output into SHA-256, so the engine fingerprint is
 /// stable across processes (unlike `DefaultHasher`'s seeded output).
@@ -115,6 +124,7 @@ impl CompileCache {
             misses: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
             metrics,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
         })
     }
 
@@ -131,11 +141,29 @@ impl CompileCache {
         self.rejected.load(Ordering::Relaxed)
     }
 
-    fn entry_name(&self, wasm: &[u8]) -> String {
+    /// The entry of the component whose SHA-256 is `digest`.
+    fn entry_name(&self, digest: &[u8; 32]) -> String {
         let mut hash = Sha256::new();
         hash.update(self.engine_fingerprint);
-        hash.update(Sha256::digest(wasm));
+        hash.update(digest);
         format!("{}.cwasm", hex::encode(hash.finalize()))
+    }
+
+    fn recent(&self, name: &str) -> Option<Component> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn remember(&self, name: String, component: &Component) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|(n, _)| *n != name);
+        if recent.len() >= RECENT {
+            recent.pop_back();
+        }
+        recent.push_front((name, component.clone()));
     }
 
     fn tag(&self, name: &str, artefact: &[u8]) -> HmacSha256 {
@@ -146,22 +174,28 @@ impl CompileCache {
         mac
     }
 
-    /// The component for `wasm`: from a verified cache entry, else compiled
-    /// with `compile` and stored.
+    /// The component whose bytes hash to `digest` (SHA-256): one of the
+    /// last loaded, or from a verified cache entry, else compiled with
+    /// `compile` and stored.
     pub fn get_or_compile(
         &self,
         engine: &Engine,
         origin: &str,
-        wasm: &[u8],
+        digest: &[u8; 32],
         compile: impl FnOnce() -> wasmtime::Result<Component>,
     ) -> wasmtime::Result<Component> {
-        let name = self.entry_name(wasm);
+        let name = self.entry_name(digest);
+        if let Some(component) = self.recent(&name) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(component);
+        }
         let path = self.dir.join(&name);
         match std::fs::read(&path) {
             Ok(entry) => match self.verified(&name, &entry) {
                 Ok(artefact) => match deserialize_verified(engine, artefact) {
                     Ok(component) => {
                         self.hits.fetch_add(1, Ordering::Relaxed);
+                        self.remember(name, &component);
                         return Ok(component);
                     }
                     Err(e) => tracing::debug!(
@@ -189,6 +223,7 @@ impl CompileCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let component = compile()?;
+        self.remember(name.clone(), &component);
         match component.serialize() {
             Ok(artefact) => {
                 if let Err(e) = self.store(&name, &artefact) {

@@ -281,10 +281,12 @@ impl Runtime {
     pub fn load(&self, origin: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let origin_s = origin.to_string();
         check_header(origin, bytes)?;
+        // Hashed once: the cache entry's name and the plugin's digest.
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
         let engine = &self.inner.engine;
         let compile = || Component::new(engine, bytes);
         let component = match &self.inner.cache {
-            Some(cache) => cache.get_or_compile(engine, origin, bytes, compile),
+            Some(cache) => cache.get_or_compile(engine, origin, &digest, compile),
             None => compile(),
         }
         .map_err(|e| LoadError::Compile {
@@ -318,7 +320,7 @@ impl Runtime {
                 ..PluginInfo::default()
             }),
             subscriptions: Arc::default(),
-            digest: hex::encode(Sha256::digest(bytes)),
+            digest: hex::encode(digest),
             interfaces: Arc::new(interfaces),
         };
         let info = plugin.describe().map_err(|source| LoadError::Describe {
