@@ -29,7 +29,7 @@
 //! editors' temporary or swap files (`.x.swp`, `x~`, `4913`, `.#x`) do not
 //! even trigger a re-read.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,34 @@ pub struct PluginDir {
     /// Paths a writer is still at work on: a sync leaves their plugins as
     /// they are until the write closes or the directory is quiet.
     writing: HashSet<PathBuf>,
+    /// Each plugin file's fingerprint, with the stamps of its files when
+    /// it was taken.
+    hashed: HashMap<PathBuf, ([Option<Stamp>; 3], Fingerprint)>,
+}
+
+/// What changes when a file's content may have: the file a path resolves
+/// to (a rename or a `..data` swap is another inode) and its size and
+/// times, in nanoseconds.
+type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+/// The stamps of a plugin's files (component, settings, scope; `None` for
+/// an absent file), or `None` if one cannot be read.
+fn stamps_of(files: &[PathBuf; 3]) -> Option<[Option<Stamp>; 3]> {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = |path: &PathBuf| match std::fs::metadata(path) {
+        Ok(m) => Some(Some((
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(None),
+        Err(_) => None,
+    };
+    Some([stamp(&files[0])?, stamp(&files[1])?, stamp(&files[2])?])
 }
 
 /// What one [`PluginDir::sync`] did.
@@ -99,6 +127,7 @@ impl PluginDir {
             runtime,
             set,
             writing: HashSet::new(),
+            hashed: HashMap::new(),
         }
     }
 
@@ -130,6 +159,7 @@ impl PluginDir {
     /// Unloads the plugins whose files are gone, and forgets the failures
     /// of files that are gone.
     fn forget_removed(&mut self, files: &[PathBuf], report: &mut SyncReport) {
+        self.hashed.retain(|path, _| files.contains(path));
         let mut set = self.set.lock();
         let gone = set.origins(|o| matches!(o, Origin::File(p) if !files.contains(p)));
         for origin in gone {
@@ -157,12 +187,31 @@ impl PluginDir {
         // it held up the workers the resync of a reloaded plugin had just
         // woken (by seconds in a debug build, by 80 s with several large
         // plugins on a loaded machine).
-        let hashed = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || fingerprint(&path, max_plugin_bytes))
-                .await
-                .unwrap_or(Err(PluginFileError::Interrupted))
+        // Files whose stamps did not change since they were hashed are not
+        // read again (the periodic rescan forgets the stamps).
+        let stamps = stamps_of(&files);
+        let known = self
+            .hashed
+            .get(&path)
+            .filter(|(seen, _)| stamps.is_some() && Some(seen) == stamps.as_ref())
+            .map(|(_, fingerprint)| *fingerprint);
+        let hashed = match known {
+            Some(fingerprint) => Ok(Some(fingerprint)),
+            None => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || fingerprint(&path, max_plugin_bytes))
+                    .await
+                    .unwrap_or(Err(PluginFileError::Interrupted))
+            }
         };
+        match (&hashed, stamps) {
+            (Ok(Some(fingerprint)), Some(stamps)) => {
+                self.hashed.insert(path.clone(), (stamps, *fingerprint));
+            }
+            _ => {
+                self.hashed.remove(&path);
+            }
+        }
         let origin = Origin::File(path.clone());
         let fingerprint = match hashed {
             Ok(Some(fingerprint)) => fingerprint,
@@ -240,6 +289,7 @@ impl PluginDir {
                 _ = &mut shutdown => return,
                 _ = rescan.tick() => {
                     self.writing.clear();
+                    self.hashed.clear();
                     true
                 }
                 () = &mut quiet, if armed => {
