@@ -57,6 +57,10 @@ func main() {
 	namespace := flag.String("namespace", "", "watch only this namespace (default: all namespaces)")
 	qps := flag.Float64("qps", 0, "client rate limit in requests per second (default: none)")
 	flag.Parse()
+	if *workers < 1 {
+		fmt.Fprintln(os.Stderr, "go-labeller: --workers must be at least 1")
+		os.Exit(2)
+	}
 	if err := run(*kubeconfig, *workers, *namespace, *qps); err != nil {
 		fmt.Fprintf(os.Stderr, "go-labeller: %v\n", err)
 		os.Exit(1)

@@ -37,7 +37,8 @@ const FIELD_MANAGER: &str = "bench/kube-rs";
 #[derive(Parser, Debug)]
 #[command(about = "kube-rs Controller labelling ConfigMaps (the kubewasm benchmark's peer)")]
 struct Args {
-    /// Reconciles running at once (`controller::Config::concurrency`).
+    /// Reconciles running at once (`controller::Config::concurrency`; 0:
+    /// unbounded).
     #[arg(long, default_value_t = 16)]
     workers: u16,
     /// Watch only this namespace (default: all namespaces).
