@@ -19,7 +19,7 @@ repo="$(cd "$here/.." && pwd)"
 target="wasm32-wasip2"
 
 # The Rust plugins: crate names in plugins/Cargo.toml, one component each.
-rust_plugins=(label-propagator website probe v01-labeler conformance-rust)
+rust_plugins=(label-propagator website probe v01-labeler conformance-rust bench-labeller)
 
 # shellcheck source=plugins/tools/lib.sh
 source "$here/tools/lib.sh" # log, die, output_dir, install_file

@@ -9,7 +9,8 @@
 #      Debian's clang-19 and wasi-libc are installed by
 #      plugins/c/tools/toolchain.sh);
 #   2. builds the test control plane, the test OCI registry and Helm (for
-#      the chart in deploy/helm) from Go modules (once, cached) and
+#      the chart in deploy/helm) from Go modules (once, cached), the
+#      benchmark's peer controllers (tests/peers: client-go and kube-rs) and
 #      smoke-tests the registry;
 #   3. checks formatting and lints (cargo fmt --check, clippy -D warnings);
 #   4. scaffolds a plugin in every language with `kubewasm new`, builds it
@@ -80,6 +81,15 @@ tests/registry/registry.sh build
 # tests/tests/deploy_helm.rs runs this helm.
 KUBEWASM_HELM="$(tests/tools/helm.sh)"
 export KUBEWASM_HELM
+
+step "the side-by-side benchmark's peer controllers (tests/peers)"
+# tests/tests/peers.rs runs them: the client-go peer (Go module, built once
+# per source hash) and the kube-rs peer (a workspace member; cargo test does
+# not build another package's binary).
+KUBEWASM_PEER_GO="$(tests/peers/build.sh)"
+export KUBEWASM_PEER_GO
+cargo build -p kubewasm-peer-kube-rs --bin kube-rs-labeller --locked
+export KUBEWASM_PEER_KUBE_RS="$CARGO_TARGET_DIR/debug/kube-rs-labeller"
 
 step "test registry smoke test (OCI push and pull with curl, TLS, basic auth)"
 (cd tests/registry && GOTOOLCHAIN=local go test ./htpasswd)

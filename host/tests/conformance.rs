@@ -80,6 +80,11 @@ fn label_propagator_fixtures() {
 }
 
 #[test]
+fn bench_labeller_fixtures() {
+    run_fixtures("bench-labeller", "plugins/bench-labeller/fixtures");
+}
+
+#[test]
 fn website_fixtures() {
     run_fixtures("website", "plugins/website/fixtures");
 }

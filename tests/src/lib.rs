@@ -50,6 +50,7 @@ pub mod crd;
 pub mod deploy;
 pub mod faults;
 pub mod host;
+pub mod peers;
 pub mod probe;
 pub mod registry;
 pub mod service_account;
