@@ -130,7 +130,7 @@ fn main() -> ExitCode {
             .map_err(OfflineError::Usage)
             .and_then(|()| tokio_runtime())
             .and_then(|rt| {
-                rt.block_on(kubewasm::cmd::run::discover_table(args.rate_limit()))
+                rt.block_on(kubewasm::cmd::discover::table(args.rate_limit()))
                     .map_err(|e| OfflineError::Discover(Box::new(e)))
             }),
     };

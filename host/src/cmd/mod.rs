@@ -13,6 +13,7 @@
 pub mod check;
 pub mod cli;
 pub mod componentize;
+pub mod discover;
 pub mod new;
 pub mod oci;
 pub mod rbac;
