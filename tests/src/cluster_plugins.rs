@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -103,6 +103,23 @@ impl Fixture {
             .create(&kube::api::PostParams::default(), &module)
             .await
             .unwrap_or_else(|e| panic!("create module ConfigMap {name}: {e}"));
+    }
+
+    /// A `kubernetes.io/dockerconfigjson` Secret `registry` in the test's
+    /// namespace with the test registry's credentials: a pull secret.
+    pub async fn registry_secret(&self) {
+        let registry = TestRegistry::shared().unwrap();
+        let auth = std::fs::read(&registry.auth).unwrap();
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "registry"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": k8s_openapi::ByteString(auth)},
+        }))
+        .expect("a Secret");
+        Api::<Secret>::namespaced(self.ns.client().clone(), self.ns.name())
+            .create(&kube::api::PostParams::default(), &secret)
+            .await
+            .unwrap_or_else(|e| panic!("create the pull secret: {e}"));
     }
 
     /// Waits until `name`'s status satisfies `check`; returns the status.

@@ -49,13 +49,7 @@ async fn a_plugin_writes_in_its_namespace_as_its_service_account() {
     let loaded = event_notes(&fx, &name, "Loaded").await;
     assert!(loaded.iter().any(|n| n.contains("probe")), "{loaded:?}");
     let written = configmaps.get("a").await.unwrap();
-    let managers: Vec<_> = written
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.manager)
-        .collect();
+    let managers = managers(&written);
     assert!(
         managers.contains(&format!("kubewasm/{}/probe", fx.ns.name())),
         "{managers:?}"
@@ -272,13 +266,7 @@ async fn two_teams_run_the_same_plugin_side_by_side_in_one_host() {
         let status = plugins(ns).get("probe").await.unwrap().data["status"].clone();
         assert_eq!(condition(&status, "Ready"), ("True", "Serving"), "{status}");
         let x = ns.api::<ConfigMap>().get("x").await.unwrap();
-        let managers: Vec<String> = x
-            .metadata
-            .managed_fields
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.manager)
-            .collect();
+        let managers = managers(&x);
         assert!(
             managers.contains(&format!("kubewasm/{}/probe", ns.name())),
             "{managers:?}"
@@ -296,4 +284,38 @@ async fn two_teams_run_the_same_plugin_side_by_side_in_one_host() {
             "no ok reconcile counted for {id}"
         );
     }
+}
+
+/// The field managers of `cm`'s `managedFields`.
+fn managers(cm: &ConfigMap) -> Vec<String> {
+    let fields = cm.metadata.managed_fields.as_deref().unwrap_or_default();
+    fields.iter().filter_map(|m| m.manager.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_service_account_name_that_would_name_another_user_is_refused() {
+    let fx = Fixture::start("nsp-sa-name").await;
+    // `system:serviceaccount:NS:bot:admin` is not the account `bot`; the
+    // name goes into the Impersonate-User header, so the API server refuses
+    // it before the host could see it.
+    let object = json!({
+        "apiVersion": "kubewasm.dev/v1alpha1",
+        "kind": "Plugin",
+        "metadata": {"name": "borrowed"},
+        "spec": {
+            "module": {"configMap": {"name": "probe-module", "key": "probe.wasm"}},
+            "serviceAccountName": "bot:admin",
+            "grants": {"write": [], "read": []},
+        },
+    });
+    let refused = plugins(&fx.ns)
+        .patch(
+            "borrowed",
+            &PatchParams::apply("e2e"),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect_err("a ServiceAccount name with a colon");
+    let message = refused.to_string();
+    assert!(message.contains("spec.serviceAccountName"), "{message}");
 }

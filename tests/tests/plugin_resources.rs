@@ -8,11 +8,10 @@
 //! labelled with the test's own selector (`--plugin-selector`), and confines
 //! each plugin to the test's namespace (`spec.namespaces`).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kubewasm_e2e::cluster_plugins::{
     Fixture, WAIT, condition, host_args, push, sha256, spawn_host,
@@ -188,7 +187,7 @@ async fn a_missing_module_or_bad_settings_degrade_only_that_plugin() {
 async fn an_oci_module_swaps_when_its_tag_moves_and_a_bad_digest_keeps_the_old() {
     let fx = Fixture::start("cp-oci").await;
     let registry = TestRegistry::shared().unwrap();
-    registry_secret(&fx).await;
+    fx.registry_secret().await;
     let configmaps: Api<ConfigMap> = fx.ns.api();
     probe::create_configmap(&configmaps, "a", "mark", &[]).await;
 
@@ -399,35 +398,11 @@ async fn dry_run_changes_nothing_and_grants_the_plugin_exceeds_refuse_it() {
     fx.ns.delete().await.unwrap();
 }
 
-/// A `kubernetes.io/dockerconfigjson` Secret `registry` in the test's
-/// namespace with the test registry's credentials.
-async fn registry_secret(fx: &Fixture) {
-    let registry = TestRegistry::shared().unwrap();
-    let auth = std::fs::read(&registry.auth).unwrap();
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("registry".into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(BTreeMap::from([(
-            ".dockerconfigjson".to_string(),
-            ByteString(auth),
-        )])),
-        ..Default::default()
-    };
-    fx.ns
-        .api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_host_restarted_while_the_registry_is_unreachable_serves_the_cached_digest() {
     let mut fx = Fixture::start("cp-offline").await;
     let registry = TestRegistry::shared().unwrap();
-    registry_secret(&fx).await;
+    fx.registry_secret().await;
     let reference = registry.reference(&format!("e2e/{}", unique_name("probe")), "stable");
     let digest = push(&component("probe"), &reference);
     let name = unique_name("probe-offline");

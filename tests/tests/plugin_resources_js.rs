@@ -7,11 +7,9 @@
 //! an object; the numbers are recorded in tests/README.md (never asserted:
 //! a test is no benchmark).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, PostParams};
 use kubewasm_e2e::cluster_plugins::{Fixture, push};
 use kubewasm_e2e::host::{self, component};
@@ -26,23 +24,7 @@ const SLOW: Duration = Duration::from_secs(300);
 async fn the_javascript_plugin_ships_through_the_registry_and_swaps_a_b_a() {
     let fx = Fixture::start("cp-js").await;
     let registry = TestRegistry::shared().unwrap();
-    let secrets: Api<Secret> = fx.ns.api();
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("registry".into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(BTreeMap::from([(
-            ".dockerconfigjson".to_string(),
-            ByteString(std::fs::read(&registry.auth).unwrap()),
-        )])),
-        ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    fx.registry_secret().await;
 
     let dir = tempfile::tempdir().unwrap();
     let a_bytes = std::fs::read(component("configmap-hasher")).unwrap();

@@ -144,17 +144,7 @@ impl Controller {
     /// those the cluster does not serve are reported by
     /// [`report_unserved`](Self::report_unserved)).
     fn kinds_for(&self, plugin: &Plugin) -> Vec<ResourceKind> {
-        let registry = self.registry.load();
-        let mut kinds: Vec<ResourceKind> = Vec::new();
-        let info = plugin.info();
-        let subscribed = info.subscriptions.iter().flat_map(|s| registry.matching(s));
-        let watched = info.watched().filter_map(|k| registry.resolve(k));
-        for kind in subscribed.chain(watched) {
-            if !kinds.contains(&kind.resource) {
-                kinds.push(kind.resource);
-            }
-        }
-        kinds
+        kinds_read(&self.registry, plugin.info())
     }
 
     /// Loads or replaces a plugin: informers follow its subscriptions, owned
@@ -279,6 +269,25 @@ impl Controller {
             .map(|(name, _)| name.clone())
             .collect()
     }
+}
+
+/// The kinds the cluster serves that `info`'s subscriptions cover, then the
+/// kinds it owns and the sources of its mapped watches: what its informers
+/// watch and what it reads.
+pub fn kinds_read(
+    registry: &SharedRegistry,
+    info: &crate::contract::PluginInfo,
+) -> Vec<ResourceKind> {
+    let registry = registry.load();
+    let mut kinds: Vec<ResourceKind> = Vec::new();
+    let subscribed = info.subscriptions.iter().flat_map(|s| registry.matching(s));
+    let watched = info.watched().filter_map(|k| registry.resolve(k));
+    for kind in subscribed.chain(watched) {
+        if !kinds.contains(&kind.resource) {
+            kinds.push(kind.resource);
+        }
+    }
+    kinds
 }
 
 impl crate::applier::ResolveKind for SharedRegistry {

@@ -34,21 +34,6 @@ pub enum Denied {
     Unanswered(String),
 }
 
-/// The kinds `info` reads through the host: its subscriptions, owned kinds
-/// and mapped watches, as the cluster serves them.
-pub fn kinds_read(registry: &SharedRegistry, info: &PluginInfo) -> Vec<ResourceKind> {
-    let registry = registry.load();
-    let mut kinds: Vec<ResourceKind> = Vec::new();
-    let subscribed = info.subscriptions.iter().flat_map(|s| registry.matching(s));
-    let watched = info.watched().filter_map(|k| registry.resolve(k));
-    for kind in subscribed.chain(watched) {
-        if !kinds.contains(&kind.resource) {
-            kinds.push(kind.resource);
-        }
-    }
-    kinds
-}
-
 /// The declared write kinds the cluster serves as cluster-scoped: a Plugin
 /// may write none.
 pub fn cluster_scoped_writes(registry: &SharedRegistry, info: &PluginInfo) -> Option<String> {

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::cluster::client::Impersonation;
+use crate::cluster::client::{Impersonation, ServiceAccount};
 use crate::cluster::discovery::SharedRegistry;
 use crate::contract::ResourceKind;
 use crate::controller::Tallies;
@@ -247,6 +247,11 @@ impl Inner {
         let Some(account) = &object.spec.account else {
             return Ok(self.fetcher.host.clone());
         };
+        // The CRD's pattern refuses these; an older CRD might not have.
+        ServiceAccount::checked(&account.namespace, &account.name).map_err(|e| FetchError {
+            reason: "InvalidSpec",
+            message: format!("spec.serviceAccountName: {e}"),
+        })?;
         let impersonation = self.impersonation.as_ref().ok_or_else(|| FetchError {
             reason: "ImpersonationDenied",
             message: "this host does not act as ServiceAccounts".into(),
@@ -410,7 +415,7 @@ impl Inner {
             );
             return Err(refused("cluster_scoped_write", message));
         }
-        let kinds: Vec<ResourceKind> = access::kinds_read(&self.registry, info);
+        let kinds: Vec<ResourceKind> = crate::controller::kinds_read(&self.registry, info);
         access::check_reads(&place.client, &place.namespace, &kinds).await?;
         Ok(kinds)
     }

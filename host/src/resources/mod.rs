@@ -137,7 +137,10 @@ pub struct PluginSpec {
     pub grants: Grants,
     /// Every write is made as `system:serviceaccount:<namespace>:<this>`,
     /// so the team's RBAC bounds what the plugin can change.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub service_account_name: String,
     #[serde(default)]
     pub dry_run: bool,

@@ -40,6 +40,15 @@ impl ServiceAccount {
         }
     }
 
+    /// The account, if both names are valid: they go into the
+    /// `Impersonate-User` header, where a `:` or a line break would name
+    /// another user or break the request.
+    pub fn checked(namespace: &str, name: &str) -> Result<Self, crate::contract::names::NameError> {
+        crate::contract::names::validate_namespace(namespace)?;
+        crate::contract::names::validate_name("", "ServiceAccount", name)?;
+        Ok(Self::new(namespace, name))
+    }
+
     /// The user name the API server gives the account's tokens.
     pub fn username(&self) -> String {
         format!("system:serviceaccount:{}:{}", self.namespace, self.name)
@@ -100,5 +109,22 @@ mod tests {
         let account = ServiceAccount::new("team-a", "labeller");
         assert_eq!(account.username(), "system:serviceaccount:team-a:labeller");
         assert_eq!(account.to_string(), "team-a/labeller");
+    }
+
+    #[test]
+    fn names_that_would_impersonate_someone_else_are_refused() {
+        assert!(ServiceAccount::checked("team-a", "labeller").is_ok());
+        for (namespace, name) in [
+            ("team-a", "bot:admin"),
+            ("team-a", "bot\r\nImpersonate-Group: system:masters"),
+            ("team-a", ""),
+            ("kube-system:x", "bot"),
+            ("team-a", "Bot"),
+        ] {
+            assert!(
+                ServiceAccount::checked(namespace, name).is_err(),
+                "{namespace}/{name:?} accepted"
+            );
+        }
     }
 }
