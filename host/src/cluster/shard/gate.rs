@@ -1,0 +1,288 @@
+//! The shard gate: which keys this replica may reconcile now.
+//!
+//! The membership loop ([`super::members`]) moves the working set; the
+//! dispatcher asks [`ShardGate::works`] before it queues a key, and a worker
+//! holds an [`InFlight`] from before the plugin call until the reconcile
+//! ends, asking again before it applies. Shrinking takes effect at once for
+//! new work; [`ShardGate::drained`] says when no reconcile of a key outside
+//! the working set is still running, which is what the replica acknowledges.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+
+use super::ring::{MemberId, Ring};
+
+/// The keys a replica may reconcile: those every ring of the list gives it
+/// (a shrink adds the new ring, a grow replaces the list), or none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Working(Option<Vec<Ring>>);
+
+impl Working {
+    /// No keys (a replica that has not joined, or lost its lease).
+    pub fn nothing() -> Self {
+        Self(None)
+    }
+
+    /// The keys `ring` gives `me`.
+    pub fn of(ring: Ring) -> Self {
+        Self(Some(vec![ring]))
+    }
+
+    /// Whether `me` may reconcile keys hashing to `hash`.
+    pub fn works(&self, me: &str, hash: u64) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|rings| rings.iter().all(|ring| ring.owns(me, hash)))
+    }
+
+    fn intersect(&mut self, ring: Ring) {
+        if let Some(rings) = &mut self.0
+            && !rings.contains(&ring)
+        {
+            rings.push(ring);
+        }
+    }
+}
+
+/// The working set grew: keys `after` gives and `before` did not were not
+/// queued while outside it, so the controller resyncs them from the cache.
+#[derive(Clone, Debug)]
+pub struct Grown {
+    pub before: Working,
+    pub after: Working,
+}
+
+/// Whether this replica reconciles a key now. Cheap to clone; without
+/// sharding every key is worked.
+#[derive(Clone, Debug, Default)]
+pub struct ShardGate {
+    inner: Option<Arc<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    me: MemberId,
+    working: RwLock<Working>,
+    /// Reconciles running, by key hash.
+    in_flight: Mutex<HashMap<u64, usize>>,
+    grown: mpsc::UnboundedSender<Grown>,
+}
+
+impl ShardGate {
+    /// Every key is worked (no sharding).
+    pub fn unsharded() -> Self {
+        Self::default()
+    }
+
+    /// The gate of member `me`, working nothing until it joins; the receiver
+    /// gets each growth of the working set.
+    pub fn member(me: MemberId) -> (Self, mpsc::UnboundedReceiver<Grown>) {
+        let (grown, receiver) = mpsc::unbounded_channel();
+        let inner = Inner {
+            me,
+            working: RwLock::new(Working::nothing()),
+            in_flight: Mutex::default(),
+            grown,
+        };
+        (
+            Self {
+                inner: Some(Arc::new(inner)),
+            },
+            receiver,
+        )
+    }
+
+    /// Whether sharding is on.
+    pub fn is_sharded(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// This member's identity (`None` without sharding).
+    pub fn me(&self) -> Option<&str> {
+        self.inner.as_deref().map(|inner| &*inner.me)
+    }
+
+    /// Whether this replica may reconcile keys hashing to `hash` now.
+    pub fn works(&self, hash: u64) -> bool {
+        match &self.inner {
+            None => true,
+            Some(inner) => read(&inner.working).works(&inner.me, hash),
+        }
+    }
+
+    /// Starts a reconcile of a key hashing to `hash` if this replica works
+    /// it; the reconcile counts as running until the guard drops.
+    pub fn begin(&self, hash: u64) -> Option<InFlight> {
+        let Some(inner) = &self.inner else {
+            return Some(InFlight(None));
+        };
+        // Counted under the read lock, so a shrink (the write lock) either
+        // comes first and refuses this key, or sees it running.
+        let working = read(&inner.working);
+        if !working.works(&inner.me, hash) {
+            return None;
+        }
+        *lock(&inner.in_flight).entry(hash).or_default() += 1;
+        Some(InFlight(Some((inner.clone(), hash))))
+    }
+
+    /// The working set now.
+    pub fn working(&self) -> Working {
+        match &self.inner {
+            None => Working::nothing(),
+            Some(inner) => read(&inner.working).clone(),
+        }
+    }
+
+    /// Stops working keys `ring` does not give this replica (new work at
+    /// once; running reconciles finish, see [`drained`](Self::drained)).
+    pub(super) fn shrink(&self, ring: Ring) {
+        if let Some(inner) = &self.inner {
+            write(&inner.working).intersect(ring);
+        }
+    }
+
+    /// Works exactly the keys `ring` gives this replica.
+    pub(super) fn grow(&self, ring: Ring) {
+        if let Some(inner) = &self.inner {
+            let after = Working::of(ring);
+            let before = std::mem::replace(&mut *write(&inner.working), after.clone());
+            if before != after {
+                let _ = inner.grown.send(Grown { before, after });
+            }
+        }
+    }
+
+    /// Works nothing (the member lease was lost, or the replica leaves).
+    pub(super) fn reset(&self) {
+        if let Some(inner) = &self.inner {
+            *write(&inner.working) = Working::nothing();
+        }
+    }
+
+    /// Whether no reconcile of a key outside the working set is running.
+    pub(super) fn drained(&self) -> bool {
+        let Some(inner) = &self.inner else {
+            return true;
+        };
+        let working = read(&inner.working);
+        lock(&inner.in_flight)
+            .keys()
+            .all(|&hash| working.works(&inner.me, hash))
+    }
+}
+
+/// A running reconcile, counted by the gate until dropped.
+#[derive(Debug)]
+pub struct InFlight(Option<(Arc<Inner>, u64)>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((inner, hash)) = self.0.take() {
+            let mut running = lock(&inner.in_flight);
+            if let Some(count) = running.get_mut(&hash) {
+                *count -= 1;
+                if *count == 0 {
+                    running.remove(&hash);
+                }
+            }
+        }
+    }
+}
+
+fn read(working: &RwLock<Working>) -> std::sync::RwLockReadGuard<'_, Working> {
+    working
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(working: &RwLock<Working>) -> std::sync::RwLockWriteGuard<'_, Working> {
+    working
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ring::shard_hash;
+    use super::*;
+
+    fn ring(members: &[&str]) -> Ring {
+        let ids: Vec<MemberId> = members.iter().map(|m| MemberId::from(*m)).collect();
+        Ring::new(&ids)
+    }
+
+    /// A namespace `ring` gives `member`.
+    fn key_of(ring: &Ring, member: &str) -> u64 {
+        (0..)
+            .map(|i| shard_hash(&format!("ns-{i}")))
+            .find(|&h| ring.owns(member, h))
+            .unwrap()
+    }
+
+    #[test]
+    fn without_sharding_every_key_is_worked() {
+        let gate = ShardGate::unsharded();
+        assert!(gate.works(1) && gate.begin(1).is_some() && gate.drained());
+    }
+
+    #[test]
+    fn a_new_member_works_nothing_until_it_grows() {
+        let (gate, mut grown) = ShardGate::member("a".into());
+        let ab = ring(&["a", "b"]);
+        let mine = key_of(&ab, "a");
+        assert!(!gate.works(mine) && gate.begin(mine).is_none());
+        gate.shrink(ab.clone());
+        assert!(!gate.works(mine), "a shrink never adds keys");
+        gate.grow(ab.clone());
+        assert!(gate.works(mine) && !gate.works(key_of(&ab, "b")));
+        let event = grown.try_recv().unwrap();
+        assert_eq!(event.before, Working::nothing());
+        assert_eq!(event.after, Working::of(ab));
+    }
+
+    #[test]
+    fn a_shrink_is_drained_only_when_running_reconciles_outside_end() {
+        let (gate, _grown) = ShardGate::member("a".into());
+        let (a, ab) = (ring(&["a"]), ring(&["a", "b"]));
+        gate.grow(a);
+        let moving = key_of(&ab, "b");
+        let staying = key_of(&ab, "a");
+        let running_moving = gate.begin(moving).unwrap();
+        let _running_staying = gate.begin(staying).unwrap();
+        gate.shrink(ab.clone());
+        // New work of the moved key is refused at once...
+        assert!(gate.begin(moving).is_none() && !gate.works(moving));
+        assert!(gate.works(staying));
+        // ...and the shrink is drained when the running one ends.
+        assert!(!gate.drained());
+        drop(running_moving);
+        assert!(gate.drained());
+    }
+
+    #[test]
+    fn shrinks_intersect_until_a_grow_replaces_them() {
+        let (gate, _grown) = ShardGate::member("a".into());
+        let (ab, ac) = (ring(&["a", "b"]), ring(&["a", "c"]));
+        gate.grow(ring(&["a"]));
+        gate.shrink(ab.clone());
+        gate.shrink(ac.clone());
+        let only_ab = (0..)
+            .map(|i| shard_hash(&format!("ns-{i}")))
+            .find(|&h| ab.owns("a", h) && !ac.owns("a", h))
+            .unwrap();
+        assert!(!gate.works(only_ab));
+        gate.grow(ab);
+        assert!(gate.works(only_ab));
+        gate.reset();
+        assert!(!gate.works(only_ab));
+    }
+}
