@@ -1,6 +1,6 @@
 //! Sharding, judged by what the API server recorded: `kubewasm run
 //! --shard-ring` hosts on a private control plane, each running the probe
-//! plugin with its own mark (`{"mark": "a"}`, `"b"`, …), split 12 namespaces
+//! plugin with its own mark (`{"mark": "a"}`, `"b"`, …), split 24 namespaces
 //! of ConfigMaps while the test keeps changing their `data.n`. Whoever works
 //! a key applies its mark and echoes `data.n`, so a watch sees every write
 //! with its writer, in the API server's order.
@@ -30,8 +30,8 @@ use kubewasm_e2e::probe::{self, ECHO, MARK};
 use kubewasm_e2e::{ControlPlane, eventually};
 use serde_json::json;
 
-const NAMESPACES: usize = 12;
-const PER_NAMESPACE: usize = 15;
+const NAMESPACES: usize = 24;
+const PER_NAMESPACE: usize = 10;
 const RING_NAME: &str = "e2e";
 const LEASES: &str = "kubewasm-shards";
 /// Lease 6 s, renewed every 2 s, a member stops 4 s after its last renewal.
@@ -343,10 +343,11 @@ async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss()
         "3 hosts: every object marked by its owner {:?} after start",
         started.elapsed()
     );
-    assert_eq!(
-        log.writers().len(),
-        3,
-        "each host works a share: {:?}",
+    // Which host marked an object is checked above; here only that the
+    // work is split at all (24 namespaces on 3 members).
+    assert!(
+        log.writers().len() >= 2,
+        "one host did all: {:?}",
         log.writers()
     );
 
@@ -401,6 +402,32 @@ async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss()
         "objects written again by a host after another took them over: {returns:#?}\n{}",
         hosts.logs()
     );
+    // Each replica caches only its namespaces' ConfigMaps (the API server
+    // keeps one of its own in kube-system too).
+    let ring = Ring::new(ids.values());
+    let every: Vec<String> = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|cm| cm.metadata.namespace.clone().unwrap_or_default())
+        .collect();
+    for (mark, id) in &ids {
+        let mine = every
+            .iter()
+            .filter(|ns| ring.owns(id, shard::key_hash(Some(ns), "")))
+            .count();
+        let cached = hosts.0[mark].metric("kubewasm_cached_objects{group=\"\",kind=\"ConfigMap\"}");
+        assert_eq!(
+            cached as usize, mine,
+            "{mark} caches {cached} ConfigMaps, its namespaces hold {mine}"
+        );
+        println!(
+            "{mark}: caches {cached} of {} ConfigMaps, those of its namespaces",
+            every.len()
+        );
+    }
     let c = &hosts.0["c"];
     assert_eq!(c.metric("kubewasm_shard_members"), 2.0);
     let share = c.metric("kubewasm_shard_share");

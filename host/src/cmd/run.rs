@@ -459,6 +459,7 @@ fn build_controller(
 ) -> (Controller, mpsc::UnboundedReceiver<KindEvent>) {
     let (informers, events) =
         InformerRegistry::new(client.clone(), options.namespace.clone(), metrics.clone());
+    let informers = informers.with_shard_gate(shards.clone());
     let applier_options = ApplierOptions {
         dry_run: options.dry_run,
         reporting_instance: std::env::var("POD_NAME")

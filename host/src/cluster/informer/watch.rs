@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::backoff::{self, WatchFailure};
 use super::cache::{Cache, Change, Objects, key_of};
 use super::{KindEvent, WireObject};
+use crate::cluster::shard::{ShardGate, key_hash};
 use crate::contract::{EventType, ResourceKind};
 use crate::ops::metrics::Metrics;
 
@@ -35,6 +36,8 @@ pub(super) struct Watch {
     outage: backoff::Outage,
     /// Keys seen during a re-list, to find objects deleted while disconnected.
     relisted: Option<Objects>,
+    /// With sharding, which namespaces this replica caches.
+    shard: ShardGate,
 }
 
 impl Watch {
@@ -43,6 +46,7 @@ impl Watch {
         cache: Arc<RwLock<Cache>>,
         events: mpsc::UnboundedSender<KindEvent>,
         metrics: Arc<Metrics>,
+        shard: ShardGate,
     ) -> Self {
         Self {
             kind,
@@ -52,6 +56,7 @@ impl Watch {
             backoff: backoff::WatchBackoff::default(),
             outage: backoff::Outage::default(),
             relisted: None,
+            shard,
         }
     }
 
@@ -114,6 +119,9 @@ impl Watch {
                 "watch recovered"
             );
         }
+        if self.outside_shard(&event) {
+            return;
+        }
         let change = self.change_of(event);
         let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
         let was_synced = c.synced;
@@ -126,6 +134,42 @@ impl Watch {
         if first_sync {
             tracing::debug!(kind = %self.kind.kind, group = %self.kind.group, "informer synced");
         }
+    }
+
+    /// With sharding, drops an object of another replica's namespace (and
+    /// its cached copy, if the namespace was this replica's before), never
+    /// as a deletion; before a re-list completes, evicts every such object,
+    /// so the re-list does not report them deleted either. True if the
+    /// event is dropped.
+    fn outside_shard(&mut self, event: &watcher::Event<WireObject>) -> bool {
+        if !self.kind.namespaced || !self.shard.is_sharded() {
+            return false;
+        }
+        let object = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+                o
+            }
+            watcher::Event::InitDone => {
+                let shard = &self.shard;
+                let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+                c.objects
+                    .retain(|(ns, name), _| shard.caches(key_hash(ns.as_deref(), name)));
+                return false;
+            }
+            watcher::Event::Init => return false,
+        };
+        let meta = kube::Resource::meta(object);
+        let (namespace, name) = (
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        if self.shard.caches(key_hash(namespace, name)) {
+            return false;
+        }
+        let key = (namespace.map(str::to_string), name.to_string());
+        let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        c.objects.remove(&key);
+        true
     }
 
     /// The cache change a watcher event stands for.

@@ -6,11 +6,16 @@
 //! ends, asking again before it applies. Shrinking takes effect at once for
 //! new work; [`ShardGate::drained`] says when no reconcile of a key outside
 //! the working set is still running, which is what the replica acknowledges.
+//!
+//! The gate also says which namespaces the informers cache
+//! ([`ShardGate::caches`]): those the newest ring gives this replica, set at
+//! the shrink, so the keys it is about to receive are listed before it may
+//! work them. The informers follow [`ShardGate::cache_changes`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::ring::{MemberId, Ring};
 
@@ -67,6 +72,13 @@ struct Inner {
     working: RwLock<Working>,
     /// Reconciles running, by key hash.
     in_flight: Mutex<HashMap<u64, usize>>,
+    /// The ring whose share of namespaces the informers cache (`None`:
+    /// none yet).
+    cached: RwLock<Option<Ring>>,
+    /// Bumped when `cached` changes; `relist` says whether the new share
+    /// has namespaces the old one lacked (they must be listed).
+    cache_changed: watch::Sender<u64>,
+    relist: Mutex<bool>,
     grown: mpsc::UnboundedSender<Grown>,
 }
 
@@ -84,6 +96,9 @@ impl ShardGate {
             me,
             working: RwLock::new(Working::nothing()),
             in_flight: Mutex::default(),
+            cached: RwLock::new(None),
+            cache_changed: watch::channel(0).0,
+            relist: Mutex::new(false),
             grown,
         };
         (
@@ -110,6 +125,32 @@ impl ShardGate {
             None => true,
             Some(inner) => read(&inner.working).works(&inner.me, hash),
         }
+    }
+
+    /// Whether the informers keep namespaced objects whose key hashes to
+    /// `hash` (always, unsharded).
+    pub fn caches(&self, hash: u64) -> bool {
+        match &self.inner {
+            None => true,
+            Some(inner) => read(&inner.cached)
+                .as_ref()
+                .is_some_and(|ring| ring.owns(&inner.me, hash)),
+        }
+    }
+
+    /// Changes of what [`caches`](Self::caches) keeps (`None` unsharded).
+    pub fn cache_changes(&self) -> Option<watch::Receiver<u64>> {
+        self.inner
+            .as_ref()
+            .map(|inner| inner.cache_changed.subscribe())
+    }
+
+    /// Whether a change since the last call added namespaces to the cached
+    /// share (the informers list again) or only removed some (they evict).
+    pub fn take_relist(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| std::mem::take(&mut *lock(&inner.relist)))
     }
 
     /// Starts a reconcile of a key hashing to `hash` if this replica works
@@ -140,7 +181,20 @@ impl ShardGate {
     /// once; running reconciles finish, see [`drained`](Self::drained)).
     pub(super) fn shrink(&self, ring: Ring) {
         if let Some(inner) = &self.inner {
-            write(&inner.working).intersect(ring);
+            write(&inner.working).intersect(ring.clone());
+            let mut cached = write(&inner.cached);
+            if cached.as_ref() != Some(&ring) {
+                // A share grows only when a member left (consistent hashing).
+                let grows = cached
+                    .as_ref()
+                    .is_none_or(|old| old.members().any(|m| !ring.has_member(m)));
+                *cached = Some(ring);
+                drop(cached);
+                *lock(&inner.relist) |= grows;
+                inner
+                    .cache_changed
+                    .send_modify(|generation| *generation += 1);
+            }
         }
     }
 
@@ -192,15 +246,12 @@ impl Drop for InFlight {
     }
 }
 
-fn read(working: &RwLock<Working>) -> std::sync::RwLockReadGuard<'_, Working> {
-    working
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write(working: &RwLock<Working>) -> std::sync::RwLockWriteGuard<'_, Working> {
-    working
-        .write()
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -12,9 +12,13 @@
 //! once; the member's own Lease gates its writes like the leader Lease does
 //! without sharding ([`crate::cluster::gate`]).
 //!
-//! Every replica still caches every object of the kinds its plugins read;
-//! only the reconciling is split (caching only the share is the next step,
-//! docs/design/performance.md §8.5).
+//! Each replica's informers cache only the namespaces the newest ring
+//! gives it (namespaced kinds; cluster-scoped ones are cached whole and
+//! only their reconciles split), filtered as objects arrive: a share that
+//! grows is listed at the shrink, before the replica may work it. A
+//! plugin's read of another namespace fails with
+//! [`crate::cluster::cache::ReadError::OutsideShard`] instead of answering
+//! from part of the cluster.
 
 mod gate;
 mod handover;

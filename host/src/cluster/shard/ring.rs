@@ -77,6 +77,20 @@ impl Ring {
             .map(|(_, member)| member)
     }
 
+    /// The members placed on the ring.
+    pub fn members(&self) -> impl Iterator<Item = &MemberId> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.points
+            .iter()
+            .map(|(_, m)| m)
+            .filter(move |m| seen.insert(*m))
+    }
+
+    /// Whether `member` is placed on the ring.
+    pub fn has_member(&self, member: &str) -> bool {
+        self.points.iter().any(|(_, m)| &**m == member)
+    }
+
     /// Whether `member` owns `hash`.
     pub fn owns(&self, member: &str, hash: u64) -> bool {
         self.owner(hash).is_some_and(|owner| &**owner == member)
