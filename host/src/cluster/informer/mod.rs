@@ -196,7 +196,8 @@ impl InformerRegistry {
                     self.events.clone(),
                     self.metrics.clone(),
                     self.shard.clone(),
-                );
+                )
+                .holding(self.shard.listing());
                 informer.task = tokio::spawn(watch.run(self.api(&informer.kind)));
             } else {
                 let mut cache = informer.cache.write().unwrap_or_else(|e| e.into_inner());

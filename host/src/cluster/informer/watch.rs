@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::backoff::{self, WatchFailure};
 use super::cache::{Cache, Change, Objects, key_of};
 use super::{KindEvent, WireObject};
-use crate::cluster::shard::{ShardGate, key_hash};
+use crate::cluster::shard::{Listing, ShardGate, key_hash};
 use crate::contract::{EventType, ResourceKind};
 use crate::ops::metrics::Metrics;
 
@@ -38,6 +38,8 @@ pub(super) struct Watch {
     relisted: Option<Objects>,
     /// With sharding, which namespaces this replica caches.
     shard: ShardGate,
+    /// Held until a re-list for a new share completes.
+    listing: Option<Listing>,
 }
 
 impl Watch {
@@ -57,7 +59,14 @@ impl Watch {
             outage: backoff::Outage::default(),
             relisted: None,
             shard,
+            listing: None,
         }
+    }
+
+    /// Tells the shard gate when this watch's first list is complete.
+    pub(super) fn holding(mut self, listing: Option<Listing>) -> Self {
+        self.listing = listing;
+        self
     }
 
     /// Runs the kind's watcher until aborted, updating the cache and
@@ -154,6 +163,10 @@ impl Watch {
                 let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
                 c.objects
                     .retain(|(ns, name), _| shard.caches(key_hash(ns.as_deref(), name)));
+                // The listed objects are in the cache already (each was
+                // applied as it arrived): the share is warm.
+                drop(c);
+                self.listing = None;
                 return false;
             }
             watcher::Event::Init => return false,

@@ -79,6 +79,8 @@ struct Inner {
     /// has namespaces the old one lacked (they must be listed).
     cache_changed: watch::Sender<u64>,
     relist: Mutex<bool>,
+    /// Informers re-listing for the cached share (see [`Listing`]).
+    listing: std::sync::atomic::AtomicUsize,
     grown: mpsc::UnboundedSender<Grown>,
 }
 
@@ -99,6 +101,7 @@ impl ShardGate {
             cached: RwLock::new(None),
             cache_changed: watch::channel(0).0,
             relist: Mutex::new(false),
+            listing: std::sync::atomic::AtomicUsize::new(0),
             grown,
         };
         (
@@ -216,15 +219,43 @@ impl ShardGate {
         }
     }
 
-    /// Whether no reconcile of a key outside the working set is running.
+    /// An informer starts re-listing for the cached share: until the
+    /// guard drops, this member does not acknowledge a view, so the keys it
+    /// is about to receive are in its cache before anyone hands them over.
+    pub fn listing(&self) -> Option<Listing> {
+        let inner = self.inner.as_ref()?;
+        inner
+            .listing
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(Listing(inner.clone()))
+    }
+
+    /// Whether no reconcile of a key outside the working set is running
+    /// and no informer is re-listing for the cached share.
     pub(super) fn drained(&self) -> bool {
         let Some(inner) = &self.inner else {
             return true;
         };
+        if inner.listing.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return false;
+        }
         let working = read(&inner.working);
         lock(&inner.in_flight)
             .keys()
             .all(|&hash| working.works(&inner.me, hash))
+    }
+}
+
+/// An informer's re-list for the cached share, counted until dropped (at
+/// the list's end, or when the informer stops).
+#[derive(Debug)]
+pub struct Listing(Arc<Inner>);
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        self.0
+            .listing
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -317,6 +348,32 @@ mod tests {
         assert!(!gate.drained());
         drop(running_moving);
         assert!(gate.drained());
+    }
+
+    #[test]
+    fn the_cached_share_follows_the_newest_ring_and_a_relist_holds_the_drain() {
+        let (gate, _grown) = ShardGate::member("a".into());
+        let mut changes = gate.cache_changes().unwrap();
+        let (a, ab) = (ring(&["a"]), ring(&["a", "b"]));
+        let theirs = key_of(&ab, "b");
+        assert!(!gate.caches(theirs), "nothing is cached before the first ring");
+        gate.shrink(a.clone());
+        assert!(gate.caches(theirs) && changes.has_changed().unwrap());
+        assert!(gate.take_relist(), "a first share is listed");
+        changes.mark_unchanged();
+        // b joins: a's share only shrinks, so its informers evict.
+        gate.shrink(ab.clone());
+        assert!(!gate.caches(theirs) && changes.has_changed().unwrap());
+        assert!(!gate.take_relist());
+        // b leaves again: a's share grows, so its informers list it, and
+        // the member does not acknowledge until they have.
+        gate.shrink(a);
+        assert!(gate.take_relist());
+        let listing = gate.listing().unwrap();
+        assert!(!gate.drained());
+        drop(listing);
+        assert!(gate.drained());
+        assert!(ShardGate::unsharded().listing().is_none());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use crate::cluster::gate::Leadership;
 use crate::ops::metrics::Metrics;
 
-pub use gate::{Grown, InFlight, ShardGate, Working};
+pub use gate::{Grown, InFlight, Listing, ShardGate, Working};
 pub use handover::view;
 pub use ring::{MemberId, POINTS, Ring, key_hash, shard_hash};
 
