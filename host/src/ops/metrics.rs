@@ -49,6 +49,8 @@
 //! handed the plugin more than `--max-host-read-mib`), `malformed_intent`, `refused` (an intent outside the
 //! write scope or malformed), `apply_failed`, `conflict`, `loop`,
 //! `not_leader` (the lease was lost during the call; nothing applied),
+//! `moved` (with `--shard-ring`, the key moved to another replica during
+//! the call; nothing applied),
 //! `kind_removed` (the kind's CRD was deleted before its queued key ran),
 //! `unloaded` (the plugin was removed before its queued key ran) or
 //! `terminating` (the object's deletion started without the plugin's
