@@ -356,7 +356,10 @@ mod tests {
         let mut changes = gate.cache_changes().unwrap();
         let (a, ab) = (ring(&["a"]), ring(&["a", "b"]));
         let theirs = key_of(&ab, "b");
-        assert!(!gate.caches(theirs), "nothing is cached before the first ring");
+        assert!(
+            !gate.caches(theirs),
+            "nothing is cached before the first ring"
+        );
         gate.shrink(a.clone());
         assert!(gate.caches(theirs) && changes.has_changed().unwrap());
         assert!(gate.take_relist(), "a first share is listed");
