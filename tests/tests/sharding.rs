@@ -44,6 +44,8 @@ struct Write {
     object: String,
     version: u64,
     writer: String,
+    /// When the test's watch received it.
+    seen: Instant,
 }
 
 /// Every change of a ConfigMap's mark or echo, from a watch started
@@ -80,6 +82,7 @@ impl WriteLog {
                         object,
                         version,
                         writer,
+                        seen: Instant::now(),
                     });
                 }
             }
@@ -87,9 +90,17 @@ impl WriteLog {
         (log, task)
     }
 
-    /// Per object, writers that wrote it again after another host had.
-    fn returns(&self) -> Vec<String> {
-        let mut writes = self.0.lock().unwrap().clone();
+    /// Per object, writers that wrote it again after another host had
+    /// (among the writes the test saw from `since` on).
+    fn returns(&self, since: Instant) -> Vec<String> {
+        let mut writes: Vec<Write> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| w.seen >= since)
+            .cloned()
+            .collect();
         writes.sort_by_key(|w| w.version);
         let mut by_object: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for write in &writes {
@@ -307,31 +318,72 @@ fn churn(
     })
 }
 
-#[tokio::test]
-async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss() {
-    let cluster = ControlPlane::private("sharding", &[]).await.unwrap();
-    let client = cluster.client().await.unwrap();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for name in std::iter::once(LEASES.to_string()).chain((0..NAMESPACES).map(namespace)) {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
-    }
-    let mut last: BTreeMap<String, u32> = BTreeMap::new();
-    for i in 0..NAMESPACES {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace(i));
-        for j in 0..PER_NAMESPACE {
-            probe::create_configmap(&api, &format!("cm-{j}"), "mark", &[("n", "0")]).await;
-            last.insert(format!("{}/cm-{j}", namespace(i)), 0);
+/// A private control plane with the namespaces and ConfigMaps, a write
+/// log, and the churn running.
+struct Fixture {
+    cluster: &'static ControlPlane,
+    client: kube::Client,
+    all: Api<ConfigMap>,
+    last: BTreeMap<String, u32>,
+    log: WriteLog,
+    watch: tokio::task::JoinHandle<()>,
+    stop_churn: Arc<AtomicBool>,
+    churning: tokio::task::JoinHandle<BTreeMap<String, u32>>,
+}
+
+impl Fixture {
+    async fn start(name: &str) -> Self {
+        let cluster = ControlPlane::private(name, &[]).await.unwrap();
+        let client = cluster.client().await.unwrap();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for name in std::iter::once(LEASES.to_string()).chain((0..NAMESPACES).map(namespace)) {
+            let ns: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+            namespaces
+                .create(&PostParams::default(), &ns)
+                .await
+                .unwrap();
+        }
+        let mut last: BTreeMap<String, u32> = BTreeMap::new();
+        for i in 0..NAMESPACES {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace(i));
+            for j in 0..PER_NAMESPACE {
+                probe::create_configmap(&api, &format!("cm-{j}"), "mark", &[("n", "0")]).await;
+                last.insert(format!("{}/cm-{j}", namespace(i)), 0);
+            }
+        }
+        let all: Api<ConfigMap> = Api::all(client.clone());
+        let (log, watch) = WriteLog::record(all.clone());
+        let stop_churn = Arc::new(AtomicBool::new(false));
+        let churning = churn(all.clone(), stop_churn.clone());
+        Self {
+            cluster,
+            client,
+            all,
+            last,
+            log,
+            watch,
+            stop_churn,
+            churning,
         }
     }
-    let all: Api<ConfigMap> = Api::all(client.clone());
-    let (log, watch) = WriteLog::record(all.clone());
-    let stop_churn = Arc::new(AtomicBool::new(false));
-    let churning = churn(all.clone(), stop_churn.clone());
 
+    /// Stops the churn; every object must then echo its last `data.n`,
+    /// marked by the owner `ids` gives it.
+    async fn no_change_lost(&mut self, ids: &BTreeMap<String, MemberId>, hosts: &HostSet) {
+        self.stop_churn.store(true, Ordering::Relaxed);
+        let changed = (&mut self.churning).await.unwrap();
+        self.last.extend(changed);
+        owned_by_ring(&self.all, ids, Some(&self.last), hosts).await;
+        self.watch.abort();
+    }
+}
+
+#[tokio::test]
+async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss() {
+    let mut fixture = Fixture::start("sharding").await;
+    let (cluster, client, all) = (fixture.cluster, fixture.client.clone(), fixture.all.clone());
+    let log = fixture.log.clone();
     let mut hosts = HostSet::default();
     let started = Instant::now();
     for mark in ["a", "b", "c"] {
@@ -391,12 +443,8 @@ async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss()
     );
 
     // No change lost: every object echoes its last data.n, by its owner.
-    stop_churn.store(true, Ordering::Relaxed);
-    let changed = churning.await.unwrap();
-    last.extend(changed);
-    owned_by_ring(&all, &ids, Some(&last), &hosts).await;
-    watch.abort();
-    let returns = log.returns();
+    fixture.no_change_lost(&ids, &hosts).await;
+    let returns = log.returns(started);
     assert!(
         returns.is_empty(),
         "objects written again by a host after another took them over: {returns:#?}\n{}",
@@ -435,6 +483,51 @@ async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss()
     println!(
         "{} writes recorded, no object went back to an earlier writer",
         log.0.lock().unwrap().len()
+    );
+    cluster.down().await;
+}
+
+/// A member frozen (SIGSTOP) past its lease: the others take its share. When
+/// it resumes (SIGCONT) its gate has closed by its own clock, so it works
+/// nothing until it has earned its share again through a handover: after
+/// the resume no object goes back and forth between it and the member that
+/// took it over, and no change is lost.
+#[tokio::test]
+async fn a_frozen_host_resumes_without_working_what_moved() {
+    let mut fixture = Fixture::start("sharding-freeze").await;
+    let (cluster, client, all) = (fixture.cluster, fixture.client.clone(), fixture.all.clone());
+    let mut hosts = HostSet::default();
+    for mark in ["a", "b", "c"] {
+        hosts.0.insert(mark.into(), start_host(cluster, mark));
+    }
+    let ids = ring_of(&client, &["a", "b", "c"], &hosts).await;
+    owned_by_ring(&all, &ids, None, &hosts).await;
+
+    let frozen = Instant::now();
+    hosts.0["b"].signal("STOP");
+    let ids = ring_of(&client, &["a", "c"], &hosts).await;
+    owned_by_ring(&all, &ids, None, &hosts).await;
+    println!(
+        "b frozen: its share served by a and c after {:?}",
+        frozen.elapsed()
+    );
+
+    let resumed = Instant::now();
+    hosts.0["b"].signal("CONT");
+    let ids = ring_of(&client, &["a", "b", "c"], &hosts).await;
+    owned_by_ring(&all, &ids, None, &hosts).await;
+    println!("b resumed: its share back after {:?}", resumed.elapsed());
+    fixture.no_change_lost(&ids, &hosts).await;
+    let returns = fixture.log.returns(resumed);
+    assert!(
+        returns.is_empty(),
+        "after the resume, objects written again by a host after another took them over: {returns:#?}\n{}",
+        hosts.logs()
+    );
+    assert!(
+        hosts.0["b"].log().contains("the shard lease lapsed"),
+        "b noticed its gate had closed:\n{}",
+        hosts.0["b"].log()
     );
     cluster.down().await;
 }

@@ -209,6 +209,15 @@ impl Member {
         };
         match written {
             Ok(written) => {
+                if self.held.is_some() && !self.leadership.is_leader() {
+                    // The gate closed since the last renewal (the process
+                    // was frozen, or the API server did not answer): peers
+                    // may have taken this member's keys meanwhile. Work
+                    // nothing before the gate opens again; the share is
+                    // earned anew through the handover.
+                    let steps = self.handover.step(false, &[], true, Instant::now());
+                    self.apply(steps);
+                }
                 self.held = Some(written);
                 self.leadership
                     .lead_until(sent + self.options.renew_deadline);
