@@ -16,3 +16,4 @@ pub mod discovery;
 pub mod gate;
 pub mod informer;
 pub mod leader;
+pub mod object;
