@@ -218,7 +218,11 @@ impl CachedObject {
     pub fn heap_bytes(&self) -> usize {
         let m = &self.meta;
         let strs = [&m.namespace, &m.name, &m.uid, &m.resource_version];
-        let owned: usize = strs.iter().flat_map(|s| s.as_ref()).map(Str::heap_bytes).sum();
+        let owned: usize = strs
+            .iter()
+            .flat_map(|s| s.as_ref())
+            .map(Str::heap_bytes)
+            .sum();
         let labels: usize = m
             .labels
             .iter()

@@ -35,11 +35,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, GroupVersionKind};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::cache::{ObjectReader, ReadError};
+use crate::cluster::object::CachedObject;
 use crate::contract::GroupKind;
 
 use crate::contract::selector::LabelSelector;
@@ -52,7 +52,7 @@ use cache::Cache;
 pub struct KindEvent {
     pub kind: ResourceKind,
     pub event_type: EventType,
-    pub object: Arc<Value>,
+    pub object: Arc<CachedObject>,
 }
 
 struct Informer {
@@ -121,7 +121,7 @@ fn versions_of<'a>(
 fn in_namespace<'a>(
     objects: &'a cache::Objects,
     namespace: Option<&'a str>,
-) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
+) -> Box<dyn Iterator<Item = &'a Arc<CachedObject>> + 'a> {
     match namespace {
         None => Box::new(objects.values()),
         Some(ns) => Box::new(
@@ -258,7 +258,7 @@ impl InformerRegistry {
     }
 
     /// The cached objects of a kind (for a resync after a plugin reload).
-    pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<Value>> {
+    pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<CachedObject>> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         informers
             .get(&informer_key(kind))
@@ -277,7 +277,7 @@ impl InformerRegistry {
         kind: &ResourceKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Option<Arc<Value>> {
+    ) -> Option<Arc<CachedObject>> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         let informer = informers.get(&informer_key(kind))?;
         let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
@@ -294,7 +294,7 @@ impl InformerRegistry {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
-        visit: &mut dyn FnMut(&Arc<Value>),
+        visit: &mut dyn FnMut(&Arc<CachedObject>),
     ) {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         let Some(informer) = informers.get(&informer_key(kind)) else {
@@ -344,7 +344,7 @@ impl ObjectReader for InformerRegistry {
         kind: &GroupKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
+    ) -> Result<Option<Arc<CachedObject>>, ReadError> {
         let key = (namespace.map(str::to_string), name.to_string());
         self.with_cache(kind, |cache| cache.objects.get(&key).cloned())
     }
@@ -354,10 +354,10 @@ impl ObjectReader for InformerRegistry {
         kind: &GroupKind,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
         self.with_cache(kind, |cache| {
             in_namespace(&cache.objects, namespace)
-                .filter(|o| selector.matches_object(o))
+                .filter(|o| selector.matches_labels(|k| o.label(k)))
                 .cloned()
                 .collect()
         })

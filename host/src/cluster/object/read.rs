@@ -6,7 +6,7 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::Text;
 
@@ -15,9 +15,7 @@ use super::Text;
 /// one, does not name it).
 pub fn field_names(json: &str, path: &[String], name: &str) -> bool {
     let mut de = serde_json::Deserializer::from_str(json);
-    FieldAt { path, name }
-        .deserialize(&mut de)
-        .unwrap_or(false)
+    FieldAt { path, name }.deserialize(&mut de).unwrap_or(false)
 }
 
 /// Whether every field of `want` holds in the JSON text `have`: objects
@@ -171,16 +169,18 @@ impl<'de> Visitor<'de> for Contains<'_> {
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
-        Ok(*self.0 == Value::Bool(v))
+        Ok(self.0.as_bool() == Some(v))
     }
+    // As a tree would hold them: serde_json's numbers compare by kind
+    // (integer or float) and value.
     fn visit_i64<E>(self, v: i64) -> Result<bool, E> {
-        Ok(*self.0 == Value::from(v))
+        Ok(self.0.as_number() == Some(&Number::from(v)))
     }
     fn visit_u64<E>(self, v: u64) -> Result<bool, E> {
-        Ok(*self.0 == Value::from(v))
+        Ok(self.0.as_number() == Some(&Number::from(v)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<bool, E> {
-        Ok(serde_json::Number::from_f64(v).is_some_and(|n| *self.0 == Value::Number(n)))
+        Ok(Number::from_f64(v).is_some_and(|n| self.0.as_number() == Some(&n)))
     }
     fn visit_unit<E>(self) -> Result<bool, E> {
         Ok(self.0.is_null())
@@ -260,7 +260,10 @@ mod tests {
         assert!(!field_names(&o, &path("spec.configMap"), "d"));
         assert!(field_names(&o, &path("spec.refs"), "a"));
         assert!(field_names(&o, &path("spec.refs"), "d"));
-        assert!(!field_names(&o, &path("spec.refs"), "b"), "nested lists do not count");
+        assert!(
+            !field_names(&o, &path("spec.refs"), "b"),
+            "nested lists do not count"
+        );
         assert!(!field_names(&o, &path("spec.n"), "5"));
         assert!(!field_names(&o, &path("spec.o"), "c"));
         assert!(!field_names(&o, &path("spec.missing"), "c"));

@@ -88,12 +88,19 @@ fn the_text_is_byte_for_byte_what_plugins_got_from_the_tree() {
                 let wire = value.to_string();
                 let object = cached(&k, &wire);
                 assert_eq!(object.json(), old_text(&k, &wire), "{}", path.display());
-                assert_eq!(object.parse(), serde_json::from_str::<Value>(object.json()).unwrap());
+                assert_eq!(
+                    object.parse(),
+                    serde_json::from_str::<Value>(object.json()).unwrap()
+                );
                 fixtures += 1;
             }
         }
     }
-    assert!(fixtures >= 4, "{fixtures} fixtures read from {}", root.display());
+    assert!(
+        fixtures >= 4,
+        "{fixtures} fixtures read from {}",
+        root.display()
+    );
 }
 
 #[test]
@@ -137,11 +144,17 @@ fn every_header_field_reads_back_what_it_names() {
     // Strings without escapes are spans of the text, not copies.
     let m = &object.meta;
     assert!(matches!(m.uid, Some(Str::At { .. })));
-    assert!(matches!(m.namespace, Some(Str::At { .. })), "é is not escaped");
+    assert!(
+        matches!(m.namespace, Some(Str::At { .. })),
+        "é is not escaped"
+    );
     assert!(matches!(m.name, Some(Str::Owned(_))));
     assert!(matches!(m.finalizers[0], Str::At { .. }));
     let heap = object.heap_bytes();
-    assert!(heap > object.json().len() && heap < object.json().len() + 512, "{heap}");
+    assert!(
+        heap > object.json().len() && heap < object.json().len() + 512,
+        "{heap}"
+    );
 }
 
 #[test]
