@@ -55,6 +55,14 @@ pub struct KindEvent {
     pub object: Arc<CachedObject>,
 }
 
+/// How much one informer caches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheSize {
+    pub objects: usize,
+    /// [`CachedObject::heap_bytes`] summed.
+    pub bytes: usize,
+}
+
 struct Informer {
     kind: ResourceKind,
     cache: Arc<RwLock<Cache>>,
@@ -245,14 +253,18 @@ impl InformerRegistry {
         })
     }
 
-    /// Number of cached objects per kind.
-    pub fn cached_counts(&self) -> Vec<(ResourceKind, usize)> {
+    /// Number and heap bytes of the cached objects, per kind (a walk of
+    /// every cache: for a scrape, not a hot path).
+    pub fn cached_sizes(&self) -> Vec<(ResourceKind, CacheSize)> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         informers
             .values()
             .map(|i| {
-                let count = i.cache.read().map_or(0, |c| c.objects.len());
-                (i.kind.clone(), count)
+                let size = i.cache.read().map_or(CacheSize::default(), |c| CacheSize {
+                    objects: c.objects.len(),
+                    bytes: c.objects.values().map(|o| o.heap_bytes()).sum(),
+                });
+                (i.kind.clone(), size)
             })
             .collect()
     }
