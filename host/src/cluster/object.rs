@@ -399,13 +399,16 @@ impl Meta {
     fn of_tree(value: &Value) -> Self {
         let metadata = &value["metadata"];
         let owned = |v: &Value| v.as_str().map(|s| Str::Owned(s.into()));
-        let mut labels: Vec<(Str, Str)> = metadata["labels"]
+        let mut labels: Vec<(&str, &str)> = metadata["labels"]
             .as_object()
             .into_iter()
             .flatten()
-            .filter_map(|(k, v)| Some((Str::Owned(k.as_str().into()), owned(v)?)))
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
             .collect();
-        labels.sort_by(|a, b| a.0.get("").cmp(b.0.get("")));
+        labels.sort_unstable();
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| (Str::Owned(k.into()), Str::Owned(v.into())));
         let controller_owner = metadata["ownerReferences"]
             .as_array()
             .into_iter()
@@ -423,7 +426,7 @@ impl Meta {
             name: owned(&metadata["name"]),
             uid: owned(&metadata["uid"]),
             resource_version: owned(&metadata["resourceVersion"]),
-            labels: labels.into_boxed_slice(),
+            labels: labels.collect(),
             controller_owner,
             deleting: !metadata["deletionTimestamp"].is_null(),
             finalizers: metadata["finalizers"]
