@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 
 use super::Text;
@@ -15,8 +15,16 @@ use super::Text;
 /// one, does not name it).
 pub fn field_names(json: &str, path: &[String], name: &str) -> bool {
     let mut de = serde_json::Deserializer::from_str(json);
-    FieldAt { path, name }.deserialize(&mut de).unwrap_or(false)
+    match (FieldAt { path, name }).deserialize(&mut de) {
+        Ok(found) => found,
+        // Stopped at the field (see `FieldAt::visit_map`), or not JSON.
+        Err(stop) => stop.to_string().starts_with(FOUND),
+    }
 }
+
+/// The message of the error that stops the read once the field was found:
+/// the rest of the text is not looked at.
+const FOUND: &str = "\0found";
 
 /// Whether every field of `want` holds in the JSON text `have`: objects
 /// recursively (a `null` in `want` matches a missing field), lists element
@@ -102,18 +110,19 @@ impl<'de> Visitor<'de> for FieldAt<'_> {
             drain_map(&mut map)?;
             return Ok(false);
         };
-        let mut found = false;
         while let Some(key) = map.next_key::<Text<'_>>()? {
             if key.0 == first.as_str() {
-                found = map.next_value_seed(FieldAt {
+                let found = map.next_value_seed(FieldAt {
                     path: rest,
                     name: self.name,
                 })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                // The answer is known (the text has no repeated keys):
+                // stop reading, rather than skip the rest of the object.
+                return Err(de::Error::custom(if found { FOUND } else { "absent" }));
             }
+            map.next_value::<IgnoredAny>()?;
         }
-        Ok(found)
+        Ok(false)
     }
 }
 
@@ -270,5 +279,9 @@ mod tests {
         assert!(!field_names(&o, &path("spec.configMap.deeper"), "c"));
         assert!(field_names(&o, &["metadata".into(), "we\"ird".into()], "q"));
         assert!(!field_names("null", &path("spec"), "c"));
+        // Found before the end: the rest is not read.
+        let cut = r#"{"spec":{"configMap":"c"},"zzz":[1,2,"#;
+        assert!(field_names(cut, &path("spec.configMap"), "c"));
+        assert!(!field_names(cut, &path("spec.configMap"), "d"));
     }
 }
