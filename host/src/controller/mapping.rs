@@ -26,7 +26,9 @@
 //! An owner costs one cache lookup. A `label` rule costs one lookup (a scan
 //! of the target kind's cache when the source is cluster-scoped and the
 //! target namespaced). `field-ref` and `selector` rules scan the target
-//! kind's objects in the source's namespace: the informer cache is ordered
+//! kind's objects in the source's namespace (a `selector` reads each
+//! object's cached labels, a `field-ref` reads its text up to the field,
+//! without building a tree): the informer cache is ordered
 //! by namespace, so that is a range of the cache, and objects in other
 //! namespaces cost nothing. The scan runs on the dispatch task, once per
 //! event of the source kind, holding the target cache's read lock; its

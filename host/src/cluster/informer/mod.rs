@@ -2,9 +2,11 @@
 //! plugin that subscribes to it, started with the first subscriber and
 //! stopped with the last.
 //!
-//! Each informer keeps a cache of its kind's objects (with
+//! Each informer keeps a cache of its kind's objects, each a
+//! [`CachedObject`]: the compact JSON text plugins receive (with
 //! `metadata.managedFields` stripped, which is often half an object's size)
-//! that answers the plugins' `get-object`/`list-objects` calls, and forwards
+//! and a small header of what the host reads. It answers the plugins'
+//! `get-object`/`list-objects` calls, and forwards
 //! every change as a [`KindEvent`]. kube-runtime's watcher handles bookmarks,
 //! re-lists after `410 Gone` and backs off on errors; on a re-list the
 //! informer diffs the new set against its cache, so objects deleted while the
