@@ -7,8 +7,11 @@
 //! ```
 //!
 //! Without arguments it uses `plugins/dist/label-propagator.wasm` when built
-//! (`plugins/build.sh`), else a hand-written WAT plugin. Results and their
-//! interpretation are in `host/benches/README.md`.
+//! (`plugins/build.sh`), else a hand-written WAT plugin. With
+//! `--keep-resident-mib 1,8,32,64` it also measures fresh-instance calls for
+//! each pooling `linear_memory_keep_resident` value, and the process's RSS
+//! after 16 slots were used. Results and their interpretation are in
+//! `host/benches/README.md`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -83,10 +86,82 @@ fn runtime(pooling: bool, epochs: bool, cache: Option<PathBuf>) -> Runtime {
     .expect("runtime")
 }
 
+/// `VmRSS` of this process in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Fresh-instance calls per keep-resident value: the pooling allocator's
+/// reset of a slot is the verified reset between calls; keeping more pages
+/// resident makes it a copy of dirtied pages instead of unmap-and-fault.
+fn keep_resident(values: &[usize], name: &str, bytes: &[u8], settings: &str, cache: PathBuf) {
+    println!("\nfresh instance per call by pooling keep-resident (median / p90, µs, 1 KB)");
+    println!(
+        "{:>16} {:>18} {:>26}",
+        "keep-resident", "fresh instance", "RSS after 16 slots (MiB)"
+    );
+    for &mib in values {
+        let rt = Runtime::new(RuntimeConfig {
+            pool_instances: 16,
+            cache_dir: Some(cache.clone()),
+            pool_keep_resident_bytes: mib << 20,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let plugin: Plugin = rt.load(name, bytes).expect("load");
+        let ev = event(1024);
+        // Touch 16 slots at once, as 16 workers would.
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| plugin.reconcile(&ev, access(settings)).expect("call"));
+            }
+        });
+        let (fresh, fresh90) = measure(CALLS / 4, || {
+            plugin.reconcile(&ev, access(settings)).expect("call");
+        });
+        println!(
+            "{:>13} MiB {:>18} {:>26.1}",
+            mib,
+            format!("{} / {}", us(fresh), us(fresh90)),
+            rss_mib()
+        );
+    }
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let keep_resident_values: Option<Vec<usize>> = argv
+        .iter()
+        .position(|a| a == "--keep-resident-mib")
+        .and_then(|i| argv.get(i + 1))
+        .map(|v| {
+            v.split(',')
+                .map(|n| {
+                    n.parse()
+                        .expect("--keep-resident-mib: numbers, e.g. 1,8,32")
+                })
+                .collect()
+        });
+    let args: Vec<String> = argv
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            let flag_value = *i > 0 && argv[i - 1] == "--keep-resident-mib";
+            !a.starts_with("--") && !flag_value
+        })
+        .map(|(_, a)| a.clone())
         .collect();
     let default_plugin =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/label-propagator.wasm");
@@ -189,5 +264,8 @@ fn main() {
                 format!("{} / {}", us(reused), us(reused90)),
             );
         }
+    }
+    if let Some(values) = keep_resident_values {
+        keep_resident(&values, &name, &bytes, &settings, cache);
     }
 }

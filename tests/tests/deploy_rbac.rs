@@ -90,6 +90,9 @@ async fn host_service_account_gets_what_the_host_and_example_plugins_need_and_no
         ("patch", "events", OTHER),
         ("update", "leases.coordination.k8s.io", OWN),
         ("create", "leases.coordination.k8s.io", OWN),
+        // Shard ring members list their peers and delete stale Leases.
+        ("list", "leases.coordination.k8s.io", OWN),
+        ("delete", "leases.coordination.k8s.io", OWN),
         // label-propagator.
         ("watch", "namespaces", CLUSTER),
         ("list", "deployments.apps", CLUSTER),
@@ -122,6 +125,7 @@ async fn host_service_account_gets_what_the_host_and_example_plugins_need_and_no
         ("list", "secrets", CLUSTER),
         ("update", "leases.coordination.k8s.io", OTHER),
         ("create", "leases.coordination.k8s.io", Some("kube-system")),
+        ("delete", "leases.coordination.k8s.io", OTHER),
         (
             "update",
             "customresourcedefinitions.apiextensions.k8s.io",

@@ -28,6 +28,10 @@ pub enum ReadError {
         kind: String,
         object: String,
     },
+    #[error(
+        "{kind} in {namespace} is not cached by this replica: the host runs sharded (--shard-ring) and caches only the namespaces it reconciles"
+    )]
+    OutsideShard { kind: String, namespace: String },
 }
 
 /// Answers a plugin's reads. Implementations must be cheap and never block

@@ -19,3 +19,4 @@ pub mod gate;
 pub mod informer;
 pub mod leader;
 pub mod object;
+pub mod shard;

@@ -19,4 +19,5 @@ pub mod oci;
 pub mod rbac;
 pub mod release;
 pub mod run;
+mod running;
 pub mod test;

@@ -119,7 +119,9 @@ pub fn rules(plugins: &[PluginInfo]) -> Vec<PolicyRule> {
         (
             "coordination.k8s.io",
             "leases",
-            &["create", "get", "list", "patch", "update", "watch"],
+            &[
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ],
         ),
     ];
     for (group, resource, verbs) in host {

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::running::Running;
 use crate::applier::{Applier, ApplierOptions};
 use crate::cluster::client::{
     ApiHealth, ClientOptions, Connection, FenceLayer, Impersonation, ServiceAccount, ThrottleLayer,
@@ -18,6 +19,7 @@ use crate::cluster::client::{
 use crate::cluster::discovery::{self, KindRegistry, SharedRegistry};
 use crate::cluster::informer::{InformerRegistry, KindEvent};
 use crate::cluster::leader::{Election, ElectionOptions, LeaderGate, Leadership};
+use crate::cluster::shard::{Grown, ShardGate, ShardOptions, Sharding};
 use crate::controller::Controller;
 use crate::ops::admin::Admin;
 use crate::ops::metrics::Metrics;
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub admin_addr: SocketAddr,
     /// Leader election, if enabled.
     pub election: Option<ElectionOptions>,
+    /// Membership of a shard ring, if enabled (election is then on too).
+    pub shard: Option<ShardOptions>,
     /// Plugins from `ClusterPlugin` resources, if enabled.
     pub resources: Option<crate::resources::setup::ResourceOptions>,
 }
@@ -198,10 +202,14 @@ pub async fn run(
     let mut shutdown = Shutdown::listen();
     let api = ApiServer::connect(options.client, &metrics).await?;
     let (admin, stop_admin) = start_admin(options.admin_addr, &api.health, &metrics).await?;
-    let (candidate, gate) = leader_gate(options.election.as_ref());
+    let (candidate, leader) = leader_gate(options.election.as_ref());
+    // With sharding, the member's own Lease gates reconciles and their
+    // writes; the leader Lease only the plugin resources' status.
+    let (member, shards, grown) = member_gate(options.shard.as_ref());
+    let gate = member.as_ref().map_or(leader.clone(), |m| m.gate.clone());
     let client = api.client(gate.clone()).map_err(RunError::Client)?;
-    let Some((registry, election)) =
-        reach_api_server(&api, &client, candidate, &metrics, &mut shutdown).await
+    let Some((registry, election, sharding)) =
+        reach_api_server(&api, &client, (candidate, member), &metrics, &mut shutdown).await
     else {
         let _ = stop_admin.send(());
         return Ok(());
@@ -211,9 +219,13 @@ pub async fn run(
         &options,
         (&client, &impersonation),
         &registry,
-        gate,
+        (gate, shards),
         &metrics,
     );
+    let status_client = match &sharding {
+        Some(_) => api.client(leader).map_err(RunError::Client)?,
+        None => client.clone(),
+    };
     admin.set_engine(Arc::new(controller.clone()));
     if election.is_none() {
         metrics.leader.set(1);
@@ -226,7 +238,7 @@ pub async fn run(
             // listed at startup serves or has failed with a reason.
             let source = crate::resources::setup::source(
                 resources,
-                (&client, &impersonation),
+                (&status_client, &impersonation),
                 &registry,
                 controller.tallies(),
                 runtime,
@@ -244,7 +256,7 @@ pub async fn run(
         }
         None => admin.set_plugins_loaded(),
     }
-    let running = Running::start(&controller, plugin_dir, events, options.concurrency);
+    let running = Running::start(&controller, plugin_dir, events, grown, options.concurrency);
     tokio::spawn(follow_kind_changes(client, registry, controller.clone()));
     tracing::info!(
         plugins = controller.plugins.all().len(),
@@ -257,6 +269,9 @@ pub async fn run(
     let deadline = running
         .drain(options.shutdown_grace, &api.health, &metrics)
         .await;
+    if let Some(sharding) = sharding {
+        leave_ring(sharding, deadline, &api.health).await;
+    }
     if let Some(election) = election {
         leave_election(election, deadline, &api.health).await;
     }
@@ -352,16 +367,49 @@ fn leader_gate(election: Option<&ElectionOptions>) -> (Option<Candidate>, Leader
     }
 }
 
+/// A shard ring member not started yet: its settings, and the handle that
+/// opens its gate while its Lease is fresh.
+struct PendingMember {
+    options: ShardOptions,
+    leadership: Leadership,
+    gate: LeaderGate,
+    shards: ShardGate,
+}
+
+/// The member gate and shard gate of `--shard-ring` (unsharded without it),
+/// and the receiver of the shard's growths.
+fn member_gate(
+    shard: Option<&ShardOptions>,
+) -> (
+    Option<PendingMember>,
+    ShardGate,
+    Option<mpsc::UnboundedReceiver<Grown>>,
+) {
+    let Some(options) = shard else {
+        return (None, ShardGate::unsharded(), None);
+    };
+    let (leadership, gate) = LeaderGate::pending();
+    let (shards, grown) = ShardGate::member(options.identity.as_str().into());
+    let member = PendingMember {
+        options: options.clone(),
+        leadership,
+        gate,
+        shards: shards.clone(),
+    };
+    (Some(member), shards, Some(grown))
+}
+
 /// What the host needs of the API server before it can start: the kinds it
-/// serves and, with leader election, a running election. Both retry with
-/// backoff until it answers; `None` if a shutdown signal came first.
+/// serves and, with leader election and sharding, a running election and
+/// ring membership. Each retries with backoff until it answers; `None` if
+/// a shutdown signal came first.
 async fn reach_api_server(
     api: &ApiServer,
     client: &kube::Client,
-    candidate: Option<Candidate>,
+    (candidate, member): (Option<Candidate>, Option<PendingMember>),
     metrics: &Arc<Metrics>,
     shutdown: &mut Shutdown,
-) -> Option<(SharedRegistry, Option<Election>)> {
+) -> Option<(SharedRegistry, Option<Election>, Option<Sharding>)> {
     let Some(discovered) = until_reachable("discovering the API server's kinds", shutdown, || {
         discovery::discover(client)
     })
@@ -376,14 +424,28 @@ async fn reach_api_server(
         "discovered the cluster's kinds"
     );
     let Some(candidate) = candidate else {
-        return Some((registry, None));
+        return Some((registry, None, None));
     };
     let election = until_reachable("starting leader election", shutdown, || {
         let (options, leadership) = (candidate.options.clone(), candidate.leadership.clone());
         Election::start(&api.connection, options, leadership, metrics.clone())
     })
     .await?;
-    Some((registry, Some(election)))
+    let Some(member) = member else {
+        return Some((registry, Some(election), None));
+    };
+    let sharding = until_reachable("joining the shard ring", shutdown, || {
+        let (options, leadership) = (member.options.clone(), member.leadership.clone());
+        Sharding::start(
+            &api.connection,
+            options,
+            leadership,
+            member.shards.clone(),
+            metrics.clone(),
+        )
+    })
+    .await?;
+    Some((registry, Some(election), Some(sharding)))
 }
 
 /// The informers, the applier and the controller that ties them to the
@@ -392,11 +454,12 @@ fn build_controller(
     options: &RunOptions,
     (client, impersonation): (&kube::Client, &Impersonation),
     registry: &SharedRegistry,
-    gate: LeaderGate,
+    (gate, shards): (LeaderGate, ShardGate),
     metrics: &Arc<Metrics>,
 ) -> (Controller, mpsc::UnboundedReceiver<KindEvent>) {
     let (informers, events) =
         InformerRegistry::new(client.clone(), options.namespace.clone(), metrics.clone());
+    let informers = informers.with_shard_gate(shards.clone());
     let applier_options = ApplierOptions {
         dry_run: options.dry_run,
         reporting_instance: std::env::var("POD_NAME")
@@ -437,6 +500,7 @@ fn build_controller(
         .with_dry_run_applier(dry)
         .with_impersonation(acting_as)
         .with_leader_gate(gate)
+        .with_shard_gate(shards)
         .with_namespace(options.namespace.clone());
     (controller, events)
 }
@@ -476,72 +540,6 @@ async fn load_plugins(
     Ok(plugin_dir)
 }
 
-/// The loops of a running host that shutdown stops: the plugin directory's
-/// watch, the controller's queue and its workers.
-struct Running {
-    controller: Controller,
-    workers: Vec<JoinHandle<()>>,
-    stop_reload: oneshot::Sender<()>,
-}
-
-impl Running {
-    /// Follows the plugin directory, routes informer events to the queue,
-    /// and starts `concurrency` workers (at least one).
-    fn start(
-        controller: &Controller,
-        plugin_dir: PluginDir,
-        events: mpsc::UnboundedReceiver<KindEvent>,
-        concurrency: usize,
-    ) -> Self {
-        let (stop_reload, reload_stopped) = oneshot::channel::<()>();
-        tokio::spawn(plugin_dir.watch(async move {
-            let _ = reload_stopped.await;
-        }));
-        tokio::spawn(controller.clone().dispatch(events));
-        let workers = (0..concurrency.max(1))
-            .map(|_| tokio::spawn(controller.clone().work()))
-            .collect();
-        Self {
-            controller: controller.clone(),
-            workers,
-            stop_reload,
-        }
-    }
-
-    /// Stops the reloads and the queue, and waits for in-flight reconciles
-    /// for at most `grace`; the ones still running then are abandoned.
-    /// Returns the end of the grace period.
-    async fn drain(
-        mut self,
-        grace: Duration,
-        health: &ApiHealth,
-        metrics: &Metrics,
-    ) -> tokio::time::Instant {
-        let deadline = tokio::time::Instant::now() + grace;
-        let _ = self.stop_reload.send(());
-        tracing::info!(grace = ?grace, "shutting down: draining in-flight reconciles");
-        self.controller.queue.shutdown();
-        let workers = futures::future::join_all(self.workers.iter_mut());
-        if tokio::time::timeout_at(deadline, workers).await.is_ok() {
-            return deadline;
-        }
-        // Dropping a reconcile drops its requests (and their connections):
-        // nothing is left in flight. Its key is reconciled again by whoever
-        // runs next (the level-triggered queue starts from a full list).
-        let abandoned: Vec<_> = self.workers.iter().filter(|w| !w.is_finished()).collect();
-        for worker in &abandoned {
-            worker.abort();
-        }
-        metrics.reconciles_abandoned.inc_by(abandoned.len() as u64);
-        tracing::warn!(
-            abandoned = abandoned.len(),
-            api_server_answering = health.answering(),
-            "in-flight reconciles did not finish within the grace period: abandoned, their requests cancelled"
-        );
-        deadline
-    }
-}
-
 /// Follows the kinds the cluster serves (CRDs created and deleted, API
 /// services coming and going) and tells `controller`.
 async fn follow_kind_changes(
@@ -568,6 +566,20 @@ async fn follow_kind_changes(
             controller.kind_added(&info.resource);
         }
     }
+}
+
+/// Leaves the shard ring within what is left of the grace (at most 5 s)
+/// while the API server answers; otherwise its Lease expires on its own.
+async fn leave_ring(sharding: Sharding, deadline: tokio::time::Instant, health: &ApiHealth) {
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(Duration::from_secs(5));
+    let timeout = if health.answering() {
+        left
+    } else {
+        Duration::ZERO
+    };
+    sharding.leave(timeout).await;
 }
 
 /// Gives the lease up within what is left of the grace (at most 5 s) while

@@ -8,6 +8,7 @@ use super::Controller;
 use super::work::{Work, WorkKey};
 use crate::cluster::informer::KindEvent;
 use crate::cluster::object::CachedObject;
+use crate::cluster::shard::Grown;
 use crate::contract::{EventType, ParsedSubscriptions, ResourceKind};
 use crate::plugins::LoadedPlugin;
 use crate::plugins::grant::Grant;
@@ -19,7 +20,7 @@ impl Controller {
             for loaded in self.plugins.all() {
                 let plugin = &loaded.id;
                 if wants(&loaded, &event.kind, &event.object) {
-                    self.queue.add(
+                    self.queue_owned(
                         WorkKey::of(plugin, &event.kind, &event.object),
                         Work {
                             event_type: event.event_type,
@@ -41,7 +42,7 @@ impl Controller {
                         target = %key.object(),
                         "reconciling an object the change maps to"
                     );
-                    self.queue.add(
+                    self.queue_owned(
                         key,
                         Work {
                             event_type: EventType::Resync,
@@ -58,20 +59,61 @@ impl Controller {
         }
     }
 
+    /// Queues `key` if this replica reconciles it (always, unsharded); a
+    /// key of another replica's share is left to it, and resynced from the
+    /// cache if it becomes this replica's ([`Self::follow_shards`]).
+    fn queue_owned(&self, key: WorkKey, work: Work) {
+        if self.shards.works(key.shard_hash()) {
+            self.queue.add(key, work);
+        }
+    }
+
     /// Queues every cached object of `kind` the plugin wants, as a resync.
     pub(super) fn resync(&self, loaded: &LoadedPlugin, kind: &ResourceKind) {
+        self.resync_where(loaded, kind, &|_| true);
+    }
+
+    /// [`resync`](Self::resync) of the keys whose shard hash `pick` takes.
+    fn resync_where(&self, loaded: &LoadedPlugin, kind: &ResourceKind, pick: &dyn Fn(u64) -> bool) {
         for object in self.informers.objects(kind) {
-            if wants(loaded, kind, &object) {
-                self.queue.add(
-                    WorkKey::of(&loaded.id, kind, &object),
-                    Work {
-                        event_type: EventType::Resync,
-                        kind: kind.clone(),
-                        object,
-                        answers_change: false,
-                    },
-                );
+            if !wants(loaded, kind, &object) {
+                continue;
             }
+            let key = WorkKey::of(&loaded.id, kind, &object);
+            if pick(key.shard_hash()) {
+                let work = Work {
+                    event_type: EventType::Resync,
+                    kind: kind.clone(),
+                    object,
+                    answers_change: false,
+                };
+                self.queue_owned(key, work);
+            }
+        }
+    }
+
+    /// Follows the shard gate: when this replica's share grows, the keys it
+    /// gained were not queued while another replica had them, so each is
+    /// queued from the cache, for every plugin that wants it.
+    pub async fn follow_shards(self, mut grown: mpsc::UnboundedReceiver<Grown>) {
+        while let Some(Grown { before, after }) = grown.recv().await {
+            let Some(me) = self.shards.me().map(str::to_string) else {
+                return;
+            };
+            let gained = |hash: u64| after.works(&me, hash) && !before.works(&me, hash);
+            let mut queued = self.queue.len();
+            for loaded in self.plugins.all() {
+                let info = loaded.plugin.info();
+                let kinds = self.kinds_for(&loaded.plugin);
+                for kind in kinds
+                    .iter()
+                    .filter(|k| info.subscriptions.iter().any(|s| s.matches_kind(k)))
+                {
+                    self.resync_where(&loaded, kind, &gained);
+                }
+            }
+            queued = self.queue.len().saturating_sub(queued);
+            tracing::debug!(queued, "queued the keys this replica's new share gained");
         }
     }
 }

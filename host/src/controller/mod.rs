@@ -37,6 +37,7 @@ use crate::applier::Applier;
 use crate::cluster::discovery::SharedRegistry;
 use crate::cluster::gate::LeaderGate;
 use crate::cluster::informer::InformerRegistry;
+use crate::cluster::shard::ShardGate;
 use crate::contract::ResourceKind;
 use crate::ops::metrics::Metrics;
 use crate::plugins::{LoadedPlugin, Plugins};
@@ -68,8 +69,11 @@ pub struct Controller {
     /// subscriptions cover, and the kinds it owns or watches.
     subscribed: Arc<RwLock<HashMap<String, Vec<ResourceKind>>>>,
     loops: LoopDetector,
-    /// Only the leader takes work and applies intents.
+    /// Only the leader (with sharding: a member whose Lease is fresh)
+    /// takes work and applies intents.
     leader: LeaderGate,
+    /// With sharding, the keys this replica reconciles now.
+    shards: ShardGate,
     /// `--namespace`: every plugin's grant is narrowed to it.
     namespace: Option<String>,
     /// Subscriptions to a version the cluster does not serve, as last
@@ -97,6 +101,7 @@ impl Controller {
             subscribed: Arc::default(),
             loops: LoopDetector::default(),
             leader: LeaderGate::always(),
+            shards: ShardGate::unsharded(),
             namespace: None,
             unserved: Arc::default(),
             metrics,
@@ -129,6 +134,13 @@ impl Controller {
     /// plugin resources' status).
     pub fn tallies(&self) -> Tallies {
         self.tallies.clone()
+    }
+
+    /// Makes workers reconcile only the keys `gate` gives this replica
+    /// (sharding); without it, every key.
+    pub fn with_shard_gate(mut self, gate: ShardGate) -> Self {
+        self.shards = gate;
+        self
     }
 
     /// Makes workers take work and apply intents only while `gate` is open

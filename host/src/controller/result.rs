@@ -16,6 +16,9 @@ pub enum ReconcileResult {
     TaskFailed,
     /// The leader lease was lost during the call; nothing was applied.
     NotLeader,
+    /// The key moved to another replica of the shard ring (before the call,
+    /// or during it: then nothing was applied).
+    Moved,
     /// The plugin changes the object on every call; backing off.
     Loop,
     /// A write conflicted; reconciled again with the newest state.
@@ -41,6 +44,7 @@ impl ReconcileResult {
             Self::CallFailed(label) => label,
             Self::TaskFailed => "error",
             Self::NotLeader => "not_leader",
+            Self::Moved => "moved",
             Self::Loop => "loop",
             Self::Conflict => "conflict",
             Self::Refused => "refused",

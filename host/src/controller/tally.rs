@@ -48,6 +48,7 @@ impl Tallies {
                 | ReconcileResult::KindRemoved
                 | ReconcileResult::Terminating
                 | ReconcileResult::NotLeader
+                | ReconcileResult::Moved
         );
         let mut tallies = self.lock();
         let Some(tally) = tallies.get_mut(id).filter(|_| called) else {

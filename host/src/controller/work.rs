@@ -27,6 +27,12 @@ impl WorkKey {
         }
     }
 
+    /// The key's place on the shard ring: its namespace, or its name if
+    /// cluster-scoped.
+    pub fn shard_hash(&self) -> u64 {
+        crate::cluster::shard::key_hash(self.namespace.as_deref(), &self.name)
+    }
+
     /// `namespace/name` (`/name` for a cluster-scoped object), for logs.
     pub fn object(&self) -> String {
         format!("{}/{}", self.namespace.as_deref().unwrap_or(""), self.name)

@@ -75,6 +75,14 @@ impl Controller {
             item.done(queue::Outcome::Postponed { after: SYNC_POLL });
             return;
         }
+        let Some(_running) = self.shards.begin(key.shard_hash()) else {
+            // Queued before the shard ring moved the key to another replica.
+            tracing::trace!(?key, "dropped: the key is another replica's now");
+            item.done(queue::Outcome::Success {
+                requeue_after: None,
+            });
+            return;
+        };
         let waited = item.waited;
         let (work, lease) = item.into_parts();
         let span = tracing::info_span!(
@@ -141,6 +149,10 @@ impl Controller {
         if !self.leader.is_leader() {
             tracing::info!("lost the leader lease during the call; intents not applied");
             return Finished::retry(ReconcileResult::NotLeader);
+        }
+        if !self.shards.works(key.shard_hash()) {
+            tracing::info!("the key moved to another replica during the call; intents not applied");
+            return Finished::done(ReconcileResult::Moved, None);
         }
         let requeue_after = outcome.requeue_after_ms.map(Duration::from_millis);
         let applier = match self.appliers.get(&loaded) {

@@ -35,6 +35,9 @@
 //! | `kubewasm_apiserver_answering` | gauge | | API server probe |
 //! | `kubewasm_write_retries_total` | counter | `reason` | applier |
 //! | `kubewasm_leader` | gauge | | election |
+//! | `kubewasm_shard_members` | gauge | | shard ring (`--shard-ring`) |
+//! | `kubewasm_shard_share` | gauge | | shard ring |
+//! | `kubewasm_shard_handovers_total` | counter | | shard ring |
 //!
 //! `kubewasm_write_retries_total{reason}` counts the applier's retries (the
 //! only ones: kube's own retry layer is off), by `throttled` (429),
@@ -47,6 +50,8 @@
 //! handed the plugin more than `--max-host-read-mib`), `malformed_intent`, `refused` (an intent outside the
 //! write scope or malformed), `apply_failed`, `conflict`, `loop`,
 //! `not_leader` (the lease was lost during the call; nothing applied),
+//! `moved` (with `--shard-ring`, the key moved to another replica during
+//! the call; nothing applied),
 //! `kind_removed` (the kind's CRD was deleted before its queued key ran),
 //! `unloaded` (the plugin was removed before its queued key ran) or
 //! `terminating` (the object's deletion started without the plugin's
@@ -65,8 +70,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric of the host, in a registry of its own. Build one per host
@@ -99,6 +104,10 @@ pub struct Metrics {
     pub apiserver_answering: IntGauge,
     pub write_retries: IntCounterVec,
     pub leader: IntGauge,
+    // The shard ring (cluster/shard).
+    pub shard_members: IntGauge,
+    pub shard_share: Gauge,
+    pub shard_handovers: IntCounter,
 }
 
 impl Default for Metrics {
@@ -143,6 +152,9 @@ impl Metrics {
             apiserver_answering: add.gauge(&APISERVER_ANSWERING),
             write_retries: add.counters(&WRITE_RETRIES),
             leader: add.gauge(&LEADER),
+            shard_members: add.gauge(&SHARD_MEMBERS),
+            shard_share: add.add(Gauge::with_opts(SHARD_SHARE.opts())),
+            shard_handovers: add.counter(&SHARD_HANDOVERS),
             registry,
         }
     }
@@ -327,6 +339,24 @@ const WRITE_RETRIES: Series = Series {
 const LEADER: Series = Series {
     name: "kubewasm_leader",
     help: "1 while this host holds the leader lease (or runs without leader election).",
+    labels: &[],
+};
+
+// The shard ring (cluster/shard, with `--shard-ring`).
+
+const SHARD_MEMBERS: Series = Series {
+    name: "kubewasm_shard_members",
+    help: "Live members of the shard ring when this replica last took up its share.",
+    labels: &[],
+};
+const SHARD_SHARE: Series = Series {
+    name: "kubewasm_shard_share",
+    help: "The fraction of the key hash space this replica reconciles (0 while it works none).",
+    labels: &[],
+};
+const SHARD_HANDOVERS: Series = Series {
+    name: "kubewasm_shard_handovers_total",
+    help: "Times this replica took up a new share of the keys (after a member joined or left).",
     labels: &[],
 };
 

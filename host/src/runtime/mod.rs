@@ -111,6 +111,11 @@ pub struct RuntimeConfig {
     /// benchmark turns this off, to measure its cost: without it a looping
     /// plugin is never stopped.
     pub epoch_interruption: bool,
+    /// Linear memory a pool slot keeps mapped when it is reused, reset by
+    /// copying back the pages the last call dirtied instead of unmapping
+    /// (so the next call does not fault them in again). Memory of a larger
+    /// instance is reset by unmapping.
+    pub pool_keep_resident_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -126,6 +131,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             pool_instances: 64,
             epoch_interruption: true,
+            pool_keep_resident_bytes: 1 << 20,
         }
     }
 }
@@ -177,7 +183,7 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
             // Pages kept mapped when a slot is reused, so a small plugin's
             // next call does not fault its memory in again; larger memories
             // are reset by unmapping.
-            .linear_memory_keep_resident(1 << 20)
+            .linear_memory_keep_resident(config.pool_keep_resident_bytes)
             .table_keep_resident(1 << 20)
             .pagemap_scan(wasmtime::Enabled::Auto);
         cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));

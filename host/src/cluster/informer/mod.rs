@@ -44,6 +44,7 @@ use crate::cluster::cache::{ObjectReader, ReadError};
 use crate::cluster::object::CachedObject;
 use crate::contract::GroupKind;
 
+use crate::cluster::shard::{ShardGate, key_hash};
 use crate::contract::selector::LabelSelector;
 use crate::contract::{EventType, ResourceKind};
 use crate::ops::metrics::Metrics;
@@ -100,6 +101,8 @@ pub struct InformerRegistry {
     events: mpsc::UnboundedSender<KindEvent>,
     informers: Arc<RwLock<BTreeMap<InformerKey, Informer>>>,
     metrics: Arc<Metrics>,
+    /// With sharding, which namespaces the informers cache.
+    shard: ShardGate,
 }
 
 fn informer_key(kind: &ResourceKind) -> InformerKey {
@@ -159,8 +162,65 @@ impl InformerRegistry {
             events,
             informers: Arc::default(),
             metrics,
+            shard: ShardGate::unsharded(),
         };
         (registry, receiver)
+    }
+
+    /// Makes namespaced informers cache only the namespaces `shard` keeps,
+    /// following its changes: a share that gained namespaces lists them
+    /// (each namespaced informer re-lists, keeping its cache, so nothing
+    /// it holds is reported deleted), one that only lost some evicts them.
+    /// Call before the registry is cloned.
+    pub fn with_shard_gate(mut self, shard: ShardGate) -> Self {
+        if let Some(mut changes) = shard.cache_changes() {
+            let registry = self.clone_with(shard.clone());
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    registry.refilter();
+                }
+            });
+        }
+        self.shard = shard;
+        self
+    }
+
+    fn clone_with(&self, shard: ShardGate) -> Self {
+        Self {
+            shard,
+            ..self.clone()
+        }
+    }
+
+    /// Brings every namespaced informer in line with the shard's cached
+    /// namespaces.
+    fn refilter(&self) {
+        let relist = self.shard.take_relist();
+        let mut informers = self.informers.write().unwrap_or_else(|e| e.into_inner());
+        for informer in informers.values_mut().filter(|i| i.kind.namespaced) {
+            if relist {
+                informer.task.abort();
+                let watch = watch::Watch::new(
+                    informer.kind.clone(),
+                    informer.cache.clone(),
+                    self.events.clone(),
+                    self.metrics.clone(),
+                    self.shard.clone(),
+                )
+                .holding(self.shard.listing());
+                informer.task = tokio::spawn(watch.run(self.api(&informer.kind)));
+            } else {
+                let mut cache = informer.cache.write().unwrap_or_else(|e| e.into_inner());
+                let shard = &self.shard;
+                cache
+                    .objects
+                    .retain(|(ns, name), _| shard.caches(key_hash(ns.as_deref(), name)));
+            }
+        }
+        tracing::debug!(
+            relist,
+            "informers follow this replica's new share of namespaces"
+        );
     }
 
     /// Adds a subscriber to `kind`, starting its informer if it is the first.
@@ -178,6 +238,7 @@ impl InformerRegistry {
             cache.clone(),
             self.events.clone(),
             self.metrics.clone(),
+            self.shard.clone(),
         );
         let task = tokio::spawn(watch.run(self.api(kind)));
         informers.insert(
@@ -329,6 +390,27 @@ impl InformerRegistry {
 
     /// Runs `f` on the cache of a synced informer of `kind` (any version:
     /// they hold the same objects).
+    /// With sharding, a read of a namespaced kind must name a namespace
+    /// this replica caches: anything else would answer from a part of the
+    /// cluster silently.
+    fn within_shard(&self, kind: &GroupKind, namespace: Option<&str>) -> Result<(), ReadError> {
+        if !self.shard.is_sharded() {
+            return Ok(());
+        }
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        let namespaced = versions_of(&informers, kind)
+            .next()
+            .is_some_and(|i| i.kind.namespaced);
+        match namespace {
+            _ if !namespaced => Ok(()),
+            Some(ns) if self.shard.caches(key_hash(Some(ns), "")) => Ok(()),
+            ns => Err(ReadError::OutsideShard {
+                kind: kind.kind.clone(),
+                namespace: ns.map_or("all namespaces".into(), |ns| format!("namespace {ns}")),
+            }),
+        }
+    }
+
     fn with_cache<T>(&self, kind: &GroupKind, f: impl FnOnce(&Cache) -> T) -> Result<T, ReadError> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         let mut watched = false;
@@ -359,6 +441,7 @@ impl ObjectReader for InformerRegistry {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<Arc<CachedObject>>, ReadError> {
+        self.within_shard(kind, namespace)?;
         let key = (namespace.map(str::to_string), name.to_string());
         self.with_cache(kind, |cache| cache.objects.get(&key).cloned())
     }
@@ -369,6 +452,7 @@ impl ObjectReader for InformerRegistry {
         namespace: Option<&str>,
         selector: &LabelSelector,
     ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
+        self.within_shard(kind, namespace)?;
         self.with_cache(kind, |cache| {
             in_namespace(&cache.objects, namespace)
                 .filter(|o| selector.matches_labels(|k| o.label(k)))

@@ -15,6 +15,7 @@ use super::backoff::{self, WatchFailure};
 use super::cache::{Cache, Change, Objects};
 use super::{KindEvent, WireObject};
 use crate::cluster::object::CachedObject;
+use crate::cluster::shard::{Listing, ShardGate, key_hash};
 use crate::contract::{EventType, ResourceKind};
 use crate::ops::metrics::Metrics;
 
@@ -36,6 +37,10 @@ pub(super) struct Watch {
     outage: backoff::Outage,
     /// Keys seen during a re-list, to find objects deleted while disconnected.
     relisted: Option<Objects>,
+    /// With sharding, which namespaces this replica caches.
+    shard: ShardGate,
+    /// Held until a re-list for a new share completes.
+    listing: Option<Listing>,
 }
 
 impl Watch {
@@ -44,6 +49,7 @@ impl Watch {
         cache: Arc<RwLock<Cache>>,
         events: mpsc::UnboundedSender<KindEvent>,
         metrics: Arc<Metrics>,
+        shard: ShardGate,
     ) -> Self {
         Self {
             kind,
@@ -53,7 +59,15 @@ impl Watch {
             backoff: backoff::WatchBackoff::default(),
             outage: backoff::Outage::default(),
             relisted: None,
+            shard,
+            listing: None,
         }
+    }
+
+    /// Tells the shard gate when this watch's first list is complete.
+    pub(super) fn holding(mut self, listing: Option<Listing>) -> Self {
+        self.listing = listing;
+        self
     }
 
     /// Runs the kind's watcher until aborted, updating the cache and
@@ -115,6 +129,9 @@ impl Watch {
                 "watch recovered"
             );
         }
+        if self.outside_shard(&event) {
+            return;
+        }
         let change = self.change_of(event);
         let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
         let was_synced = c.synced;
@@ -127,6 +144,46 @@ impl Watch {
         if first_sync {
             tracing::debug!(kind = %self.kind.kind, group = %self.kind.group, "informer synced");
         }
+    }
+
+    /// With sharding, drops an object of another replica's namespace (and
+    /// its cached copy, if the namespace was this replica's before), never
+    /// as a deletion; before a re-list completes, evicts every such object,
+    /// so the re-list does not report them deleted either. True if the
+    /// event is dropped.
+    fn outside_shard(&mut self, event: &watcher::Event<WireObject>) -> bool {
+        if !self.kind.namespaced || !self.shard.is_sharded() {
+            return false;
+        }
+        let object = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+                o
+            }
+            watcher::Event::InitDone => {
+                let shard = &self.shard;
+                let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+                c.objects
+                    .retain(|(ns, name), _| shard.caches(key_hash(ns.as_deref(), name)));
+                // The listed objects are in the cache already (each was
+                // applied as it arrived): the share is warm.
+                drop(c);
+                self.listing = None;
+                return false;
+            }
+            watcher::Event::Init => return false,
+        };
+        let meta = kube::Resource::meta(object);
+        let (namespace, name) = (
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        if self.shard.caches(key_hash(namespace, name)) {
+            return false;
+        }
+        let key = (namespace.map(str::to_string), name.to_string());
+        let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        c.objects.remove(&key);
+        true
     }
 
     /// The cache change a watcher event stands for.

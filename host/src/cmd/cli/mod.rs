@@ -251,6 +251,10 @@ impl RunArgs {
             client: self.kube.client_options(),
             admin_addr: self.admin_addr,
             election: self.leader.options(),
+            shard: self.leader.shard_options(
+                self.kube.kube_request_timeout * 2
+                    + Duration::from_millis(self.runtime.call_timeout_ms),
+            ),
             resources: self.resources.options(),
         }
     }
@@ -290,13 +294,21 @@ pub struct LeaderArgs {
     /// minus renew grace) and the lease duration [default: halfway].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub leader_elect_renew_deadline_seconds: Option<u64>,
+
+    /// Split the work among replicas: each joins ring NAME (a Lease of its
+    /// own in the lease namespace, with the --leader-elect-* timings) and
+    /// reconciles only its share of the namespaces. Turns leader election
+    /// on, which then only guards plugin-resource status writes.
+    #[arg(long, value_name = "NAME", env = "KUBEWASM_SHARD_RING")]
+    pub shard_ring: Option<String>,
 }
 
 impl LeaderArgs {
-    /// The election settings, or `None` without `--leader-elect`.
+    /// The election settings, or `None` without `--leader-elect` (or
+    /// `--shard-ring`).
     pub fn options(&self) -> Option<crate::cluster::leader::ElectionOptions> {
-        self.leader_elect
-            .then(|| crate::cluster::leader::ElectionOptions {
+        (self.leader_elect || self.shard_ring.is_some()).then(|| {
+            crate::cluster::leader::ElectionOptions {
                 lease_name: self.leader_elect_lease.clone(),
                 namespace: self
                     .leader_elect_namespace
@@ -306,7 +318,27 @@ impl LeaderArgs {
                 lease_duration: Duration::from_secs(self.leader_elect_lease_seconds),
                 renew_grace: Duration::from_secs(self.leader_elect_renew_grace_seconds),
                 renew_deadline: self.renew_deadline(),
-            })
+            }
+        })
+    }
+
+    /// The ring membership, or `None` without `--shard-ring`; a handover
+    /// waits at most `drain_limit` for reconciles of moving keys.
+    pub fn shard_options(
+        &self,
+        drain_limit: Duration,
+    ) -> Option<crate::cluster::shard::ShardOptions> {
+        let election = self.options()?;
+        let ring = self.shard_ring.clone()?;
+        Some(crate::cluster::shard::ShardOptions {
+            identity: crate::cluster::shard::member_identity(&election.identity),
+            ring,
+            namespace: election.namespace,
+            lease_duration: election.lease_duration,
+            renew_grace: election.renew_grace,
+            renew_deadline: election.renew_deadline,
+            drain_limit,
+        })
     }
 
     fn renew_deadline(&self) -> Duration {
@@ -321,6 +353,12 @@ impl LeaderArgs {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(ring) = &self.shard_ring
+            && let Err(error) = crate::contract::names::validate_namespace(ring)
+        {
+            // A DNS-1123 label: a label value and the start of a Lease name.
+            return Err(format!("--shard-ring: {error}"));
+        }
         if self.leader_elect_renew_grace_seconds >= self.leader_elect_lease_seconds {
             return Err(format!(
                 "--leader-elect-renew-grace-seconds {} must be less than --leader-elect-lease-seconds {}",
