@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kubewasm::cluster::object::CachedObject;
 use kubewasm::contract::{
     GroupKind, KindRef, MapRule, MappedWatch, PluginInfo, ResourceKind, Subscription,
 };
@@ -26,11 +27,16 @@ use serde_json::{Value, json};
 /// One kind's objects by (namespace, name), as an informer caches them.
 struct Cache {
     kind: ResourceKind,
-    objects: BTreeMap<(Option<String>, String), Arc<Value>>,
+    objects: BTreeMap<(Option<String>, String), Arc<CachedObject>>,
 }
 
 impl Lookup for Cache {
-    fn get(&self, kind: &ResourceKind, namespace: Option<&str>, name: &str) -> Option<Arc<Value>> {
+    fn get(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<CachedObject>> {
         if *kind != self.kind {
             return None;
         }
@@ -42,7 +48,7 @@ impl Lookup for Cache {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
-        visit: &mut dyn FnMut(&Arc<Value>),
+        visit: &mut dyn FnMut(&Arc<CachedObject>),
     ) {
         if *kind != self.kind {
             return;
@@ -111,6 +117,7 @@ fn websites(targets: usize, namespaces: usize) -> Cache {
         .map(|i| {
             let ns = format!("ns-{}", i % namespaces);
             let object = website(&ns, i);
+            let object = CachedObject::from_value(&object);
             ((Some(ns), format!("site-{i}")), Arc::new(object))
         })
         .collect();
@@ -259,6 +266,7 @@ fn main() {
     println!("| case | targets picked | µs per event |");
     println!("|---|---|---|");
     for (name, namespaces, source, rule, object) in cases {
+        let object = CachedObject::from_value(&object);
         let cache = websites(targets, namespaces);
         let info = plugin(&source, rule);
         let parsed = info.validated().expect("a valid description");

@@ -82,6 +82,12 @@ async fn metrics_and_probes_show_a_reconcile() {
         r#"kubewasm_cached_objects{group="",kind="ConfigMap"}"#,
     );
     assert!(cached.unwrap_or(0.0) >= 2.0, "{metrics}");
+    // At least the text of those ConfigMaps (each over 100 bytes).
+    let bytes = sample(
+        &metrics,
+        r#"kubewasm_cache_bytes{group="",kind="ConfigMap"}"#,
+    );
+    assert!(bytes.unwrap_or(0.0) >= 200.0, "{metrics}");
     assert!(metrics.contains("kubewasm_reconcile_duration_seconds_bucket{plugin=\"probe\""));
     assert!(metrics.contains(
         "kubewasm_events_received_total{group=\"\",kind=\"ConfigMap\",type=\"applied\"}"

@@ -97,6 +97,11 @@ impl LabelSelector {
         self.matches_with(|key| labels?.get(key)?.as_str())
     }
 
+    /// Whether the labels `label` looks up match (`None`: not set).
+    pub fn matches_labels<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.matches_with(label)
+    }
+
     /// Whether every requirement holds for the labels `label` looks up.
     fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements.iter().all(|r| match r {

@@ -4,11 +4,14 @@
 use kube::api::Patch;
 
 use super::error::ApplyError;
-use super::noop::{SentKey, contains, fingerprint, uid};
+use serde_json::json;
+
+use super::noop::{SentKey, fingerprint};
 use super::patch::PatchTarget;
 use super::plan::{ApplyWrite, Planned};
 use super::report::{IntentResult, Written};
 use super::{Applier, lock};
+use crate::cluster::object::read::contains_json;
 
 impl Applier {
     /// Applies `write` with the field manager `manager`, unless the cached
@@ -57,12 +60,11 @@ impl Applier {
         let Some(current) = self.cached(&p.target) else {
             return false;
         };
-        let (have, want) = if write.status {
-            (&current["status"], &write.object["status"])
-        } else {
-            (&*current, write.object)
-        };
-        let sent = lock(&self.sent_applies).contains(key, uid(&current), fingerprint);
-        sent && contains(have, want)
+        let sent = lock(&self.sent_applies).contains(key, current.uid(), fingerprint);
+        // Read from the cached text: no tree of the object is built.
+        sent && match write.status {
+            true => contains_json(current.json(), &json!({"status": write.object["status"]})),
+            false => contains_json(current.json(), write.object),
+        }
     }
 }

@@ -8,12 +8,12 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::{ApplyError, Call};
-use super::noop::uid;
 use super::plan::{EventWrite, Planned, describe};
 use super::{Applier, lock};
+use crate::cluster::object::CachedObject;
 use crate::contract::intent::{ObjectRef, Severity};
 
 impl Applier {
@@ -57,12 +57,15 @@ impl Applier {
         &self,
         p: &Planned<'_>,
         event: &EventWrite<'_>,
-        cached: Option<&Value>,
+        cached: Option<&CachedObject>,
     ) -> EventKey {
         EventKey {
             controller: reporting_controller(&self.options.reporting_controller, &p.site.plugin),
             regarding: describe(&p.target),
-            uid: cached.map(uid).unwrap_or_default().to_string(),
+            uid: cached
+                .map(CachedObject::uid)
+                .unwrap_or_default()
+                .to_string(),
             type_: match event.severity {
                 Severity::Normal => "Normal",
                 Severity::Warning => "Warning",
@@ -109,13 +112,13 @@ impl Applier {
         p: &Planned<'_>,
         event: &EventWrite<'_>,
         key: &EventKey,
-        cached: Option<&Value>,
+        cached: Option<&CachedObject>,
         now: Timestamp,
     ) -> Event {
         let regarding = &p.target;
         let note = truncate(event.note, 1024);
         let cached_rv = cached
-            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+            .and_then(CachedObject::resource_version)
             .map(String::from);
         Event {
             metadata: ObjectMeta {

@@ -29,6 +29,7 @@ use super::Applier;
 use super::error::{ApplyError, Call, IntentSite, is_unexplained_invalid};
 use super::plan::describe;
 use super::report::{IntentReport, IntentResult};
+use crate::cluster::object::CachedObject;
 use crate::contract::ResourceKind;
 use crate::contract::intent::ObjectRef;
 
@@ -96,13 +97,12 @@ pub fn remove_patch(object: &Value, name: &str) -> Option<Value> {
 }
 
 /// The object `object` of `kind` as an intent would name it.
-fn target(kind: &ResourceKind, object: &Value) -> ObjectRef {
-    let metadata = &object["metadata"];
+fn target(kind: &ResourceKind, object: &CachedObject) -> ObjectRef {
     ObjectRef {
         api_version: kind.api_version(),
         kind: kind.kind.clone(),
-        namespace: metadata["namespace"].as_str().map(String::from),
-        name: metadata["name"].as_str().unwrap_or_default().to_string(),
+        namespace: object.namespace().map(String::from),
+        name: object.name().to_string(),
     }
 }
 
@@ -114,10 +114,12 @@ impl Applier {
         &self,
         plugin: &str,
         kind: &ResourceKind,
-        object: &Value,
+        object: &CachedObject,
         name: &str,
     ) -> Result<IntentReport, ApplyError> {
-        let patch = add_patch(object, name);
+        // A tree of the object, once per finalizer write (the worker
+        // decides from the cached header whether there is one to make).
+        let patch = add_patch(&object.parse(), name);
         self.patch_finalizers(plugin, FINALIZER_ADD, kind, object, name, patch)
             .await
     }
@@ -130,10 +132,10 @@ impl Applier {
         &self,
         plugin: &str,
         kind: &ResourceKind,
-        object: &Value,
+        object: &CachedObject,
         name: &str,
     ) -> Result<IntentReport, ApplyError> {
-        let patch = remove_patch(object, name);
+        let patch = remove_patch(&object.parse(), name);
         self.patch_finalizers(plugin, FINALIZER_REMOVE, kind, object, name, patch)
             .await
     }
@@ -143,7 +145,7 @@ impl Applier {
         plugin: &str,
         intent: &'static str,
         kind: &ResourceKind,
-        object: &Value,
+        object: &CachedObject,
         name: &str,
         patch: Option<Value>,
     ) -> Result<IntentReport, ApplyError> {

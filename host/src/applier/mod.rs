@@ -71,10 +71,10 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::discovery::Scope;
-use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::cluster::cache::ObjectReader;
+use crate::cluster::object::CachedObject;
 use crate::contract::GroupKind;
 use crate::contract::intent::{ObjectRef, Outcome};
 use crate::contract::{PluginInfo, ResourceKind, split_api_version};
@@ -312,7 +312,7 @@ impl Applier {
 
     /// The object as the host cache has it; `None` if it is not cached or
     /// its kind is not watched (then the write is sent).
-    fn cached(&self, target: &ObjectRef) -> Option<Arc<Value>> {
+    fn cached(&self, target: &ObjectRef) -> Option<Arc<CachedObject>> {
         let kind = GroupKind::from_api_version(&target.api_version, &target.kind);
         self.reader
             .get(&kind, target.namespace.as_deref(), &target.name)

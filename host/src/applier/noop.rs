@@ -10,8 +10,11 @@ use crate::contract::intent::ObjectRef;
 
 /// Whether every field of `want` holds in `have`: objects recursively (a
 /// `null` in `want` matches a missing field), lists element by element with
-/// equal lengths, everything else by equality.
-pub(super) fn contains(have: &Value, want: &Value) -> bool {
+/// equal lengths, everything else by equality. The host checks the cached
+/// text with [`contains_json`](crate::cluster::object::read::contains_json);
+/// this is its definition on trees, which the tests compare it with.
+#[cfg(test)]
+fn contains(have: &Value, want: &Value) -> bool {
     match (have, want) {
         (Value::Object(have), Value::Object(want)) => want.iter().all(|(k, w)| match have.get(k) {
             Some(h) => contains(h, w),
@@ -33,10 +36,6 @@ fn hash(value: &impl Hash) -> u64 {
     let mut hasher = DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
-}
-
-pub(super) fn uid(object: &Value) -> &str {
-    object["metadata"]["uid"].as_str().unwrap_or_default()
 }
 
 /// The apply configurations sent, by field manager, object and subresource.
@@ -105,6 +104,59 @@ mod tests {
         ));
         assert!(!contains(&have, &json!({"spec": {"containers": []}})));
         assert!(!contains(&have, &json!({"metadata": {"labels": null}})));
+    }
+
+    /// The host checks the cached text; it must answer as the tree did.
+    #[test]
+    fn contains_json_answers_as_contains_on_the_tree() {
+        use crate::cluster::object::read::contains_json;
+        let have = json!({
+            "metadata": {"name": "x", "labels": {"a": "1", "b": "2", "e\"q": "é"}, "n": null},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicy": "Always"}],
+                     "replicas": 3, "ratio": 0.5, "neg": -2, "on": true, "esc": "a\"b\\n",
+                     "deep": {"a": {"b": {"c": [1, [2, {"d": null}]]}}}}
+        });
+        let wants = [
+            json!({"metadata": {"labels": {"a": "1"}}}),
+            json!({"metadata": {"labels": {"e\"q": "é"}}}),
+            json!({"metadata": {"labels": {"e\"q": "e"}}}),
+            json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}),
+            json!({"metadata": {"annotations": null}}),
+            json!({"metadata": {"annotations": null, "labels": {"b": "2"}, "n": null}}),
+            json!({"metadata": {"labels": {"a": "2"}}}),
+            json!({"metadata": {"labels": {"c": "3"}}}),
+            json!({"metadata": {"labels": {"c": null, "d": "4"}}}),
+            json!({"spec": {"containers": []}}),
+            json!({"spec": {"containers": [{"name": "c"}, {"name": "d"}]}}),
+            json!({"metadata": {"labels": null}}),
+            json!({"metadata": {"name": {"x": 1}}}),
+            json!({"metadata": {"name": ["x"]}}),
+            json!({"spec": {"replicas": 3, "ratio": 0.5, "neg": -2, "on": true}}),
+            json!({"spec": {"replicas": 3.0}}),
+            json!({"spec": {"replicas": "3"}}),
+            json!({"spec": {"ratio": 0.25}}),
+            json!({"spec": {"neg": 2}}),
+            json!({"spec": {"on": false}}),
+            json!({"spec": {"esc": "a\"b\\n"}}),
+            json!({"spec": {"esc": "a\"b"}}),
+            json!({"spec": {"deep": {"a": {"b": {"c": [1, [2, {}]]}}}}}),
+            json!({"spec": {"deep": {"a": {"b": {"c": [1, [2, {"d": 0}]]}}}}}),
+            json!({"spec": {"deep": {"a": {"b": {"c": [1, [2]]}}}}}),
+            json!({"spec": "x"}),
+            json!({"status": {"x": 1}}),
+            json!({"status": null}),
+            json!({}),
+            json!(null),
+            json!([]),
+        ];
+        let text = have.to_string();
+        for want in wants {
+            assert_eq!(
+                contains_json(&text, &want),
+                contains(&have, &want),
+                "{want}"
+            );
+        }
     }
 
     #[test]

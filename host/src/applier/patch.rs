@@ -45,10 +45,12 @@ impl Applier {
         p: &Planned<'_>,
         write: &MergePatchWrite<'_>,
     ) -> Result<Written, ApplyError> {
-        if let Some(current) = self.cached(&p.target) {
-            let mut after = (*current).clone();
+        // A tree of the cached object, once per patch intent (server-side
+        // apply, the common write, checks the text without one).
+        if let Some(current) = self.cached(&p.target).map(|c| c.parse()) {
+            let mut after = current.clone();
             json_patch::merge(&mut after, write.patch);
-            if after == *current {
+            if after == current {
                 return Ok(Written::unchanged(IntentResult::Unchanged, &p.target));
             }
         }
@@ -68,9 +70,9 @@ impl Applier {
         p: &Planned<'_>,
         write: &JsonPatchWrite,
     ) -> Result<Written, ApplyError> {
-        if let Some(current) = self.cached(&p.target) {
-            let mut after = (*current).clone();
-            if json_patch::patch(&mut after, &write.patch).is_ok() && after == *current {
+        if let Some(current) = self.cached(&p.target).map(|c| c.parse()) {
+            let mut after = current.clone();
+            if json_patch::patch(&mut after, &write.patch).is_ok() && after == current {
                 return Ok(Written::unchanged(IntentResult::Unchanged, &p.target));
             }
         }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::cluster::object::CachedObject;
 use crate::contract::GroupKind;
 use crate::contract::selector::LabelSelector;
 
@@ -41,21 +42,21 @@ pub trait ObjectReader: Send + Sync {
         kind: &GroupKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError>;
+    ) -> Result<Option<Arc<CachedObject>>, ReadError>;
 
     fn list(
         &self,
         kind: &GroupKind,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError>;
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError>;
 }
 
 /// A fixed set of objects, for offline runs and tests. Every kind counts as
 /// watched: a kind with no objects lists as empty.
 #[derive(Clone, Debug, Default)]
 pub struct StaticObjects {
-    objects: Vec<Arc<Value>>,
+    objects: Vec<(GroupKind, Arc<CachedObject>)>,
 }
 
 /// A cache directory that could not be loaded.
@@ -83,7 +84,15 @@ pub enum LoadObjectsError {
 impl StaticObjects {
     pub fn new(objects: impl IntoIterator<Item = Value>) -> Self {
         Self {
-            objects: objects.into_iter().map(Arc::new).collect(),
+            objects: objects
+                .into_iter()
+                .map(|o| {
+                    (
+                        GroupKind::of_object(&o),
+                        Arc::new(CachedObject::from_value(&o)),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -158,10 +167,10 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-fn in_namespace(object: &Value, namespace: Option<&str>) -> bool {
+fn in_namespace(object: &CachedObject, namespace: Option<&str>) -> bool {
     match namespace {
         None => true,
-        Some(ns) => object["metadata"]["namespace"].as_str() == Some(ns),
+        Some(ns) => object.namespace() == Some(ns),
     }
 }
 
@@ -171,16 +180,12 @@ impl ObjectReader for StaticObjects {
         kind: &GroupKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
+    ) -> Result<Option<Arc<CachedObject>>, ReadError> {
         Ok(self
             .objects
             .iter()
-            .find(|o| {
-                GroupKind::of_object(o) == *kind
-                    && o["metadata"]["name"].as_str() == Some(name)
-                    && o["metadata"]["namespace"].as_str() == namespace
-            })
-            .cloned())
+            .find(|(k, o)| k == kind && o.name() == name && o.namespace() == namespace)
+            .map(|(_, o)| o.clone()))
     }
 
     fn list(
@@ -188,16 +193,16 @@ impl ObjectReader for StaticObjects {
         kind: &GroupKind,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
         Ok(self
             .objects
             .iter()
-            .filter(|o| {
-                GroupKind::of_object(o) == *kind
+            .filter(|(k, o)| {
+                k == kind
                     && in_namespace(o, namespace)
-                    && selector.matches_object(o)
+                    && selector.matches_labels(|key| o.label(key))
             })
-            .cloned()
+            .map(|(_, o)| o.clone())
             .collect())
     }
 }
@@ -219,7 +224,7 @@ mod tests {
     fn get_matches_kind_namespace_and_name() {
         let ns = GroupKind::from_api_version("v1", "Namespace");
         let found = objects().get(&ns, None, "team-a").unwrap().unwrap();
-        assert_eq!(found["metadata"]["labels"]["team"], "a");
+        assert_eq!(found.label("team"), Some("a"));
         let deploy = GroupKind::from_api_version("apps/v1beta1", "Deployment");
         assert!(
             objects()
@@ -243,7 +248,7 @@ mod tests {
         let web = LabelSelector::parse("app=web").unwrap();
         let listed = objects().list(&deploy, None, &web).unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0]["metadata"]["name"], "web");
+        assert_eq!(listed[0].name(), "web");
         assert!(
             objects()
                 .list(&deploy, Some("nope"), &all)

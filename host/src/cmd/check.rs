@@ -232,7 +232,7 @@ pub fn eval(args: &EvalArgs) -> Result<String, OfflineError> {
             EventArg::Finalizing => EventType::Finalizing,
         },
         kind: kind_of_object(&object),
-        object,
+        object: Arc::new(object.into()),
     };
     let access = ReadAccess {
         reader: Arc::new(reader),

@@ -4,11 +4,13 @@
 //! These types mirror the WIT records in `wit/plugin.wit` but carry no
 //! wasmtime types, so the rest of the host never depends on the runtime.
 
+use std::sync::Arc;
+
 use serde::Serialize;
-use serde_json::Value;
 
 use super::kind::{GroupKind, ResourceKind, WILDCARD, pattern_matches};
 use super::selector::LabelSelector;
+use crate::cluster::object::CachedObject;
 
 /// A plugin's description of itself, returned by its `describe` export.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -119,7 +121,7 @@ impl EventType {
 pub struct Event {
     pub event_type: EventType,
     pub kind: ResourceKind,
-    pub object: Value,
+    pub object: Arc<CachedObject>,
 }
 
 impl Subscription {
@@ -346,12 +348,12 @@ pub enum ParsedRule {
 impl ParsedSubscriptions {
     /// Whether some subscription covers `object` of `kind`: its kind, its
     /// namespace and its labels.
-    pub fn cover(&self, kind: &ResourceKind, object: &Value) -> bool {
-        let namespace = object["metadata"]["namespace"].as_str();
+    pub fn cover(&self, kind: &ResourceKind, object: &CachedObject) -> bool {
+        let namespace = object.namespace();
         self.subscriptions.iter().any(|(s, selector)| {
             s.matches_kind(kind)
                 && s.matches_namespace(namespace)
-                && selector.matches_object(object)
+                && selector.matches_labels(|k| object.label(k))
         })
     }
 
@@ -475,7 +477,10 @@ mod tests {
             ..PluginInfo::default()
         };
         let parsed = info.validated().unwrap();
-        let object = |ns: &str, app: &str| serde_json::json!({"metadata": {"namespace": ns, "labels": {"app": app}}});
+        let object = |ns: &str, app: &str| {
+            let o = serde_json::json!({"metadata": {"namespace": ns, "labels": {"app": app}}});
+            CachedObject::from_value(&o)
+        };
         let config_map = kind("", "v1", "ConfigMap");
         assert!(parsed.cover(&config_map, &object("shop", "web")));
         assert!(!parsed.cover(&config_map, &object("shop", "db")));

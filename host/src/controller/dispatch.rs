@@ -2,12 +2,12 @@
 //! wants it, and, through owned kinds and mapped watches ([`super::mapping`]),
 //! to the queue of each object it reconciles.
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Controller;
 use super::work::{Work, WorkKey};
 use crate::cluster::informer::KindEvent;
+use crate::cluster::object::CachedObject;
 use crate::cluster::shard::Grown;
 use crate::contract::{EventType, ParsedSubscriptions, ResourceKind};
 use crate::plugins::LoadedPlugin;
@@ -120,7 +120,7 @@ impl Controller {
 
 /// Whether `loaded` wants events of `object` of `kind`: a subscription
 /// covers it and the operator's grant lets the plugin see it.
-pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &Value) -> bool {
+pub fn wants(loaded: &LoadedPlugin, kind: &ResourceKind, object: &CachedObject) -> bool {
     wanted(loaded.plugin.subscriptions(), &loaded.grant, kind, object)
 }
 
@@ -129,9 +129,8 @@ pub(super) fn wanted(
     subscriptions: &ParsedSubscriptions,
     grant: &Grant,
     kind: &ResourceKind,
-    object: &Value,
+    object: &CachedObject,
 ) -> bool {
-    let namespace = object["metadata"]["namespace"].as_str();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    grant.may_see(&kind.group, &kind.kind, namespace, name) && subscriptions.cover(kind, object)
+    grant.may_see(&kind.group, &kind.kind, object.namespace(), object.name())
+        && subscriptions.cover(kind, object)
 }

@@ -21,9 +21,7 @@
 //! Nothing is written for a plugin without a finalizer, or for kinds its
 //! finalizer does not cover (0.1.0 plugins never have one).
 
-use serde_json::Value;
-
-use crate::applier::{has_finalizer, is_being_deleted};
+use crate::cluster::object::CachedObject;
 use crate::contract::{EventType, Finalizer, PluginInfo};
 
 /// The event the plugin is called with for `object` (the newest state),
@@ -32,7 +30,7 @@ use crate::contract::{EventType, Finalizer, PluginInfo};
 pub(super) fn event_for(
     finalizer: Option<&Finalizer>,
     queued: EventType,
-    object: &Value,
+    object: &CachedObject,
 ) -> Option<EventType> {
     let Some(finalizer) = finalizer else {
         return Some(queued);
@@ -41,8 +39,8 @@ pub(super) fn event_for(
         return Some(queued);
     }
     match (
-        is_being_deleted(object),
-        has_finalizer(object, &finalizer.name),
+        object.is_being_deleted(),
+        object.has_finalizer(&finalizer.name),
     ) {
         (true, true) => Some(EventType::Finalizing),
         (true, false) => None,
@@ -58,14 +56,14 @@ pub(super) fn event_for(
 pub(super) fn adds(
     finalizer: Option<&Finalizer>,
     event: EventType,
-    object: &Value,
+    object: &CachedObject,
     intents: usize,
 ) -> bool {
     finalizer.is_some_and(|f| {
         matches!(event, EventType::Applied | EventType::Resync)
             && intents > 0
-            && !is_being_deleted(object)
-            && !has_finalizer(object, &f.name)
+            && !object.is_being_deleted()
+            && !object.has_finalizer(&f.name)
     })
 }
 
@@ -131,7 +129,7 @@ mod tests {
         }
     }
 
-    fn object(deleting: bool, present: bool) -> Value {
+    fn object(deleting: bool, present: bool) -> CachedObject {
         let mut o = json!({"metadata": {"name": "blog", "finalizers": ["other.io/x"]}});
         if deleting {
             o["metadata"]["deletionTimestamp"] = json!("2026-12-04T03:00:00Z");
@@ -139,7 +137,7 @@ mod tests {
         if present {
             o["metadata"]["finalizers"] = json!(["other.io/x", NAME]);
         }
-        o
+        CachedObject::from_value(&o)
     }
 
     #[test]

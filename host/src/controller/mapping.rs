@@ -26,7 +26,9 @@
 //! An owner costs one cache lookup. A `label` rule costs one lookup (a scan
 //! of the target kind's cache when the source is cluster-scoped and the
 //! target namespaced). `field-ref` and `selector` rules scan the target
-//! kind's objects in the source's namespace: the informer cache is ordered
+//! kind's objects in the source's namespace (a `selector` reads each
+//! object's cached labels, a `field-ref` reads its text up to the field,
+//! without building a tree): the informer cache is ordered
 //! by namespace, so that is a range of the cache, and objects in other
 //! namespaces cost nothing. The scan runs on the dispatch task, once per
 //! event of the source kind, holding the target cache's read lock; its
@@ -35,10 +37,9 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::Controller;
 use crate::cluster::informer::InformerRegistry;
+use crate::cluster::object::{CachedObject, read};
 use crate::contract::{
     GroupKind, KindRef, ParsedRule, ParsedSubscriptions, PluginInfo, ResourceKind,
     split_api_version,
@@ -51,7 +52,12 @@ use crate::plugins::grant::Grant;
 pub trait Lookup {
     /// The cached object named `name` in `namespace` (`None` for
     /// cluster-scoped).
-    fn get(&self, kind: &ResourceKind, namespace: Option<&str>, name: &str) -> Option<Arc<Value>>;
+    fn get(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<CachedObject>>;
 
     /// Calls `visit` with each cached object in `namespace`, or in every
     /// namespace with `None`.
@@ -59,12 +65,17 @@ pub trait Lookup {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
-        visit: &mut dyn FnMut(&Arc<Value>),
+        visit: &mut dyn FnMut(&Arc<CachedObject>),
     );
 }
 
 impl Lookup for InformerRegistry {
-    fn get(&self, kind: &ResourceKind, namespace: Option<&str>, name: &str) -> Option<Arc<Value>> {
+    fn get(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<CachedObject>> {
         self.get_at(kind, namespace, name)
     }
 
@@ -72,7 +83,7 @@ impl Lookup for InformerRegistry {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
-        visit: &mut dyn FnMut(&Arc<Value>),
+        visit: &mut dyn FnMut(&Arc<CachedObject>),
     ) {
         self.visit_at(kind, namespace, visit);
     }
@@ -91,7 +102,7 @@ pub enum Via {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub kind: ResourceKind,
-    pub object: Arc<Value>,
+    pub object: Arc<CachedObject>,
     pub via: Via,
 }
 
@@ -122,14 +133,18 @@ impl Router<'_> {
     /// `kind` reconciles: its controller owner if the plugin owns `kind`,
     /// and what its mapped watches from `kind` pick. Each at its newest
     /// cached state.
-    pub fn targets(&self, cache: &dyn Lookup, kind: &ResourceKind, object: &Value) -> Vec<Target> {
+    pub fn targets(
+        &self,
+        cache: &dyn Lookup,
+        kind: &ResourceKind,
+        object: &CachedObject,
+    ) -> Vec<Target> {
         let mut targets = Vec::new();
         if !self.routes(kind) {
             return targets;
         }
-        let metadata = &object["metadata"];
-        let namespace = metadata["namespace"].as_str().filter(|ns| !ns.is_empty());
-        let name = metadata["name"].as_str().unwrap_or_default();
+        let namespace = object.namespace().filter(|ns| !ns.is_empty());
+        let name = object.name();
         if !self.grant.may_see(&kind.group, &kind.kind, namespace, name) {
             return targets;
         }
@@ -145,7 +160,7 @@ impl Router<'_> {
             let Some(target_kind) = self.reconciled(&watch.watch.target, None) else {
                 continue;
             };
-            let mut add = |target: &Arc<Value>| {
+            let mut add = |target: &Arc<CachedObject>| {
                 if self.wanted(&target_kind, target) {
                     targets.push(Target {
                         kind: target_kind.clone(),
@@ -164,12 +179,12 @@ impl Router<'_> {
                     }
                 }),
                 ParsedRule::Label(key) => {
-                    let Some(value) = metadata["labels"][key.as_str()].as_str() else {
+                    let Some(value) = object.label(key) else {
                         continue;
                     };
                     if scope.is_none() && target_kind.namespaced {
                         cache.visit(&target_kind, None, &mut |t| {
-                            if t["metadata"]["name"].as_str() == Some(value) {
+                            if t.name() == value {
                                 add(t);
                             }
                         });
@@ -178,7 +193,7 @@ impl Router<'_> {
                     }
                 }
                 ParsedRule::Selector(selector) => cache.visit(&target_kind, scope, &mut |t| {
-                    if selector.matches_object(t) {
+                    if selector.matches_labels(|k| t.label(k)) {
                         add(t);
                     }
                 }),
@@ -198,14 +213,16 @@ impl Router<'_> {
 
     /// The cached controller owner of `child` (in `namespace`), if it is of
     /// a kind the plugin reconciles and the plugin wants it.
-    fn owner(&self, cache: &dyn Lookup, child: &Value, namespace: Option<&str>) -> Option<Target> {
-        let reference = child["metadata"]["ownerReferences"]
-            .as_array()?
-            .iter()
-            .find(|r| r["controller"].as_bool() == Some(true))?;
-        let api_version = reference["apiVersion"].as_str()?;
-        let kind = GroupKind::from_api_version(api_version, reference["kind"].as_str()?);
-        let name = reference["name"].as_str()?;
+    fn owner(
+        &self,
+        cache: &dyn Lookup,
+        child: &CachedObject,
+        namespace: Option<&str>,
+    ) -> Option<Target> {
+        let reference = child.controller_owner()?;
+        let api_version = reference.api_version;
+        let kind = GroupKind::from_api_version(api_version, reference.kind);
+        let name = reference.name;
         let owner_kind = self.reconciled(&kind, Some(split_api_version(api_version).1))?;
         // An owner is in its child's namespace, or cluster-scoped.
         let owner_namespace = namespace.filter(|_| owner_kind.namespaced);
@@ -234,26 +251,16 @@ impl Router<'_> {
 
     /// Whether the plugin is called for `object` of `kind` (see
     /// [`super::dispatch::wanted`]).
-    fn wanted(&self, kind: &ResourceKind, object: &Value) -> bool {
+    fn wanted(&self, kind: &ResourceKind, object: &CachedObject) -> bool {
         super::dispatch::wanted(self.parsed, self.grant, kind, object)
     }
 }
 
 /// Whether `object`'s field at `path` is `name`, or a list of strings that
-/// contains it.
-pub fn field_names(object: &Value, path: &[String], name: &str) -> bool {
-    let mut value = object;
-    for segment in path {
-        match value.get(segment.as_str()) {
-            Some(inner) => value = inner,
-            None => return false,
-        }
-    }
-    match value {
-        Value::String(s) => s == name,
-        Value::Array(items) => items.iter().any(|i| i.as_str() == Some(name)),
-        _ => false,
-    }
+/// contains it. Read from the object's text; only the members on the way
+/// are looked at.
+pub fn field_names(object: &CachedObject, path: &[String], name: &str) -> bool {
+    read::field_names(object.json(), path, name)
 }
 
 impl Controller {
@@ -263,7 +270,7 @@ impl Controller {
         &self,
         loaded: &LoadedPlugin,
         kind: &ResourceKind,
-        object: &Value,
+        object: &CachedObject,
     ) -> Vec<Target> {
         let info = loaded.plugin.info();
         if !info

@@ -29,11 +29,13 @@ impl HostStatus for Controller {
                 .set(depth as i64);
         }
         metrics.cached_objects.reset();
-        for (kind, count) in self.informers.cached_counts() {
-            metrics
-                .cached_objects
-                .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
-                .set(count as i64);
+        metrics.cache_bytes.reset();
+        for (kind, size) in self.informers.cached_sizes() {
+            let labels = [kind.group.as_str(), kind.kind.as_str()];
+            let gauge =
+                |g: &prometheus::IntGaugeVec, n: usize| g.with_label_values(&labels).set(n as i64);
+            gauge(&metrics.cached_objects, size.objects);
+            gauge(&metrics.cache_bytes, size.bytes);
         }
     }
 }

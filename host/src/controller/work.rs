@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
+use crate::cluster::object::CachedObject;
 use crate::contract::{EventType, GroupKind, ResourceKind};
 use crate::queue::QueueKey;
 
@@ -19,15 +18,12 @@ pub struct WorkKey {
 
 impl WorkKey {
     /// The key of `object` of `kind` for `plugin`.
-    pub fn of(plugin: &str, kind: &ResourceKind, object: &Value) -> Self {
+    pub fn of(plugin: &str, kind: &ResourceKind, object: &CachedObject) -> Self {
         Self {
             plugin: plugin.to_string(),
             kind: kind.group_kind(),
-            namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
-            name: object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            namespace: object.namespace().map(str::to_string),
+            name: object.name().to_string(),
         }
     }
 
@@ -55,7 +51,7 @@ impl QueueKey for WorkKey {
 pub struct Work {
     pub event_type: EventType,
     pub kind: ResourceKind,
-    pub object: Arc<Value>,
+    pub object: Arc<CachedObject>,
     /// Queued because something changed: the object itself (an `applied`
     /// event), an owned child or a mapped watch source. A write in answer
     /// to such a change counts towards reconcile-loop detection; a resync

@@ -240,7 +240,7 @@ impl Controller {
         let event = Event {
             event_type: work.event_type,
             kind: work.kind,
-            object: (*work.object).clone(),
+            object: work.object,
         };
         let access = ReadAccess {
             reader: GrantedReader::wrap(

@@ -20,6 +20,7 @@
 //! | `kubewasm_relists_total` | counter | `group`, `kind` | informers |
 //! | `kubewasm_objects_undecodable_total` | counter | `group`, `kind` | informers |
 //! | `kubewasm_cached_objects` | gauge | `group`, `kind` | informers (on scrape) |
+//! | `kubewasm_cache_bytes` | gauge | `group`, `kind` | informers (on scrape) |
 //! | `kubewasm_queue_depth` | gauge | `plugin` | controller (on scrape) |
 //! | `kubewasm_queue_latency_seconds` | histogram | `plugin` | controller |
 //! | `kubewasm_reconcile_duration_seconds` | histogram | `plugin` | controller |
@@ -85,6 +86,7 @@ pub struct Metrics {
     pub relists: IntCounterVec,
     pub objects_undecodable: IntCounterVec,
     pub cached_objects: IntGaugeVec,
+    pub cache_bytes: IntGaugeVec,
     // The queue and reconciles (controller; the abandoned ones in cmd/run).
     pub queue_depth: IntGaugeVec,
     pub queue_latency: HistogramVec,
@@ -132,6 +134,7 @@ impl Metrics {
             relists: add.counters(&RELISTS),
             objects_undecodable: add.counters(&OBJECTS_UNDECODABLE),
             cached_objects: add.gauges(&CACHED_OBJECTS),
+            cache_bytes: add.gauges(&CACHE_BYTES),
 
             queue_depth: add.gauges(&QUEUE_DEPTH),
             queue_latency: add.histograms(&QUEUE_LATENCY),
@@ -250,6 +253,11 @@ const OBJECTS_UNDECODABLE: Series = Series {
 const CACHED_OBJECTS: Series = Series {
     name: "kubewasm_cached_objects",
     help: "Objects in the informer caches, by kind.",
+    labels: &["group", "kind"],
+};
+const CACHE_BYTES: Series = Series {
+    name: "kubewasm_cache_bytes",
+    help: "Bytes the informer caches hold for their objects (the JSON text plugins receive and its header; allocator overhead and the cache's index not counted), by kind.",
     labels: &["group", "kind"],
 };
 

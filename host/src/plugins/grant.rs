@@ -36,13 +36,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::Value;
-
 use crate::cluster::cache::{ObjectReader, ReadError};
+use crate::cluster::object::CachedObject;
 use crate::contract::GroupKind;
 use crate::contract::names;
 use crate::contract::selector::LabelSelector;
+use serde::Deserialize;
 
 /// Longest scope file read; a grant is a few lines.
 pub const MAX_GRANT_FILE_BYTES: u64 = 64 * 1024;
@@ -189,21 +188,16 @@ impl Grant {
         }
     }
 
-    /// Whether `object` (as the API server serves it) may be seen.
-    fn may_see_object(&self, object: &Value) -> bool {
+    /// Whether `object` of `kind` may be seen.
+    fn may_see_object(&self, kind: &GroupKind, object: &CachedObject) -> bool {
         if !self.is_confined() {
             return true;
         }
-        let gk = GroupKind::from_api_version(
-            object["apiVersion"].as_str().unwrap_or_default(),
-            object["kind"].as_str().unwrap_or_default(),
-        );
-        let metadata = &object["metadata"];
         self.may_see(
-            &gk.group,
-            &gk.kind,
-            metadata["namespace"].as_str().filter(|ns| !ns.is_empty()),
-            metadata["name"].as_str().unwrap_or_default(),
+            &kind.group,
+            &kind.kind,
+            object.namespace().filter(|ns| !ns.is_empty()),
+            object.name(),
         )
     }
 
@@ -284,7 +278,7 @@ impl ObjectReader for GrantedReader {
         kind: &GroupKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
+    ) -> Result<Option<Arc<CachedObject>>, ReadError> {
         if !self.grant.may_see(&kind.group, &kind.kind, namespace, name) {
             return Err(self.outside(kind, namespace, name));
         }
@@ -296,14 +290,14 @@ impl ObjectReader for GrantedReader {
         kind: &GroupKind,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
         if let Some(ns) = namespace
             && !self.grant.allows_namespace(ns)
         {
             return Err(self.outside(kind, Some(ns), "*"));
         }
         let mut objects = self.inner.list(kind, namespace, selector)?;
-        objects.retain(|o| self.grant.may_see_object(o));
+        objects.retain(|o| self.grant.may_see_object(kind, o));
         Ok(objects)
     }
 }
@@ -393,11 +387,8 @@ mod tests {
         let reader = GrantedReader::wrap(cache, &Arc::new(Grant::namespaces(["team-a"])), "p");
         let cm = GroupKind::from_api_version("v1", "ConfigMap");
         let ns = GroupKind::from_api_version("v1", "Namespace");
-        let names = |objects: Vec<Arc<Value>>| -> Vec<String> {
-            objects
-                .iter()
-                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-                .collect()
+        let names = |objects: Vec<Arc<CachedObject>>| -> Vec<String> {
+            objects.iter().map(|o| o.name().to_string()).collect()
         };
         let all = LabelSelector::parse("").unwrap();
         assert_eq!(names(reader.list(&cm, None, &all).unwrap()), ["mine"]);

@@ -150,7 +150,8 @@ macro_rules! outcome_conversions {
                     plural: kind.plural.clone(),
                     namespaced: kind.namespaced,
                 },
-                object: event.object.to_string(),
+                // The cached text: a copy, not a serialization.
+                object: event.object.json().to_owned(),
             }
         }
     };

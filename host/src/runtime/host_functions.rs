@@ -308,9 +308,9 @@ impl host::Host for CallState {
         let Some(object) = found else {
             return Ok(Ok(None));
         };
-        let text = object.to_string();
-        self.charge_read(text.len())?;
-        Ok(Ok(Some(text)))
+        // Charged before the cached text is copied.
+        self.charge_read(object.json().len())?;
+        Ok(Ok(Some(object.json().to_owned())))
     }
 
     fn list_objects(
@@ -342,9 +342,8 @@ impl host::Host for CallState {
         let mut texts = Vec::with_capacity(objects.len().min(4096));
         for object in objects {
             self.check_deadline()?;
-            let text = object.to_string();
-            self.charge_read(text.len())?;
-            texts.push(text);
+            self.charge_read(object.json().len())?;
+            texts.push(object.json().to_owned());
         }
         self.check_deadline()?;
         Ok(Ok(texts))

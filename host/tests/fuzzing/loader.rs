@@ -146,7 +146,7 @@ fn event() -> Event {
     Event {
         event_type,
         kind,
-        object,
+        object: std::sync::Arc::new(kubewasm::cluster::object::CachedObject::from_value(&object)),
     }
 }
 

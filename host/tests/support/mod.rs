@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubewasm::cluster::cache::{ObjectReader, ReadError};
+use kubewasm::cluster::object::CachedObject;
 use kubewasm::contract::GroupKind;
 use kubewasm::contract::selector::LabelSelector;
 use kubewasm::contract::{Event, EventType, ResourceKind};
@@ -196,7 +197,7 @@ pub fn configmap_event(object: Value) -> Event {
             plural: "configmaps".into(),
             namespaced: true,
         },
-        object,
+        object: Arc::new(CachedObject::from_value(&object)),
     }
 }
 
@@ -221,7 +222,7 @@ impl ObjectReader for SlowReader {
         _: &GroupKind,
         _: Option<&str>,
         _: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
+    ) -> Result<Option<Arc<CachedObject>>, ReadError> {
         Ok(None)
     }
 
@@ -230,13 +231,13 @@ impl ObjectReader for SlowReader {
         _: &GroupKind,
         _: Option<&str>,
         _: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
         std::thread::sleep(self.delay);
-        let object = Arc::new(json!({
+        let object = Arc::new(CachedObject::from_value(&json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "big", "namespace": "b"},
             "data": {"payload": "x".repeat(420)}
-        }));
+        })));
         Ok(vec![object; self.count])
     }
 }

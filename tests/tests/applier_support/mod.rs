@@ -15,6 +15,7 @@ use kubewasm::applier::{
     Applier, ApplierOptions, ApplyReport, IntentResult, ResolveKind, StaticKinds,
 };
 use kubewasm::cluster::cache::{ObjectReader, ReadError, StaticObjects};
+use kubewasm::cluster::object::CachedObject;
 use kubewasm::contract::intent::{Intent, ObjectRef, Outcome, Patch};
 use kubewasm::contract::selector::LabelSelector;
 use kubewasm::contract::{GroupKind, PluginInfo, ResourceKind, Subscription};
@@ -50,7 +51,7 @@ impl ObjectReader for Snapshot {
         kind: &GroupKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
+    ) -> Result<Option<Arc<CachedObject>>, ReadError> {
         self.0.read().unwrap().get(kind, namespace, name)
     }
 
@@ -59,7 +60,7 @@ impl ObjectReader for Snapshot {
         kind: &GroupKind,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
         self.0.read().unwrap().list(kind, namespace, selector)
     }
 }

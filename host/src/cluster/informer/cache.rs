@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::Value;
-
+use crate::cluster::object::CachedObject;
 use crate::contract::EventType;
 
 /// Cached objects by (namespace, name).
-pub(super) type Objects = BTreeMap<(Option<String>, String), Arc<Value>>;
+pub(super) type Objects = BTreeMap<(Option<String>, String), Arc<CachedObject>>;
 
 /// What an informer knows: objects by (namespace, name), and whether the
 /// first list completed.
@@ -20,11 +19,10 @@ pub(super) struct Cache {
     pub(super) forbidden: bool,
 }
 
-pub(super) fn key_of(object: &Value) -> (Option<String>, String) {
-    let metadata = &object["metadata"];
+pub(super) fn key_of(object: &CachedObject) -> (Option<String>, String) {
     (
-        metadata["namespace"].as_str().map(str::to_string),
-        metadata["name"].as_str().unwrap_or_default().to_string(),
+        object.namespace().map(str::to_string),
+        object.name().to_string(),
     )
 }
 
@@ -32,17 +30,17 @@ pub(super) fn key_of(object: &Value) -> (Option<String>, String) {
 #[derive(Debug)]
 pub(super) enum Change {
     /// An object was added or modified (or listed).
-    Apply(Arc<Value>),
+    Apply(Arc<CachedObject>),
     /// An object was deleted; this is its last state.
-    Delete(Arc<Value>),
+    Delete(Arc<CachedObject>),
     /// An object was added or modified (or listed) but could not be
     /// decoded; only its identity is known. The cache keeps the object's
     /// last decoded state, if any, and plugins are not called.
-    Undecodable(Arc<Value>),
+    Undecodable(Arc<CachedObject>),
     /// An object that could not be decoded was deleted; only its identity
     /// is known. Plugins see the deletion with the last decoded state (or
     /// the identity alone if there never was one).
-    DeleteUndecodable(Arc<Value>),
+    DeleteUndecodable(Arc<CachedObject>),
     /// A (re-)list begins.
     Init,
     /// The (re-)list is complete.
@@ -60,16 +58,17 @@ impl Cache {
         &mut self,
         relisted: &mut Option<Objects>,
         change: Change,
-    ) -> Vec<(EventType, Arc<Value>)> {
+    ) -> Vec<(EventType, Arc<CachedObject>)> {
         match change {
             Change::Apply(object) => {
                 let key = key_of(&object);
                 if let Some(seen) = relisted.as_mut() {
                     seen.insert(key.clone(), object.clone());
                 }
-                let unchanged = self.objects.get(&key).is_some_and(|old| {
-                    old["metadata"]["resourceVersion"] == object["metadata"]["resourceVersion"]
-                });
+                let unchanged = self
+                    .objects
+                    .get(&key)
+                    .is_some_and(|old| old.resource_version() == object.resource_version());
                 self.objects.insert(key, object.clone());
                 match unchanged {
                     true => Vec::new(),
@@ -119,21 +118,20 @@ mod tests {
 
     use super::*;
 
-    fn object(name: &str, resource_version: &str) -> Arc<Value> {
-        Arc::new(json!({
+    fn object(name: &str, resource_version: &str) -> Arc<CachedObject> {
+        Arc::new(CachedObject::from_value(&json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "ns", "resourceVersion": resource_version}
-        }))
+        })))
     }
 
     /// The events as (type, name, resourceVersion).
-    fn names(events: Vec<(EventType, Arc<Value>)>) -> Vec<(EventType, String, String)> {
+    fn names(events: Vec<(EventType, Arc<CachedObject>)>) -> Vec<(EventType, String, String)> {
         events
             .into_iter()
             .map(|(t, o)| {
-                let meta = &o["metadata"];
-                let field = |f: &str| meta[f].as_str().unwrap_or_default().to_string();
-                (t, field("name"), field("resourceVersion"))
+                let rv = o.resource_version().unwrap_or_default().to_string();
+                (t, o.name().to_string(), rv)
             })
             .collect()
     }
@@ -203,9 +201,9 @@ mod tests {
         let cached: Vec<_> = cache
             .objects
             .values()
-            .map(|o| o["metadata"]["resourceVersion"].clone())
+            .map(|o| o.resource_version().unwrap_or_default())
             .collect();
-        assert_eq!(cached, [json!("1"), json!("2")]);
+        assert_eq!(cached, ["1", "2"]);
 
         // Deleted while undecodable: delivered with its last decoded state.
         let deleted = cache.update(&mut relisted, Change::DeleteUndecodable(object("b", "8")));

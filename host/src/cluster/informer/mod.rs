@@ -2,9 +2,11 @@
 //! plugin that subscribes to it, started with the first subscriber and
 //! stopped with the last.
 //!
-//! Each informer keeps a cache of its kind's objects (with
+//! Each informer keeps a cache of its kind's objects, each a
+//! [`CachedObject`]: the compact JSON text plugins receive (with
 //! `metadata.managedFields` stripped, which is often half an object's size)
-//! that answers the plugins' `get-object`/`list-objects` calls, and forwards
+//! and a small header of what the host reads. It answers the plugins'
+//! `get-object`/`list-objects` calls, and forwards
 //! every change as a [`KindEvent`]. kube-runtime's watcher handles bookmarks,
 //! re-lists after `410 Gone` and backs off on errors; on a re-list the
 //! informer diffs the new set against its cache, so objects deleted while the
@@ -35,11 +37,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, GroupVersionKind};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::cache::{ObjectReader, ReadError};
+use crate::cluster::object::CachedObject;
 use crate::contract::GroupKind;
 
 use crate::cluster::shard::{ShardGate, key_hash};
@@ -53,7 +55,15 @@ use cache::Cache;
 pub struct KindEvent {
     pub kind: ResourceKind,
     pub event_type: EventType,
-    pub object: Arc<Value>,
+    pub object: Arc<CachedObject>,
+}
+
+/// How much one informer caches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheSize {
+    pub objects: usize,
+    /// [`CachedObject::heap_bytes`] summed.
+    pub bytes: usize,
 }
 
 struct Informer {
@@ -124,7 +134,7 @@ fn versions_of<'a>(
 fn in_namespace<'a>(
     objects: &'a cache::Objects,
     namespace: Option<&'a str>,
-) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
+) -> Box<dyn Iterator<Item = &'a Arc<CachedObject>> + 'a> {
     match namespace {
         None => Box::new(objects.values()),
         Some(ns) => Box::new(
@@ -306,20 +316,24 @@ impl InformerRegistry {
         })
     }
 
-    /// Number of cached objects per kind.
-    pub fn cached_counts(&self) -> Vec<(ResourceKind, usize)> {
+    /// Number and heap bytes of the cached objects, per kind (a walk of
+    /// every cache: for a scrape, not a hot path).
+    pub fn cached_sizes(&self) -> Vec<(ResourceKind, CacheSize)> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         informers
             .values()
             .map(|i| {
-                let count = i.cache.read().map_or(0, |c| c.objects.len());
-                (i.kind.clone(), count)
+                let size = i.cache.read().map_or(CacheSize::default(), |c| CacheSize {
+                    objects: c.objects.len(),
+                    bytes: c.objects.values().map(|o| o.heap_bytes()).sum(),
+                });
+                (i.kind.clone(), size)
             })
             .collect()
     }
 
     /// The cached objects of a kind (for a resync after a plugin reload).
-    pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<Value>> {
+    pub fn objects(&self, kind: &ResourceKind) -> Vec<Arc<CachedObject>> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         informers
             .get(&informer_key(kind))
@@ -338,7 +352,7 @@ impl InformerRegistry {
         kind: &ResourceKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Option<Arc<Value>> {
+    ) -> Option<Arc<CachedObject>> {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         let informer = informers.get(&informer_key(kind))?;
         let cache = informer.cache.read().unwrap_or_else(|e| e.into_inner());
@@ -355,7 +369,7 @@ impl InformerRegistry {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
-        visit: &mut dyn FnMut(&Arc<Value>),
+        visit: &mut dyn FnMut(&Arc<CachedObject>),
     ) {
         let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
         let Some(informer) = informers.get(&informer_key(kind)) else {
@@ -426,7 +440,7 @@ impl ObjectReader for InformerRegistry {
         kind: &GroupKind,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Arc<Value>>, ReadError> {
+    ) -> Result<Option<Arc<CachedObject>>, ReadError> {
         self.within_shard(kind, namespace)?;
         let key = (namespace.map(str::to_string), name.to_string());
         self.with_cache(kind, |cache| cache.objects.get(&key).cloned())
@@ -437,11 +451,11 @@ impl ObjectReader for InformerRegistry {
         kind: &GroupKind,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Result<Vec<Arc<Value>>, ReadError> {
+    ) -> Result<Vec<Arc<CachedObject>>, ReadError> {
         self.within_shard(kind, namespace)?;
         self.with_cache(kind, |cache| {
             in_namespace(&cache.objects, namespace)
-                .filter(|o| selector.matches_object(o))
+                .filter(|o| selector.matches_labels(|k| o.label(k)))
                 .cloned()
                 .collect()
         })

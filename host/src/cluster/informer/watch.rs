@@ -12,8 +12,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::backoff::{self, WatchFailure};
-use super::cache::{Cache, Change, Objects, key_of};
+use super::cache::{Cache, Change, Objects};
 use super::{KindEvent, WireObject};
+use crate::cluster::object::CachedObject;
 use crate::cluster::shard::{Listing, ShardGate, key_hash};
 use crate::contract::{EventType, ResourceKind};
 use crate::ops::metrics::Metrics;
@@ -190,15 +191,15 @@ impl Watch {
         let kind = &self.kind;
         match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                match to_value(object, kind) {
+                match to_cached(object, kind) {
                     Ok(object) => Change::Apply(Arc::new(object)),
                     Err(undecodable) => {
                         report_undecodable(&self.metrics, kind, &undecodable, "skipped");
-                        Change::Undecodable(Arc::new(undecodable.identity))
+                        Change::Undecodable(Arc::new(undecodable.identity.into()))
                     }
                 }
             }
-            watcher::Event::Delete(object) => match to_value(object, kind) {
+            watcher::Event::Delete(object) => match to_cached(object, kind) {
                 Ok(object) => Change::Delete(Arc::new(object)),
                 Err(undecodable) => {
                     report_undecodable(
@@ -207,7 +208,7 @@ impl Watch {
                         &undecodable,
                         "deletion delivered with its last decoded state",
                     );
-                    Change::DeleteUndecodable(Arc::new(undecodable.identity))
+                    Change::DeleteUndecodable(Arc::new(undecodable.identity.into()))
                 }
             },
             watcher::Event::Init => {
@@ -218,7 +219,7 @@ impl Watch {
         }
     }
 
-    fn send(&self, event_type: EventType, object: Arc<Value>) {
+    fn send(&self, event_type: EventType, object: Arc<CachedObject>) {
         let [group, kind] = self.labels();
         self.metrics
             .events_received
@@ -235,7 +236,7 @@ impl Watch {
 /// Objects as plugins see them: JSON, without `managedFields`, and always
 /// with `apiVersion` and `kind` (items of a list response carry neither).
 /// An object the host could not decode is returned as [`Undecodable`].
-fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, Undecodable> {
+fn to_cached(object: WireObject, kind: &ResourceKind) -> Result<CachedObject, Undecodable> {
     let identity = |object: &WireObject| {
         let meta = kube::Resource::meta(object);
         let mut metadata = serde_json::Map::new();
@@ -262,23 +263,13 @@ fn to_value(object: WireObject, kind: &ResourceKind) -> Result<Value, Undecodabl
             reason,
         });
     }
-    let mut value = match object.into_content() {
-        Ok(value) => value,
-        Err(reason) => {
-            return Err(Undecodable {
-                identity: Value::Null,
-                reason,
-            });
-        }
-    };
-    if let Value::Object(fields) = &mut value {
-        if let Some(Value::Object(metadata)) = fields.get_mut("metadata") {
-            metadata.remove("managedFields");
-        }
-        fields.insert("apiVersion".into(), Value::String(kind.api_version()));
-        fields.insert("kind".into(), Value::String(kind.kind.clone()));
+    match object.into_content() {
+        Ok(value) => Ok(CachedObject::from_wire(kind, value)),
+        Err(reason) => Err(Undecodable {
+            identity: Value::Null,
+            reason,
+        }),
     }
-    Ok(value)
 }
 
 /// Reports an object the host could not decode (e.g. nested deeper than
@@ -295,10 +286,11 @@ fn report_undecodable(
         .objects_undecodable
         .with_label_values(&[kind.group.as_str(), kind.kind.as_str()])
         .inc();
-    let (namespace, name) = key_of(identity);
-    let object = match namespace {
+    let metadata = &identity["metadata"];
+    let name = metadata["name"].as_str().unwrap_or_default();
+    let object = match metadata["namespace"].as_str() {
         Some(namespace) => format!("{namespace}/{name}"),
-        None => name,
+        None => name.to_string(),
     };
     tracing::warn!(
         group = %kind.group, version = %kind.version, kind = %kind.kind,
@@ -366,7 +358,7 @@ mod tests {
         let wire = WireObject::decode(
             r#"{"metadata":{"name":"d","namespace":"ns","managedFields":[{"manager":"m"}]},"spec":{"replicas":2}}"#,
         );
-        let value = to_value(wire, &kind).unwrap();
+        let value = to_cached(wire, &kind).unwrap().parse();
         assert_eq!(value["apiVersion"], "apps/v1");
         assert_eq!(value["kind"], "Deployment");
         assert_eq!(value["spec"]["replicas"], 2);
@@ -378,7 +370,7 @@ mod tests {
             "]".repeat(200)
         );
         let Undecodable { identity, reason } =
-            to_value(WireObject::decode(&deep), &kind).unwrap_err();
+            to_cached(WireObject::decode(&deep), &kind).unwrap_err();
         assert!(reason.contains("recursion limit"), "{reason}");
         assert_eq!(
             identity,

@@ -305,7 +305,7 @@ fn reconcile_case(
     let event = Event {
         event_type: event_type(case)?,
         kind: kind_of_object(&object),
-        object,
+        object: Arc::new(object.into()),
     };
     let access = ReadAccess {
         reader: Arc::new(reader),

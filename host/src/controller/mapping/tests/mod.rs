@@ -3,6 +3,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Lookup, Router, Via, field_names};
+use crate::cluster::object::CachedObject;
 use crate::contract::{
     KindRef, MapRule, MappedWatch, ParsedSubscriptions, PluginInfo, ResourceKind, Subscription,
 };
@@ -65,12 +66,13 @@ fn watch(source: &ResourceKind, target: &ResourceKind, rule: MapRule) -> MappedW
 /// A cache of objects of kinds at versions.
 #[derive(Default)]
 struct Cache {
-    objects: Vec<(ResourceKind, Arc<Value>)>,
+    objects: Vec<(ResourceKind, Arc<CachedObject>)>,
 }
 
 impl Cache {
     fn with(mut self, kind: &ResourceKind, object: Value) -> Self {
-        self.objects.push((kind.clone(), Arc::new(object)));
+        self.objects
+            .push((kind.clone(), Arc::new(CachedObject::from_value(&object))));
         self
     }
 
@@ -78,24 +80,23 @@ impl Cache {
         &'a self,
         kind: &'a ResourceKind,
         namespace: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a Arc<Value>> {
+    ) -> impl Iterator<Item = &'a Arc<CachedObject>> {
         self.objects
             .iter()
-            .filter(move |(k, o)| {
-                k == kind
-                    && namespace.is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n))
-            })
+            .filter(move |(k, o)| k == kind && namespace.is_none_or(|n| o.namespace() == Some(n)))
             .map(|(_, o)| o)
     }
 }
 
 impl Lookup for Cache {
-    fn get(&self, kind: &ResourceKind, namespace: Option<&str>, name: &str) -> Option<Arc<Value>> {
+    fn get(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<CachedObject>> {
         self.of(kind, None)
-            .find(|o| {
-                o["metadata"]["namespace"].as_str() == namespace
-                    && o["metadata"]["name"].as_str() == Some(name)
-            })
+            .find(|o| o.namespace() == namespace && o.name() == name)
             .cloned()
     }
 
@@ -103,7 +104,7 @@ impl Lookup for Cache {
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
-        visit: &mut dyn FnMut(&Arc<Value>),
+        visit: &mut dyn FnMut(&Arc<CachedObject>),
     ) {
         self.of(kind, namespace).for_each(visit);
     }
@@ -149,17 +150,12 @@ impl Plugin {
             kinds: &self.kinds,
         };
         let mut found: Vec<String> = router
-            .targets(cache, kind, object)
+            .targets(cache, kind, &CachedObject::from_value(object))
             .iter()
             .map(|t| {
-                let metadata = &t.object["metadata"];
-                format!(
-                    "{:?} {} {}/{}",
-                    t.via,
-                    t.kind.kind,
-                    metadata["namespace"].as_str().unwrap_or_default(),
-                    metadata["name"].as_str().unwrap_or_default()
-                )
+                let o = &t.object;
+                let ns = o.namespace().unwrap_or_default();
+                format!("{:?} {} {ns}/{}", t.via, t.kind.kind, o.name())
             })
             .collect();
         found.sort();

@@ -25,6 +25,7 @@ fn a_child_reconciles_its_controller_owner() {
         kinds: &plugin.kinds,
     };
     let cache = websites();
+    let child = crate::cluster::object::CachedObject::from_value(&child);
     let targets = router.targets(&cache, &config_map_kind(), &child);
     assert_eq!(targets[0].via, Via::Owner);
     assert_eq!(targets[0].kind, website_kind());

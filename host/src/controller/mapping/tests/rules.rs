@@ -254,6 +254,7 @@ fn a_watch_follows_its_source_version_and_kind() {
 #[test]
 fn field_paths_walk_objects_only() {
     let object = json!({"spec": {"ref": {"name": "a"}, "names": ["a", 1, "b"], "n": 1}});
+    let object = crate::cluster::object::CachedObject::from_value(&object);
     let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
     assert!(field_names(&object, &path("spec.ref.name"), "a"));
     assert!(field_names(&object, &path("spec.names"), "b"));
