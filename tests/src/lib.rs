@@ -52,8 +52,10 @@ pub mod faults;
 pub mod host;
 pub mod peers;
 pub mod probe;
+pub mod process;
 pub mod registry;
 pub mod service_account;
+pub mod sidebyside;
 pub mod teams;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,209 @@
+//! Side by side (docs/design/performance.md §1): kubewasm and native
+//! controllers doing the same labelling work, each on a fresh control plane.
+//! Not a test: it measures, and writes what it measured.
+//!
+//!     cargo bench -p kubewasm-e2e --bench sidebyside -- [--objects 10000,50000]
+//!         [--workers 16] [--namespaces 10] [--object-bytes 2048] [--qps none|N]
+//!         [--controllers kubewasm,kube-rs,kube-rs-stripped,go] [--repeat 3] [--out DIR]
+//!
+//! The controllers: `kubewasm run --concurrency W` (release build, or
+//! `$KUBEWASM_BIN`) with `plugins/bench-labeller` (from `plugins/build.sh`,
+//! or `$KUBEWASM_PLUGIN_DIR`); the kube-rs `Controller` peer
+//! (`tests/peers/kube-rs-labeller`, release build or `$KUBEWASM_PEER_KUBE_RS`)
+//! plain and with `--strip-managed-fields`; the client-go peer
+//! (`tests/peers/go-labeller`, built by `tests/peers/build.sh` or
+//! `$KUBEWASM_PEER_GO`). Each watches ConfigMaps in all namespaces and
+//! labels every one `bench.kubewasm.dev/seen=true` by server-side apply with
+//! W workers and no client rate limit (unless `--qps N`).
+//!
+//! For each object count, repetition and controller (controllers interleaved,
+//! so a busier minute of the machine does not fall on one of them): a
+//! control plane of its own (`cluster.sh up`) with namespaces `bench-00`…;
+//! the controller started; a warm-up ConfigMap labelled (it is synced and
+//! writing); its CPU time and kube-apiserver's and etcd's read from
+//! `/proc/PID/stat`; N ConfigMaps of `--object-bytes` of data created across
+//! the namespaces, 32 requests in flight, while the bench's watch records
+//! create sent → label seen per object; once all are labelled, CPU again and
+//! the controller's `VmRSS` (all N cached) and `VmHWM` (peak). Then the
+//! controller is killed and the control plane stopped, on errors and Ctrl-C
+//! too.
+//!
+//! Prints each run, then the medians per controller and N with the ratios of
+//! kubewasm to each peer; writes `DIR/sidebyside.csv` (a row per run, after
+//! every run) and `DIR/sidebyside.png` (default DIR `target/sidebyside`).
+//! Recorded runs are in `docs/benchmarks.md`.
+
+#[path = "sidebyside/plot.rs"]
+mod plot;
+#[path = "sidebyside/run.rs"]
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kubewasm_e2e::host::{repo, use_release_binary};
+use kubewasm_e2e::peers;
+use kubewasm_e2e::sidebyside::{CSV_HEADER, Controller, Run, medians, table};
+use run::Settings;
+use tokio::signal::unix::{SignalKind, signal};
+
+struct Args {
+    objects: Vec<usize>,
+    controllers: Vec<Controller>,
+    repeat: usize,
+    out: PathBuf,
+    settings: Settings,
+}
+
+const USAGE: &str = "usage: cargo bench -p kubewasm-e2e --bench sidebyside -- \
+[--objects 10000,50000] [--workers 16] [--namespaces 10] [--object-bytes 2048] \
+[--qps none|N] [--controllers kubewasm,kube-rs,kube-rs-stripped,go] [--repeat 3] [--out DIR]";
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut args = Args {
+        objects: vec![10_000, 50_000],
+        controllers: Controller::ALL.to_vec(),
+        repeat: 3,
+        out: repo().join("target/sidebyside"),
+        settings: Settings {
+            workers: 16,
+            namespaces: 10,
+            object_bytes: 2048,
+            qps: None,
+        },
+    };
+    fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+        v.parse()
+            .map_err(|_| format!("{flag} needs a number, not {v:?}"))
+    }
+    let mut words = argv.iter();
+    while let Some(flag) = words.next() {
+        // `cargo bench` passes `--bench` to every bench binary.
+        if flag == "--bench" {
+            continue;
+        }
+        let value = words
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--objects" => {
+                args.objects = value
+                    .split(',')
+                    .map(|n| number(flag, n))
+                    .collect::<Result<_, _>>()?
+            }
+            "--workers" => args.settings.workers = number(flag, value)?,
+            "--namespaces" => args.settings.namespaces = number(flag, value)?,
+            "--object-bytes" => args.settings.object_bytes = number(flag, value)?,
+            "--qps" if value == "none" => args.settings.qps = None,
+            "--qps" => args.settings.qps = Some(number(flag, value)?),
+            "--controllers" => {
+                args.controllers = value
+                    .split(',')
+                    .map(|c| Controller::parse(c).ok_or_else(|| format!("no controller {c:?}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--repeat" => args.repeat = number(flag, value)?,
+            "--out" => args.out = PathBuf::from(value),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if args.objects.contains(&0) || args.repeat == 0 || args.settings.namespaces == 0 {
+        return Err("--objects, --repeat and --namespaces must be positive".into());
+    }
+    if args.settings.workers == 0 || args.settings.qps.is_some_and(|q| q <= 0.0 || !q.is_finite()) {
+        return Err("--workers and --qps must be positive".into());
+    }
+    Ok(args)
+}
+
+/// Every run in turn; the CSV rewritten after each, so a run that fails or
+/// is interrupted keeps what came before it.
+async fn bench(args: &Args) -> anyhow::Result<Vec<Run>> {
+    std::fs::create_dir_all(&args.out)?;
+    let csv = args.out.join("sidebyside.csv");
+    // Control planes live in one directory of this process's, removed at the end.
+    let dirs = tempfile::Builder::new()
+        .prefix("kubewasm-sidebyside-")
+        .tempdir()?;
+    let mut runs = Vec::new();
+    for &objects in &args.objects {
+        for repeat in 1..=args.repeat {
+            for &controller in &args.controllers {
+                let dir = dirs
+                    .path()
+                    .join(format!("cp-{}-{objects}-{repeat}", controller.name()));
+                let run = run::measure(controller, objects, repeat, &args.settings, &dir).await?;
+                runs.push(run);
+                let mut text = format!("{CSV_HEADER}\n");
+                for run in &runs {
+                    text.push_str(&run.csv_row());
+                    text.push('\n');
+                }
+                std::fs::write(&csv, text)?;
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("sidebyside: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // Build (or find) every binary before the first control plane starts.
+    if args.controllers.contains(&Controller::Kubewasm) {
+        use_release_binary();
+        kubewasm_e2e::host::component("bench-labeller");
+    }
+    if args
+        .controllers
+        .iter()
+        .any(|c| matches!(c, Controller::KubeRs | Controller::KubeRsStripped))
+    {
+        peers::use_release_kube_rs();
+    }
+    if args.controllers.contains(&Controller::Go) {
+        peers::go_binary();
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+    let outcome = runtime.block_on(async {
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        // On a signal the run in progress is dropped: its controller is
+        // killed and its control plane stopped before this returns.
+        tokio::select! {
+            runs = bench(&args) => runs.map(Some),
+            _ = interrupt.recv() => Ok(None),
+            _ = terminate.recv() => Ok(None),
+        }
+    });
+    let runs = match outcome {
+        Ok(Some(runs)) => runs,
+        Ok(None) => {
+            eprintln!("sidebyside: interrupted; the runs done so far are in the CSV");
+            return ExitCode::from(130);
+        }
+        Err(e) => {
+            eprintln!("sidebyside: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("\n{}", table(&runs));
+    let png = args.out.join("sidebyside.png");
+    if let Err(e) = plot::plot(&png, &medians(&runs)) {
+        eprintln!("sidebyside: no plot: {e:#}");
+    }
+    println!(
+        "sidebyside: wrote {} and {}",
+        args.out.join("sidebyside.csv").display(),
+        png.display()
+    );
+    ExitCode::SUCCESS
+}
