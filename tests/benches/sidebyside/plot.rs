@@ -82,6 +82,7 @@ pub fn plot(path: &Path, medians: &[Run]) -> anyhow::Result<()> {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .max_light_lines(1)
             .x_labels(sizes.len() * slots)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(x) if x % slots == label_slot => {
