@@ -29,7 +29,8 @@
 //! too.
 //!
 //! Prints each run, then the medians per controller and N with the ratios of
-//! kubewasm to each peer; writes `DIR/sidebyside.csv` (a row per run, after
+//! kubewasm to each peer (a run that fails is reported, left out, and makes
+//! the exit status non-zero); writes `DIR/sidebyside.csv` (a row per run, after
 //! every run) and `DIR/sidebyside.png` (default DIR `target/sidebyside`).
 //! Recorded runs are in `docs/benchmarks.md`.
 
@@ -111,15 +112,21 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if args.objects.contains(&0) || args.repeat == 0 || args.settings.namespaces == 0 {
         return Err("--objects, --repeat and --namespaces must be positive".into());
     }
-    if args.settings.workers == 0 || args.settings.qps.is_some_and(|q| q <= 0.0 || !q.is_finite()) {
+    if args.settings.workers == 0
+        || args
+            .settings
+            .qps
+            .is_some_and(|q| q <= 0.0 || !q.is_finite())
+    {
         return Err("--workers and --qps must be positive".into());
     }
     Ok(args)
 }
 
-/// Every run in turn; the CSV rewritten after each, so a run that fails or
-/// is interrupted keeps what came before it.
-async fn bench(args: &Args) -> anyhow::Result<Vec<Run>> {
+/// Every run in turn; the CSV rewritten after each, so an interruption
+/// keeps what came before it. A run that fails (its error printed) is left
+/// out and the others go on; the runs and the count of failures.
+async fn bench(args: &Args) -> anyhow::Result<(Vec<Run>, usize)> {
     std::fs::create_dir_all(&args.out)?;
     let csv = args.out.join("sidebyside.csv");
     // Control planes live in one directory of this process's, removed at the end.
@@ -127,14 +134,24 @@ async fn bench(args: &Args) -> anyhow::Result<Vec<Run>> {
         .prefix("kubewasm-sidebyside-")
         .tempdir()?;
     let mut runs = Vec::new();
+    let mut failed = 0;
     for &objects in &args.objects {
         for repeat in 1..=args.repeat {
             for &controller in &args.controllers {
                 let dir = dirs
                     .path()
                     .join(format!("cp-{}-{objects}-{repeat}", controller.name()));
-                let run = run::measure(controller, objects, repeat, &args.settings, &dir).await?;
-                runs.push(run);
+                match run::measure(controller, objects, repeat, &args.settings, &dir).await {
+                    Ok(run) => runs.push(run),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!(
+                            "sidebyside: {} N={objects} run {repeat} failed: {e:#}",
+                            controller.name()
+                        );
+                        continue;
+                    }
+                }
                 let mut text = format!("{CSV_HEADER}\n");
                 for run in &runs {
                     text.push_str(&run.csv_row());
@@ -144,7 +161,7 @@ async fn bench(args: &Args) -> anyhow::Result<Vec<Run>> {
             }
         }
     }
-    Ok(runs)
+    Ok((runs, failed))
 }
 
 fn main() -> ExitCode {
@@ -184,8 +201,8 @@ fn main() -> ExitCode {
             _ = terminate.recv() => Ok(None),
         }
     });
-    let runs = match outcome {
-        Ok(Some(runs)) => runs,
+    let (runs, failed) = match outcome {
+        Ok(Some(done)) => done,
         Ok(None) => {
             eprintln!("sidebyside: interrupted; the runs done so far are in the CSV");
             return ExitCode::from(130);
@@ -197,7 +214,9 @@ fn main() -> ExitCode {
     };
     println!("\n{}", table(&runs));
     let png = args.out.join("sidebyside.png");
-    if let Err(e) = plot::plot(&png, &medians(&runs)) {
+    if runs.is_empty() {
+        eprintln!("sidebyside: no run finished, no plot");
+    } else if let Err(e) = plot::plot(&png, &medians(&runs)) {
         eprintln!("sidebyside: no plot: {e:#}");
     }
     println!(
@@ -205,5 +224,9 @@ fn main() -> ExitCode {
         args.out.join("sidebyside.csv").display(),
         png.display()
     );
+    if failed > 0 {
+        eprintln!("sidebyside: {failed} run(s) failed; see above");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

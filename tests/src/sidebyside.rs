@@ -251,7 +251,10 @@ mod tests {
             run(Controller::Go, 2.0, 0.6, 60.0),
         ];
         let m = Run::median_of(&runs.iter().collect::<Vec<_>>());
-        assert_eq!((m.converge_s, m.cpu_s, m.rss_mib, m.repeat), (2.0, 0.6, 60.0, 3));
+        assert_eq!(
+            (m.converge_s, m.cpu_s, m.rss_mib, m.repeat),
+            (2.0, 0.6, 60.0, 3)
+        );
     }
 
     #[test]

@@ -32,13 +32,8 @@ fn figure(v: f64) -> String {
 type Panel<'a> = (&'a str, &'a str, fn(&Run) -> f64);
 
 pub fn plot(path: &Path, medians: &[Run]) -> anyhow::Result<()> {
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| anyhow::anyhow!("the DejaVu font does not load"))?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, kubewasm_e2e::plot_font()?)
+        .map_err(|_| anyhow::anyhow!("the DejaVu font does not load"))?;
 
     let mut sizes: Vec<usize> = medians.iter().map(|r| r.objects).collect();
     sizes.dedup();
@@ -50,7 +45,10 @@ pub fn plot(path: &Path, medians: &[Run]) -> anyhow::Result<()> {
     let slots = controllers.len() + 1;
     let slot = |objects: usize, controller: Controller| -> usize {
         let g = sizes.iter().position(|&n| n == objects).unwrap_or(0);
-        let c = controllers.iter().position(|&c| c == controller).unwrap_or(0);
+        let c = controllers
+            .iter()
+            .position(|&c| c == controller)
+            .unwrap_or(0);
         g * slots + c
     };
 

@@ -141,6 +141,33 @@ fn config_map(name: &str, bytes: usize) -> ConfigMap {
     }
 }
 
+/// Creates `cm`, retrying (up to 5 times, 0.1 s doubling) what a loaded
+/// machine makes fail for a moment: a 5xx from the API server (its etcd
+/// connection dropped) or no answer. A retry that finds the object there
+/// (the first try landed) is done.
+async fn create(api: &Api<ConfigMap>, cm: &ConfigMap) -> Result<(), kube::Error> {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1.. {
+        match api.create(&PostParams::default(), cm).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if attempt > 1 && s.is_already_exists() => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code >= 500 && attempt < 5 => {
+                eprintln!(
+                    "sidebyside: create failed, retrying: {} {}",
+                    s.code, s.message
+                );
+            }
+            Err(e @ (kube::Error::HyperError(_) | kube::Error::Service(_))) if attempt < 5 => {
+                eprintln!("sidebyside: create failed, retrying: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    unreachable!("the loop returns")
+}
+
 /// When each object of the burst was sent and first seen labelled.
 struct Timeline {
     sent: Vec<Option<Instant>>,
@@ -290,7 +317,7 @@ pub async fn measure(
             let timeline = timeline.clone();
             async move {
                 timeline.lock().unwrap().sent[i] = Some(Instant::now());
-                api.create(&PostParams::default(), &cm).await
+                create(&api, &cm).await
             }
         })
         .buffer_unordered(IN_FLIGHT)
