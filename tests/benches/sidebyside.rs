@@ -32,6 +32,8 @@
 //! kubewasm to each peer (a run that fails is reported, left out, and makes
 //! the exit status non-zero); writes `DIR/sidebyside.csv` (a row per run, after
 //! every run) and `DIR/sidebyside.png` (default DIR `target/sidebyside`).
+//! `--replot A.csv,B.csv --out DIR` runs nothing: it prints the table of
+//! those CSVs' rows and writes them, together, to `DIR` with their plot.
 //! Recorded runs are in `docs/benchmarks.md`.
 
 #[path = "sidebyside/plot.rs"]
@@ -49,6 +51,8 @@ use run::Settings;
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
+    /// `--replot CSV,...`: no runs, the table and plot of these CSVs' rows.
+    replot: Vec<PathBuf>,
     objects: Vec<usize>,
     controllers: Vec<Controller>,
     repeat: usize,
@@ -58,10 +62,12 @@ struct Args {
 
 const USAGE: &str = "usage: cargo bench -p kubewasm-e2e --bench sidebyside -- \
 [--objects 10000,50000] [--workers 16] [--namespaces 10] [--object-bytes 2048] \
-[--qps none|N] [--controllers kubewasm,kube-rs,kube-rs-stripped,go] [--repeat 3] [--out DIR]";
+[--qps none|N] [--controllers kubewasm,kube-rs,kube-rs-stripped,go] [--repeat 3] [--out DIR] \
+| [--replot CSV,... --out DIR]";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
+        replot: Vec::new(),
         objects: vec![10_000, 50_000],
         controllers: Controller::ALL.to_vec(),
         repeat: 3,
@@ -106,6 +112,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             }
             "--repeat" => args.repeat = number(flag, value)?,
             "--out" => args.out = PathBuf::from(value),
+            "--replot" => args.replot = value.split(',').map(PathBuf::from).collect(),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -121,6 +128,31 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         return Err("--workers and --qps must be positive".into());
     }
     Ok(args)
+}
+
+/// The runs recorded in earlier CSVs (e.g. one of 10,000 and one of 50,000
+/// objects, for one plot of both).
+fn read_runs(csvs: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for csv in csvs {
+        let text = std::fs::read_to_string(csv)
+            .map_err(|e| anyhow::anyhow!("failed to read {}: {e}", csv.display()))?;
+        for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            runs.push(Run::from_csv_row(line).ok_or_else(|| {
+                anyhow::anyhow!("{}: not a sidebyside row: {line}", csv.display())
+            })?);
+        }
+    }
+    Ok(runs)
+}
+
+fn write_csv(path: &std::path::Path, runs: &[Run]) -> std::io::Result<()> {
+    let mut text = format!("{CSV_HEADER}\n");
+    for run in runs {
+        text.push_str(&run.csv_row());
+        text.push('\n');
+    }
+    std::fs::write(path, text)
 }
 
 /// Every run in turn; the CSV rewritten after each, so an interruption
@@ -152,12 +184,7 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<Run>, usize)> {
                         continue;
                     }
                 }
-                let mut text = format!("{CSV_HEADER}\n");
-                for run in &runs {
-                    text.push_str(&run.csv_row());
-                    text.push('\n');
-                }
-                std::fs::write(&csv, text)?;
+                write_csv(&csv, &runs)?;
             }
         }
     }
@@ -173,6 +200,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !args.replot.is_empty() {
+        let replotted = read_runs(&args.replot).and_then(|runs| {
+            std::fs::create_dir_all(&args.out)?;
+            write_csv(&args.out.join("sidebyside.csv"), &runs)?;
+            Ok(runs)
+        });
+        return match replotted {
+            Ok(runs) => report(&args, &runs, 0),
+            Err(e) => {
+                eprintln!("sidebyside: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Build (or find) every binary before the first control plane starts.
     if args.controllers.contains(&Controller::Kubewasm) {
         use_release_binary();
@@ -212,11 +253,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("\n{}", table(&runs));
+    report(&args, &runs, failed)
+}
+
+/// Prints the table of medians and draws the plot.
+fn report(args: &Args, runs: &[Run], failed: usize) -> ExitCode {
+    println!("\n{}", table(runs));
     let png = args.out.join("sidebyside.png");
     if runs.is_empty() {
         eprintln!("sidebyside: no run finished, no plot");
-    } else if let Err(e) = plot::plot(&png, &medians(&runs)) {
+    } else if let Err(e) = plot::plot(&png, &medians(runs)) {
         eprintln!("sidebyside: no plot: {e:#}");
     }
     println!(

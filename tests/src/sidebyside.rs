@@ -98,6 +98,30 @@ impl Run {
         )
     }
 
+    /// A row [`csv_row`](Self::csv_row) wrote (the derived columns are
+    /// computed again, not read).
+    pub fn from_csv_row(line: &str) -> Option<Run> {
+        let f: Vec<&str> = line.trim().split(',').collect();
+        if f.len() != CSV_HEADER.split(',').count() {
+            return None;
+        }
+        let n = |i: usize| f[i].parse::<f64>().ok();
+        Some(Run {
+            controller: Controller::parse(f[0])?,
+            objects: f[1].parse().ok()?,
+            repeat: f[2].parse().ok()?,
+            load: f[3].to_owned(),
+            converge_s: n(4)?,
+            p50_ms: n(6)?,
+            p99_ms: n(7)?,
+            cpu_s: n(8)?,
+            rss_mib: n(10)?,
+            peak_mib: n(11)?,
+            apiserver_cpu_s: n(12)?,
+            etcd_cpu_s: n(13)?,
+        })
+    }
+
     /// The median of each measure over `runs` (all of one controller and
     /// size); `repeat` is how many runs there were.
     pub fn median_of(runs: &[&Run]) -> Run {
@@ -285,6 +309,8 @@ mod tests {
         let row = runs[0].csv_row();
         assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count());
         assert!(row.starts_with("kubewasm,1000,1,0.50 0.40 0.30,2.000,500.0,"));
+        assert_eq!(Run::from_csv_row(&row), Some(runs[0].clone()));
+        assert_eq!(Run::from_csv_row(CSV_HEADER), None);
     }
 
     #[test]
