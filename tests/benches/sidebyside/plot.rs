@@ -28,6 +28,16 @@ fn figure(v: f64) -> String {
     }
 }
 
+/// An axis tick: whole numbers from 10 on, else at most two decimals.
+fn tick(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
 /// One panel: `value` of each median, grouped by object count.
 type Panel<'a> = (&'a str, &'a str, fn(&Run) -> f64);
 
@@ -69,7 +79,8 @@ pub fn plot(path: &Path, medians: &[Run]) -> anyhow::Result<()> {
             .filter(|v| v.is_finite())
             .fold(0.0_f64, f64::max)
             .max(1e-3)
-            * 1.3;
+            // Headroom for the values above the bars and the legend.
+            * 1.6;
         let label_slot = controllers.len() / 2;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 22))
@@ -88,6 +99,7 @@ pub fn plot(path: &Path, medians: &[Run]) -> anyhow::Result<()> {
                 }
                 _ => String::new(),
             })
+            .y_label_formatter(&|v| tick(*v))
             .y_desc(unit)
             .draw()?;
         for &controller in &controllers {
