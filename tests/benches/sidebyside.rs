@@ -161,18 +161,19 @@ fn write_csv(path: &std::path::Path, runs: &[Run]) -> std::io::Result<()> {
 async fn bench(args: &Args) -> anyhow::Result<(Vec<Run>, usize)> {
     std::fs::create_dir_all(&args.out)?;
     let csv = args.out.join("sidebyside.csv");
-    // Control planes live in one directory of this process's, removed at the end.
-    let dirs = tempfile::Builder::new()
-        .prefix("kubewasm-sidebyside-")
-        .tempdir()?;
     let mut runs = Vec::new();
     let mut failed = 0;
     for &objects in &args.objects {
         for repeat in 1..=args.repeat {
             for &controller in &args.controllers {
-                let dir = dirs
-                    .path()
-                    .join(format!("cp-{}-{objects}-{repeat}", controller.name()));
+                // Straight in the temporary directory: `cluster.sh down`
+                // removes it, and the watchdog's late second `down` (when
+                // the run's ControlPlane is dropped) leaves nothing behind.
+                let dir = std::env::temp_dir().join(format!(
+                    "kubewasm-sidebyside-{}-cp-{}-{objects}-{repeat}",
+                    std::process::id(),
+                    controller.name()
+                ));
                 match run::measure(controller, objects, repeat, &args.settings, &dir).await {
                     Ok(run) => runs.push(run),
                     Err(e) => {
