@@ -25,7 +25,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
 use kubewasm::cluster::shard::{self, MemberId, RING_LABEL, VIEW_ANNOTATION};
 use kubewasm_e2e::host::{self, Host, use_release_binary};
-use kubewasm_e2e::{ControlPlane, eventually};
+use kubewasm_e2e::{ControlPlane, eventually, process};
 use serde_json::json;
 
 const LABEL: &str = "bench.kubewasm.dev/seen";
@@ -85,44 +85,6 @@ fn is_labelled(cm: &ConfigMap) -> bool {
         .as_ref()
         .and_then(|l| l.get(LABEL))
         .is_some_and(|v| v == "true")
-}
-
-/// CPU seconds (user + system) of a process, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command (which may hold spaces) start after ") ".
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split(' ').collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 (1-based; 12 and 13 here), in
-    // USER_HZ ticks, 100 a second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// `VmRSS` and `VmHWM` of a process in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// A release `kubewasm run` replica of the ring.
@@ -231,7 +193,9 @@ async fn measure(args: &Args, replicas: usize) {
                     continue;
                 };
                 let name = cm.metadata.name.clone().unwrap_or_default();
-                if is_labelled(&cm) && name != "warm-up" {
+                // Only the burst's objects (not the warm-ups, nor the API
+                // server's own ConfigMap in kube-system, labelled too).
+                if is_labelled(&cm) && name.starts_with("cm-") {
                     let mut t = timeline.lock().unwrap();
                     let key = format!("{}/{name}", cm.metadata.namespace.unwrap_or_default());
                     t.labelled.entry(key).or_insert(now);
@@ -242,7 +206,10 @@ async fn measure(args: &Args, replicas: usize) {
             }
         })
     };
-    let cpu_before: Vec<f64> = hosts.iter().map(|h| cpu_seconds(h.pid())).collect();
+    let cpu_before: Vec<f64> = hosts
+        .iter()
+        .map(|h| process::cpu_seconds(h.pid()).unwrap_or_default())
+        .collect();
     let start = Instant::now();
     futures::stream::iter(0..objects)
         .map(|i| {
@@ -281,14 +248,15 @@ async fn measure(args: &Args, replicas: usize) {
         args.namespaces,
         converge.as_secs_f64(),
         objects as f64 / converge.as_secs_f64(),
-        ms(percentile(&latencies, 50.0)),
-        ms(percentile(&latencies, 99.0)),
+        ms(kubewasm_e2e::sidebyside::percentile(&latencies, 50.0)),
+        ms(kubewasm_e2e::sidebyside::percentile(&latencies, 99.0)),
     );
     let mut cpu_total = 0.0;
     for (i, host) in hosts.iter().enumerate() {
-        let cpu = cpu_seconds(host.pid()) - cpu_before[i];
+        let cpu = process::cpu_seconds(host.pid()).unwrap_or_default() - cpu_before[i];
         cpu_total += cpu;
-        let (rss, peak) = memory_mib(host.pid());
+        let memory = process::memory(host.pid());
+        let (rss, peak) = memory.map_or((0.0, 0.0), |m| (m.rss, m.peak));
         let reconciles = host
             .metrics()
             .map(|m| {

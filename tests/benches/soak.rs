@@ -33,6 +33,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, sample, use_release_binary};
 use kubewasm_e2e::probe::{self, BEHAVE, ECHO, MARK};
+use kubewasm_e2e::process;
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -77,22 +78,6 @@ struct Sample {
     seconds: f64,
     rss_mib: f64,
     queue_depth: f64,
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn config_map(name: &str, n: u64) -> ConfigMap {
@@ -147,13 +132,8 @@ async fn unreconciled(api: &Api<ConfigMap>, mark: &str) -> Vec<String> {
 }
 
 fn plot(path: &std::path::Path, samples: &[Sample]) -> anyhow::Result<()> {
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
-    )
-    .map_err(|_| anyhow::anyhow!("the DejaVu font does not load"))?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, kubewasm_e2e::plot_font()?)
+        .map_err(|_| anyhow::anyhow!("the DejaVu font does not load"))?;
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
@@ -301,7 +281,7 @@ async fn soak(args: &Args) {
                 .unwrap_or(f64::NAN);
             samples.push(Sample {
                 seconds: begin.elapsed().as_secs_f64(),
-                rss_mib: rss_mib(host.pid()),
+                rss_mib: process::memory(host.pid()).map_or(f64::NAN, |m| m.rss),
                 queue_depth: depth,
             });
             next_sample = now + SAMPLE_EVERY;

@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kubewasm_e2e::host::{self, Host, use_release_binary};
-use kubewasm_e2e::{ControlPlane, crd, eventually};
+use kubewasm_e2e::{ControlPlane, crd, eventually, process};
 use serde_json::json;
 
 struct Args {
@@ -58,36 +58,6 @@ fn gadgets(client: &kube::Client, i: usize, namespace: &str) -> Api<DynamicObjec
     let gvk = GroupVersionKind::gvk(&group(i), "v1", "Gadget");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "gadgets");
     Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-/// `VmRSS` and `VmHWM` of a process in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system, USER_HZ = 100) of a process.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split(' ').collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn prepare(args: &Args) -> &'static ControlPlane {
@@ -190,7 +160,7 @@ async fn measure(cluster: &ControlPlane, args: &Args) {
             && host::http_get(addr, "/readyz").is_ok_and(|(status, _)| status == 200)
         {
             ready = Some(started.elapsed());
-            ready_peak = memory_mib(pid).1;
+            ready_peak = process::memory(pid).map_or(0.0, |m| m.peak);
         }
         if ready.is_some() && reconciles(&host) >= total {
             break;
@@ -198,8 +168,8 @@ async fn measure(cluster: &ControlPlane, args: &Args) {
         tokio::time::sleep(poll).await;
     }
     let first_pass = started.elapsed();
-    let (rss, peak) = memory_mib(pid);
-    let cpu = cpu_seconds(pid);
+    let (rss, peak) = process::memory(pid).map_or((0.0, 0.0), |m| (m.rss, m.peak));
+    let cpu = process::cpu_seconds(pid).unwrap_or_default();
     let reconciled = reconciles(&host);
     let secs = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
     println!(

@@ -27,6 +27,8 @@ use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{Host, use_release_binary};
+use kubewasm_e2e::process;
+use kubewasm_e2e::sidebyside::percentile;
 use serde_json::json;
 
 /// One run of the bench: the host's client rate limit, and how the objects
@@ -98,25 +100,6 @@ fn is_labelled(cm: &ConfigMap) -> bool {
         .as_ref()
         .and_then(|l| l.get("team"))
         .is_some_and(|v| v == "bench")
-}
-
-/// Resident memory of a process in MiB, from `/proc/PID/status`.
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 async fn measure(config: &Config, objects: usize) {
@@ -214,7 +197,7 @@ async fn measure(config: &Config, objects: usize) {
         .await
         .expect("every object labelled within 30 minutes")
         .expect("bench watch task");
-    let rss = rss_mib(host.pid());
+    let rss = process::memory(host.pid()).map(|m| m.rss);
 
     let t = std::mem::take(&mut *timeline.lock().unwrap());
     let mut latencies: Vec<Duration> = t

@@ -48,6 +48,14 @@ impl Component {
             Self::Etcd => "etcd",
         }
     }
+
+    /// Its name in `cluster.sh`'s `pids` file.
+    fn process(self) -> &'static str {
+        match self {
+            Self::ApiServer => "kube-apiserver",
+            Self::Etcd => "etcd",
+        }
+    }
 }
 
 impl ControlPlane {
@@ -61,16 +69,24 @@ impl ControlPlane {
             run_id(),
             unique_name(name)
         ));
+        let started = Self::start_at(data_dir, options).await?;
+        // Tests hold `&'static ControlPlane`s; a private one is small and
+        // lives as long as its test.
+        Ok(Box::leak(Box::new(started)))
+    }
+
+    /// Starts a control plane in `data_dir` (`cluster.sh up --dir DATA_DIR
+    /// OPTIONS`). Its watchdog stops it once the value is dropped (or this
+    /// process exits), without waiting; [`down_blocking`](Self::down_blocking)
+    /// stops it at once.
+    pub async fn start_at(data_dir: PathBuf, options: &[&str]) -> anyhow::Result<ControlPlane> {
         let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-        let started = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let options: Vec<&str> = options.iter().map(String::as_str).collect();
             Self::up(data_dir, &options)
         })
         .await
-        .context("the control plane start-up task failed")??;
-        // Tests hold `&'static ControlPlane`s; a private one is small and
-        // lives as long as its test.
-        Ok(Box::leak(Box::new(started)))
+        .context("the control plane start-up task failed")?
     }
 
     /// Kills `component` (SIGKILL), leaves it down for `down_for`, starts it
@@ -101,9 +117,29 @@ impl ControlPlane {
             .with_context(|| format!("cluster.sh compact printed {out:?}, not a revision"))
     }
 
+    /// The process id of `component` of a control plane this process
+    /// started (e.g. to read its CPU time from `/proc`), from the `pids`
+    /// file `cluster.sh up` writes into the data directory.
+    pub fn pid(&self, component: Component) -> Option<u32> {
+        let pids = std::fs::read_to_string(self.data_dir.as_ref()?.join("pids")).ok()?;
+        pids.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == component.process()).then_some(())?;
+            words.next()?.parse().ok()
+        })
+    }
+
     /// Stops a control plane this process started and removes its data.
     pub async fn down(&self) {
         let _ = self.fault(&["down"]).await;
+    }
+
+    /// [`down`](Self::down) on the calling thread (e.g. in a `Drop`): when
+    /// it returns, the processes have exited and the data is gone.
+    pub fn down_blocking(&self) {
+        if let Some(dir) = self.data_dir.clone() {
+            let _ = run_script(&["down".to_owned()], dir);
+        }
     }
 
     /// Runs `cluster.sh ARGS --dir DATA_DIR`; its stdout.

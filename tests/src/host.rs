@@ -57,22 +57,25 @@ pub fn use_binary(path: PathBuf) -> bool {
 pub fn use_release_binary() {
     let binary = std::env::var_os("KUBEWASM_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(release_binary);
+        .unwrap_or_else(|| release_build("kubewasm", "kubewasm"));
     use_binary(binary);
 }
 
-fn release_binary() -> PathBuf {
+/// Builds binary `bin` of workspace package `package` in release mode with
+/// cargo (in `$CARGO_TARGET_DIR`, else the repository's `target/`) and
+/// returns its path.
+pub fn release_build(package: &str, bin: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target"));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--locked", "-p", "kubewasm"])
-        .args(["--bin", "kubewasm"])
+        .args(["build", "--release", "--locked", "-p", package])
+        .args(["--bin", bin])
         .current_dir(repo())
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building the release binary failed");
-    target.join("release/kubewasm")
+    assert!(status.success(), "building the release binary {bin} failed");
+    target.join("release").join(bin)
 }
 
 /// An example plugin's component, from `$KUBEWASM_PLUGIN_DIR` or

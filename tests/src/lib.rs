@@ -52,8 +52,10 @@ pub mod faults;
 pub mod host;
 pub mod peers;
 pub mod probe;
+pub mod process;
 pub mod registry;
 pub mod service_account;
+pub mod sidebyside;
 pub mod teams;
 
 use std::collections::BTreeMap;
@@ -511,6 +513,19 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// The font the benches draw their plots with (DejaVu Sans, Debian's
+/// `fonts-dejavu-core`), loaded once for the rest of the process: plotters
+/// keeps the bytes of a registered font for good.
+pub fn plot_font() -> anyhow::Result<&'static [u8]> {
+    static FONT: OnceLock<Vec<u8>> = OnceLock::new();
+    if let Some(font) = FONT.get() {
+        return Ok(font);
+    }
+    let path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    let font = std::fs::read(path).with_context(|| format!("failed to read {path}"))?;
+    Ok(FONT.get_or_init(|| font))
 }
 
 /// The field managers recorded in an object's `managedFields`.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::ControlPlane;
-use crate::host::repo;
+use crate::host::{release_build, repo};
 
 /// The label every controller of the benchmark sets, and its value.
 pub const LABEL: &str = "bench.kubewasm.dev/seen";
@@ -42,6 +42,16 @@ pub fn kube_rs_binary() -> PathBuf {
             target_profile.join("kube-rs-labeller")
         })
         .clone()
+}
+
+/// Runs every later kube-rs peer with `$KUBEWASM_PEER_KUBE_RS`, else a
+/// release build made here with cargo: what a benchmark measures.
+pub fn use_release_kube_rs() {
+    KUBE_RS.get_or_init(|| {
+        std::env::var_os("KUBEWASM_PEER_KUBE_RS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| release_build("kubewasm-peer-kube-rs", "kube-rs-labeller"))
+    });
 }
 
 /// The Go peer's binary: `$KUBEWASM_PEER_GO`, else what
