@@ -57,6 +57,7 @@ pub mod registry;
 pub mod service_account;
 pub mod sidebyside;
 pub mod teams;
+pub mod writes;
 
 use std::collections::BTreeMap;
 use std::future::Future;

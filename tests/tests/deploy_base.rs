@@ -350,7 +350,8 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
         expected_rules(&[(
             "coordination.k8s.io",
             "leases",
-            &["get", "create", "update"]
+            // list and delete: shard ring members (--shard-ring).
+            &["get", "list", "create", "update", "delete"]
         )])
     );
     let host_binding = Api::<ClusterRoleBinding>::all(client.clone())

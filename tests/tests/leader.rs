@@ -11,19 +11,16 @@
 //! host's wall clock 10 s ahead (libfaketime). The assertion each time: once
 //! the new leader's first write landed, the other host writes nothing more.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kubewasm_e2e::faults::Component;
 use kubewasm_e2e::host::{self, Host};
-use kubewasm_e2e::probe::{self, ECHO, MARK};
+use kubewasm_e2e::probe;
+use kubewasm_e2e::writes::{Write, WriteLog};
 use kubewasm_e2e::{ControlPlane, TestNamespace, eventually, unique_name};
 use serde_json::json;
 
@@ -34,90 +31,6 @@ const CONFIGMAPS: usize = 4;
 const SETTLE: Duration = Duration::from_secs(10);
 /// The wall-clock offset of the skewed host.
 const SKEW: &str = "+10s";
-
-/// A write the API server recorded: the ConfigMap's new resourceVersion and
-/// the mark of the host that wrote it.
-#[derive(Clone, Debug)]
-struct Write {
-    version: u64,
-    writer: String,
-    /// When the test's watch received it.
-    seen: Instant,
-}
-
-/// Every change of a ConfigMap's mark or echo in the namespace, from a
-/// watch started before any host.
-#[derive(Clone, Default)]
-struct WriteLog(Arc<Mutex<Vec<Write>>>);
-
-impl WriteLog {
-    fn record(configmaps: Api<ConfigMap>) -> (Self, tokio::task::JoinHandle<()>) {
-        let log = WriteLog::default();
-        let writes = log.clone();
-        let task = tokio::spawn(async move {
-            let mut last: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
-            let mut stream = std::pin::pin!(
-                watcher(configmaps, watcher::Config::default())
-                    .default_backoff()
-                    .applied_objects()
-            );
-            while let Some(event) = stream.next().await {
-                let Ok(cm) = event else { continue };
-                let annotations = cm.metadata.annotations.clone().unwrap_or_default();
-                let state = (
-                    annotations.get(MARK).cloned(),
-                    annotations.get(ECHO).cloned(),
-                );
-                let name = cm.metadata.name.clone().unwrap_or_default();
-                if last.get(&name) == Some(&state) {
-                    continue;
-                }
-                last.insert(name, state.clone());
-                let (Some(writer), Some(version)) = (
-                    state.0,
-                    cm.metadata
-                        .resource_version
-                        .as_deref()
-                        .and_then(|v| v.parse().ok()),
-                ) else {
-                    continue;
-                };
-                writes.0.lock().unwrap().push(Write {
-                    version,
-                    writer,
-                    seen: Instant::now(),
-                });
-            }
-        });
-        (log, task)
-    }
-
-    /// Writes the watch received since `since`, in the API server's order.
-    fn since(&self, since: Instant) -> Vec<Write> {
-        let mut writes: Vec<Write> = self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|w| w.seen >= since)
-            .cloned()
-            .collect();
-        writes.sort_by_key(|w| w.version);
-        writes
-    }
-
-    async fn wait_for_writer(&self, writer: &str, since: Instant, hosts: &[&Host]) {
-        eventually(WAIT, || async {
-            anyhow::ensure!(
-                self.since(since).iter().any(|w| w.writer == writer),
-                "no write by {writer} yet"
-            );
-            Ok(())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(hosts)));
-    }
-}
 
 /// One fault's writes, judged: the host that leads at its end, and the
 /// writes by any other host after that leader's first write.
@@ -239,7 +152,8 @@ async fn handovers(skew: Option<&str>) {
     b.logged(WAIT, "kubewasm running").await;
     let started = Instant::now();
     let churn = churn(configmaps.clone());
-    log.wait_for_writer("a", started, &[&a, &b]).await;
+    log.wait_for_writer("a", started, WAIT, || logs(&[&a, &b]))
+        .await;
 
     // Each fault: its name, the host expected to lead at its end, when it
     // began, and how often each host had failed to renew by then (a leader
@@ -269,7 +183,8 @@ async fn handovers(skew: Option<&str>) {
         let frozen = Instant::now();
         let stalled = [stalls(&a), stalls(&b)];
         old.signal("STOP");
-        log.wait_for_writer(new, frozen, &[&a, &b]).await;
+        log.wait_for_writer(new, frozen, WAIT, || logs(&[&a, &b]))
+            .await;
         if skew.is_some() && new == "b" {
             // The skewed host leads: the renewTime it wrote shows its clock.
             let leases: Api<Lease> = ns.api();
@@ -388,6 +303,7 @@ async fn with_one_wall_clock_10s_ahead_two_hosts_never_apply_at_once() {
 fn a_fault_is_judged_on_the_writes_after_the_last_leaders_first() {
     let t0 = Instant::now();
     let write = |version, writer: &str, ms| Write {
+        object: "ns/cm".into(),
         version,
         writer: writer.into(),
         seen: t0 + Duration::from_millis(ms),

@@ -9,24 +9,25 @@
 //! expire); d joins; a leaves (SIGTERM, its Lease deleted). After each step
 //! every object must be marked by the owner the ring of the live members
 //! names (computed here with the host's own `Ring`), and at the end echo
-//! its last `data.n` (no change lost). Overlap: per object, once another
-//! host wrote it, an earlier writer never writes it again (with these
-//! membership changes a key only ever moves to a joiner or away from a
-//! leaver, so a return would be two hosts working one key).
+//! its last `data.n` (no change lost). Overlap: within each step (the
+//! start, the kill, the join, the leave) a key only moves to a joiner or
+//! away from the one that left, so per object, once another host wrote it
+//! in that step, an earlier writer never writes it again: a return would be
+//! two hosts working one key. (Across steps it may rightly return: a key
+//! that went from a to b when b joined goes back to a when b dies.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kubewasm::cluster::shard::{self, MemberId, RING_LABEL, Ring, VIEW_ANNOTATION};
 use kubewasm_e2e::host::{self, Host};
 use kubewasm_e2e::probe::{self, ECHO, MARK};
+use kubewasm_e2e::writes::WriteLog;
 use kubewasm_e2e::{ControlPlane, eventually};
 use serde_json::json;
 
@@ -37,103 +38,6 @@ const LEASES: &str = "kubewasm-shards";
 /// Lease 6 s, renewed every 2 s, a member stops 4 s after its last renewal.
 const LEASE_SECONDS: u64 = 6;
 const WAIT: Duration = Duration::from_secs(90);
-
-/// One write the API server recorded: object, resourceVersion, writer.
-#[derive(Clone, Debug)]
-struct Write {
-    object: String,
-    version: u64,
-    writer: String,
-    /// When the test's watch received it.
-    seen: Instant,
-}
-
-/// Every change of a ConfigMap's mark or echo, from a watch started
-/// before any host.
-#[derive(Clone, Default)]
-struct WriteLog(Arc<Mutex<Vec<Write>>>);
-
-impl WriteLog {
-    fn record(configmaps: Api<ConfigMap>) -> (Self, tokio::task::JoinHandle<()>) {
-        let log = WriteLog::default();
-        let writes = log.clone();
-        let task = tokio::spawn(async move {
-            let mut last: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
-            let mut stream = std::pin::pin!(
-                watcher(configmaps, watcher::Config::default())
-                    .default_backoff()
-                    .applied_objects()
-            );
-            while let Some(event) = stream.next().await {
-                let Ok(cm) = event else { continue };
-                let state = (probe::annotation(&cm, MARK), probe::annotation(&cm, ECHO));
-                let object = key(&cm);
-                if last.get(&object) == Some(&state) {
-                    continue;
-                }
-                last.insert(object.clone(), state.clone());
-                let version = cm
-                    .metadata
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok());
-                if let (Some(writer), Some(version)) = (state.0, version) {
-                    writes.0.lock().unwrap().push(Write {
-                        object,
-                        version,
-                        writer,
-                        seen: Instant::now(),
-                    });
-                }
-            }
-        });
-        (log, task)
-    }
-
-    /// Per object, writers that wrote it again after another host had
-    /// (among the writes the test saw from `since` on).
-    fn returns(&self, since: Instant) -> Vec<String> {
-        let mut writes: Vec<Write> = self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|w| w.seen >= since)
-            .cloned()
-            .collect();
-        writes.sort_by_key(|w| w.version);
-        let mut by_object: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for write in &writes {
-            by_object
-                .entry(&write.object)
-                .or_default()
-                .push(&write.writer);
-        }
-        let mut returns = Vec::new();
-        for (object, writers) in by_object {
-            let mut done: BTreeSet<&str> = BTreeSet::new();
-            for pair in writers.windows(2) {
-                if pair[0] != pair[1] {
-                    done.insert(pair[0]);
-                    if done.contains(pair[1]) {
-                        returns.push(format!("{object}: {}", writers.join(" ")));
-                        break;
-                    }
-                }
-            }
-        }
-        returns
-    }
-
-    fn writers(&self) -> BTreeSet<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|w| w.writer.clone())
-            .collect()
-    }
-}
 
 fn key(cm: &ConfigMap) -> String {
     format!(
@@ -444,7 +348,13 @@ async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss()
 
     // No change lost: every object echoes its last data.n, by its owner.
     fixture.no_change_lost(&ids, &hosts).await;
-    let returns = log.returns(started);
+    // Within each step keys only move one way (to joiners, or away from
+    // the one that left), so no object may go back to a writer in it.
+    let steps = [started, killed, joined, leaving, Instant::now()];
+    let returns: Vec<String> = steps
+        .windows(2)
+        .flat_map(|step| log.returns(step[0]..step[1]))
+        .collect();
     assert!(
         returns.is_empty(),
         "objects written again by a host after another took them over: {returns:#?}\n{}",
@@ -482,7 +392,7 @@ async fn hosts_split_the_namespaces_and_hand_them_over_without_overlap_or_loss()
     assert!(share > 0.0 && share < 1.0, "c's share {share}");
     println!(
         "{} writes recorded, no object went back to an earlier writer",
-        log.0.lock().unwrap().len()
+        log.len()
     );
     cluster.down().await;
 }
@@ -518,7 +428,7 @@ async fn a_frozen_host_resumes_without_working_what_moved() {
     owned_by_ring(&all, &ids, None, &hosts).await;
     println!("b resumed: its share back after {:?}", resumed.elapsed());
     fixture.no_change_lost(&ids, &hosts).await;
-    let returns = fixture.log.returns(resumed);
+    let returns = fixture.log.returns(resumed..Instant::now());
     assert!(
         returns.is_empty(),
         "after the resume, objects written again by a host after another took them over: {returns:#?}\n{}",

@@ -314,8 +314,9 @@ impl Elector {
     }
 }
 
-/// The decision's view of a Lease.
-fn record(lease: &Lease) -> Record {
+/// The decision's view of a Lease (also a shard ring member's view of its
+/// peers' Leases).
+pub(crate) fn record(lease: &Lease) -> Record {
     let spec = lease.spec.as_ref();
     Record {
         resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
@@ -330,7 +331,7 @@ fn record(lease: &Lease) -> Record {
 }
 
 /// The wall clock, for the Lease's informational times (never read back).
-fn now() -> MicroTime {
+pub(crate) fn now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 

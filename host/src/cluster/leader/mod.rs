@@ -36,6 +36,9 @@
 mod elect;
 mod record;
 
+pub(crate) use elect::{now as wall_clock, record as lease_record};
+pub(crate) use record::{LONGEST_LEASE, Record as LeaseRecord};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,17 +101,25 @@ impl ElectionOptions {
 
     /// How often the leader renews.
     fn renew_interval(&self) -> Duration {
-        self.lease_duration.saturating_sub(self.renew_grace)
+        renew_interval(self.lease_duration, self.renew_grace)
     }
 
-    /// How often a standby reads the Lease, and a failed renewal is retried
-    /// (client-go's `RetryPeriod`): at most 2 s, at most the renewal
-    /// interval.
     fn retry_period(&self) -> Duration {
-        self.renew_interval()
-            .min(Duration::from_secs(2))
-            .max(Duration::from_millis(100))
+        retry_period(self.renew_interval())
     }
+}
+
+/// How often a Lease's holder renews it: `renew_grace` before it expires.
+pub(crate) fn renew_interval(lease_duration: Duration, renew_grace: Duration) -> Duration {
+    lease_duration.saturating_sub(renew_grace)
+}
+
+/// How often a candidate reads a Lease, and a failed renewal is retried
+/// (client-go's `RetryPeriod`): at most 2 s, at most the renewal interval.
+pub(crate) fn retry_period(renew_interval: Duration) -> Duration {
+    renew_interval
+        .min(Duration::from_secs(2))
+        .max(Duration::from_millis(100))
 }
 
 /// A running election; [`Election::release`] gives the lease up.

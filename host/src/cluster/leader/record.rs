@@ -15,11 +15,11 @@ use tokio::time::Instant;
 
 /// The longest lease duration a record may claim (the flag's upper bound):
 /// a record naming a longer one does not make standbys wait longer.
-pub(super) const LONGEST_LEASE: Duration = Duration::from_secs(3600);
+pub(crate) const LONGEST_LEASE: Duration = Duration::from_secs(3600);
 
 /// The parts of a Lease the election decides on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Record {
+pub(crate) struct Record {
     /// `metadata.resourceVersion`: changes with every write.
     pub resource_version: String,
     /// `spec.holderIdentity`; `None` when empty (released or never held).

@@ -21,9 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::ring::{MemberId, Ring};
-
-/// The longest lease duration a peer may claim (as for the leader Lease).
-const LONGEST_LEASE: Duration = Duration::from_secs(3600);
+use crate::cluster::leader::LONGEST_LEASE;
 
 /// The digest of a live set members acknowledge: 16 hex digits of the
 /// SHA-256 of the sorted identities, one per line.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use super::gate::ShardGate;
 use super::handover::{Handover, PeerRecord, Peers, Step};
 use super::{RING_LABEL, ShardOptions, VIEW_ANNOTATION};
 use crate::cluster::gate::Leadership;
+use crate::cluster::leader::{LeaseRecord, lease_record, wall_clock};
 use crate::ops::metrics::Metrics;
 
 /// The field manager of the member Lease's writes.
@@ -195,7 +196,7 @@ impl Member {
             .insert(VIEW_ANNOTATION.into(), view);
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         spec.holder_identity = Some(self.options.identity.clone());
-        spec.renew_time = Some(now());
+        spec.renew_time = Some(wall_clock());
         spec.lease_duration_seconds = Some(self.duration_seconds());
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -254,7 +255,7 @@ impl Member {
                 ..ObjectMeta::default()
             },
             spec: Some(LeaseSpec {
-                acquire_time: Some(now()),
+                acquire_time: Some(wall_clock()),
                 ..LeaseSpec::default()
             }),
         }
@@ -299,23 +300,16 @@ fn view_of(lease: &Lease) -> Option<String> {
 
 /// The handover's view of a peer's Lease.
 fn record(lease: &Lease) -> PeerRecord {
-    let spec = lease.spec.as_ref();
+    let LeaseRecord {
+        resource_version,
+        holder,
+        duration,
+    } = lease_record(lease);
     PeerRecord {
         lease: lease.metadata.name.clone().unwrap_or_default(),
-        resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
-        identity: spec
-            .and_then(|s| s.holder_identity.as_deref())
-            .filter(|h| !h.is_empty())
-            .map(Into::into),
+        resource_version,
+        identity: holder.map(Into::into),
         view: view_of(lease),
-        duration: spec
-            .and_then(|s| s.lease_duration_seconds)
-            .and_then(|s| u64::try_from(s).ok())
-            .map(Duration::from_secs),
+        duration,
     }
-}
-
-/// The wall clock, for the Lease's informational times (never read back).
-fn now() -> MicroTime {
-    MicroTime(k8s_openapi::jiff::Timestamp::now())
 }

@@ -86,13 +86,11 @@ impl ShardOptions {
     }
 
     fn renew_interval(&self) -> Duration {
-        self.lease_duration.saturating_sub(self.renew_grace)
+        crate::cluster::leader::renew_interval(self.lease_duration, self.renew_grace)
     }
 
     fn retry_period(&self) -> Duration {
-        self.renew_interval()
-            .min(Duration::from_secs(2))
-            .max(Duration::from_millis(100))
+        crate::cluster::leader::retry_period(self.renew_interval())
     }
 }
 
