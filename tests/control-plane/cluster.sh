@@ -366,10 +366,12 @@ log_tail() {
 # stop_all: SIGTERM every recorded process that is still ours (controller
 # manager, apiserver, then etcd), SIGKILL what has not exited after 20s.
 stop_all() {
-  local lines name pid exe i
-  lines="$(running_components | tac)"
-  [[ -n "${lines}" ]] || return 0
-  while read -r name pid exe; do
+  local entries name pid exe i j
+  # Newest first, reversed in memory: `tac` on a pipe needs a temporary
+  # file, so on a full disk it listed nothing and left the processes running.
+  mapfile -t entries < <(running_components)
+  for ((j = ${#entries[@]} - 1; j >= 0; j--)); do
+    read -r name pid exe <<<"${entries[j]}"
     log "stopping ${name} (pid ${pid})"
     kill -TERM "${pid}" 2>/dev/null || true
     for ((i = 0; i < 200; i++)); do
@@ -381,7 +383,7 @@ stop_all() {
       kill -KILL "${pid}" 2>/dev/null || true
       while pid_is "${pid}" "${exe}"; do sleep 0.1; done
     fi
-  done <<<"${lines}"
+  done
 }
 
 # Take the per-data-directory lock that serialises up/down/watchdog.
