@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::running::Running;
+use super::running::{Running, leave_election, leave_ring};
 use crate::applier::{Applier, ApplierOptions};
 use crate::cluster::client::{
     ApiHealth, ClientOptions, Connection, FenceLayer, Impersonation, ServiceAccount, ThrottleLayer,
@@ -565,33 +565,6 @@ async fn follow_kind_changes(
             tracing::info!(group = %info.resource.group, kind = %info.resource.kind, "kind appeared");
             controller.kind_added(&info.resource);
         }
-    }
-}
-
-/// Leaves the shard ring within what is left of the grace (at most 5 s)
-/// while the API server answers; otherwise its Lease expires on its own.
-async fn leave_ring(sharding: Sharding, deadline: tokio::time::Instant, health: &ApiHealth) {
-    let left = deadline
-        .saturating_duration_since(tokio::time::Instant::now())
-        .min(Duration::from_secs(5));
-    let timeout = if health.answering() {
-        left
-    } else {
-        Duration::ZERO
-    };
-    sharding.leave(timeout).await;
-}
-
-/// Gives the lease up within what is left of the grace (at most 5 s) while
-/// the API server answers; otherwise leaves it to expire.
-async fn leave_election(election: Election, deadline: tokio::time::Instant, health: &ApiHealth) {
-    let left = deadline
-        .saturating_duration_since(tokio::time::Instant::now())
-        .min(Duration::from_secs(5));
-    if health.answering() && !left.is_zero() {
-        election.release(left).await;
-    } else {
-        election.abandon();
     }
 }
 

@@ -1,5 +1,6 @@
 //! The loops of a running host (plugin directory watch, dispatch, workers,
-//! and with sharding the resync of gained keys) and their drain on shutdown.
+//! and with sharding the resync of gained keys), their drain on shutdown,
+//! and leaving the shard ring and the leader election afterwards.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::client::ApiHealth;
 use crate::cluster::informer::KindEvent;
+use crate::cluster::leader::Election;
 use crate::cluster::shard::Grown;
+use crate::cluster::shard::Sharding;
 use crate::controller::Controller;
 use crate::ops::metrics::Metrics;
 use crate::plugins::reload::PluginDir;
@@ -81,5 +84,40 @@ impl Running {
             "in-flight reconciles did not finish within the grace period: abandoned, their requests cancelled"
         );
         deadline
+    }
+}
+
+/// Leaves the shard ring within what is left of the grace (at most 5 s)
+/// while the API server answers; otherwise its Lease expires on its own.
+pub(super) async fn leave_ring(
+    sharding: Sharding,
+    deadline: tokio::time::Instant,
+    health: &ApiHealth,
+) {
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(Duration::from_secs(5));
+    let timeout = if health.answering() {
+        left
+    } else {
+        Duration::ZERO
+    };
+    sharding.leave(timeout).await;
+}
+
+/// Gives the lease up within what is left of the grace (at most 5 s) while
+/// the API server answers; otherwise leaves it to expire.
+pub(super) async fn leave_election(
+    election: Election,
+    deadline: tokio::time::Instant,
+    health: &ApiHealth,
+) {
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(Duration::from_secs(5));
+    if health.answering() && !left.is_zero() {
+        election.release(left).await;
+    } else {
+        election.abandon();
     }
 }
