@@ -179,8 +179,8 @@ pub fn command(cluster: &ControlPlane) -> Command {
 /// the last change a standby saw; the leader stops applying 4 s after it
 /// sent its last confirmed renewal. Requests give up after 3 s, so a write
 /// sent just before the API server hangs fails instead of landing later.
-pub fn short_lease_args<'a>(ns: &'a str, lease: &'a str) -> [&'a str; 15] {
-    [
+pub fn short_lease_args<'a>(ns: &'a str, lease: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
         "--namespace",
         ns,
         "--leader-elect",
@@ -188,16 +188,24 @@ pub fn short_lease_args<'a>(ns: &'a str, lease: &'a str) -> [&'a str; 15] {
         lease,
         "--leader-elect-namespace",
         ns,
-        "--leader-elect-lease-seconds",
-        "6",
-        "--leader-elect-renew-grace-seconds",
-        "4",
-        "--leader-elect-renew-deadline-seconds",
-        "4",
-        "--kube-request-timeout",
-        "3s",
-    ]
+    ];
+    args.extend(SHORT_LEASE_TIMINGS);
+    args
 }
+
+/// The short lease timings of [`short_lease_args`] (lease 6 s, renewed
+/// every 2 s, applying stops 4 s after the last confirmed renewal,
+/// requests give up after 3 s), for the shard ring's member Leases too.
+pub const SHORT_LEASE_TIMINGS: [&str; 8] = [
+    "--leader-elect-lease-seconds",
+    "6",
+    "--leader-elect-renew-grace-seconds",
+    "4",
+    "--leader-elect-renew-deadline-seconds",
+    "4",
+    "--kube-request-timeout",
+    "3s",
+];
 
 /// A running `kubewasm run`, killed when dropped; its log is kept in a file
 /// and printed if the test fails.

@@ -35,7 +35,8 @@ const NAMESPACES: usize = 24;
 const PER_NAMESPACE: usize = 10;
 const RING_NAME: &str = "e2e";
 const LEASES: &str = "kubewasm-shards";
-/// Lease 6 s, renewed every 2 s, a member stops 4 s after its last renewal.
+/// The lease of `host::SHORT_LEASE_TIMINGS`: renewed every 2 s, a member
+/// stops 4 s after its last renewal.
 const LEASE_SECONDS: u64 = 6;
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -57,21 +58,13 @@ fn start_host(cluster: &ControlPlane, mark: &str) -> Host {
     let mut command = host::command(cluster);
     command.env("POD_NAME", format!("host-{mark}"));
     let plugins = host::example_plugins(&[("probe", Some(json!({ "mark": mark })))]);
-    let lease = LEASE_SECONDS.to_string();
-    let args = [
+    let mut args = vec![
         "--shard-ring",
         RING_NAME,
         "--leader-elect-namespace",
         LEASES,
-        "--leader-elect-lease-seconds",
-        &lease,
-        "--leader-elect-renew-grace-seconds",
-        "4",
-        "--leader-elect-renew-deadline-seconds",
-        "4",
-        "--kube-request-timeout",
-        "3s",
     ];
+    args.extend(host::SHORT_LEASE_TIMINGS);
     Host::spawn_command(command, plugins, &args)
 }
 

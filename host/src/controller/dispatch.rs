@@ -63,7 +63,7 @@ impl Controller {
     /// key of another replica's share is left to it, and resynced from the
     /// cache if it becomes this replica's ([`Self::follow_shards`]).
     fn queue_owned(&self, key: WorkKey, work: Work) {
-        if self.shards.works(key.shard_hash()) {
+        if !self.shards.is_sharded() || self.shards.works(key.shard_hash()) {
             self.queue.add(key, work);
         }
     }

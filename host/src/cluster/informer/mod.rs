@@ -404,10 +404,7 @@ impl InformerRegistry {
         match namespace {
             _ if !namespaced => Ok(()),
             Some(ns) if self.shard.caches(key_hash(Some(ns), "")) => Ok(()),
-            ns => Err(ReadError::OutsideShard {
-                kind: kind.kind.clone(),
-                namespace: ns.map_or("all namespaces".into(), |ns| format!("namespace {ns}")),
-            }),
+            ns => Err(outside_shard(kind, ns)),
         }
     }
 
@@ -459,5 +456,45 @@ impl ObjectReader for InformerRegistry {
                 .cloned()
                 .collect()
         })
+    }
+}
+
+/// The error of a read outside this replica's share. The namespace is the
+/// plugin's own input: it is named only if it is a valid namespace, so a
+/// plugin cannot make the host build an error of any size or content.
+fn outside_shard(kind: &GroupKind, namespace: Option<&str>) -> ReadError {
+    let namespace = match namespace {
+        None => "all namespaces".to_string(),
+        Some(ns) if crate::contract::names::validate_namespace(ns).is_ok() => {
+            format!("namespace {ns}")
+        }
+        Some(_) => "a namespace that is not a valid name".to_string(),
+    };
+    ReadError::OutsideShard {
+        kind: kind.kind.clone(),
+        namespace,
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    #[test]
+    fn a_read_outside_the_shard_names_only_a_valid_namespace() {
+        let kind = GroupKind {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+        };
+        let message = |ns| outside_shard(&kind, ns).to_string();
+        assert!(message(Some("team-a")).starts_with("ConfigMap in namespace team-a is not cached"));
+        assert!(message(None).starts_with("ConfigMap in all namespaces"));
+        let hostile = format!("x\n{}", "y".repeat(1 << 20));
+        let said = message(Some(&hostile));
+        assert!(
+            said.starts_with("ConfigMap in a namespace that is not a valid name"),
+            "{said}"
+        );
+        assert!(said.len() < 300 && !said.contains('\n'));
     }
 }

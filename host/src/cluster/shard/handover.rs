@@ -23,6 +23,11 @@ use tokio::time::Instant;
 use super::ring::{MemberId, Ring};
 use crate::cluster::leader::LONGEST_LEASE;
 
+/// The longest member identity counted: a pod name (253) is the longest a
+/// kubewasm replica writes. A Lease naming a longer one is not a member, so
+/// a hostile Lease cannot make every member hash megabytes per ring.
+const MAX_IDENTITY_BYTES: usize = 253 + 9;
+
 /// The digest of a live set members acknowledge: 16 hex digits of the
 /// SHA-256 of the sorted identities, one per line.
 pub fn view(live: &BTreeSet<MemberId>) -> String {
@@ -87,7 +92,12 @@ impl Peers {
                 .unwrap_or_default()
                 .min(LONGEST_LEASE)
                 .max(ours);
-            (seen.record.identity.is_some() && now < seen.since + valid).then_some(&seen.record)
+            let member = seen
+                .record
+                .identity
+                .as_ref()
+                .is_some_and(|id| id.len() <= MAX_IDENTITY_BYTES);
+            (member && now < seen.since + valid).then_some(&seen.record)
         })
     }
 
@@ -338,6 +348,10 @@ mod tests {
         released.identity = None;
         peers.observe(vec![released], t0 + lease * 11);
         assert_eq!(peers.live(t0 + lease * 11, lease).count(), 0);
+        // A Lease naming an identity no replica writes is no member.
+        let hostile = peer("ring-x", "1", &"x".repeat(1 << 20), None);
+        peers.observe(vec![hostile], t0);
+        assert_eq!(peers.live(t0, lease).count(), 0);
     }
 
     #[test]
