@@ -11,7 +11,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::error::{ApplyError, Call};
-use super::plan::{EventWrite, Planned, describe};
+use super::plan::{EventWrite, Planned};
 use super::{Applier, lock};
 use crate::cluster::object::CachedObject;
 use crate::contract::intent::{ObjectRef, Severity};
@@ -61,7 +61,7 @@ impl Applier {
     ) -> EventKey {
         EventKey {
             controller: reporting_controller(&self.options.reporting_controller, &p.site.plugin),
-            regarding: describe(&p.target),
+            regarding: p.target.describe(),
             uid: cached
                 .map(CachedObject::uid)
                 .unwrap_or_default()

@@ -27,7 +27,6 @@ use tracing::info;
 
 use super::Applier;
 use super::error::{ApplyError, Call, IntentSite, is_unexplained_invalid};
-use super::plan::describe;
 use super::report::{IntentReport, IntentResult};
 use crate::cluster::object::CachedObject;
 use crate::contract::ResourceKind;
@@ -154,7 +153,7 @@ impl Applier {
             plugin: plugin.to_string(),
             index: IntentSite::HOST_WRITE,
             intent,
-            object: describe(&target),
+            object: target.describe(),
         };
         let report = |result, resource_version| IntentReport {
             index: IntentSite::HOST_WRITE,

@@ -5,7 +5,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde_json::Value;
 
-use super::plan::describe;
 use crate::contract::intent::ObjectRef;
 
 /// Whether every field of `want` holds in `have`: objects recursively (a
@@ -52,7 +51,7 @@ pub(super) struct SentKey(u64);
 
 impl SentKey {
     pub(super) fn new(manager: &str, target: &ObjectRef, status: bool) -> Self {
-        Self(hash(&(manager, describe(target), status)))
+        Self(hash(&(manager, target.describe(), status)))
     }
 }
 

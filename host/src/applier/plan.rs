@@ -88,12 +88,12 @@ impl Applier {
             .iter()
             .enumerate()
             .map(|(index, intent)| {
-                let target = target_of(intent);
+                let target = intent.target();
                 let site = IntentSite {
                     plugin: id.to_string(),
                     index,
                     intent: intent.type_name(),
-                    object: describe(&target),
+                    object: target.describe(),
                 };
                 (target, site)
             })
@@ -319,47 +319,6 @@ fn json_patch_write(
         precondition,
         offset: usize::from(p.resource_version.is_some()),
     }))
-}
-
-/// The object an intent writes (for an Event, the object it is about).
-pub(super) fn target_of(intent: &Intent) -> ObjectRef {
-    match intent {
-        Intent::Apply { object, .. } | Intent::Create { object } => {
-            let metadata = &object["metadata"];
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            ObjectRef {
-                api_version: text(&object["apiVersion"]),
-                kind: text(&object["kind"]),
-                namespace: metadata["namespace"]
-                    .as_str()
-                    .filter(|ns| !ns.is_empty())
-                    .map(String::from),
-                name: metadata["name"]
-                    .as_str()
-                    .or_else(|| metadata["generateName"].as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            }
-        }
-        Intent::MergePatch(p) | Intent::JsonPatch(p) => p.target.clone(),
-        Intent::Delete { target, .. } => target.clone(),
-        Intent::RecordEvent { regarding, .. } => regarding.clone(),
-    }
-}
-
-/// `apps/v1 Deployment team-a/web`, or `v1 Namespace team-a`.
-/// Names are escaped: a refused intent's names are the plugin's, and must
-/// not forge a log line.
-pub(super) fn describe(target: &ObjectRef) -> String {
-    let (api_version, kind, name) = (
-        target.api_version.escape_debug(),
-        target.kind.escape_debug(),
-        target.name.escape_debug(),
-    );
-    match &target.namespace {
-        Some(ns) => format!("{api_version} {kind} {}/{name}", ns.escape_debug()),
-        None => format!("{api_version} {kind} {name}"),
-    }
 }
 
 #[cfg(test)]

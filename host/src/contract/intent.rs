@@ -117,6 +117,32 @@ impl Intent {
         }
     }
 
+    /// The object the intent writes (for an Event, the object it is about).
+    pub fn target(&self) -> ObjectRef {
+        match self {
+            Intent::Apply { object, .. } | Intent::Create { object } => {
+                let metadata = &object["metadata"];
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                ObjectRef {
+                    api_version: text(&object["apiVersion"]),
+                    kind: text(&object["kind"]),
+                    namespace: metadata["namespace"]
+                        .as_str()
+                        .filter(|ns| !ns.is_empty())
+                        .map(String::from),
+                    name: metadata["name"]
+                        .as_str()
+                        .or_else(|| metadata["generateName"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                }
+            }
+            Intent::MergePatch(p) | Intent::JsonPatch(p) => p.target.clone(),
+            Intent::Delete { target, .. } => target.clone(),
+            Intent::RecordEvent { regarding, .. } => regarding.clone(),
+        }
+    }
+
     /// The group and kind the intent writes (for the write-scope check).
     /// Events are written about `regarding`, whose kind is returned.
     pub fn group_kind(&self) -> GroupKind {
@@ -134,6 +160,21 @@ impl Intent {
 impl ObjectRef {
     pub fn group_kind(&self) -> GroupKind {
         GroupKind::from_api_version(&self.api_version, &self.kind)
+    }
+
+    /// `apps/v1 Deployment team-a/web`, or `v1 Namespace team-a`.
+    /// Names are escaped: a refused intent's names are the plugin's, and must
+    /// not forge a log line.
+    pub fn describe(&self) -> String {
+        let (api_version, kind, name) = (
+            self.api_version.escape_debug(),
+            self.kind.escape_debug(),
+            self.name.escape_debug(),
+        );
+        match &self.namespace {
+            Some(ns) => format!("{api_version} {kind} {}/{name}", ns.escape_debug()),
+            None => format!("{api_version} {kind} {name}"),
+        }
     }
 
     /// Checks the reference is complete and that every part of it is safe

@@ -8,6 +8,7 @@
 //! wasmtime types and do no I/O, so every other part of the host can depend
 //! on them and on nothing else of the runtime.
 
+pub mod compare;
 pub mod intent;
 mod kind;
 pub mod names;
