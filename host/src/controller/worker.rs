@@ -225,8 +225,9 @@ impl Controller {
         self.registry.load().get(&kind.group, &kind.kind).is_some()
     }
 
-    /// Calls the plugin on a blocking thread, with the object and a cache
-    /// reader confined to its grant.
+    /// Calls the plugin with the object and a cache reader confined to its
+    /// grant: on this async worker if the call is quick, else on a
+    /// blocking thread ([`Plugin::reconcile_inline`](crate::runtime::Plugin::reconcile_inline)).
     async fn call(
         &self,
         loaded: &LoadedPlugin,
@@ -251,8 +252,14 @@ impl Controller {
             settings: loaded.settings.clone(),
             clock: Default::default(),
         };
-        let plugin = loaded.plugin.clone();
-        match tokio::task::spawn_blocking(move || plugin.reconcile(&event, access)).await {
+        let called = match loaded.plugin.reconcile_inline(&event, &access) {
+            Some(result) => Ok(result),
+            None => {
+                let plugin = loaded.plugin.clone();
+                tokio::task::spawn_blocking(move || plugin.reconcile(&event, access)).await
+            }
+        };
+        match called {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");
