@@ -1,0 +1,545 @@
+//! `kubewasm record`: captures a slice of a live cluster into a
+//! [recording](crate::recording): the objects of some kinds as the first
+//! list finds them, then every change the watch reports, until
+//! `--duration` passes or SIGTERM/SIGINT arrives.
+//!
+//! The watching is the host's own: one [`InformerRegistry`] per namespace
+//! asked for (one for all if none), so relists after `410 Gone`, dropped
+//! connections and throttling are handled as `kubewasm run` handles them,
+//! and an object deleted while the watch was down is recorded as deleted.
+//! The kinds are a plugin's (what it subscribes to, owns and watches,
+//! resolved against discovery as `run` resolves them) and/or those named
+//! with `--kind`. Secrets are left out unless `--include-secrets`.
+//!
+//! The initial list is folded into one snapshot: every event the
+//! informers send before all of them have listed is part of it. Then each
+//! event is written as it arrives and the file is flushed whenever the
+//! stream is idle, so a recording stopped any way holds everything up to
+//! then; a signal or the duration writes the end line.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::cluster::client::{ClientOptions, Connection, FenceLayer};
+use crate::cluster::discovery::{self, KindRegistry, SharedRegistry};
+use crate::cluster::informer::{InformerRegistry, KindEvent};
+use crate::cluster::object::CachedObject;
+use crate::contract::selector::LabelSelector;
+use crate::contract::{EventType, PluginInfo, ResourceKind};
+use crate::ops::metrics::Metrics;
+use crate::recording::redact::LAST_APPLIED;
+use crate::recording::{
+    Change, FORMAT_VERSION, Header, RecordedKind, RecordedPlugin, RedactPath, StopReason, Writer,
+    rfc3339,
+};
+
+/// What to record.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub output: PathBuf,
+    /// The plugin whose kinds to record, described (`--plugin`).
+    pub plugin: Option<PluginInfo>,
+    /// Kinds named with `--kind` (`Kind.group`, or the plural).
+    pub kinds: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub selector: Option<String>,
+    pub redactions: Vec<RedactPath>,
+    pub include_secrets: bool,
+    pub duration: Option<Duration>,
+    pub client: ClientOptions,
+}
+
+/// Why nothing (or not everything) was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("failed to configure the Kubernetes client (kubeconfig or in-cluster)")]
+    Client(#[source] kube::Error),
+    #[error("failed to discover the API server's kinds")]
+    Discovery(#[source] discovery::DiscoveryError),
+    #[error("failed to write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("may not list {0}: the API server refused (403); nothing recorded")]
+    Forbidden(String),
+    #[error("the first list of {0} did not complete within {1:?}; nothing recorded")]
+    NotSynced(String, Duration),
+    #[error("stopped before the first list completed; nothing recorded")]
+    Interrupted,
+    /// `--plugin` could not be loaded.
+    #[error(transparent)]
+    Plugin(Box<crate::cmd::check::OfflineError>),
+}
+
+impl RecordError {
+    /// 2 for input at fault, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RecordError::Usage(_) => 2,
+            RecordError::Plugin(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
+}
+
+/// What a recording holds, for the closing message.
+#[derive(Debug)]
+pub struct RecordSummary {
+    pub kinds: usize,
+    pub initial: usize,
+    pub events: u64,
+    pub bytes: u64,
+    pub reason: StopReason,
+}
+
+impl RecordSummary {
+    /// The closing line.
+    pub fn render(&self, output: &std::path::Path) -> String {
+        format!(
+            "recorded {} initial objects and {} events of {} kinds ({} bytes) to {}; stopped by {}",
+            self.initial,
+            self.events,
+            self.kinds,
+            self.bytes,
+            output.display(),
+            match self.reason {
+                StopReason::Duration => "--duration",
+                StopReason::Signal => "a signal",
+                StopReason::Error => "the watch ending",
+            }
+        )
+    }
+}
+
+/// `kubewasm record` with its flags: loads `--plugin` (for its kinds), then
+/// [`record`]s.
+pub async fn command(
+    args: &crate::cmd::cli::RecordArgs,
+    notes: &mut dyn FnMut(&str),
+) -> Result<RecordSummary, RecordError> {
+    let plugin = match &args.plugin {
+        None => None,
+        Some(path) => {
+            let runtime = crate::cmd::check::new_runtime(&args.runtime)
+                .map_err(|e| RecordError::Plugin(Box::new(e)))?;
+            let plugin = crate::cmd::check::load_plugin(&runtime, path)
+                .map_err(|e| RecordError::Plugin(Box::new(e)))?;
+            Some(plugin.info().clone())
+        }
+    };
+    let options = RecordOptions {
+        output: args.output.clone(),
+        plugin,
+        kinds: args.kinds.clone(),
+        namespaces: args.namespaces.clone(),
+        selector: args.selector.clone(),
+        redactions: args.redactions.clone(),
+        include_secrets: args.include_secrets,
+        duration: args.duration,
+        client: args.kube.client_options(),
+    };
+    record(options, notes).await
+}
+
+/// The kinds to record: the plugin's and those named, one version each,
+/// Secrets only if asked for. Notes for the operator go to `notes`.
+pub fn select_kinds(
+    registry: &KindRegistry,
+    options: &RecordOptions,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ResourceKind>, RecordError> {
+    let mut kinds: Vec<ResourceKind> = Vec::new();
+    let mut add = |kind: ResourceKind, notes: &mut Vec<String>| match kinds
+        .iter()
+        .find(|k| k.group_kind() == kind.group_kind())
+    {
+        Some(k) if k.version != kind.version => notes.push(format!(
+            "{} is recorded at {} only (the plugin also names {})",
+            kind.kind, k.version, kind.version
+        )),
+        Some(_) => {}
+        None => kinds.push(kind),
+    };
+    if let Some(info) = &options.plugin {
+        let shared = SharedRegistry::new(registry.clone());
+        for kind in crate::controller::kinds_read(&shared, info) {
+            add(kind, notes);
+        }
+        for owned in info.watched() {
+            if registry.resolve(owned).is_none() {
+                notes.push(format!(
+                    "plugin {} names {} in group {:?}, which the cluster does not serve",
+                    info.name, owned.kind, owned.group
+                ));
+            }
+        }
+    }
+    for name in &options.kinds {
+        let info = crate::cmd::release::named_kind(registry, name).ok_or_else(|| {
+            RecordError::Usage(format!(
+                "--kind {name}: the cluster serves no such kind (write Kind.group, e.g. Deployment.apps, or Kind for the core group)"
+            ))
+        })?;
+        if is_secret(&info.resource) && !options.include_secrets {
+            return Err(RecordError::Usage(format!(
+                "--kind {name}: Secrets are recorded only with --include-secrets"
+            )));
+        }
+        add(info.resource.clone(), notes);
+    }
+    if !options.include_secrets && kinds.iter().any(is_secret) {
+        notes.push(format!(
+            "plugin {} reads Secrets; they are not recorded (--include-secrets records them)",
+            options.plugin.as_ref().map_or("", |p| p.name.as_str())
+        ));
+        kinds.retain(|k| !is_secret(k));
+    }
+    if kinds.is_empty() {
+        return Err(RecordError::Usage(
+            "nothing to record: name kinds with --kind or a plugin with --plugin".into(),
+        ));
+    }
+    Ok(kinds)
+}
+
+fn is_secret(kind: &ResourceKind) -> bool {
+    kind.group.is_empty() && kind.kind == "Secret"
+}
+
+/// What the recorder keeps of the objects it recorded.
+struct Slice {
+    kinds: Vec<ResourceKind>,
+    index: HashMap<(String, String, String), usize>,
+    namespaces: BTreeSet<String>,
+    selector: LabelSelector,
+    redactions: Vec<RedactPath>,
+    /// The objects recorded and not deleted, by (kind, namespace, name).
+    held: BTreeSet<(usize, Option<String>, String)>,
+}
+
+impl Slice {
+    fn kind_index(&self, kind: &ResourceKind) -> Option<usize> {
+        let key = (kind.group.clone(), kind.kind.clone(), kind.version.clone());
+        self.index.get(&key).copied()
+    }
+
+    /// Whether `object` is in the slice: its namespace (a Namespace object:
+    /// its name) is one asked for, and it matches the selector.
+    fn wants(&self, kind: &ResourceKind, object: &CachedObject) -> bool {
+        let namespace = match object.namespace() {
+            Some(ns) => Some(ns),
+            None if kind.group.is_empty() && kind.kind == "Namespace" => Some(object.name()),
+            None => None,
+        };
+        let in_namespaces =
+            self.namespaces.is_empty() || namespace.is_none_or(|ns| self.namespaces.contains(ns));
+        in_namespaces && self.selector.matches_labels(|k| object.label(k))
+    }
+
+    /// The change to record for an informer event, if any, updating what
+    /// the slice holds.
+    fn change(&mut self, event: &KindEvent) -> Option<(usize, Change)> {
+        let kind = self.kind_index(&event.kind)?;
+        let object = &event.object;
+        let key = (
+            kind,
+            object.namespace().map(str::to_string),
+            object.name().to_string(),
+        );
+        let wanted = event.event_type != EventType::Deleted && self.wants(&event.kind, object);
+        match (wanted, self.held.contains(&key)) {
+            (true, true) => Some((kind, Change::Modified)),
+            (true, false) => {
+                self.held.insert(key);
+                Some((kind, Change::Added))
+            }
+            (false, true) => {
+                self.held.remove(&key);
+                Some((kind, Change::Deleted))
+            }
+            (false, false) => None,
+        }
+    }
+
+    /// The object as written: redacted.
+    fn written(&self, object: &CachedObject) -> Value {
+        let mut value = object.parse();
+        for path in &self.redactions {
+            path.apply(&mut value);
+        }
+        value
+    }
+}
+
+/// Runs the command: the summary, or why it recorded nothing.
+pub async fn record(
+    options: RecordOptions,
+    notes: &mut dyn FnMut(&str),
+) -> Result<RecordSummary, RecordError> {
+    let write_err = |source| RecordError::Write {
+        path: options.output.clone(),
+        source,
+    };
+    // Before connecting: a bad path is found at once.
+    let file = File::create(&options.output).map_err(write_err)?;
+    let result = record_into(&options, file, notes).await;
+    if matches!(
+        result,
+        Err(RecordError::Interrupted | RecordError::NotSynced(..) | RecordError::Forbidden(_))
+    ) {
+        let _ = std::fs::remove_file(&options.output);
+    }
+    result
+}
+
+async fn record_into(
+    options: &RecordOptions,
+    file: File,
+    notes: &mut dyn FnMut(&str),
+) -> Result<RecordSummary, RecordError> {
+    let write_err = |source| RecordError::Write {
+        path: options.output.clone(),
+        source,
+    };
+    let client = Connection::infer(options.client)
+        .await
+        .and_then(|c| c.client(FenceLayer::open()))
+        .map_err(RecordError::Client)?;
+    let registry = KindRegistry::from(
+        discovery::discover(&client)
+            .await
+            .map_err(RecordError::Discovery)?,
+    );
+    let mut said = Vec::new();
+    let kinds = select_kinds(&registry, options, &mut said)?;
+    for note in &said {
+        notes(note);
+    }
+    let mut redactions = options.redactions.clone();
+    if !redactions.is_empty() && !redactions.iter().any(|r| r.to_string() == LAST_APPLIED) {
+        redactions.push(RedactPath::parse(LAST_APPLIED).map_err(RecordError::Usage)?);
+    }
+    let mut slice = Slice {
+        index: kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ((k.group.clone(), k.kind.clone(), k.version.clone()), i))
+            .collect(),
+        kinds,
+        namespaces: options.namespaces.iter().cloned().collect(),
+        selector: match &options.selector {
+            Some(s) => LabelSelector::parse(s)
+                .map_err(|e| RecordError::Usage(format!("--selector {s:?}: {e}")))?,
+            None => LabelSelector::default(),
+        },
+        redactions,
+        held: BTreeSet::new(),
+    };
+    let (informers, mut events) = watch(&client, &slice.kinds, &options.namespaces);
+    let stop = stop_signal(options.duration);
+    tokio::pin!(stop);
+
+    // The first list, folded into one snapshot.
+    let mut snapshot: BTreeMap<(usize, Option<String>, String), Arc<CachedObject>> =
+        BTreeMap::new();
+    let sync_limit = (options.client.request_timeout * 2).max(Duration::from_secs(60));
+    let sync_deadline = tokio::time::Instant::now() + sync_limit;
+    let fold = |event: KindEvent, snapshot: &mut BTreeMap<_, _>| {
+        if let Some(kind) = slice.kind_index(&event.kind) {
+            let key = (
+                kind,
+                event.object.namespace().map(str::to_string),
+                event.object.name().to_string(),
+            );
+            if event.event_type == EventType::Deleted || !slice.wants(&event.kind, &event.object) {
+                snapshot.remove(&key);
+            } else {
+                snapshot.insert(key, event.object);
+            }
+        }
+    };
+    loop {
+        while let Ok(event) = events.try_recv() {
+            fold(event, &mut snapshot);
+        }
+        if informers.iter().all(InformerRegistry::all_synced) {
+            while let Ok(event) = events.try_recv() {
+                fold(event, &mut snapshot);
+            }
+            break;
+        }
+        tokio::select! {
+            Some(event) = events.recv() => fold(event, &mut snapshot),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = tokio::time::sleep_until(sync_deadline) => {
+                return Err(RecordError::NotSynced(unsynced(&informers), sync_limit));
+            }
+            _ = &mut stop => return Err(RecordError::Interrupted),
+        }
+    }
+    if let Some(kind) = informers.iter().flat_map(|i| i.forbidden()).next() {
+        return Err(RecordError::Forbidden(kind.plural));
+    }
+    let started = jiff::Timestamp::now().as_millisecond();
+    let header = Header {
+        kubewasm_recording: FORMAT_VERSION,
+        recorded_at: rfc3339(started),
+        time_ms: started,
+        kinds: slice
+            .kinds
+            .iter()
+            .map(|k| RecordedKind {
+                api_version: k.api_version(),
+                kind: k.kind.clone(),
+                plural: k.plural.clone(),
+                namespaced: k.namespaced,
+            })
+            .collect(),
+        namespaces: options.namespaces.clone(),
+        selector: options.selector.clone(),
+        redactions: slice.redactions.iter().map(ToString::to_string).collect(),
+        secrets: options.include_secrets,
+        plugin: options.plugin.as_ref().map(|p| RecordedPlugin {
+            name: p.name.clone(),
+            version: p.version.clone(),
+        }),
+    };
+    let mut writer =
+        Writer::start(Counting::new(BufWriter::new(file)), &header).map_err(write_err)?;
+    for (key, object) in &snapshot {
+        writer.initial(&slice.written(object)).map_err(write_err)?;
+        slice.held.insert(key.clone());
+    }
+    let initial = snapshot.len();
+    drop(snapshot);
+    writer.flush().map_err(write_err)?;
+    notes(&format!(
+        "recording {initial} objects of {} kinds, then their changes, to {}",
+        slice.kinds.len(),
+        options.output.display()
+    ));
+
+    let reason = loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break StopReason::Error };
+                let mut next = Some(event);
+                // A burst is written whole, then flushed once.
+                while let Some(event) = next.take() {
+                    if let Some((_, change)) = slice.change(&event) {
+                        let now = jiff::Timestamp::now().as_millisecond();
+                        writer.event(change, now, &slice.written(&event.object)).map_err(write_err)?;
+                    }
+                    next = events.try_recv().ok();
+                }
+                writer.flush().map_err(write_err)?;
+            }
+            reason = &mut stop => break reason,
+        }
+    };
+    drop(informers);
+    let events_written = writer.events();
+    let out = writer
+        .finish(jiff::Timestamp::now().as_millisecond(), reason)
+        .map_err(write_err)?;
+    Ok(RecordSummary {
+        kinds: slice.kinds.len(),
+        initial,
+        events: events_written,
+        bytes: out.written,
+        reason,
+    })
+}
+
+/// Waits for the duration to pass or a signal.
+async fn stop_signal(duration: Option<Duration>) -> StopReason {
+    let elapsed = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = elapsed => StopReason::Duration,
+        _ = crate::cmd::run::shutdown_signal() => StopReason::Signal,
+    }
+}
+
+/// Starts the informers: one registry per namespace (namespaced kinds
+/// only, cluster-scoped ones in the first), or one for all; their events
+/// merged into one stream.
+fn watch(
+    client: &kube::Client,
+    kinds: &[ResourceKind],
+    namespaces: &[String],
+) -> (Vec<InformerRegistry>, mpsc::UnboundedReceiver<KindEvent>) {
+    let (merged, receiver) = mpsc::unbounded_channel();
+    let metrics = Arc::new(Metrics::new());
+    let scopes: Vec<Option<String>> = match namespaces {
+        [] => vec![None],
+        list => list.iter().cloned().map(Some).collect(),
+    };
+    let mut informers = Vec::new();
+    for (i, scope) in scopes.into_iter().enumerate() {
+        let namespaced_only = scope.is_some() && i > 0;
+        let (registry, mut events) = InformerRegistry::new(client.clone(), scope, metrics.clone());
+        for kind in kinds.iter().filter(|k| k.namespaced || !namespaced_only) {
+            registry.subscribe(kind);
+        }
+        let merged = merged.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if merged.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        informers.push(registry);
+    }
+    (informers, receiver)
+}
+
+fn unsynced(informers: &[InformerRegistry]) -> String {
+    let mut kinds: Vec<String> = informers
+        .iter()
+        .flat_map(|i| i.watched())
+        .map(|(k, _)| k.plural)
+        .collect();
+    kinds.dedup();
+    kinds.join(", ")
+}
+
+/// A writer that counts the bytes written.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W> Counting<W> {
+    fn new(inner: W) -> Self {
+        Self { inner, written: 0 }
+    }
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
