@@ -261,7 +261,7 @@ mod tests {
                 .contains("bytes")
         );
         assert!(
-            RedactPath::parse(&"a.".repeat(100).trim_end_matches('.').to_string())
+            RedactPath::parse("a.".repeat(100).trim_end_matches('.'))
                 .unwrap_err()
                 .contains("segments")
         );
