@@ -243,11 +243,11 @@ async fn record_into(
         }
     };
     loop {
-        while let Ok(event) = events.try_recv() {
+        while let Some(event) = events.try_recv() {
             fold(event, &mut snapshot);
         }
         if informers.iter().all(InformerRegistry::all_synced) {
-            while let Ok(event) = events.try_recv() {
+            while let Some(event) = events.try_recv() {
                 fold(event, &mut snapshot);
             }
             break;
@@ -314,7 +314,7 @@ async fn record_into(
                         let now = jiff::Timestamp::now().as_millisecond();
                         writer.event(change, now, &slice.written(&event.object)).map_err(write_err)?;
                     }
-                    next = events.try_recv().ok();
+                    next = events.try_recv();
                 }
                 writer.flush().map_err(write_err)?;
             }
@@ -350,37 +350,62 @@ async fn stop_signal(duration: Option<Duration>) -> StopReason {
 }
 
 /// Starts the informers: one registry per namespace (namespaced kinds
-/// only, cluster-scoped ones in the first), or one for all; their events
-/// merged into one stream.
+/// only, cluster-scoped ones in the first), or one for all.
 fn watch(
     client: &kube::Client,
     kinds: &[ResourceKind],
     namespaces: &[String],
-) -> (Vec<InformerRegistry>, mpsc::UnboundedReceiver<KindEvent>) {
-    let (merged, receiver) = mpsc::unbounded_channel();
+) -> (Vec<InformerRegistry>, Events) {
     let metrics = Arc::new(Metrics::new());
     let scopes: Vec<Option<String>> = match namespaces {
         [] => vec![None],
         list => list.iter().cloned().map(Some).collect(),
     };
     let mut informers = Vec::new();
+    let mut receivers = Vec::new();
     for (i, scope) in scopes.into_iter().enumerate() {
         let namespaced_only = scope.is_some() && i > 0;
-        let (registry, mut events) = InformerRegistry::new(client.clone(), scope, metrics.clone());
+        let (registry, events) = InformerRegistry::new(client.clone(), scope, metrics.clone());
         for kind in kinds.iter().filter(|k| k.namespaced || !namespaced_only) {
             registry.subscribe(kind);
         }
-        let merged = merged.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if merged.send(event).is_err() {
-                    return;
+        informers.push(registry);
+        receivers.push(events);
+    }
+    (informers, Events(receivers))
+}
+
+/// The informers' events, read straight from each registry (no task in
+/// between), so that once every informer reports its first list done,
+/// every event of that list can be taken at once.
+struct Events(Vec<mpsc::UnboundedReceiver<KindEvent>>);
+
+impl Events {
+    /// An event already sent, if any.
+    fn try_recv(&mut self) -> Option<KindEvent> {
+        self.0.iter_mut().find_map(|r| r.try_recv().ok())
+    }
+
+    /// The next event; `None` once every registry is gone.
+    async fn recv(&mut self) -> Option<KindEvent> {
+        std::future::poll_fn(|cx| {
+            let mut open = false;
+            for receiver in &mut self.0 {
+                match receiver.poll_recv(cx) {
+                    std::task::Poll::Ready(Some(event)) => {
+                        return std::task::Poll::Ready(Some(event));
+                    }
+                    std::task::Poll::Ready(None) => {}
+                    std::task::Poll::Pending => open = true,
                 }
             }
-        });
-        informers.push(registry);
+            match open {
+                true => std::task::Poll::Pending,
+                false => std::task::Poll::Ready(None),
+            }
+        })
+        .await
     }
-    (informers, receiver)
 }
 
 fn unsynced(informers: &[InformerRegistry]) -> String {
