@@ -135,8 +135,9 @@ impl Version {
 
     /// Makes one call, as the worker would: the finalizer decides the event
     /// (or that there is no call), reads go through the grant, the outcome
-    /// is checked against the write scope.
-    fn call(&self, call: &Call, cache: &ReplayCache, time_ms: i64) -> Answer {
+    /// is checked against the write scope. Returns the event the plugin is
+    /// called with, and its answer.
+    fn call(&self, call: &Call, cache: &ReplayCache, time_ms: i64) -> (EventType, Answer) {
         let plugin = &self.loaded.plugin;
         let info = plugin.info();
         let finalizer = info
@@ -145,7 +146,7 @@ impl Version {
             .filter(|f| f.covers(&call.kind.group_kind()));
         let Some(event_type) = crate::controller::event_for(finalizer, call.event, &call.object)
         else {
-            return Answer::NotCalled;
+            return (call.event, Answer::NotCalled);
         };
         let event = Event {
             event_type,
@@ -158,14 +159,15 @@ impl Version {
             settings: self.loaded.settings.clone(),
             clock: Clock::Fixed(time_ms),
         };
-        match plugin.reconcile(&event, access) {
+        let answer = match plugin.reconcile(&event, access) {
             Ok(outcome) => match intent::check_scope(info, &outcome) {
                 Ok(()) => Answer::Outcome(outcome),
                 Err(violation) => Answer::Failure(format!("refused: {violation}")),
             },
             Err(CallError::Failed { message, .. }) => Answer::Error(message),
             Err(other) => Answer::Failure(crate::ops::error_chain(&other)),
-        }
+        };
+        (event_type, answer)
     }
 }
 
@@ -210,13 +212,20 @@ pub fn replay(
                 let Some(call) = new_call.as_ref().or(old_call.as_ref()) else {
                     continue;
                 };
-                let answer = |version: Option<&Version>, call: &Option<Call>| match (version, call)
+                let answer = |version: Option<&Version>, made: &Option<Call>| match (version, made)
                 {
                     (Some(v), Some(c)) => v.call(c, &cache, time_ms),
-                    _ => Answer::NotCalled,
+                    _ => (call.event, Answer::NotCalled),
                 };
-                let result = answer(Some(new), &new_call);
+                let (called_new, result) = answer(Some(new), &new_call);
                 let against = old.map(|_| answer(old, &old_call));
+                // The event the plugin is called with: the new version's,
+                // else the old one's.
+                let event = match (&result, &against) {
+                    (Answer::NotCalled, Some((called_old, _))) => *called_old,
+                    _ => called_new,
+                };
+                let against = against.map(|(_, answer)| answer);
                 if against.is_none() && result == Answer::NotCalled {
                     continue;
                 }
@@ -229,7 +238,7 @@ pub fn replay(
                     line,
                     at: rfc3339(time_ms),
                     trigger: trigger.clone(),
-                    event: call.event.as_str(),
+                    event: event.as_str(),
                     kind: call.kind.api_version() + " " + &call.kind.kind,
                     object: object_name(&call.object),
                     via: call.via.map(via_name),
