@@ -259,7 +259,11 @@ async fn a_recording_replays_deterministically_and_finds_a_changed_plugin() {
     assert_eq!(recorded.last().unwrap()["reason"], "signal");
     let event_lines = recorded
         .iter()
-        .filter(|l| ["added", "modified", "deleted"].contains(&l["type"].as_str().unwrap()))
+        .filter(|l| {
+            l["type"]
+                .as_str()
+                .is_some_and(|t| ["added", "modified", "deleted"].contains(&t))
+        })
         .count();
     assert_eq!(recorded.last().unwrap()["events"], event_lines);
     let times: Vec<i64> = recorded[1..]
