@@ -113,6 +113,8 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_differences: u32,
 
+    /// `text`: each reconcile (with `--against`, each that differs or
+    /// fails) and a summary; `json`: the same as one document.
     #[arg(long, short, value_enum, default_value_t = ReplayFormat::Text)]
     pub output: ReplayFormat,
 
