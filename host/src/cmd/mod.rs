@@ -8,7 +8,9 @@
 //! - [`new`], [`componentize`]: `kubewasm new`, `wit` and `componentize`,
 //!   for plugin authors;
 //! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone;
-//! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry.
+//! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry;
+//! - [`record`], [`replay`]: `kubewasm record` captures a cluster's traffic,
+//!   `kubewasm replay` runs a plugin (or two versions) over it offline.
 
 pub mod check;
 pub mod cli;
@@ -17,7 +19,9 @@ pub mod discover;
 pub mod new;
 pub mod oci;
 pub mod rbac;
+pub mod record;
 pub mod release;
+pub mod replay;
 pub mod run;
 mod running;
 pub mod test;

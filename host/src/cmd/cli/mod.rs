@@ -9,8 +9,10 @@ use crate::runtime::RuntimeConfig;
 
 mod author;
 mod oci;
+mod traffic;
 pub use author::{ComponentizeArgs, ContractArg, Lang, NewArgs, WitArgs};
 pub use oci::{PullArgs, PushArgs, RegistryArgs, ResourceArgs};
+pub use traffic::{RecordArgs, ReplayArgs, ReplayFormat};
 
 /// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -61,6 +63,12 @@ pub enum Command {
     Push(PushArgs),
     /// Pull a plugin component from an OCI registry, verifying its digests.
     Pull(PullArgs),
+    /// Record a slice of the cluster's traffic (objects, then their changes)
+    /// into a file, for `kubewasm replay`.
+    Record(Box<RecordArgs>),
+    /// Run a plugin offline over a recording and print the intents it would
+    /// make, or where it differs from another version (`--against`).
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
