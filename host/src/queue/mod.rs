@@ -27,6 +27,7 @@
 
 mod backoff;
 mod fair;
+mod timers;
 
 pub use backoff::Backoff;
 
@@ -41,6 +42,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, timeout_at};
 
 use self::fair::Fair;
+use self::timers::{later, unschedule};
 
 /// A queue key: identifies one unit of work and the group it is fair within.
 pub trait QueueKey: Clone + Eq + Hash + fmt::Debug {
@@ -500,9 +502,8 @@ impl<K: QueueKey, V> State<K, V> {
         }
     }
 
-    /// Forgets `key`'s entry. A map a burst grew keeps its buckets (a few
-    /// hundred bytes a key) after the burst drains; once it is a quarter
-    /// full it is shrunk, so it holds what is queued, not what once was.
+    /// Forgets `key`'s entry; a map a burst grew (a few hundred bytes a key)
+    /// is shrunk once it is a quarter full.
     fn drop_entry(&mut self, key: &K) {
         self.entries.remove(key);
         let (len, capacity) = (self.entries.len(), self.entries.capacity());
@@ -581,22 +582,6 @@ impl<V> Entry<V> {
                 true
             }
             _ => false,
-        }
-    }
-}
-
-/// `now + delay`, with delays capped at a year so a huge requeue from a
-/// plugin cannot overflow the clock.
-fn later(now: Instant, delay: Duration) -> Instant {
-    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    now + delay.min(YEAR)
-}
-
-fn unschedule<K: PartialEq>(timers: &mut BTreeMap<Instant, Vec<K>>, at: Instant, key: &K) {
-    if let Some(keys) = timers.get_mut(&at) {
-        keys.retain(|k| k != key);
-        if keys.is_empty() {
-            timers.remove(&at);
         }
     }
 }
