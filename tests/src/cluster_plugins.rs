@@ -230,9 +230,18 @@ pub fn host_args(ns: &TestNamespace, selector: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// The hosts' shared OCI blob cache for this test process.
+/// The hosts' shared OCI blob cache for this test process. The caches of
+/// test processes that have ended are removed on the way.
 pub fn host_cache() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kubewasm-e2e-oci-{}", std::process::id()));
+    let root = std::env::temp_dir().join("kubewasm-e2e-oci");
+    let ended = |pid: &str| !std::path::Path::new("/proc").join(pid).exists();
+    for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_ok() && ended(&name) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = root.join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
