@@ -32,6 +32,7 @@ pub mod plugins;
 pub mod queue;
 pub mod resources;
 pub mod runtime;
+pub mod shadow;
 
 pub use controller::Controller;
 pub use ops::error_chain;

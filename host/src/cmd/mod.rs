@@ -8,7 +8,8 @@
 //! - [`new`], [`componentize`]: `kubewasm new`, `wit` and `componentize`,
 //!   for plugin authors;
 //! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone;
-//! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry.
+//! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry;
+//! - [`shadow`]: `kubewasm shadow`, the shadow rollout's report and promotion.
 
 pub mod check;
 pub mod cli;
@@ -20,4 +21,5 @@ pub mod rbac;
 pub mod release;
 pub mod run;
 mod running;
+pub mod shadow;
 pub mod test;

@@ -43,6 +43,7 @@ use crate::ops::metrics::Metrics;
 use crate::plugins::{LoadedPlugin, Plugins};
 use crate::queue::{self, WorkQueue};
 use crate::runtime::Plugin;
+use crate::shadow::Shadows;
 
 use appliers::Appliers;
 use loops::LoopDetector;
@@ -83,6 +84,8 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     /// What each plugin did since its version was installed.
     tallies: Tallies,
+    /// Plugins' shadows: new versions run beside them, never applied.
+    shadows: Shadows,
 }
 
 impl Controller {
@@ -92,6 +95,11 @@ impl Controller {
         applier: Arc<Applier>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let shadows = Shadows::new(
+            Arc::new(informers.clone()),
+            applier.clone(),
+            metrics.clone(),
+        );
         Self {
             plugins: Plugins::default(),
             informers,
@@ -106,7 +114,14 @@ impl Controller {
             unserved: Arc::default(),
             metrics,
             tallies: Tallies::default(),
+            shadows,
         }
+    }
+
+    /// The plugins' shadows (loaded by the plugin directory, reported by
+    /// the admin server).
+    pub fn shadows(&self) -> Shadows {
+        self.shadows.clone()
     }
 
     /// Confines every plugin to `namespace` (`--namespace`): writes, reads

@@ -18,7 +18,9 @@ use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::grant::GrantedReader;
 use crate::queue;
-use crate::runtime::ReadAccess;
+use crate::runtime::{Clock, ReadAccess};
+use crate::shadow::capture::CapturingReader;
+use crate::shadow::runner::Job;
 
 /// How often work for a plugin whose informers are still listing is retried.
 const SYNC_POLL: Duration = Duration::from_millis(100);
@@ -242,7 +244,7 @@ impl Controller {
             kind: work.kind,
             object: work.object,
         };
-        let access = ReadAccess {
+        let mut access = ReadAccess {
             reader: GrantedReader::wrap(
                 Arc::new(self.informers.clone()),
                 &loaded.grant,
@@ -251,8 +253,31 @@ impl Controller {
             settings: loaded.settings.clone(),
             clock: Default::default(),
         };
+        // With a shadow (only then), the call's reads are kept and its
+        // clock fixed, so the shadow can be called the same way.
+        let shadow = self.shadows.tap(&key.plugin).map(|tap| {
+            let now_ms = Clock::System.read();
+            let capture = Arc::new(CapturingReader::new(access.reader.clone()));
+            access.reader = capture.clone();
+            access.clock = Clock::Fixed(now_ms);
+            (tap, capture, now_ms)
+        });
         let plugin = loaded.plugin.clone();
-        match tokio::task::spawn_blocking(move || plugin.reconcile(&event, access)).await {
+        let called = tokio::task::spawn_blocking(move || {
+            let outcome = plugin.reconcile(&event, access);
+            (outcome, event)
+        })
+        .await;
+        if let (Some((tap, capture, now_ms)), Ok((Ok(outcome), event))) = (shadow, &called) {
+            tap.offer(Job {
+                event: event.clone(),
+                now_ms,
+                reads: capture.take(),
+                serving: outcome.clone(),
+                serving_digest: digest.to_string(),
+            });
+        }
+        match called.map(|(outcome, _)| outcome) {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(error)) => {
                 tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");

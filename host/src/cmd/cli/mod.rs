@@ -9,8 +9,10 @@ use crate::runtime::RuntimeConfig;
 
 mod author;
 mod oci;
+mod shadow;
 pub use author::{ComponentizeArgs, ContractArg, Lang, NewArgs, WitArgs};
 pub use oci::{PullArgs, PushArgs, RegistryArgs, ResourceArgs};
+pub use shadow::{ShadowAction, ShadowArgs, ShadowFormat, ShadowRunArgs};
 
 /// Kubernetes controllers whose reconcile logic runs as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -61,6 +63,9 @@ pub enum Command {
     Push(PushArgs),
     /// Pull a plugin component from an OCI registry, verifying its digests.
     Pull(PullArgs),
+    /// Print what plugins' shadows (`NAME.next.wasm`) did, from a running
+    /// host's admin server; `shadow promote NAME` makes one serve.
+    Shadow(ShadowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +213,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub resources: ResourceArgs,
 
+    #[command(flatten)]
+    pub shadow: ShadowRunArgs,
+
     /// Address of the admin server: /metrics, /livez, /readyz.
     #[arg(long, default_value = "0.0.0.0:9090", env = "KUBEWASM_ADMIN_ADDR")]
     pub admin_addr: std::net::SocketAddr,
@@ -250,6 +258,7 @@ impl RunArgs {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             client: self.kube.client_options(),
             admin_addr: self.admin_addr,
+            shadow_promote_after: self.shadow.shadow_promote_after,
             election: self.leader.options(),
             shard: self.leader.shard_options(
                 self.kube.kube_request_timeout * 2
