@@ -127,6 +127,7 @@ impl Controller {
     /// Confines every plugin to `namespace` (`--namespace`): writes, reads
     /// and calls outside it are refused or not made ([`Grant::within`]).
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        self.shadows.within(namespace.clone());
         self.namespace = namespace;
         self
     }

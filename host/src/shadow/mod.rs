@@ -83,7 +83,7 @@ impl Shadow {
         Self {
             loaded,
             source,
-            loaded_at: jiff::Timestamp::now().to_string(),
+            loaded_at: format!("{:.0}", jiff::Timestamp::now()),
             running: AtomicBool::new(true),
             ledger: Mutex::new(Ledger::new(promote_after)),
         }
@@ -180,6 +180,8 @@ struct Inner {
     failures: Mutex<BTreeMap<String, String>>,
     /// 0: never promote automatically.
     promote_after: AtomicU64,
+    /// `--namespace`: shadows' grants are narrowed to it, like plugins'.
+    namespace: RwLock<Option<String>>,
     context: Context,
 }
 
@@ -191,6 +193,7 @@ impl Shadows {
                 count: AtomicUsize::new(0),
                 failures: Mutex::default(),
                 promote_after: AtomicU64::new(0),
+                namespace: RwLock::default(),
                 context: Context {
                     live,
                     applier,
@@ -206,6 +209,16 @@ impl Shadows {
         self.inner
             .promote_after
             .store(n.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Confines every shadow loaded from now on to `namespace`, as the
+    /// controller confines plugins (`--namespace`).
+    pub fn within(&self, namespace: Option<String>) {
+        *self
+            .inner
+            .namespace
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = namespace;
     }
 
     /// The running shadow of `plugin`, if it has one.
@@ -224,8 +237,17 @@ impl Shadows {
 
     /// Starts `loaded` as the shadow of the plugin with its id, replacing
     /// any shadow it had (with fresh counts). Needs a Tokio runtime.
-    pub fn install(&self, loaded: LoadedPlugin, source: Option<PathBuf>) {
+    pub fn install(&self, mut loaded: LoadedPlugin, source: Option<PathBuf>) {
         let id = loaded.id.clone();
+        let namespace = self
+            .inner
+            .namespace
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if namespace.is_some() {
+            loaded.grant = Arc::new((*loaded.grant).clone().within(namespace.as_deref()));
+        }
+        drop(namespace);
         let promote_after = match self.inner.promote_after.load(Ordering::Relaxed) {
             0 => None,
             n => Some(n),

@@ -79,7 +79,7 @@ pub async fn run(shadow: Arc<Shadow>, mut jobs: mpsc::Receiver<Job>, context: Co
                     plugin = %shadow.loaded.id,
                     object = %object,
                     not_logged_since = unlogged,
-                    differences = %sample.summary,
+                    differences = %sample.summary.replace('\n', "; "),
                     "shadow differs from the serving version"
                 );
                 last_logged = Some(Instant::now());
@@ -208,7 +208,7 @@ fn sample(event: &Event, serving: &str, comparison: &Comparison) -> Sample {
     let mut differences = serde_json::to_value(comparison).unwrap_or_default();
     state::truncate_strings(&mut differences, state::MAX_VALUE_CHARS);
     Sample {
-        at: jiff::Timestamp::now().to_string(),
+        at: format!("{:.3}", jiff::Timestamp::now()),
         object: describe_object(event),
         event: event.event_type.as_str().to_string(),
         serving: serving.chars().take(12).collect(),
