@@ -97,7 +97,7 @@ impl Controller {
     ) -> Self {
         let shadows = Shadows::new(
             Arc::new(informers.clone()),
-            applier.clone(),
+            crate::shadow::refused_by(applier.clone()),
             metrics.clone(),
         );
         Self {

@@ -54,18 +54,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::applier::Applier;
 use crate::cluster::cache::ObjectReader;
+use crate::contract::PluginInfo;
+use crate::contract::intent::Outcome;
 use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
+use crate::plugins::grant::Grant;
 use runner::{Job, Queue};
 use state::{Counts, Ledger, Next, Sample, State, Verdict};
 
+/// Whether the applier would refuse an outcome of a plugin with a grant
+/// ([`Applier::refuses`]): only asked, nothing is sent.
+pub type Refuses = Arc<dyn Fn(&PluginInfo, &Grant, &Outcome) -> bool + Send + Sync>;
+
 /// What a shadow's runner needs besides the shadow: the live cache, the
-/// applier (only to ask whether it would refuse an outcome), the metrics.
+/// applier's judgement of outcomes, the metrics.
 #[derive(Clone)]
 pub struct Context {
     pub live: Arc<dyn ObjectReader>,
-    pub applier: Arc<Applier>,
+    pub refuses: Refuses,
     pub metrics: Arc<Metrics>,
+}
+
+/// The [`Refuses`] of `applier`.
+pub fn refused_by(applier: Arc<Applier>) -> Refuses {
+    Arc::new(move |info, grant, outcome| applier.refuses(info, grant, outcome))
 }
 
 /// One loaded shadow and what it did.
@@ -186,7 +198,7 @@ struct Inner {
 }
 
 impl Shadows {
-    pub fn new(live: Arc<dyn ObjectReader>, applier: Arc<Applier>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(live: Arc<dyn ObjectReader>, refuses: Refuses, metrics: Arc<Metrics>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 entries: RwLock::default(),
@@ -196,7 +208,7 @@ impl Shadows {
                 namespace: RwLock::default(),
                 context: Context {
                     live,
-                    applier,
+                    refuses,
                     metrics,
                 },
             }),

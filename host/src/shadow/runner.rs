@@ -178,10 +178,7 @@ async fn reconcile(shadow: &Arc<Shadow>, job: Job, context: &Context) -> Verdict
         Ok((Err(error), _)) => return Verdict::Failed(error.metric_label(), error_chain(&error)),
         Err(join) => return Verdict::Failed("task_failed", join.to_string()),
     };
-    if context
-        .applier
-        .refuses(loaded.plugin.info(), &loaded.grant, &outcome)
-    {
+    if (context.refuses)(loaded.plugin.info(), &loaded.grant, &outcome) {
         return Verdict::Failed(
             "refused",
             "the shadow's outcome would be refused: an intent outside its declared write scope \
