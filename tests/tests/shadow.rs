@@ -368,3 +368,76 @@ async fn an_equal_shadow_is_promoted_after_n_reconciles_when_asked() {
     assert!(!Path::new(&host.plugin_dir().join("probe.next.wasm")).exists());
     assert!(host.log().contains("shadow promoted"));
 }
+
+#[tokio::test]
+async fn a_broken_shadow_is_reported_and_never_touches_the_serving_version() {
+    let ns = TestNamespace::create("shadow-broken").await.unwrap();
+    let configmaps: Api<ConfigMap> = ns.api();
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
+    let dir = directory("v1", b"\0asm but not a component", &json!({"mark": "v2"}));
+    let host = Host::spawn(&ns, dir, &["--namespace", ns.name()]);
+    all_marked(&host, &configmaps, &["a"], "v1").await;
+    let failure = |report: &Value| -> anyhow::Result<String> {
+        let failures = report["loadFailures"].as_array().unwrap();
+        let failure = failures
+            .iter()
+            .find(|f| f["file"] == "probe.next.wasm")
+            .ok_or_else(|| anyhow::anyhow!("no load failure in {report}"))?;
+        Ok(failure["error"].as_str().unwrap().to_string())
+    };
+    let error = host
+        .eventually(WAIT, || async { failure(&report(&host)?) })
+        .await;
+    assert!(error.contains("probe.next.wasm"), "{error}");
+    assert!(probe_shadow(&report(&host).unwrap()).is_err());
+    assert_eq!(
+        host.metric_with(
+            "kubewasm_plugin_load_failing",
+            &[("file", "probe.next.wasm")]
+        ),
+        Some(1.0)
+    );
+    let (ok, text) = cli(&host, &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("probe.next.wasm: NOT LOADED"), "{text}");
+
+    // Another plugin (with settings it accepts) is no shadow of probe.
+    host::write_atomically(&host.plugin_dir().join("probe.next.settings.json"), b"{}");
+    let other = std::fs::read(component("v01-labeler")).unwrap();
+    host::write_atomically(&host.plugin_dir().join("probe.next.wasm"), &other);
+    let error = host
+        .eventually(WAIT, || async {
+            let error = failure(&report(&host)?)?;
+            anyhow::ensure!(error.contains("describes plugin"), "{error}");
+            Ok(error)
+        })
+        .await;
+    assert!(error.contains("v01-labeler"), "{error}");
+
+    // The serving version was never touched: it still serves and marks.
+    probe::create_configmap(&configmaps, "b", "mark", &[]).await;
+    all_marked(&host, &configmaps, &["a", "b"], "v1").await;
+    assert_eq!(host.count("plugin installed plugin=probe"), 1);
+
+    // A good shadow loads and the failure is gone.
+    host::write_atomically(&host.plugin_dir().join("probe.next.wasm"), &probe_bytes());
+    let settings = json!({"mark": "v2"}).to_string();
+    host::write_atomically(
+        &host.plugin_dir().join("probe.next.settings.json"),
+        settings.as_bytes(),
+    );
+    host.eventually(WAIT, || async {
+        let report = report(&host)?;
+        anyhow::ensure!(failure(&report).is_err(), "still failing: {report}");
+        anyhow::ensure!(probe_shadow(&report)?["state"] == "running");
+        Ok(())
+    })
+    .await;
+    assert_eq!(
+        host.metric_with(
+            "kubewasm_plugin_load_failing",
+            &[("file", "probe.next.wasm")]
+        ),
+        None
+    );
+}

@@ -268,26 +268,28 @@ impl Controller {
             (outcome, event)
         })
         .await;
-        if let (Some((tap, capture, now_ms)), Ok((Ok(outcome), event))) = (shadow, &called) {
-            tap.offer(Job {
-                event: event.clone(),
-                now_ms,
-                reads: capture.take(),
-                serving: outcome.clone(),
-                serving_digest: digest.to_string(),
-            });
-        }
-        match called.map(|(outcome, _)| outcome) {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(error)) => {
-                tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");
-                Err(ReconcileResult::CallFailed(error.metric_label()))
+        let outcome = match called {
+            Ok((outcome, event)) => {
+                if let (Some((tap, capture, now_ms)), Ok(outcome)) = (shadow, &outcome) {
+                    tap.offer(Job {
+                        event,
+                        now_ms,
+                        reads: capture.take(),
+                        serving: outcome.clone(),
+                        serving_digest: digest.to_string(),
+                    });
+                }
+                outcome
             }
             Err(join) => {
                 tracing::error!(error = %join, "reconcile task failed");
-                Err(ReconcileResult::TaskFailed)
+                return Err(ReconcileResult::TaskFailed);
             }
-        }
+        };
+        outcome.map_err(|error| {
+            tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");
+            ReconcileResult::CallFailed(error.metric_label())
+        })
     }
 
     /// Counts the applied intents, and backs the key off if the plugin
