@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kubewasm::cluster::cache::{ObjectReader, StaticObjects};
+use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::{Clock, ReadAccess, Runtime, RuntimeConfig};
+use kubewasm::shadow::Shadows;
 use kubewasm::shadow::capture::CapturingReader;
 use kubewasm::shadow::runner::{Job, Queue};
 use serde_json::json;
@@ -47,9 +49,10 @@ fn main() {
         .first()
         .map(PathBuf::from)
         .unwrap_or_else(|| dist.join("label-propagator.wasm"));
-    let settings = match args.get(1) {
-        Some(path) => std::fs::read_to_string(path).expect("settings"),
-        None => {
+    let settings = match (args.first(), args.get(1)) {
+        (_, Some(path)) => std::fs::read_to_string(path).expect("settings"),
+        (Some(_), None) => "{}".into(),
+        (None, None) => {
             std::fs::read_to_string(repo.join("plugins/label-propagator/fixtures/settings.json"))
                 .unwrap_or_else(|_| "{}".into())
         }
@@ -127,5 +130,21 @@ fn main() {
         "  added by the shadow: {:.1} µs median ({:+.1}%)",
         m1 - m0,
         (m1 - m0) / m0 * 100.0
+    );
+
+    // Without a shadow the worker only asks whether there is one.
+    let shadows = Shadows::new(
+        cache.clone(),
+        Arc::new(|_, _, _| false),
+        Arc::new(Metrics::new()),
+    );
+    const ASKS: u32 = 10_000_000;
+    let start = Instant::now();
+    for _ in 0..ASKS {
+        std::hint::black_box(shadows.tap(std::hint::black_box("bench")));
+    }
+    println!(
+        "  asking for a shadow when none is loaded: {:.2} ns",
+        start.elapsed().as_secs_f64() * 1e9 / f64::from(ASKS)
     );
 }
