@@ -19,6 +19,7 @@
 //! - [`controller`]: dispatch and workers;
 //! - [`ops`]: metrics and the admin server;
 //! - [`resources`]: the plugin resources (ClusterPlugin, Plugin) and their CRDs;
+//! - [`recording`]: the recording file of `kubewasm record` and `replay`;
 //! - [`cmd`]: the command-line front ends.
 
 pub mod applier;
@@ -30,6 +31,7 @@ pub mod oci;
 pub mod ops;
 pub mod plugins;
 pub mod queue;
+pub mod recording;
 pub mod resources;
 pub mod runtime;
 pub mod shadow;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser;
 use kubewasm::cmd::check::{self as offline, OfflineError};
 use kubewasm::cmd::cli::{Cli, Command, LogFormat};
-use kubewasm::cmd::cli::{ReleaseArgs, RunArgs};
+use kubewasm::cmd::cli::{RecordArgs, ReleaseArgs, ReplayArgs, RunArgs};
 use kubewasm::error_chain;
 use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::Runtime;
@@ -66,6 +66,51 @@ fn release(args: &ReleaseArgs) -> ExitCode {
                 false => ExitCode::from(1),
             }
         }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `kubewasm record`: exit 2 for bad flags or kinds, 1 if the recording
+/// could not be made; notes and the summary go to stderr.
+fn record(args: &RecordArgs) -> ExitCode {
+    if let Err(message) = args.validate() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    match rt.block_on(kubewasm::cmd::record::command(args, &mut |note| {
+        eprintln!("{note}")
+    })) {
+        Ok(summary) => {
+            eprintln!("{}", summary.render(&args.output));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `kubewasm replay`: the exit code of [`kubewasm::cmd::replay::command`],
+/// or the error's.
+fn replay(args: &ReplayArgs) -> ExitCode {
+    let result = kubewasm::cmd::replay::command(
+        args,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::from(e.exit_code())
@@ -137,6 +182,8 @@ fn main() -> ExitCode {
         Command::Run(args) => return run(args),
         Command::Shadow(args) => return shadow(args),
         Command::ReleaseFinalizers(args) => return release(args),
+        Command::Record(args) => return record(args),
+        Command::Replay(args) => return replay(args),
         Command::Rbac(args) => offline::rbac(args),
         Command::New(args) => kubewasm::cmd::new::new(args),
         Command::Wit(args) => kubewasm::cmd::componentize::wit(args),

@@ -82,6 +82,9 @@ pub enum OfflineError {
     /// `kubewasm push`/`pull`: the registry, the reference or the cache.
     #[error(transparent)]
     Oci(#[from] crate::oci::OciError),
+    /// `kubewasm replay`, `kubewasm test`: a recording that cannot be read.
+    #[error(transparent)]
+    Recording(#[from] crate::recording::RecordingError),
 }
 
 impl OfflineError {
@@ -93,7 +96,8 @@ impl OfflineError {
             | OfflineError::Read { .. }
             | OfflineError::SettingsJson { .. }
             | OfflineError::PluginDir { .. }
-            | OfflineError::Objects(_) => 2,
+            | OfflineError::Objects(_)
+            | OfflineError::Recording(_) => 2,
             OfflineError::Run(e) if e.is_usage() => 2,
             OfflineError::Oci(e) if e.is_usage() => 2,
             OfflineError::Load(_)

@@ -9,6 +9,8 @@
 //!   for plugin authors;
 //! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone;
 //! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry;
+//! - [`record`], [`replay`]: `kubewasm record` captures a cluster's traffic,
+//!   `kubewasm replay` runs a plugin (or two versions) over it offline;
 //! - [`shadow`]: `kubewasm shadow`, the shadow rollout's report and promotion.
 
 pub mod check;
@@ -18,7 +20,9 @@ pub mod discover;
 pub mod new;
 pub mod oci;
 pub mod rbac;
+pub mod record;
 pub mod release;
+pub mod replay;
 pub mod run;
 mod running;
 pub mod shadow;

@@ -137,6 +137,17 @@ fn kind_name(info: &KindInfo) -> String {
     }
 }
 
+/// The kind `name` names: `Kind.group` (`Kind` for the core group), the
+/// kind or its plural, case-insensitive.
+pub fn named_kind<'a>(registry: &'a KindRegistry, name: &str) -> Option<&'a KindInfo> {
+    let (kind, group) = name.split_once('.').unwrap_or((name, ""));
+    registry.iter().find(|k| {
+        k.resource.group == group
+            && (k.resource.kind.eq_ignore_ascii_case(kind)
+                || k.resource.plural.eq_ignore_ascii_case(kind))
+    })
+}
+
 /// The kinds named by `--kind` (kind or plural, case-insensitive, then
 /// `.group`), or every kind that can be listed and patched.
 pub fn select_kinds(
@@ -152,15 +163,8 @@ pub fn select_kinds(
     }
     let mut kinds = Vec::with_capacity(names.len());
     for name in names {
-        let (kind, group) = name.split_once('.').unwrap_or((name.as_str(), ""));
-        let info = registry
-            .iter()
-            .find(|k| {
-                k.resource.group == group
-                    && (k.resource.kind.eq_ignore_ascii_case(kind)
-                        || k.resource.plural.eq_ignore_ascii_case(kind))
-            })
-            .ok_or_else(|| ReleaseError::UnknownKind(name.clone()))?;
+        let info =
+            named_kind(registry, name).ok_or_else(|| ReleaseError::UnknownKind(name.clone()))?;
         for verb in ["list", "patch"] {
             if !info.supports(verb) {
                 return Err(ReleaseError::Unsupported {

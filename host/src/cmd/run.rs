@@ -114,7 +114,7 @@ impl Shutdown {
 }
 
 /// Waits for SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -27,7 +27,7 @@ use crate::contract::{EventType, Finalizer, PluginInfo};
 /// The event the plugin is called with for `object` (the newest state),
 /// queued as `queued`; `None` if it is not called. `finalizer` is the
 /// plugin's finalizer if it covers the object's kind.
-pub(super) fn event_for(
+pub fn event_for(
     finalizer: Option<&Finalizer>,
     queued: EventType,
     object: &CachedObject,

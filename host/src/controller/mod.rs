@@ -52,6 +52,7 @@ pub use appliers::{ImpersonatingApplier, NoApplier};
 pub use tally::{Tallies, Tally};
 
 pub use dispatch::wants;
+pub use finalizing::event_for;
 pub use mapping::{Lookup, Router, Target, Via, field_names};
 pub use result::{IntentOutcome, ReconcileResult};
 pub use work::{Work, WorkKey};

@@ -454,7 +454,7 @@ impl<K: QueueKey, V> Inner<K, V> {
             Outcome::Postponed { after } => entry.retry(payload, later(now, after)),
         }
         if entry.pending.is_none() {
-            state.entries.remove(key);
+            state.drop_entry(key);
             return;
         }
         state.place(key, now);
@@ -496,10 +496,24 @@ impl<K: QueueKey, V> State<K, V> {
             Slot::Idle | Slot::Running { .. } => {}
         }
         if !entry.forget() {
-            self.entries.remove(key);
+            self.drop_entry(key);
+        }
+    }
+
+    /// Forgets `key`'s entry. A map a burst grew keeps its buckets (a few
+    /// hundred bytes a key) after the burst drains; once it is a quarter
+    /// full it is shrunk, so it holds what is queued, not what once was.
+    fn drop_entry(&mut self, key: &K) {
+        self.entries.remove(key);
+        let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        if capacity > SHRINK_ABOVE && len < capacity / 4 {
+            self.entries.shrink_to(len * 2);
         }
     }
 }
+
+/// Entries the map keeps room for without shrinking.
+const SHRINK_ABOVE: usize = 1024;
 
 impl<K: QueueKey, V: Clone> State<K, V> {
     /// Moves due timers to ready, then hands out the next ready key.

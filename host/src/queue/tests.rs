@@ -400,3 +400,23 @@ async fn a_requeued_run_gets_the_requeue_payload_and_a_retry_the_original() {
     let (item, _) = wait(&queue).await;
     assert_eq!(item.payload, "requeued");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_burst_gives_its_room_back() {
+    let queue = Queue::default();
+    let capacity = || queue.inner.lock().entries.capacity();
+    for n in 0..20_000 {
+        queue.add(Key("a", n), "applied");
+    }
+    let full = capacity();
+    assert!(full >= 20_000);
+    while let Some(item) = ready(&queue) {
+        item.done(OK);
+    }
+    assert_eq!(queue.len(), 0);
+    assert!(
+        capacity() <= 2 * SHRINK_ABOVE,
+        "{} buckets kept of {full}",
+        capacity()
+    );
+}

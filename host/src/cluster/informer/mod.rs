@@ -303,6 +303,16 @@ impl InformerRegistry {
         })
     }
 
+    /// The kinds the host may not list (403), as the informers last found.
+    pub fn forbidden(&self) -> Vec<ResourceKind> {
+        let informers = self.informers.read().unwrap_or_else(|e| e.into_inner());
+        informers
+            .values()
+            .filter(|i| i.cache.read().is_ok_and(|c| c.forbidden))
+            .map(|i| i.kind.clone())
+            .collect()
+    }
+
     /// Whether any of `kinds` is still doing its first list, started less
     /// than [`SYNC_GRACE`] ago. A plugin's work waits for that, so its first
     /// reconciles can read every kind it subscribes to from the cache.

@@ -6,11 +6,16 @@
 //! `now`, `settings.json`, `cache/` and `expected.json` (or a settings-only
 //! case with `expected-error.txt`), where `now`, `settings.json` and
 //! `cache/` may also sit in the fixtures directory, shared by every case.
+//! A case may instead hold a recording of cluster traffic
+//! (`recording.jsonl`, from `kubewasm record`) and, as its `expected.json`,
+//! the whole replay of it (what `kubewasm replay --output json` prints),
+//! with the case's or the shared `settings.json` ([`recorded`]).
 //! The component is compiled once and every case is one call of it, through
 //! the same runtime `kubewasm run` uses.
 
 pub mod diff;
 pub mod junit;
+mod recorded;
 mod report;
 
 use report::pretty;
@@ -204,6 +209,8 @@ fn read_text(path: &Path) -> Result<String, Failure> {
 fn run_case(plugin: &Plugin, fixtures: &Path, case: &Path, bless: bool) -> Verdict {
     let result = if case.join("object.yaml").exists() {
         reconcile_case(plugin, fixtures, case, bless)
+    } else if case.join(recorded::RECORDING).exists() {
+        recorded::replay_case(plugin, fixtures, case, bless)
     } else {
         settings_case(plugin, fixtures, case)
     };
@@ -280,6 +287,27 @@ fn case_error(error: OfflineError) -> Failure {
     Failure::Case(crate::ops::error_chain(&error))
 }
 
+/// Compares `actual` with the case's `expected.json`, or writes it there.
+fn expect(case: &Path, actual: Value, bless: bool) -> Result<Verdict, Failure> {
+    let expected_file = case.join("expected.json");
+    if bless {
+        std::fs::write(&expected_file, pretty(&actual))
+            .map_err(|e| Failure::Case(format!("writing {}: {e}", expected_file.display())))?;
+        return Ok(Verdict::Blessed);
+    }
+    let expected: Value = serde_json::from_str(&read_text(&expected_file)?)
+        .map_err(|e| Failure::Case(format!("{}: not valid JSON: {e}", expected_file.display())))?;
+    if expected == actual {
+        Ok(Verdict::Passed)
+    } else {
+        Err(Failure::Mismatch {
+            expected_file,
+            expected,
+            actual,
+        })
+    }
+}
+
 fn reconcile_case(
     plugin: &Plugin,
     fixtures: &Path,
@@ -322,21 +350,5 @@ fn reconcile_case(
         Err(CallError::Failed { message, .. }) => json!({ "error": message }),
         Err(other) => return Err(Failure::Call(crate::ops::error_chain(&other))),
     };
-    let expected_file = case.join("expected.json");
-    if bless {
-        std::fs::write(&expected_file, pretty(&actual))
-            .map_err(|e| Failure::Case(format!("writing {}: {e}", expected_file.display())))?;
-        return Ok(Verdict::Blessed);
-    }
-    let expected: Value = serde_json::from_str(&read_text(&expected_file)?)
-        .map_err(|e| Failure::Case(format!("{}: not valid JSON: {e}", expected_file.display())))?;
-    if expected == actual {
-        Ok(Verdict::Passed)
-    } else {
-        Err(Failure::Mismatch {
-            expected_file,
-            expected,
-            actual,
-        })
-    }
+    expect(case, actual, bless)
 }
