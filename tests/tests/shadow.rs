@@ -68,7 +68,9 @@ fn probe_shadow(report: &Value) -> anyhow::Result<Value> {
 }
 
 fn count(shadow: &Value, what: &str) -> u64 {
-    shadow["counts"][what].as_u64().unwrap_or(0)
+    shadow["counts"][what]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no count {what} in {shadow}"))
 }
 
 /// `kubewasm shadow ARGS` against the host's admin server.
@@ -157,6 +159,13 @@ async fn a_shadow_is_compared_writes_nothing_and_serves_once_promoted() {
                 );
             }
             anyhow::ensure!(count(&shadow, "equal") >= 1, "nothing equal yet: {shadow}");
+            let samples = shadow["recentDifferences"].as_array().unwrap();
+            anyhow::ensure!(
+                samples
+                    .iter()
+                    .any(|d| d["unmatched"].as_array().is_some_and(|u| !u.is_empty())),
+                "no reconcile where only the shadow writes yet: {shadow}"
+            );
             Ok(shadow)
         })
         .await;
@@ -185,6 +194,15 @@ async fn a_shadow_is_compared_writes_nothing_and_serves_once_promoted() {
     assert_eq!(mark_field["actual"], "v2", "{mark_field}");
     let summary = differences[0]["summary"].as_str().unwrap();
     assert!(summary.contains(MARK), "{summary}");
+    // Once the serving version's mark is on an object, only the shadow
+    // would write: its whole intent is shown.
+    let only_shadow = differences
+        .iter()
+        .flat_map(|d| d["unmatched"].as_array().unwrap())
+        .find(|u| u["side"] == "shadow")
+        .unwrap_or_else(|| panic!("no shadow-only intent in {shadow}"));
+    let annotations = &only_shadow["intent"]["object"]["metadata"]["annotations"];
+    assert_eq!(annotations[MARK], "v2", "{only_shadow}");
 
     // Nothing the shadow computed was written: every object still carries
     // the serving mark, and the serving version wrote each object once.

@@ -14,7 +14,7 @@ use super::capture::{Reads, ReplayReader};
 use super::state::{self, Next, Sample, Verdict};
 use super::{Context, Shadow};
 use crate::contract::Event;
-use crate::contract::compare::{self, Comparison};
+use crate::contract::compare::{self, Change, Comparison};
 use crate::contract::intent::Outcome;
 use crate::ops::error_chain;
 use crate::plugins::grant::GrantedReader;
@@ -198,19 +198,56 @@ async fn reconcile(shadow: &Arc<Shadow>, job: Job, context: &Context) -> Verdict
     if comparison.is_equal() {
         return Verdict::Equal;
     }
-    Verdict::Different(sample(&event, &job.serving_digest, &comparison))
+    let outcomes = [&job.serving, &outcome];
+    Verdict::Different(sample(&event, &job.serving_digest, &comparison, outcomes))
 }
 
-fn sample(event: &Event, serving: &str, comparison: &Comparison) -> Sample {
+/// A differing reconcile as the report keeps it: an intent only one side
+/// makes is shown whole (truncated), since no field of it is compared.
+fn sample(
+    event: &Event,
+    serving: &str,
+    comparison: &Comparison,
+    outcomes: [&Outcome; 2],
+) -> Sample {
     let mut differences = serde_json::to_value(comparison).unwrap_or_default();
     state::truncate_strings(&mut differences, state::MAX_VALUE_CHARS);
+    let mut summary = String::new();
+    let mut unmatched = Vec::new();
+    let mut listed = comparison.differences.iter();
+    for line in comparison.to_string().lines() {
+        summary.push_str(line);
+        summary.push('\n');
+        if line.starts_with(' ') {
+            continue;
+        }
+        let Some(d) = listed.next() else { continue };
+        let (side, outcome) = match d.change {
+            Change::Added => ("shadow", outcomes[1]),
+            Change::Missing => ("serving", outcomes[0]),
+            Change::Fields(_) => continue,
+        };
+        let Some(intent) = outcome
+            .intents
+            .iter()
+            .find(|i| i.type_name() == d.intent && i.target().describe() == d.target)
+        else {
+            continue;
+        };
+        let mut json = serde_json::to_value(intent).unwrap_or_default();
+        state::truncate_strings(&mut json, state::MAX_VALUE_CHARS);
+        let text = state::truncated(&json.to_string(), state::MAX_VALUE_CHARS);
+        summary.push_str(&format!("    {side} writes {text}\n"));
+        unmatched.push(serde_json::json!({"side": side, "intent": json}));
+    }
     Sample {
         at: format!("{:.3}", jiff::Timestamp::now()),
         object: describe_object(event),
         event: event.event_type.as_str().to_string(),
         serving: serving.chars().take(12).collect(),
-        summary: state::truncated(comparison.to_string().trim_end(), state::MAX_SUMMARY_CHARS),
+        summary: state::truncated(summary.trim_end(), state::MAX_SUMMARY_CHARS),
         differences,
+        unmatched,
     }
 }
 

@@ -40,6 +40,7 @@ pub enum State {
 
 /// Reconciles by how they ended for the shadow.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub equal: u64,
     pub different: u64,
@@ -65,6 +66,10 @@ pub struct Sample {
     /// The differences as data (intent, target, field paths with both
     /// values), long values truncated.
     pub differences: serde_json::Value,
+    /// The intents only one version makes (`side`: `serving` or
+    /// `shadow`), as JSON, long values truncated.
+    #[serde(default)]
+    pub unmatched: Vec<serde_json::Value>,
 }
 
 /// How one shadow reconcile ended.
@@ -206,6 +211,7 @@ mod tests {
             serving: "abc".into(),
             summary: String::new(),
             differences: serde_json::Value::Null,
+            unmatched: Vec::new(),
         }
     }
 
