@@ -34,6 +34,7 @@ pub mod queue;
 pub mod recording;
 pub mod resources;
 pub mod runtime;
+pub mod shadow;
 
 pub use controller::Controller;
 pub use ops::error_chain;

@@ -148,6 +148,28 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// `kubewasm shadow`: exit 2 for a bad name, 1 if the host cannot be
+/// asked or the files cannot be renamed.
+fn shadow(args: &kubewasm::cmd::cli::ShadowArgs) -> ExitCode {
+    use kubewasm::cmd::cli::ShadowAction;
+    let done = match &args.action {
+        None => kubewasm::cmd::shadow::report(&args.admin, args.output),
+        Some(ShadowAction::Promote { name, plugins }) => {
+            kubewasm::cmd::shadow::promote(name, plugins)
+        }
+    };
+    match done {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(message) = init_logging(&cli) {
@@ -158,6 +180,7 @@ fn main() -> ExitCode {
         Command::Check(args) => offline::check(args),
         Command::Eval(args) => offline::eval(args),
         Command::Run(args) => return run(args),
+        Command::Shadow(args) => return shadow(args),
         Command::ReleaseFinalizers(args) => return release(args),
         Command::Record(args) => return record(args),
         Command::Replay(args) => return replay(args),

@@ -14,7 +14,7 @@ use crate::contract::GroupKind;
 use crate::contract::selector::LabelSelector;
 
 /// Why a read failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("kind {kind} in group {group:?} is not watched by the host")]
     NotWatched { group: String, kind: String },

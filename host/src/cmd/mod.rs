@@ -10,7 +10,8 @@
 //! - [`release`]: `kubewasm release-finalizers`, for a plugin that is gone;
 //! - [`oci`]: `kubewasm push` and `pull`, plugins through an OCI registry;
 //! - [`record`], [`replay`]: `kubewasm record` captures a cluster's traffic,
-//!   `kubewasm replay` runs a plugin (or two versions) over it offline.
+//!   `kubewasm replay` runs a plugin (or two versions) over it offline;
+//! - [`shadow`]: `kubewasm shadow`, the shadow rollout's report and promotion.
 
 pub mod check;
 pub mod cli;
@@ -24,4 +25,5 @@ pub mod release;
 pub mod replay;
 pub mod run;
 mod running;
+pub mod shadow;
 pub mod test;

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub client: ClientOptions,
     /// Where the admin server (metrics, probes) listens.
     pub admin_addr: SocketAddr,
+    /// Promote a shadow after this many equal reconciles in a row.
+    pub shadow_promote_after: Option<u64>,
     /// Leader election, if enabled.
     pub election: Option<ElectionOptions>,
     /// Membership of a shard ring, if enabled (election is then on too).
@@ -231,7 +233,9 @@ pub async fn run(
         metrics.leader.set(1);
     }
     let set = SharedSet::new(Arc::new(controller.clone()), metrics.clone());
-    let plugin_dir = load_plugins(&options, runtime.clone(), set.clone()).await?;
+    let shadows = controller.shadows();
+    shadows.promote_after(options.shadow_promote_after);
+    let plugin_dir = load_plugins(&options, runtime.clone(), set.clone(), shadows).await?;
     match &options.resources {
         Some(resources) => {
             // Ready once the directory is read and every ClusterPlugin
@@ -511,8 +515,10 @@ async fn load_plugins(
     options: &RunOptions,
     runtime: Runtime,
     set: SharedSet,
+    shadows: crate::shadow::Shadows,
 ) -> Result<PluginDir, RunError> {
-    let mut plugin_dir = PluginDir::with_set(options.plugins.clone(), runtime, set);
+    let mut plugin_dir =
+        PluginDir::with_set(options.plugins.clone(), runtime, set).with_shadows(shadows);
     plugin_dir
         .sync()
         .await

@@ -43,6 +43,7 @@ use crate::ops::metrics::Metrics;
 use crate::plugins::{LoadedPlugin, Plugins};
 use crate::queue::{self, WorkQueue};
 use crate::runtime::Plugin;
+use crate::shadow::Shadows;
 
 use appliers::Appliers;
 use loops::LoopDetector;
@@ -84,6 +85,8 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     /// What each plugin did since its version was installed.
     tallies: Tallies,
+    /// Plugins' shadows: new versions run beside them, never applied.
+    shadows: Shadows,
 }
 
 impl Controller {
@@ -93,6 +96,11 @@ impl Controller {
         applier: Arc<Applier>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let shadows = Shadows::new(
+            Arc::new(informers.clone()),
+            crate::shadow::refused_by(applier.clone()),
+            metrics.clone(),
+        );
         Self {
             plugins: Plugins::default(),
             informers,
@@ -107,12 +115,20 @@ impl Controller {
             unserved: Arc::default(),
             metrics,
             tallies: Tallies::default(),
+            shadows,
         }
+    }
+
+    /// The plugins' shadows (loaded by the plugin directory, reported by
+    /// the admin server).
+    pub fn shadows(&self) -> Shadows {
+        self.shadows.clone()
     }
 
     /// Confines every plugin to `namespace` (`--namespace`): writes, reads
     /// and calls outside it are refused or not made ([`Grant::within`]).
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        self.shadows.within(namespace.clone());
         self.namespace = namespace;
         self
     }

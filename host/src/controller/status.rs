@@ -38,6 +38,10 @@ impl HostStatus for Controller {
             gauge(&metrics.cache_bytes, size.bytes);
         }
     }
+
+    fn shadow_report(&self) -> serde_json::Value {
+        serde_json::to_value(self.shadows().report()).unwrap_or_default()
+    }
 }
 
 impl PluginSink for Controller {

@@ -18,7 +18,9 @@ use crate::ops::metrics::Metrics;
 use crate::plugins::LoadedPlugin;
 use crate::plugins::grant::GrantedReader;
 use crate::queue;
-use crate::runtime::ReadAccess;
+use crate::runtime::{Clock, ReadAccess};
+use crate::shadow::capture::CapturingReader;
+use crate::shadow::runner::Job;
 
 /// How often work for a plugin whose informers are still listing is retried.
 const SYNC_POLL: Duration = Duration::from_millis(100);
@@ -243,7 +245,7 @@ impl Controller {
             kind: work.kind,
             object: work.object,
         };
-        let access = ReadAccess {
+        let mut access = ReadAccess {
             reader: GrantedReader::wrap(
                 Arc::new(self.informers.clone()),
                 &loaded.grant,
@@ -252,24 +254,53 @@ impl Controller {
             settings: loaded.settings.clone(),
             clock: Default::default(),
         };
+        // With a shadow (only then), the call's reads are kept and its
+        // clock fixed, so the shadow can be called the same way.
+        let shadow = self.shadows.tap(&key.plugin).map(|tap| {
+            let now_ms = Clock::System.read();
+            let capture = Arc::new(CapturingReader::new(access.reader.clone()));
+            access.reader = capture.clone();
+            access.clock = Clock::Fixed(now_ms);
+            (tap, capture, now_ms)
+        });
         let called = match loaded.plugin.reconcile_inline(&event, &access) {
-            Some(result) => Ok(result),
+            Some(result) => Ok((result, event)),
             None => {
+                // The quick attempt was stopped; the call starts over, and
+                // only what it reads counts.
+                if let Some((_, capture, _)) = &shadow {
+                    capture.take();
+                }
                 let plugin = loaded.plugin.clone();
-                tokio::task::spawn_blocking(move || plugin.reconcile(&event, access)).await
+                tokio::task::spawn_blocking(move || {
+                    let outcome = plugin.reconcile(&event, access);
+                    (outcome, event)
+                })
+                .await
             }
         };
-        match called {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(error)) => {
-                tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");
-                Err(ReconcileResult::CallFailed(error.metric_label()))
+        let outcome = match called {
+            Ok((outcome, event)) => {
+                if let (Some((tap, capture, now_ms)), Ok(outcome)) = (shadow, &outcome) {
+                    tap.offer(Job {
+                        event,
+                        now_ms,
+                        reads: capture.take(),
+                        serving: outcome.clone(),
+                        serving_digest: digest.to_string(),
+                    });
+                }
+                outcome
             }
             Err(join) => {
                 tracing::error!(error = %join, "reconcile task failed");
-                Err(ReconcileResult::TaskFailed)
+                return Err(ReconcileResult::TaskFailed);
             }
-        }
+        };
+        outcome.map_err(|error| {
+            tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");
+            ReconcileResult::CallFailed(error.metric_label())
+        })
     }
 
     /// Counts the applied intents, and backs the key off if the plugin

@@ -5,6 +5,8 @@
 //!   Gauges that describe current state (queue depth per plugin, objects
 //!   cached per kind) are refreshed on each scrape.
 //! - `GET /livez`: 200 while the process serves requests.
+//! - `GET /shadow`: what the plugins' shadows did, as JSON
+//!   ([`crate::shadow::Report`]); `kubewasm shadow` prints it. Read only.
 //! - `GET /readyz`: 200 once the plugin directory has been read and every
 //!   informer of a subscribed kind has finished its first list (or been
 //!   found forbidden), while the API server answers; 503 with the reason
@@ -37,6 +39,11 @@ pub trait HostStatus: Send + Sync + 'static {
 
     /// Sets the gauges that describe current state, just before a scrape.
     fn refresh_gauges(&self, _metrics: &Metrics) {}
+
+    /// What the plugins' shadows did ([`crate::shadow::Report`]), as JSON.
+    fn shadow_report(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// What the handlers look at.
@@ -99,6 +106,7 @@ impl Admin {
             .route("/metrics", get(metrics))
             .route("/livez", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
+            .route("/shadow", get(shadow))
             .with_state(self)
     }
 
@@ -133,6 +141,23 @@ async fn metrics(State(admin): State<Admin>) -> impl IntoResponse {
         )],
         admin.metrics.encode(),
     )
+}
+
+/// Read only: promotion is done on the plugin directory's files, by whoever
+/// may write them, never through this unauthenticated port.
+async fn shadow(State(admin): State<Admin>) -> impl IntoResponse {
+    match admin.engine.get() {
+        Some(engine) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{}\n", engine.shadow_report()),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "starting: no plugins loaded yet\n".to_string(),
+        ),
+    }
 }
 
 async fn readyz(State(admin): State<Admin>) -> impl IntoResponse {

@@ -38,6 +38,9 @@
 //! | `kubewasm_shard_members` | gauge | | shard ring (`--shard-ring`) |
 //! | `kubewasm_shard_share` | gauge | | shard ring |
 //! | `kubewasm_shard_handovers_total` | counter | | shard ring |
+//! | `kubewasm_shadow_reconciles_total` | counter | `plugin`, `result` | shadow rollout |
+//! | `kubewasm_shadow_reads_uncaptured_total` | counter | `plugin` | shadow rollout |
+//! | `kubewasm_shadow_running` | gauge | `plugin` | shadow rollout |
 //!
 //! `kubewasm_write_retries_total{reason}` counts the applier's retries (the
 //! only ones: kube's own retry layer is off), by `throttled` (429),
@@ -108,6 +111,10 @@ pub struct Metrics {
     pub shard_members: IntGauge,
     pub shard_share: Gauge,
     pub shard_handovers: IntCounter,
+    // Shadow rollout (shadow).
+    pub shadow_reconciles: IntCounterVec,
+    pub shadow_reads_uncaptured: IntCounterVec,
+    pub shadow_running: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -155,6 +162,9 @@ impl Metrics {
             shard_members: add.gauge(&SHARD_MEMBERS),
             shard_share: add.add(Gauge::with_opts(SHARD_SHARE.opts())),
             shard_handovers: add.counter(&SHARD_HANDOVERS),
+            shadow_reconciles: add.counters(&SHADOW_RECONCILES),
+            shadow_reads_uncaptured: add.counters(&SHADOW_READS_UNCAPTURED),
+            shadow_running: add.gauges(&SHADOW_RUNNING),
             registry,
         }
     }
@@ -358,6 +368,24 @@ const SHARD_HANDOVERS: Series = Series {
     name: "kubewasm_shard_handovers_total",
     help: "Times this replica took up a new share of the keys (after a member joined or left).",
     labels: &[],
+};
+
+// Shadow rollout (shadow): a new version of a plugin beside the serving one.
+
+const SHADOW_RECONCILES: Series = Series {
+    name: "kubewasm_shadow_reconciles_total",
+    help: "Reconciles of plugins' shadows, by result: equal or different (to the serving outcome), failed (the shadow is aborted), skipped (not subscribed), dropped (its queue was full).",
+    labels: &["plugin", "result"],
+};
+const SHADOW_READS_UNCAPTURED: Series = Series {
+    name: "kubewasm_shadow_reads_uncaptured_total",
+    help: "Cache reads of a shadow that the serving call did not make, answered from the live cache.",
+    labels: &["plugin"],
+};
+const SHADOW_RUNNING: Series = Series {
+    name: "kubewasm_shadow_running",
+    help: "1 while a plugin's shadow runs, 0 once it is aborted or promoted.",
+    labels: &["plugin"],
 };
 
 #[cfg(test)]

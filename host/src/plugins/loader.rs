@@ -109,12 +109,14 @@ pub fn settings_path(wasm: &Path) -> PathBuf {
     wasm.with_extension("settings.json")
 }
 
-/// The `.wasm` files directly in `dir`, sorted (hidden files skipped).
+/// The `.wasm` files directly in `dir`, sorted (hidden files and shadows,
+/// `NAME.next.wasm`, skipped).
 pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().is_some_and(|e| e == "wasm")
+                && !crate::shadow::files::is_shadow(p)
                 && p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| !n.starts_with('.'))
@@ -372,6 +374,7 @@ mod tests {
             ".a.wasm.swp",
             ".hidden.wasm",
             "a.settings.json",
+            "a.next.wasm",
         ] {
             std::fs::write(dir.path().join(name), b"").unwrap();
         }

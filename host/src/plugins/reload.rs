@@ -45,6 +45,8 @@ use crate::plugins::dir_events::{self, Action, QUIET, REPORTS_CLOSES};
 use crate::plugins::loader::{self, PluginFileError};
 use crate::plugins::set::{Fingerprint, Origin, Served, SharedSet};
 use crate::runtime::Runtime;
+use crate::shadow::Shadows;
+use crate::shadow::files::ShadowFiles;
 
 pub use crate::plugins::set::{Failure, PluginSink};
 
@@ -63,6 +65,8 @@ pub struct PluginDir {
     /// Each plugin file's fingerprint, with the stamps of its files when
     /// it was taken.
     hashed: HashMap<PathBuf, ([Option<Stamp>; 3], Fingerprint)>,
+    /// The directory's shadows (`NAME.next.wasm`), if the host runs them.
+    shadows: Option<ShadowFiles>,
 }
 
 /// What changes when a file's content may have: the file a path resolves
@@ -128,7 +132,15 @@ impl PluginDir {
             set,
             writing: HashSet::new(),
             hashed: HashMap::new(),
+            shadows: None,
         }
+    }
+
+    /// Also loads the directory's shadows (`NAME.next.wasm`) into `shadows`
+    /// ([`crate::shadow::files`]).
+    pub fn with_shadows(mut self, shadows: Shadows) -> Self {
+        self.shadows = Some(ShadowFiles::new(shadows));
+        self
     }
 
     /// Files whose current content does not load, with the reason.
@@ -152,6 +164,9 @@ impl PluginDir {
         self.forget_removed(&files, &mut report);
         for path in files {
             self.sync_file(path, &mut report).await;
+        }
+        if let Some(shadows) = &mut self.shadows {
+            shadows.sync(&self.dir, &self.runtime, &self.set).await;
         }
         Ok(report)
     }

@@ -62,7 +62,8 @@ pub enum Clock {
 }
 
 impl Clock {
-    fn read(self) -> i64 {
+    /// The instant, in milliseconds since the Unix epoch.
+    pub fn read(self) -> i64 {
         match self {
             Clock::System => jiff::Timestamp::now().as_millisecond(),
             Clock::Fixed(ms) => ms,
