@@ -34,14 +34,10 @@ use serde_json::json;
 const CALLS: usize = 2000;
 const ROUNDS: usize = 5;
 
-/// The plugin call as the worker makes it: inline when quick, else again
-/// from the start (here on this thread; the worker uses a blocking one).
+/// The plugin call as the worker makes it (here on this thread; the worker
+/// uses a blocking one).
 fn call(plugin: &Plugin, event: &Event, access: ReadAccess) -> Outcome {
-    match plugin.reconcile_inline(event, &access) {
-        Some(result) => result,
-        None => plugin.reconcile(event, access),
-    }
-    .expect("reconcile")
+    plugin.reconcile(event, access).expect("reconcile")
 }
 
 fn percentile(samples: &mut [Duration], p: usize) -> f64 {

@@ -227,9 +227,10 @@ impl Controller {
         self.registry.load().get(&kind.group, &kind.kind).is_some()
     }
 
-    /// Calls the plugin with the object and a cache reader confined to its
-    /// grant: on this async worker if the call is quick, else on a
-    /// blocking thread ([`Plugin::reconcile_inline`](crate::runtime::Plugin::reconcile_inline)).
+    /// Calls the plugin on a blocking thread, with the object and a cache
+    /// reader confined to its grant. Not on this async worker: wasmtime-wasi's
+    /// synchronous bindings enter the ambient tokio runtime for every WASI
+    /// call (`block_on`), which panics on a runtime thread.
     async fn call(
         &self,
         loaded: &LoadedPlugin,
@@ -263,22 +264,12 @@ impl Controller {
             access.clock = Clock::Fixed(now_ms);
             (tap, capture, now_ms)
         });
-        let called = match loaded.plugin.reconcile_inline(&event, &access) {
-            Some(result) => Ok((result, event)),
-            None => {
-                // The quick attempt was stopped; the call starts over, and
-                // only what it reads counts.
-                if let Some((_, capture, _)) = &shadow {
-                    capture.take();
-                }
-                let plugin = loaded.plugin.clone();
-                tokio::task::spawn_blocking(move || {
-                    let outcome = plugin.reconcile(&event, access);
-                    (outcome, event)
-                })
-                .await
-            }
-        };
+        let plugin = loaded.plugin.clone();
+        let called = tokio::task::spawn_blocking(move || {
+            let outcome = plugin.reconcile(&event, access);
+            (outcome, event)
+        })
+        .await;
         let outcome = match called {
             Ok((outcome, event)) => {
                 if let (Some((tap, capture, now_ms)), Ok(outcome)) = (shadow, &outcome) {

@@ -50,19 +50,6 @@ impl MemoryBudget {
         })
     }
 
-    /// A permit if one is free now.
-    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        if *taken >= self.permits {
-            return None;
-        }
-        *taken += 1;
-        self.peak_calls.fetch_max(*taken, Ordering::Relaxed);
-        Some(Permit {
-            budget: self.clone(),
-        })
-    }
-
     /// Waits for a permit.
     pub fn acquire(self: &Arc<Self>) -> Permit {
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);

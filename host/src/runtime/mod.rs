@@ -328,7 +328,6 @@ impl Runtime {
             subscriptions: Arc::default(),
             digest: hex::encode(digest),
             interfaces: Arc::new(interfaces),
-            inline: Arc::default(),
         };
         let info = plugin.describe().map_err(|source| LoadError::Describe {
             origin: origin_s.clone(),

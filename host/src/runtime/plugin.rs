@@ -1,7 +1,7 @@
 //! A loaded plugin and its calls: each call a fresh instance in a fresh
 //! store, with its deadline, memory limit and read access.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
@@ -66,40 +66,6 @@ pub struct Plugin {
     pub(super) subscriptions: Arc<ParsedSubscriptions>,
     pub(super) digest: String,
     pub(super) interfaces: Arc<ComponentInterfaces>,
-    /// Whether calls may run on the caller's thread ([`Plugin::reconcile_inline`]).
-    pub(super) inline: Arc<InlineGate>,
-}
-
-/// How long a call may run on the caller's thread (an async worker)
-/// before it is stopped, to be run again from the start on a blocking
-/// thread with the full call timeout.
-pub const INLINE_LIMIT: Duration = Duration::from_millis(10);
-
-/// How long a plugin whose call outran [`INLINE_LIMIT`] is called only on
-/// blocking threads.
-pub const INLINE_PAUSE: Duration = Duration::from_secs(60);
-
-/// Closed for [`INLINE_PAUSE`] after a call outran [`INLINE_LIMIT`].
-#[derive(Debug, Default)]
-pub(super) struct InlineGate {
-    closed_until: Mutex<Option<Instant>>,
-}
-
-impl InlineGate {
-    fn is_open(&self, now: Instant) -> bool {
-        let closed = self
-            .closed_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        closed.is_none_or(|until| now >= until)
-    }
-
-    fn close(&self, now: Instant) {
-        *self
-            .closed_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(now + INLINE_PAUSE);
-    }
 }
 
 /// The names a component imports and exports (`wasi:io/streams@0.2.0`,
@@ -161,13 +127,9 @@ impl Plugin {
     /// A store for one call. Waits for a permit of the host memory budget
     /// first (the wait is not part of the call's time).
     fn new_store(&self, access: ReadAccess) -> Store<CallState> {
-        let permit = self.runtime.inner.budget.acquire();
-        self.store_with(access, permit)
-    }
-
-    fn store_with(&self, access: ReadAccess, permit: super::budget::Permit) -> Store<CallState> {
         let inner = &self.runtime.inner;
         let config = &inner.config;
+        let permit = inner.budget.acquire();
         let limits = CallLimits {
             limiter: sandbox::Limiter::new(
                 config.max_memory_bytes,
@@ -279,55 +241,6 @@ impl Plugin {
                 plugin: self.info.name.clone(),
                 message,
             })
-    }
-
-    /// Whether [`Plugin::reconcile_inline`] will try the next call (its
-    /// last call there did not outrun the limit within the pause).
-    pub fn calls_inline(&self) -> bool {
-        self.inline.is_open(Instant::now())
-    }
-
-    /// Reconciles one event in a fresh instance on the caller's thread, if
-    /// that is cheap: a memory permit is free at once and the call ends
-    /// within [`INLINE_LIMIT`]. `None` means the caller must run
-    /// [`Plugin::reconcile`] on a blocking thread: a call that outran the
-    /// limit was stopped (its outcome, never seen, is dropped; log records
-    /// it emitted are emitted again by the second run) and the plugin is
-    /// called on blocking threads for the next [`INLINE_PAUSE`]. A
-    /// call timeout at or below the limit is the call's own.
-    ///
-    /// This spares a fast plugin's call the two thread switches of
-    /// `spawn_blocking` (about 0.1 ms of CPU per object in the side-by-side
-    /// benchmark), while a slow or spinning one holds an async worker for
-    /// at most the limit and one epoch tick, once a pause.
-    pub fn reconcile_inline(
-        &self,
-        event: &Event,
-        access: &ReadAccess,
-    ) -> Option<Result<Outcome, CallError>> {
-        let inner = &self.runtime.inner;
-        let config = &inner.config;
-        if !config.epoch_interruption || !self.inline.is_open(Instant::now()) {
-            return None;
-        }
-        let permit = inner.budget.try_acquire()?;
-        let mut store = self.store_with(access.clone(), permit);
-        let limit = config.call_timeout.min(INLINE_LIMIT);
-        self.arm_deadline(&mut store, limit);
-        let result = self
-            .instantiate(&mut store)
-            .and_then(|instance| self.reconcile_in(&mut store, &instance, event));
-        match result {
-            Err(CallError::Timeout { .. }) if limit < config.call_timeout => {
-                self.inline.close(Instant::now());
-                tracing::debug!(
-                    plugin = %self.info.name,
-                    "call outran {INLINE_LIMIT:?} on an async worker; running it on a blocking thread, and the plugin's calls there for {INLINE_PAUSE:?}"
-                );
-                None
-            }
-            result => Some(result),
-        }
     }
 
     /// Reconciles one event in a fresh instance.
