@@ -14,7 +14,9 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::resources::object::PluginObject;
-use crate::resources::{ClusterPlugin, Failed, Plugin, PluginStatus, Resolved, Serving};
+use crate::resources::{
+    ClusterPlugin, Failed, Plugin, PluginStatus, Resolved, Serving, ShadowStatus,
+};
 
 /// The field manager of the host's status writes.
 pub const STATUS_MANAGER: &str = "kubewasm.dev/host";
@@ -139,6 +141,8 @@ pub struct State {
     /// What the serving version did on this replica since it was installed.
     pub counts: crate::resources::Counts,
     pub last_reconcile_time: Option<Time>,
+    /// `spec.shadow`'s summary and the `Shadow` condition's message.
+    pub shadow: Option<(ShadowStatus, String)>,
 }
 
 impl State {
@@ -189,12 +193,18 @@ impl State {
                 last_transition_time: since,
             }
         };
+        let mut conditions = vec![
+            condition("Ready", ready, ready_reason, ready_message),
+            condition("Degraded", degraded, degraded_reason, degraded_message),
+        ];
+        if let Some((shadow, message)) = &self.shadow {
+            let running = matches!(shadow.state.as_str(), "Running" | "Promoted");
+            let status = if running { "True" } else { "False" };
+            conditions.push(condition("Shadow", status, &shadow.state, message.clone()));
+        }
         PluginStatus {
             observed_generation: self.generation,
-            conditions: vec![
-                condition("Ready", ready, ready_reason, ready_message),
-                condition("Degraded", degraded, degraded_reason, degraded_message),
-            ],
+            conditions,
             serving: if self.suspended {
                 None
             } else {
@@ -204,6 +214,7 @@ impl State {
             failed: self.failed.clone(),
             last_reconcile_time: self.last_reconcile_time.clone(),
             counts: self.counts.clone(),
+            shadow: self.shadow.as_ref().map(|(s, _)| s.clone()),
         }
     }
 }

@@ -103,9 +103,17 @@ impl ResourceSource {
                 tallies: Tallies::default(),
                 status_interval: DEFAULT_STATUS_INTERVAL,
                 synced: Default::default(),
+                shadows: None,
             }),
             selector: None,
         }
+    }
+
+    /// Runs resources' `spec.shadow` as shadows in `shadows`.
+    pub fn with_shadows(mut self, shadows: crate::shadow::Shadows) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("not running yet");
+        inner.shadows = Some(shadows);
+        self
     }
 
     /// Follows only the resources matching a label selector.

@@ -248,8 +248,24 @@ impl Shadows {
     }
 
     /// Starts `loaded` as the shadow of the plugin with its id, replacing
-    /// any shadow it had (with fresh counts). Needs a Tokio runtime.
-    pub fn install(&self, mut loaded: LoadedPlugin, source: Option<PathBuf>) {
+    /// any shadow it had (with fresh counts), promoted after the host's
+    /// `--shadow-promote-after`. Needs a Tokio runtime.
+    pub fn install(&self, loaded: LoadedPlugin, source: Option<PathBuf>) {
+        let promote_after = match self.inner.promote_after.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        };
+        self.start(loaded, source, promote_after);
+    }
+
+    /// [`install`](Self::install) for the shadow of a plugin resource
+    /// (`spec.shadow`): promoted after its own `promoteAfter`, by the
+    /// resource's task patching the spec once the report says `promoted`.
+    pub fn install_for_resource(&self, loaded: LoadedPlugin, promote_after: Option<u64>) {
+        self.start(loaded, None, promote_after);
+    }
+
+    fn start(&self, mut loaded: LoadedPlugin, source: Option<PathBuf>, promote_after: Option<u64>) {
         let id = loaded.id.clone();
         let namespace = self
             .inner
@@ -260,10 +276,6 @@ impl Shadows {
             loaded.grant = Arc::new((*loaded.grant).clone().within(namespace.as_deref()));
         }
         drop(namespace);
-        let promote_after = match self.inner.promote_after.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(n),
-        };
         let shadow = Arc::new(Shadow::new(loaded, source, promote_after));
         let (queue, jobs) = Queue::bounded(runner::QUEUE);
         let context = self.inner.context.clone();
@@ -320,6 +332,12 @@ impl Shadows {
             Some(message) => failures.insert(file.to_string(), message),
             None => failures.remove(file),
         };
+    }
+
+    /// What the shadow of `plugin` did, if it has one.
+    pub fn report_of(&self, plugin: &str) -> Option<ShadowReport> {
+        let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(plugin).map(|e| e.shadow.report())
     }
 
     /// What every shadow did, for `GET /shadow`.
