@@ -231,6 +231,10 @@ impl Inner {
             .as_ref()
             .and_then(|(id, _)| self.shadows.as_ref()?.report_of(id));
         let (mut status, message) = summary(report.as_ref(), track.failed.as_ref());
+        if report.is_some() {
+            // The fetched digest (an OCI manifest's, for one), as `serving`.
+            status.digest = track.digest.clone();
+        }
         status.promote_after = shadow.promote_after;
         if status.state == "Promoted" {
             match self.promote(object, shadow).await {
