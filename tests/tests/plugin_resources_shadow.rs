@@ -195,3 +195,41 @@ async fn a_shadow_with_promote_after_is_promoted_by_the_host() {
     fx.marked("after", "v2").await;
     fx.ns.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_shadow_that_does_not_load_leaves_the_serving_version_alone() {
+    let fx = Fixture::start("cp-shadow-bad").await;
+    let probe_bytes = std::fs::read(component("probe")).unwrap();
+    fx.module_configmap("probe-module", "probe.wasm", probe_bytes)
+        .await;
+    fx.module_configmap("broken", "probe.wasm", b"not a component".to_vec())
+        .await;
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    let name = unique_name("probe-bad-shadow");
+    let broken = json!({"configMap": {"name": "broken", "key": "probe.wasm"}});
+    let shadow = json!({"shadow": {"module": broken, "settings": {"mark": "v2"}}});
+    fx.apply_with(&name, module(), json!({"mark": "v1"}), shadow)
+        .await;
+    let status = fx
+        .status_until(&name, "the shadow failed to load", |s| {
+            condition(s, "Shadow") == ("False", "LoadFailed")
+        })
+        .await;
+    assert_eq!(condition(&status, "Ready"), ("True", "Serving"), "{status}");
+    assert_eq!(condition(&status, "Degraded"), ("False", "AsExpected"));
+    assert_eq!(status["shadow"]["digest"], sha256(b"not a component"));
+    let note = fx.event_note(&name, "ShadowLoadFailed").await;
+    assert!(note.contains("the serving version is unaffected"), "{note}");
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
+    fx.marked("a", "v1").await;
+
+    // Removed from the spec: no shadow, no condition.
+    fx.apply(&name, module(), json!({"mark": "v1"})).await;
+    let status = fx
+        .status_until(&name, "no shadow", |s| {
+            s["observedGeneration"] == 2 && s.get("shadow").is_none()
+        })
+        .await;
+    assert_eq!(condition(&status, "Shadow"), ("", ""), "{status}");
+    fx.ns.delete().await.unwrap();
+}

@@ -131,6 +131,7 @@ impl Inner {
             tracker.state.suspended = true;
             tracker.state.serving = None;
             tracker.state.failed = None;
+            self.sync_shadow(object, &mut tracker.shadow, None).await;
             if let Some(plugin) = unloaded {
                 let note = format!("spec.suspend is true: {plugin} unloaded");
                 self.reporting.event(object, false, "Suspended", note).await;

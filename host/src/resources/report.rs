@@ -109,7 +109,7 @@ impl Reporting {
 
 /// Whether the host's write fence refused the request: a follower (or a
 /// host that cannot reach the API server) does not write; the leader does.
-fn fenced(error: &kube::Error) -> bool {
+pub(super) fn fenced(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Service(e) if e.is::<crate::cluster::client::WriteRefused>())
 }
 
@@ -306,6 +306,38 @@ mod tests {
         let suspended = state.status(Some(&none));
         assert_eq!(condition(&suspended, "Ready"), ("False", "Suspended"));
         assert_eq!(condition(&suspended, "Degraded"), ("False", "AsExpected"));
+    }
+
+    #[test]
+    fn a_shadow_adds_its_condition_and_summary() {
+        let mut state = State {
+            serving: Some(serving("1.0.0")),
+            ..State::default()
+        };
+        let none = state.status(None);
+        assert_eq!(condition_of(&none, "Shadow"), None);
+        assert_eq!(none.shadow, None);
+        let shadow = |s: &str| ShadowStatus {
+            state: s.into(),
+            ..ShadowStatus::default()
+        };
+        state.shadow = Some((shadow("Running"), "runs".into()));
+        let running = state.status(Some(&none));
+        assert_eq!(condition(&running, "Shadow"), ("True", "Running"));
+        assert_eq!(running.shadow.as_ref().unwrap().state, "Running");
+        assert_eq!(condition(&running, "Ready"), ("True", "Serving"));
+        state.shadow = Some((shadow("Aborted"), "trapped".into()));
+        let aborted = state.status(Some(&running));
+        assert_eq!(condition(&aborted, "Shadow"), ("False", "Aborted"));
+        assert_eq!(
+            condition(&aborted, "Degraded"),
+            ("False", "AsExpected"),
+            "a failed shadow does not degrade the serving version"
+        );
+    }
+
+    fn condition_of<'a>(status: &'a PluginStatus, type_: &str) -> Option<&'a Condition> {
+        status.conditions.iter().find(|c| c.type_ == type_)
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub(super) struct ShadowTrack {
     failed: Option<(Fingerprint, String, String)>,
     /// Set once the host patched the spec: reported until a new shadow.
     promoted: Option<String>,
+    /// Why no shadow is loaded though the spec has one.
+    waiting: Option<&'static str>,
 }
 
 impl Inner {
@@ -78,12 +80,14 @@ impl Inner {
                 shadows.remove(&id);
             }
             track.failed = None;
+            track.waiting = None;
             if spec.shadow.is_some() {
                 track.promoted = None;
+                track.waiting = Some("nothing serves: a shadow runs only beside a serving version");
             }
             return;
         };
-        track.promoted = None;
+        (track.promoted, track.waiting) = (None, None);
         let fetched = match self.fetcher.fetch(&shadow.module, place, None).await {
             Ok(fetched) => fetched,
             Err(error) => {
@@ -225,12 +229,19 @@ impl Inner {
             };
             return Some((status, message.clone()));
         }
-        let shadow = object.spec.shadow.as_ref()?;
+        let shadow = object
+            .spec
+            .shadow
+            .as_ref()
+            .filter(|_| !object.spec.suspend)?;
         let report = track
             .installed
             .as_ref()
             .and_then(|(id, _)| self.shadows.as_ref()?.report_of(id));
-        let (mut status, message) = summary(report.as_ref(), track.failed.as_ref());
+        let (mut status, mut message) = summary(report.as_ref(), track.failed.as_ref());
+        if let (None, None, Some(waiting)) = (&report, &track.failed, track.waiting) {
+            message = waiting.to_string();
+        }
         if report.is_some() {
             // The fetched digest (an OCI manifest's, for one), as `serving`.
             status.digest = track.digest.clone();
@@ -294,6 +305,10 @@ impl Inner {
             Ok(_) => {
                 tracing::info!(resource = %object.origin, "shadow promoted: the resource's spec now names the shadow's module");
                 Ok(())
+            }
+            Err(error) if report::fenced(&error) => {
+                tracing::debug!(resource = %object.origin, "shadow not promoted here: not the leader");
+                Err("promotion is left to the leader".into())
             }
             Err(error) => {
                 let message = format!(
