@@ -125,7 +125,8 @@ impl Inner {
     async fn sync(&self, object: &PluginObject, tracker: &mut Tracker) -> Duration {
         let (origin, spec) = (&object.origin, &object.spec);
         tracker.state.generation = object.generation;
-        let poll = poll_interval(&spec.module);
+        let shadow_poll = spec.shadow.as_ref().map(|s| poll_interval(&s.module));
+        let poll = poll_interval(&spec.module).min(shadow_poll.unwrap_or(Duration::MAX));
         if spec.suspend {
             let unloaded = self.set.lock().remove(origin);
             tracker.state.suspended = true;

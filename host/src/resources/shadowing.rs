@@ -254,10 +254,9 @@ impl Inner {
                         "promoted after {} equal reconciles in a row: spec.module and spec.settings are now the shadow's",
                         status.streak
                     );
-                    if let Some((id, _)) = track.installed.take() {
-                        if let Some(shadows) = &self.shadows {
-                            shadows.remove(&id);
-                        }
+                    if let (Some((id, _)), Some(shadows)) = (track.installed.take(), &self.shadows)
+                    {
+                        shadows.remove(&id);
                     }
                     self.reporting
                         .event(object, false, "ShadowPromoted", message.clone())
