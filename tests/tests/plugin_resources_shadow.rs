@@ -233,3 +233,54 @@ async fn a_shadow_that_does_not_load_leaves_the_serving_version_alone() {
     assert_eq!(condition(&status, "Shadow"), ("", ""), "{status}");
     fx.ns.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failing_shadow_is_aborted_in_status_and_replaced_when_the_spec_changes() {
+    let fx = Fixture::start_with("cp-shadow-abort", &["--max-result-kib", "64"]).await;
+    let probe_bytes = std::fs::read(component("probe")).unwrap();
+    fx.module_configmap("probe-module", "probe.wasm", probe_bytes)
+        .await;
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    let name = unique_name("probe-abort");
+    // The shadow's mark makes its outcome larger than the host allows.
+    let huge = json!({"shadow": {"module": module(), "settings": {"mark": "x".repeat(100_000)}}});
+    fx.apply_with(&name, module(), json!({"mark": "v1"}), huge)
+        .await;
+    fx.status_until(&name, "the shadow running", |s| {
+        condition(s, "Shadow") == ("True", "Running")
+    })
+    .await;
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
+    fx.marked("a", "v1").await;
+    let status = fx
+        .status_until(&name, "the shadow aborted", |s| {
+            condition(s, "Shadow") == ("False", "Aborted")
+        })
+        .await;
+    assert_eq!(status["shadow"]["counts"]["failed"], 1, "{status}");
+    let message = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Shadow")
+        .and_then(|c| c["message"].as_str())
+        .unwrap();
+    assert!(message.contains("over the limit"), "{message}");
+    assert_eq!(condition(&status, "Ready"), ("True", "Serving"), "{status}");
+
+    // The serving version carries on.
+    probe::create_configmap(&configmaps, "b", "mark", &[]).await;
+    fx.marked("b", "v1").await;
+
+    // A new spec.shadow loads a fresh shadow, with fresh counts.
+    let fixed = json!({"shadow": {"module": module(), "settings": {"mark": "v2"}}});
+    fx.apply_with(&name, module(), json!({"mark": "v1"}), fixed)
+        .await;
+    let status = fx
+        .status_until(&name, "a fresh shadow running", |s| {
+            s["observedGeneration"] == 2 && condition(s, "Shadow") == ("True", "Running")
+        })
+        .await;
+    assert_eq!(status["shadow"]["counts"]["failed"], 0, "{status}");
+    fx.ns.delete().await.unwrap();
+}
