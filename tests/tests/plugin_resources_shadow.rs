@@ -4,16 +4,22 @@
 //! status says where it differs; the operator promotes it with
 //! `kubectl patch`, or the host does with `promoteAfter`.
 //!
+//! A namespaced `Plugin`'s shadow (fetched and checked as its
+//! ServiceAccount) reports and is promoted the same way.
+//!
 //! As in `shadow.rs`, the shadow is the probe with other settings: with
 //! `{"mark": "v2"}` beside `{"mark": "v1"}` it differs on every `mark`
 //! object and agrees on every `read` object.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use kubewasm_e2e::cluster_plugins::{Fixture, condition, sha256};
+use kubewasm_e2e::cluster_plugins::{
+    Fixture, SELECTOR_LABEL, all_grants, apply_object, condition, sha256,
+};
 use kubewasm_e2e::deploy::kubectl;
 use kubewasm_e2e::host::component;
 use kubewasm_e2e::probe::{self, MARK, READ_RESULT, create_reader};
+use kubewasm_e2e::teams::{self, ACCOUNT};
 use kubewasm_e2e::unique_name;
 use serde_json::{Value, json};
 
@@ -282,5 +288,52 @@ async fn a_failing_shadow_is_aborted_in_status_and_replaced_when_the_spec_change
         })
         .await;
     assert_eq!(status["shadow"]["counts"]["failed"], 0, "{status}");
+    fx.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_namespaced_plugins_shadow_reports_in_its_status_and_is_promoted() {
+    let fx = Fixture::start("nsp-shadow").await;
+    teams::team(&fx, teams::full_rules()).await;
+    let configmaps: Api<ConfigMap> = fx.ns.api();
+    let name = unique_name("probe-team");
+    let object = json!({
+        "apiVersion": "kubewasm.dev/v1alpha1",
+        "kind": "Plugin",
+        "metadata": {"name": name, "labels": {SELECTOR_LABEL: fx.selector}},
+        "spec": {
+            "module": module(),
+            "settings": {"mark": "v1"},
+            "serviceAccountName": ACCOUNT,
+            "grants": all_grants(),
+            "shadow": {"module": module(), "settings": {"mark": "v2"}, "promoteAfter": 2},
+        },
+    });
+    let plugins = teams::plugins(&fx.ns);
+    apply_object(&plugins, &name, &object).await;
+    teams::status_until(&fx, &name, "the shadow running", |s| {
+        condition(s, "Shadow") == ("True", "Running")
+    })
+    .await;
+    probe::create_configmap(&configmaps, "a", "mark", &[]).await;
+    fx.marked("a", "v1").await;
+    let status = teams::status_until(&fx, &name, "a difference", |s| {
+        differing_objects(s).contains(&format!("ConfigMap {}/a", fx.ns.name()))
+    })
+    .await;
+    assert_eq!(status["shadow"]["state"], "Running", "{status}");
+
+    for n in 1..=2 {
+        let reader = format!("read-{n}");
+        create_reader(&configmaps, fx.ns.name(), &reader, &reader).await;
+    }
+    teams::status_until(&fx, &name, "promoted and synced", |s| {
+        condition(s, "Shadow") == ("True", "Promoted") && s["observedGeneration"] == 2
+    })
+    .await;
+    let promoted = plugins.get(&name).await.unwrap();
+    assert_eq!(promoted.data["spec"]["settings"], json!({"mark": "v2"}));
+    assert_eq!(promoted.data["spec"]["serviceAccountName"], ACCOUNT);
+    fx.marked("a", "v2").await;
     fx.ns.delete().await.unwrap();
 }
