@@ -17,7 +17,7 @@ use kubewasm_e2e::cluster_plugins::{
     Fixture, SELECTOR_LABEL, all_grants, apply_object, condition, sha256,
 };
 use kubewasm_e2e::deploy::kubectl;
-use kubewasm_e2e::host::component;
+use kubewasm_e2e::host::{self, component};
 use kubewasm_e2e::probe::{self, MARK, READ_RESULT, create_reader};
 use kubewasm_e2e::teams::{self, ACCOUNT};
 use kubewasm_e2e::unique_name;
@@ -226,6 +226,17 @@ async fn a_shadow_that_does_not_load_leaves_the_serving_version_alone() {
     assert_eq!(status["shadow"]["digest"], sha256(b"not a component"));
     let note = fx.event_note(&name, "ShadowLoadFailed").await;
     assert!(note.contains("the serving version is unaffected"), "{note}");
+    // The host's shadow report (`kubewasm shadow`) names it too.
+    let addr = fx.host.admin_addr().expect("the admin address");
+    let (code, body) = host::http_get(addr, "/shadow").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    let failure = &report["loadFailures"][0];
+    assert_eq!(
+        failure["file"],
+        format!("ClusterPlugin {name} spec.shadow"),
+        "{report}"
+    );
     probe::create_configmap(&configmaps, "a", "mark", &[]).await;
     fx.marked("a", "v1").await;
 

@@ -81,6 +81,7 @@ impl Inner {
             }
             track.failed = None;
             track.waiting = None;
+            shadows.set_failure(&failure_label(&object.origin), None);
             if spec.shadow.is_some() {
                 track.promoted = None;
                 track.waiting = Some("nothing serves: a shadow runs only beside a serving version");
@@ -157,6 +158,7 @@ impl Inner {
         shadows.install_for_resource(loaded, promote_after);
         track.installed = Some((serving.id.clone(), print));
         track.failed = None;
+        shadows.set_failure(&failure_label(&object.origin), None);
         track.digest = fetched.digest.clone();
         track.version = version.clone();
         let note = format!(
@@ -210,6 +212,9 @@ impl Inner {
         self.reporting
             .event(object, true, "ShadowLoadFailed", note)
             .await;
+        if let Some(shadows) = &self.shadows {
+            shadows.set_failure(&failure_label(&object.origin), Some(message.clone()));
+        }
         track.failed = Some((print, digest, message));
     }
 
@@ -319,6 +324,11 @@ impl Inner {
             }
         }
     }
+}
+
+/// How `GET /shadow` names a resource's shadow that does not load.
+pub(super) fn failure_label(origin: &crate::plugins::set::Origin) -> String {
+    format!("{origin} spec.shadow")
 }
 
 /// `promoteAfter` as the ledger counts it; the schema refuses `< 1`.

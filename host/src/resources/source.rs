@@ -292,8 +292,11 @@ impl ResourceSource {
             .unwrap_or_else(|e| e.into_inner())
             .remove(origin);
         let id = self.inner.set.lock().serving(origin).map(|s| s.id.clone());
-        if let (Some(shadows), Some(id)) = (&self.inner.shadows, id) {
-            shadows.remove(&id);
+        if let Some(shadows) = &self.inner.shadows {
+            shadows.set_failure(&super::shadowing::failure_label(origin), None);
+            if let Some(id) = id {
+                shadows.remove(&id);
+            }
         }
         if let Some(plugin) = self.inner.set.lock().remove(origin) {
             tracing::info!(resource = %origin, plugin = %plugin, "plugin resource deleted; plugin unloaded");

@@ -6,7 +6,9 @@
 //! shadow, with `NAME.next.settings.json` as its settings if present, else
 //! NAME's own, and NAME's grant (`NAME.scope.json`); it is loaded and
 //! reloaded like any plugin file, and one that fails to load is reported
-//! and never touches the serving version ([`files`]).
+//! and never touches the serving version ([`files`]). A `ClusterPlugin` or
+//! `Plugin` names its shadow in `spec.shadow`, loaded by its resource's
+//! task (`crate::resources`) and installed here the same way.
 //!
 //! For every reconcile of a plugin with a running shadow, the serving call
 //! reads through a [`capture::CapturingReader`] and with its clock fixed at
@@ -31,7 +33,9 @@
 //! stopped until its files change. Promotion (`kubewasm shadow promote
 //! NAME`, or automatically after `--shadow-promote-after N` equal
 //! reconciles in a row) renames the shadow's files over the serving ones, so
-//! the directory says what serves, and the hot reload does the rest.
+//! the directory says what serves, and the hot reload does the rest. A
+//! resource's shadow is promoted by its task patching the resource's spec
+//! (only with `spec.shadow.promoteAfter`).
 //!
 //! Reported as `kubewasm_shadow_reconciles_total{plugin,result}`
 //! (`equal`, `different`, `failed`, `skipped`, `dropped`),
