@@ -96,6 +96,16 @@ async fn a_cluster_plugins_shadow_reports_differences_in_status_and_serves_once_
             .any(|f| f.contains(&format!("ConfigMap {}/diff-", fx.ns.name())) && f.contains(MARK)),
         "the mark annotation is named: {fields:?}"
     );
+    // The host's shadow report (`kubewasm shadow`) has it, named by its resource.
+    let addr = fx.host.admin_addr().expect("the admin address");
+    let (code, body) = host::http_get(addr, "/shadow").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["shadows"][0]["plugin"], "probe", "{report}");
+    assert_eq!(
+        report["shadows"][0]["source"],
+        format!("ClusterPlugin {name} spec.shadow")
+    );
     let reader = configmaps.get("same").await.unwrap();
     assert_eq!(
         probe::annotation(&reader, READ_RESULT).as_deref(),

@@ -155,7 +155,7 @@ impl Inner {
         }
         let version = loaded.plugin.info().version.clone();
         let promote_after = promote_after(shadow);
-        shadows.install_for_resource(loaded, promote_after);
+        shadows.install_for_resource(loaded, object.origin.to_string(), promote_after);
         track.installed = Some((serving.id.clone(), print));
         track.failed = None;
         shadows.set_failure(&failure_label(&object.origin), None);

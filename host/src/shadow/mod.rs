@@ -89,16 +89,23 @@ pub struct Shadow {
     pub loaded: LoadedPlugin,
     /// `NAME.next.wasm` in directory mode: what promotion renames.
     pub source: Option<PathBuf>,
+    /// The plugin resource whose `spec.shadow` it is, e.g. `ClusterPlugin probe`.
+    resource: Option<String>,
     loaded_at: String,
     running: AtomicBool,
     ledger: Mutex<Ledger>,
 }
 
 impl Shadow {
-    fn new(loaded: LoadedPlugin, source: Option<PathBuf>, promote_after: Option<u64>) -> Self {
+    fn new(loaded: LoadedPlugin, from: Named, promote_after: Option<u64>) -> Self {
+        let (source, resource) = match from {
+            Named::File(source) => (source, None),
+            Named::Resource(resource) => (None, Some(resource)),
+        };
         Self {
             loaded,
             source,
+            resource,
             loaded_at: format!("{:.0}", jiff::Timestamp::now()),
             running: AtomicBool::new(true),
             ledger: Mutex::new(Ledger::new(promote_after)),
@@ -142,7 +149,10 @@ impl Shadow {
         let info = self.loaded.plugin.info();
         ShadowReport {
             plugin: self.loaded.id.clone(),
-            source: self.source.as_ref().map(|p| p.display().to_string()),
+            source: match &self.source {
+                Some(path) => Some(path.display().to_string()),
+                None => self.resource.as_ref().map(|r| format!("{r} spec.shadow")),
+            },
             version: info.version.clone(),
             digest: self.loaded.plugin.digest().to_string(),
             loaded_at: self.loaded_at.clone(),
@@ -153,6 +163,14 @@ impl Shadow {
             recent_differences: ledger.recent.iter().cloned().collect(),
         }
     }
+}
+
+/// Where a shadow was named.
+enum Named {
+    /// The plugin directory (`None`: no file to promote, in tests).
+    File(Option<PathBuf>),
+    /// A plugin resource's `spec.shadow`, e.g. `ClusterPlugin probe`.
+    Resource(String),
 }
 
 /// A running shadow as the serving worker sees it: where to offer jobs.
@@ -259,17 +277,22 @@ impl Shadows {
             0 => None,
             n => Some(n),
         };
-        self.start(loaded, source, promote_after);
+        self.start(loaded, Named::File(source), promote_after);
     }
 
     /// [`install`](Self::install) for the shadow of a plugin resource
     /// (`spec.shadow`): promoted after its own `promoteAfter`, by the
     /// resource's task patching the spec once the report says `promoted`.
-    pub fn install_for_resource(&self, loaded: LoadedPlugin, promote_after: Option<u64>) {
-        self.start(loaded, None, promote_after);
+    pub fn install_for_resource(
+        &self,
+        loaded: LoadedPlugin,
+        resource: String,
+        promote_after: Option<u64>,
+    ) {
+        self.start(loaded, Named::Resource(resource), promote_after);
     }
 
-    fn start(&self, mut loaded: LoadedPlugin, source: Option<PathBuf>, promote_after: Option<u64>) {
+    fn start(&self, mut loaded: LoadedPlugin, from: Named, promote_after: Option<u64>) {
         let id = loaded.id.clone();
         let namespace = self
             .inner
@@ -280,7 +303,7 @@ impl Shadows {
             loaded.grant = Arc::new((*loaded.grant).clone().within(namespace.as_deref()));
         }
         drop(namespace);
-        let shadow = Arc::new(Shadow::new(loaded, source, promote_after));
+        let shadow = Arc::new(Shadow::new(loaded, from, promote_after));
         let (queue, jobs) = Queue::bounded(runner::QUEUE);
         let context = self.inner.context.clone();
         context
@@ -381,7 +404,8 @@ pub struct Report {
 #[serde(rename_all = "camelCase")]
 pub struct ShadowReport {
     pub plugin: String,
-    /// The file it was loaded from, in directory mode.
+    /// The file it was loaded from, in directory mode; `KIND NAME
+    /// spec.shadow` for a plugin resource's.
     pub source: Option<String>,
     pub version: String,
     pub digest: String,
