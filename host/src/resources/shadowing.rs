@@ -93,8 +93,11 @@ impl Inner {
             Ok(fetched) => fetched,
             Err(error) => {
                 let print = Sha256::digest(format!("{}\0{}", error.reason, error.message)).into();
-                self.shadow_failed(object, track, print, String::new(), error.message)
-                    .await;
+                // The same failure at the next poll is not reported again.
+                if track.failed.as_ref().map(|f| f.0) != Some(print) {
+                    self.shadow_failed(object, track, print, String::new(), error.message)
+                        .await;
+                }
                 return;
             }
         };
