@@ -51,10 +51,19 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start(prefix: &str) -> Fixture {
+        Self::start_with(prefix, &[]).await
+    }
+
+    /// [`start`](Self::start) with `extra` arguments for the host (e.g.
+    /// limits).
+    pub async fn start_with(prefix: &str, extra: &[&str]) -> Fixture {
         install_crds().await;
         let ns = TestNamespace::create(prefix).await.unwrap();
         let selector = unique_name(prefix);
-        let host = spawn_host(&ns, &selector);
+        let mut args = host_args(&ns, &selector);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let host = Host::spawn(&ns, tempfile::tempdir().unwrap(), &args);
         let gvk = GroupVersionKind::gvk("kubewasm.dev", "v1alpha1", "ClusterPlugin");
         let plugins = Api::all_with(ns.client().clone(), &ApiResource::from_gvk(&gvk));
         Fixture {

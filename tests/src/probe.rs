@@ -55,6 +55,23 @@ pub async fn create_configmap(
         .unwrap_or_else(|e| panic!("failed to create ConfigMap {name}: {e}"));
 }
 
+/// The annotation naming the object (`namespace/name`) a `read` ConfigMap
+/// has the probe read from the cache.
+pub const READ: &str = "probe.kubewasm.dev/read";
+/// What the probe found: `found` or `missing`.
+pub const READ_RESULT: &str = "probe.kubewasm.dev/read-result";
+
+/// Creates a `read` ConfigMap `name`: the probe reads `namespace/target`
+/// from the cache and records what it found, whatever its settings.
+pub async fn create_reader(configmaps: &Api<ConfigMap>, namespace: &str, name: &str, target: &str) {
+    let mut cm = configmap(name, "read", &[]);
+    cm.metadata.annotations = Some([(READ.to_string(), format!("{namespace}/{target}"))].into());
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap_or_else(|e| panic!("failed to create ConfigMap {name}: {e}"));
+}
+
 /// The annotation `key` of `cm`.
 pub fn annotation(cm: &ConfigMap, key: &str) -> Option<String> {
     cm.metadata.annotations.as_ref()?.get(key).cloned()

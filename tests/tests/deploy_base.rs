@@ -330,6 +330,9 @@ async fn base_applies_server_side_and_creates_the_host_objects() -> anyhow::Resu
             ("events.k8s.io", "events", &["create", "patch"]),
             ("kubewasm.dev", "clusterplugins", &["get", "list", "watch"]),
             ("kubewasm.dev", "plugins", &["get", "list", "watch"]),
+            // Promoting a shadow with spec.shadow.promoteAfter.
+            ("kubewasm.dev", "clusterplugins", &["patch"]),
+            ("kubewasm.dev", "plugins", &["patch"]),
             ("kubewasm.dev", "clusterplugins/status", &["patch"]),
             ("kubewasm.dev", "plugins/status", &["patch"]),
         ])

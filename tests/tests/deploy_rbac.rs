@@ -108,6 +108,9 @@ async fn host_service_account_gets_what_the_host_and_example_plugins_need_and_no
         ("delete", "configmaps", OTHER),
         // configmap-hasher.
         ("patch", "configmaps", OTHER),
+        // Promoting a plugin resource's shadow (spec.shadow.promoteAfter).
+        ("patch", "clusterplugins.kubewasm.dev", CLUSTER),
+        ("patch", "plugins.kubewasm.dev", OTHER),
     ];
     for (verb, resource, namespace) in allowed {
         // RBAC changes reach the authorizer's cache asynchronously.
@@ -136,6 +139,10 @@ async fn host_service_account_gets_what_the_host_and_example_plugins_need_and_no
         ("patch", "namespaces", CLUSTER),
         ("delete", "websites.demo.kubewasm.dev", OTHER),
         ("update", "websites.demo.kubewasm.dev", OTHER),
+        // Plugin resources are the operators' and teams': only patched.
+        ("create", "clusterplugins.kubewasm.dev", CLUSTER),
+        ("delete", "plugins.kubewasm.dev", OTHER),
+        ("update", "plugins.kubewasm.dev", OTHER),
         ("create", "pods", OTHER),
         (
             "escalate",

@@ -14,15 +14,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kubewasm_e2e::TestNamespace;
 use kubewasm_e2e::host::{self, Host, component};
-use kubewasm_e2e::probe::{self, MARK};
+use kubewasm_e2e::probe::{self, MARK, READ_RESULT, create_reader};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
-const READ: &str = "probe.kubewasm.dev/read";
-const READ_RESULT: &str = "probe.kubewasm.dev/read-result";
 
 /// A plugin directory: probe serving with `mark`, and its shadow with
 /// `shadow_settings` (and `shadow` as its component).
@@ -105,17 +103,6 @@ async fn all_marked(host: &Host, configmaps: &Api<ConfigMap>, names: &[&str], ma
         Ok(())
     })
     .await;
-}
-
-/// A `read` ConfigMap: the probe reads `target` from the cache and records
-/// what it found, whatever its settings.
-async fn create_reader(configmaps: &Api<ConfigMap>, ns: &str, name: &str, target: &str) {
-    let mut cm = probe::configmap(name, "read", &[]);
-    cm.metadata.annotations = Some([(READ.to_string(), format!("{ns}/{target}"))].into());
-    configmaps
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

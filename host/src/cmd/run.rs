@@ -235,7 +235,7 @@ pub async fn run(
     let set = SharedSet::new(Arc::new(controller.clone()), metrics.clone());
     let shadows = controller.shadows();
     shadows.promote_after(options.shadow_promote_after);
-    let plugin_dir = load_plugins(&options, runtime.clone(), set.clone(), shadows).await?;
+    let plugin_dir = load_plugins(&options, runtime.clone(), set.clone(), shadows.clone()).await?;
     match &options.resources {
         Some(resources) => {
             // Ready once the directory is read and every ClusterPlugin
@@ -246,7 +246,7 @@ pub async fn run(
                 &registry,
                 controller.tallies(),
                 runtime,
-                set,
+                (set, shadows),
             );
             let mut stop = shutdown.clone();
             let (settled_tx, settled) = oneshot::channel();

@@ -49,6 +49,8 @@ pub(super) struct Inner {
     pub status_interval: Duration,
     /// Resources whose task finished its first sync.
     pub synced: Mutex<HashSet<Origin>>,
+    /// Where `spec.shadow` runs; without it, shadows are not loaded.
+    pub shadows: Option<crate::shadow::Shadows>,
 }
 
 /// What makes a module worth fetching again besides the poll: the spec's
@@ -115,6 +117,7 @@ struct Tracker {
     /// The kinds the serving version of a Plugin reads, asked about again
     /// at every poll: access revoked since unloads it.
     reads: Vec<ResourceKind>,
+    shadow: super::shadowing::ShadowTrack,
 }
 
 impl Inner {
@@ -122,12 +125,14 @@ impl Inner {
     async fn sync(&self, object: &PluginObject, tracker: &mut Tracker) -> Duration {
         let (origin, spec) = (&object.origin, &object.spec);
         tracker.state.generation = object.generation;
-        let poll = poll_interval(&spec.module);
+        let shadow_poll = spec.shadow.as_ref().map(|s| poll_interval(&s.module));
+        let poll = poll_interval(&spec.module).min(shadow_poll.unwrap_or(Duration::MAX));
         if spec.suspend {
             let unloaded = self.set.lock().remove(origin);
             tracker.state.suspended = true;
             tracker.state.serving = None;
             tracker.state.failed = None;
+            self.sync_shadow(object, &mut tracker.shadow, None).await;
             if let Some(plugin) = unloaded {
                 let note = format!("spec.suspend is true: {plugin} unloaded");
                 self.reporting.event(object, false, "Suspended", note).await;
@@ -200,6 +205,9 @@ impl Inner {
         if let Some((error, digest)) = stale {
             self.note_stale(object, tracker, error, digest).await;
         }
+        let place = self.place(object).ok();
+        self.sync_shadow(object, &mut tracker.shadow, place.as_ref())
+            .await;
         self.report(object, tracker).await;
         // A source that could not be fetched (a registry down, a ConfigMap
         // not created yet) is tried again soon, as is a refusal that may
@@ -388,7 +396,7 @@ impl Inner {
     /// Whether a loaded plugin may serve for `object`: its declaration fits
     /// the grants; a Plugin writes no cluster-scoped kind and its account
     /// may read what the plugin reads.
-    async fn admit(
+    pub(super) async fn admit(
         &self,
         object: &PluginObject,
         place: &Place,
@@ -560,6 +568,7 @@ impl Inner {
             writes: tally.writes,
         };
         state.last_reconcile_time = tally.last.map(Time);
+        state.shadow = self.shadow_status(object, &mut tracker.shadow).await;
         let previous = tracker.written.as_ref().or(object.status.as_ref());
         let status = tracker.state.status(previous);
         if tracker.written.as_ref() == Some(&status) {

@@ -18,11 +18,14 @@ mod follow;
 pub mod object;
 pub mod report;
 pub mod setup;
+mod shadowing;
 pub mod source;
 pub mod spec;
 mod status;
 
-pub use status::{Counts, Failed, PluginStatus, Resolved, Serving};
+pub use status::{
+    Counts, Failed, PluginStatus, Resolved, Serving, ShadowCounts, ShadowDifference, ShadowStatus,
+};
 
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::{Schema, SchemaGenerator, json_schema};
@@ -87,6 +90,10 @@ pub struct ClusterPluginSpec {
     /// Stop calling the plugin (it stays loaded only while it serves).
     #[serde(default)]
     pub suspend: bool,
+    /// A new version run beside the serving one on live traffic: compared,
+    /// never applied (`docs/rollout.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSpec>,
 }
 
 /// A plugin a namespace's owner runs in that namespace only, writing as a
@@ -146,6 +153,28 @@ pub struct PluginSpec {
     pub dry_run: bool,
     #[serde(default)]
     pub suspend: bool,
+    /// A new version run beside the serving one (see `ClusterPlugin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSpec>,
+}
+
+/// The shadow of a plugin resource: fetched like `module`, run with the
+/// same grants on the same events, its outcomes compared with the serving
+/// version's and reported in `status.shadow`; it writes nothing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowSpec {
+    pub module: ModuleSource,
+    /// The shadow's settings; absent: the serving `settings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "settings_schema")]
+    pub settings: Option<serde_json::Value>,
+    /// Promote after this many compared reconciles in a row were equal
+    /// (none failed): the host sets `module` and `settings` to the
+    /// shadow's and removes `shadow`. Absent: never automatically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub promote_after: Option<i64>,
 }
 
 /// Where the component comes from: exactly one source.

@@ -10,7 +10,7 @@ use crate::cluster::client::ServiceAccount;
 use crate::plugins::grant::Grant;
 use crate::plugins::set::Origin;
 use crate::resources::source::REQUESTED_AT;
-use crate::resources::{ClusterPlugin, Grants, ModuleSource, Plugin, PluginStatus};
+use crate::resources::{ClusterPlugin, Grants, ModuleSource, Plugin, PluginStatus, ShadowSpec};
 
 /// What the operator asked for, whichever kind asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +24,7 @@ pub struct Spec {
     pub account: Option<ServiceAccount>,
     pub dry_run: bool,
     pub suspend: bool,
+    pub shadow: Option<ShadowSpec>,
 }
 
 impl Spec {
@@ -84,6 +85,7 @@ impl From<ClusterPlugin> for PluginObject {
                 account: None,
                 dry_run: object.spec.dry_run,
                 suspend: object.spec.suspend,
+                shadow: object.spec.shadow,
             },
         }
     }
@@ -114,6 +116,7 @@ impl From<Plugin> for PluginObject {
                 )),
                 dry_run: object.spec.dry_run,
                 suspend: object.spec.suspend,
+                shadow: object.spec.shadow,
             },
         }
     }

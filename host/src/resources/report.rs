@@ -14,7 +14,9 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::resources::object::PluginObject;
-use crate::resources::{ClusterPlugin, Failed, Plugin, PluginStatus, Resolved, Serving};
+use crate::resources::{
+    ClusterPlugin, Failed, Plugin, PluginStatus, Resolved, Serving, ShadowStatus,
+};
 
 /// The field manager of the host's status writes.
 pub const STATUS_MANAGER: &str = "kubewasm.dev/host";
@@ -107,7 +109,7 @@ impl Reporting {
 
 /// Whether the host's write fence refused the request: a follower (or a
 /// host that cannot reach the API server) does not write; the leader does.
-fn fenced(error: &kube::Error) -> bool {
+pub(super) fn fenced(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Service(e) if e.is::<crate::cluster::client::WriteRefused>())
 }
 
@@ -139,6 +141,8 @@ pub struct State {
     /// What the serving version did on this replica since it was installed.
     pub counts: crate::resources::Counts,
     pub last_reconcile_time: Option<Time>,
+    /// `spec.shadow`'s summary and the `Shadow` condition's message.
+    pub shadow: Option<(ShadowStatus, String)>,
 }
 
 impl State {
@@ -189,12 +193,18 @@ impl State {
                 last_transition_time: since,
             }
         };
+        let mut conditions = vec![
+            condition("Ready", ready, ready_reason, ready_message),
+            condition("Degraded", degraded, degraded_reason, degraded_message),
+        ];
+        if let Some((shadow, message)) = &self.shadow {
+            let running = matches!(shadow.state.as_str(), "Running" | "Promoted");
+            let status = if running { "True" } else { "False" };
+            conditions.push(condition("Shadow", status, &shadow.state, message.clone()));
+        }
         PluginStatus {
             observed_generation: self.generation,
-            conditions: vec![
-                condition("Ready", ready, ready_reason, ready_message),
-                condition("Degraded", degraded, degraded_reason, degraded_message),
-            ],
+            conditions,
             serving: if self.suspended {
                 None
             } else {
@@ -204,6 +214,7 @@ impl State {
             failed: self.failed.clone(),
             last_reconcile_time: self.last_reconcile_time.clone(),
             counts: self.counts.clone(),
+            shadow: self.shadow.as_ref().map(|(s, _)| s.clone()),
         }
     }
 }
@@ -295,6 +306,38 @@ mod tests {
         let suspended = state.status(Some(&none));
         assert_eq!(condition(&suspended, "Ready"), ("False", "Suspended"));
         assert_eq!(condition(&suspended, "Degraded"), ("False", "AsExpected"));
+    }
+
+    #[test]
+    fn a_shadow_adds_its_condition_and_summary() {
+        let mut state = State {
+            serving: Some(serving("1.0.0")),
+            ..State::default()
+        };
+        let none = state.status(None);
+        assert_eq!(condition_of(&none, "Shadow"), None);
+        assert_eq!(none.shadow, None);
+        let shadow = |s: &str| ShadowStatus {
+            state: s.into(),
+            ..ShadowStatus::default()
+        };
+        state.shadow = Some((shadow("Running"), "runs".into()));
+        let running = state.status(Some(&none));
+        assert_eq!(condition(&running, "Shadow"), ("True", "Running"));
+        assert_eq!(running.shadow.as_ref().unwrap().state, "Running");
+        assert_eq!(condition(&running, "Ready"), ("True", "Serving"));
+        state.shadow = Some((shadow("Aborted"), "trapped".into()));
+        let aborted = state.status(Some(&running));
+        assert_eq!(condition(&aborted, "Shadow"), ("False", "Aborted"));
+        assert_eq!(
+            condition(&aborted, "Degraded"),
+            ("False", "AsExpected"),
+            "a failed shadow does not degrade the serving version"
+        );
+    }
+
+    fn condition_of<'a>(status: &'a PluginStatus, type_: &str) -> Option<&'a Condition> {
+        status.conditions.iter().find(|c| c.type_ == type_)
     }
 
     #[test]

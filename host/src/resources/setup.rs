@@ -35,7 +35,7 @@ pub fn source(
     registry: &SharedRegistry,
     tallies: Tallies,
     runtime: Runtime,
-    set: SharedSet,
+    (set, shadows): (SharedSet, crate::shadow::Shadows),
 ) -> ResourceSource {
     let store = options.oci_cache.as_deref().and_then(|dir| {
         crate::oci::BlobStore::open(dir)
@@ -61,4 +61,5 @@ pub fn source(
         .with_selector(options.selector.clone())
         .with_accounts(impersonation.clone(), registry.clone())
         .with_tallies(tallies, options.status_interval)
+        .with_shadows(shadows)
 }

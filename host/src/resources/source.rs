@@ -103,9 +103,17 @@ impl ResourceSource {
                 tallies: Tallies::default(),
                 status_interval: DEFAULT_STATUS_INTERVAL,
                 synced: Default::default(),
+                shadows: None,
             }),
             selector: None,
         }
+    }
+
+    /// Runs resources' `spec.shadow` as shadows in `shadows`.
+    pub fn with_shadows(mut self, shadows: crate::shadow::Shadows) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("not running yet");
+        inner.shadows = Some(shadows);
+        self
     }
 
     /// Follows only the resources matching a label selector.
@@ -283,6 +291,13 @@ impl ResourceSource {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(origin);
+        let id = self.inner.set.lock().serving(origin).map(|s| s.id.clone());
+        if let Some(shadows) = &self.inner.shadows {
+            shadows.set_failure(&super::shadowing::failure_label(origin), None);
+            if let Some(id) = id {
+                shadows.remove(&id);
+            }
+        }
         if let Some(plugin) = self.inner.set.lock().remove(origin) {
             tracing::info!(resource = %origin, plugin = %plugin, "plugin resource deleted; plugin unloaded");
         }

@@ -74,3 +74,63 @@ spec:
     assert!(!plugin.spec.dry_run && !plugin.spec.suspend);
     assert!(plugin.spec.namespaces.is_empty());
 }
+
+#[test]
+fn a_shadow_reads_as_operators_write_it_and_defaults_to_the_serving_settings() {
+    let yaml = r#"
+apiVersion: kubewasm.dev/v1alpha1
+kind: ClusterPlugin
+metadata: {name: labeller}
+spec:
+  module: {configMap: {name: labeller, key: v1.wasm}}
+  settings: {mark: v1}
+  grants: {write: [{kind: ConfigMap}], read: [{kind: ConfigMap}]}
+  shadow:
+    module: {oci: {reference: "registry.example.com/plugins/labeller:2.0.0"}}
+    promoteAfter: 100
+"#;
+    let plugin: ClusterPlugin = serde_saphyr::from_str(yaml).unwrap();
+    let shadow = plugin.spec.shadow.as_ref().unwrap();
+    assert_eq!(
+        shadow.module.oci.as_ref().unwrap().reference,
+        "registry.example.com/plugins/labeller:2.0.0"
+    );
+    assert_eq!(shadow.settings, None, "absent: the serving settings");
+    assert_eq!(shadow.promote_after, Some(100));
+    let without: ClusterPluginSpec = serde_json::from_value(serde_json::json!({
+        "module": {"configMap": {"name": "m", "key": "k"}},
+        "grants": {"write": [], "read": []},
+    }))
+    .unwrap();
+    assert_eq!(without.shadow, None);
+    assert!(
+        !serde_json::to_string(&without).unwrap().contains("shadow"),
+        "no shadow is written back as none"
+    );
+}
+
+#[test]
+fn the_shadow_schema_checks_its_module_and_threshold() {
+    for crd in [ClusterPlugin::crd(), Plugin::crd()] {
+        let crd = serde_json::to_value(crd).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let shadow = &spec["properties"]["shadow"];
+        assert_eq!(
+            shadow["required"],
+            serde_json::json!(["module"]),
+            "{shadow}"
+        );
+        assert_eq!(
+            shadow["properties"]["module"], spec["properties"]["module"],
+            "the same source, with the same rules, as spec.module"
+        );
+        assert_eq!(shadow["properties"]["promoteAfter"]["minimum"], 1.0);
+        assert_eq!(
+            shadow["properties"]["settings"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+            ["properties"]["shadow"];
+        assert_eq!(status["properties"]["recentDifferences"]["maxItems"], 5);
+    }
+}

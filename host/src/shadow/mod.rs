@@ -6,7 +6,9 @@
 //! shadow, with `NAME.next.settings.json` as its settings if present, else
 //! NAME's own, and NAME's grant (`NAME.scope.json`); it is loaded and
 //! reloaded like any plugin file, and one that fails to load is reported
-//! and never touches the serving version ([`files`]).
+//! and never touches the serving version ([`files`]). A `ClusterPlugin` or
+//! `Plugin` names its shadow in `spec.shadow`, loaded by its resource's
+//! task (`crate::resources`) and installed here the same way.
 //!
 //! For every reconcile of a plugin with a running shadow, the serving call
 //! reads through a [`capture::CapturingReader`] and with its clock fixed at
@@ -31,7 +33,9 @@
 //! stopped until its files change. Promotion (`kubewasm shadow promote
 //! NAME`, or automatically after `--shadow-promote-after N` equal
 //! reconciles in a row) renames the shadow's files over the serving ones, so
-//! the directory says what serves, and the hot reload does the rest.
+//! the directory says what serves, and the hot reload does the rest. A
+//! resource's shadow is promoted by its task patching the resource's spec
+//! (only with `spec.shadow.promoteAfter`).
 //!
 //! Reported as `kubewasm_shadow_reconciles_total{plugin,result}`
 //! (`equal`, `different`, `failed`, `skipped`, `dropped`),
@@ -85,16 +89,23 @@ pub struct Shadow {
     pub loaded: LoadedPlugin,
     /// `NAME.next.wasm` in directory mode: what promotion renames.
     pub source: Option<PathBuf>,
+    /// The plugin resource whose `spec.shadow` it is, e.g. `ClusterPlugin probe`.
+    resource: Option<String>,
     loaded_at: String,
     running: AtomicBool,
     ledger: Mutex<Ledger>,
 }
 
 impl Shadow {
-    fn new(loaded: LoadedPlugin, source: Option<PathBuf>, promote_after: Option<u64>) -> Self {
+    fn new(loaded: LoadedPlugin, from: Named, promote_after: Option<u64>) -> Self {
+        let (source, resource) = match from {
+            Named::File(source) => (source, None),
+            Named::Resource(resource) => (None, Some(resource)),
+        };
         Self {
             loaded,
             source,
+            resource,
             loaded_at: format!("{:.0}", jiff::Timestamp::now()),
             running: AtomicBool::new(true),
             ledger: Mutex::new(Ledger::new(promote_after)),
@@ -138,7 +149,10 @@ impl Shadow {
         let info = self.loaded.plugin.info();
         ShadowReport {
             plugin: self.loaded.id.clone(),
-            source: self.source.as_ref().map(|p| p.display().to_string()),
+            source: match &self.source {
+                Some(path) => Some(path.display().to_string()),
+                None => self.resource.as_ref().map(|r| format!("{r} spec.shadow")),
+            },
             version: info.version.clone(),
             digest: self.loaded.plugin.digest().to_string(),
             loaded_at: self.loaded_at.clone(),
@@ -149,6 +163,14 @@ impl Shadow {
             recent_differences: ledger.recent.iter().cloned().collect(),
         }
     }
+}
+
+/// Where a shadow was named.
+enum Named {
+    /// The plugin directory (`None`: no file to promote, in tests).
+    File(Option<PathBuf>),
+    /// A plugin resource's `spec.shadow`, e.g. `ClusterPlugin probe`.
+    Resource(String),
 }
 
 /// A running shadow as the serving worker sees it: where to offer jobs.
@@ -248,8 +270,29 @@ impl Shadows {
     }
 
     /// Starts `loaded` as the shadow of the plugin with its id, replacing
-    /// any shadow it had (with fresh counts). Needs a Tokio runtime.
-    pub fn install(&self, mut loaded: LoadedPlugin, source: Option<PathBuf>) {
+    /// any shadow it had (with fresh counts), promoted after the host's
+    /// `--shadow-promote-after`. Needs a Tokio runtime.
+    pub fn install(&self, loaded: LoadedPlugin, source: Option<PathBuf>) {
+        let promote_after = match self.inner.promote_after.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        };
+        self.start(loaded, Named::File(source), promote_after);
+    }
+
+    /// [`install`](Self::install) for the shadow of a plugin resource
+    /// (`spec.shadow`): promoted after its own `promoteAfter`, by the
+    /// resource's task patching the spec once the report says `promoted`.
+    pub fn install_for_resource(
+        &self,
+        loaded: LoadedPlugin,
+        resource: String,
+        promote_after: Option<u64>,
+    ) {
+        self.start(loaded, Named::Resource(resource), promote_after);
+    }
+
+    fn start(&self, mut loaded: LoadedPlugin, from: Named, promote_after: Option<u64>) {
         let id = loaded.id.clone();
         let namespace = self
             .inner
@@ -260,11 +303,7 @@ impl Shadows {
             loaded.grant = Arc::new((*loaded.grant).clone().within(namespace.as_deref()));
         }
         drop(namespace);
-        let promote_after = match self.inner.promote_after.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(n),
-        };
-        let shadow = Arc::new(Shadow::new(loaded, source, promote_after));
+        let shadow = Arc::new(Shadow::new(loaded, from, promote_after));
         let (queue, jobs) = Queue::bounded(runner::QUEUE);
         let context = self.inner.context.clone();
         context
@@ -322,6 +361,12 @@ impl Shadows {
         };
     }
 
+    /// What the shadow of `plugin` did, if it has one.
+    pub fn report_of(&self, plugin: &str) -> Option<ShadowReport> {
+        let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(plugin).map(|e| e.shadow.report())
+    }
+
     /// What every shadow did, for `GET /shadow`.
     pub fn report(&self) -> Report {
         let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());
@@ -359,7 +404,8 @@ pub struct Report {
 #[serde(rename_all = "camelCase")]
 pub struct ShadowReport {
     pub plugin: String,
-    /// The file it was loaded from, in directory mode.
+    /// The file it was loaded from, in directory mode; `KIND NAME
+    /// spec.shadow` for a plugin resource's.
     pub source: Option<String>,
     pub version: String,
     pub digest: String,

@@ -116,7 +116,9 @@ pub async fn run(shadow: Arc<Shadow>, mut jobs: mpsc::Receiver<Job>, context: Co
 async fn promote(shadow: &Shadow) {
     let id = shadow.loaded.id.clone();
     let Some(source) = shadow.source.clone() else {
-        shadow.promotion_failed("automatic promotion works in plugin-directory mode only".into());
+        // A plugin resource's shadow: its task patches the resource's spec
+        // when it reads `promoted` in the report.
+        tracing::info!(plugin = %id, streak = shadow.streak(), "shadow promoted: the plugin resource's spec is patched next");
         return;
     };
     let renamed = tokio::task::spawn_blocking(move || super::files::promote_shadow(&source))

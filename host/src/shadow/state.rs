@@ -32,7 +32,8 @@ pub enum State {
     Running,
     /// Stopped after a failure (the reason); until its files change.
     Aborted(String),
-    /// Promotion was started: its files were renamed into place.
+    /// Promotion was started: its files were renamed into place (a plugin
+    /// resource's: its task patches the spec).
     Promoted,
     /// Promotion was asked for but could not be done (the reason); stopped.
     PromotionFailed(String),
