@@ -147,6 +147,22 @@ fn describe_type(file_type: std::fs::FileType) -> &'static str {
 
 /// Reads a file of the plugin directory `dir` under the rules in the module
 /// docs. `Ok(None)` when it does not exist.
+/// The grant in `grant_file` (beside a plugin in `dir`); no file is no
+/// confinement.
+pub fn read_grant(dir: &Path, grant_file: PathBuf) -> Result<Grant, PluginFileError> {
+    Ok(
+        match read_bounded(dir, &grant_file, MAX_GRANT_FILE_BYTES)? {
+            None => Grant::unconfined(),
+            Some(bytes) => Grant::parse(&String::from_utf8_lossy(&bytes)).map_err(|reason| {
+                GrantError::Invalid {
+                    path: grant_file,
+                    reason,
+                }
+            })?,
+        },
+    )
+}
+
 pub fn read_bounded(
     dir: &Path,
     path: &Path,
@@ -269,16 +285,7 @@ pub fn load_file(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, PluginF
             }
         })?;
     // The grant is the operator's, so it is read before the plugin runs.
-    let grant_file = grant_path(path);
-    let grant = match read_bounded(dir_of(path), &grant_file, MAX_GRANT_FILE_BYTES)? {
-        None => Grant::unconfined(),
-        Some(bytes) => Grant::parse(&String::from_utf8_lossy(&bytes)).map_err(|reason| {
-            GrantError::Invalid {
-                path: grant_file,
-                reason,
-            }
-        })?,
-    };
+    let grant = read_grant(dir_of(path), grant_path(path))?;
     let settings_file = settings_path(path);
     let settings = match settings {
         Some(bytes) => {

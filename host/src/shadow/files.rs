@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::Shadows;
 use crate::ops::error_chain;
 use crate::plugins::LoadedPlugin;
-use crate::plugins::grant::{Grant, GrantError, MAX_GRANT_FILE_BYTES, grant_path};
+use crate::plugins::grant::{MAX_GRANT_FILE_BYTES, grant_path};
 use crate::plugins::loader::{self, MAX_SETTINGS_BYTES, PluginFileError};
 use crate::plugins::set::{Fingerprint, Origin, SharedSet};
 use crate::runtime::Runtime;
@@ -345,16 +345,7 @@ fn load_blocking(runtime: &Runtime, shadow: &Path) -> Result<LoadedPlugin, Plugi
     };
     let bytes = loader::read_bounded(dir, shadow, runtime.config().max_plugin_file_bytes)?
         .ok_or_else(not_found)?;
-    let grant_file = grant_path(&serving_path(shadow));
-    let grant = match loader::read_bounded(dir, &grant_file, MAX_GRANT_FILE_BYTES)? {
-        None => Grant::unconfined(),
-        Some(bytes) => Grant::parse(&String::from_utf8_lossy(&bytes)).map_err(|reason| {
-            GrantError::Invalid {
-                path: grant_file,
-                reason,
-            }
-        })?,
-    };
+    let grant = loader::read_grant(dir, grant_path(&serving_path(shadow)))?;
     let settings_file = settings_file(shadow);
     let settings = match loader::read_bounded(dir, &settings_file, MAX_SETTINGS_BYTES)? {
         Some(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
