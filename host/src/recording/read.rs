@@ -15,6 +15,7 @@ use crate::cluster::object::CachedObject;
 use crate::contract::names;
 use crate::contract::selector::LabelSelector;
 use crate::contract::{ResourceKind, split_api_version};
+use crate::ops::printable;
 
 /// Size bounds of a recording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,10 @@ impl Default for Limits {
         }
     }
 }
+
+/// Longest problem text a recording error repeats (serde quotes the
+/// offending key or value, which is the file's).
+const MAX_PROBLEM_CHARS: usize = 1024;
 
 /// A recording that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +117,7 @@ impl Recording {
         let invalid = |line, problem: String| RecordingError::Invalid {
             path: path.to_path_buf(),
             line,
-            problem,
+            problem: printable(&problem, MAX_PROBLEM_CHARS),
         };
         let Some((text, _)) = reader.next_line()? else {
             return Err(invalid(1, "the file is empty (no header)".into()));
@@ -401,7 +406,7 @@ impl<R: Read> Reader<'_, R> {
         let invalid = |problem: String| RecordingError::Invalid {
             path: self.path.to_path_buf(),
             line: self.line,
-            problem,
+            problem: printable(&problem, MAX_PROBLEM_CHARS),
         };
         if self.total > self.limits.max_file_bytes {
             return Err(invalid(format!(

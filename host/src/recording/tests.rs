@@ -363,3 +363,14 @@ fn a_missing_file_names_its_path() {
             .starts_with("failed to read recording /nonexistent/rec.jsonl")
     );
 }
+
+#[test]
+fn a_line_cannot_forge_output_through_the_error_it_causes() {
+    // serde quotes the unknown variant, which is the file's text.
+    let forged = json!({"type": "x\nINFO kubewasm: all clear\u{1b}[2J"}).to_string();
+    let text = error(&format!("{}\n{forged}\n", header_line()));
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.starts_with("rec.jsonl:2: "), "{text}");
+    assert!(text.contains("x\\nINFO kubewasm"), "{text}");
+}

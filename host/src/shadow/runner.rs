@@ -16,7 +16,7 @@ use super::{Context, Shadow};
 use crate::contract::Event;
 use crate::contract::compare::{self, Change, Comparison};
 use crate::contract::intent::Outcome;
-use crate::ops::error_chain;
+use crate::ops::{error_chain, printable};
 use crate::plugins::grant::GrantedReader;
 use crate::runtime::{Clock, ReadAccess};
 
@@ -177,7 +177,10 @@ async fn reconcile(shadow: &Arc<Shadow>, job: Job, context: &Context) -> Verdict
     }
     let (outcome, event) = match called {
         Ok((Ok(outcome), event)) => (outcome, event),
-        Ok((Err(error), _)) => return Verdict::Failed(error.metric_label(), error_chain(&error)),
+        Ok((Err(error), _)) => {
+            let reason = printable(&error_chain(&error), state::MAX_SUMMARY_CHARS);
+            return Verdict::Failed(error.metric_label(), reason);
+        }
         Err(join) => return Verdict::Failed("task_failed", join.to_string()),
     };
     if (context.refuses)(loaded.plugin.info(), &loaded.grant, &outcome) {
@@ -214,6 +217,7 @@ fn sample(
 ) -> Sample {
     let mut differences = serde_json::to_value(comparison).unwrap_or_default();
     state::truncate_strings(&mut differences, state::MAX_VALUE_CHARS);
+    let differences = state::bounded(differences, state::MAX_SAMPLE_JSON_CHARS);
     let mut summary = String::new();
     let mut unmatched = Vec::new();
     let mut listed = comparison.differences.iter();
@@ -240,6 +244,7 @@ fn sample(
         state::truncate_strings(&mut json, state::MAX_VALUE_CHARS);
         let text = state::truncated(&json.to_string(), state::MAX_VALUE_CHARS);
         summary.push_str(&format!("    {side} writes {text}\n"));
+        let json = state::bounded(json, state::MAX_SAMPLE_JSON_CHARS);
         unmatched.push(serde_json::json!({"side": side, "intent": json}));
     }
     Sample {

@@ -23,6 +23,9 @@ pub const SAMPLES: usize = 20;
 pub const MAX_VALUE_CHARS: usize = 512;
 /// Longest summary kept of one differing reconcile.
 pub const MAX_SUMMARY_CHARS: usize = 4096;
+/// Longest JSON text of a sample's differences, or of an intent only one
+/// version makes, kept as data.
+pub const MAX_SAMPLE_JSON_CHARS: usize = 16 * 1024;
 
 /// Where a shadow stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +192,17 @@ pub fn truncated(text: &str, max: usize) -> String {
     }
 }
 
+/// `value` if its JSON text is at most `max` characters, else that text
+/// cut (as a string): truncating strings does not bound keys, numbers or
+/// array lengths, and a plugin's intent may hold millions of them.
+pub fn bounded(value: serde_json::Value, max: usize) -> serde_json::Value {
+    let text = value.to_string();
+    match text.chars().nth(max) {
+        None => value,
+        Some(_) => serde_json::Value::String(truncated(&text, max)),
+    }
+}
+
 /// Cuts every string in `value` at `max` characters.
 pub fn truncate_strings(value: &mut serde_json::Value, max: usize) {
     use serde_json::Value;
@@ -203,6 +217,20 @@ pub fn truncate_strings(value: &mut serde_json::Value, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_value_is_bounded_by_its_text_not_only_its_strings() {
+        let huge: serde_json::Map<String, serde_json::Value> =
+            (0..100_000).map(|n| (format!("k{n}"), 1.into())).collect();
+        let mut value = serde_json::Value::Object(huge);
+        truncate_strings(&mut value, MAX_VALUE_CHARS);
+        let kept = bounded(value, MAX_SAMPLE_JSON_CHARS);
+        let text = kept.as_str().expect("cut to text");
+        assert_eq!(text.chars().count(), MAX_SAMPLE_JSON_CHARS + 1);
+        assert!(text.ends_with('…'));
+        let small = serde_json::json!({"a": [1, 2]});
+        assert_eq!(bounded(small.clone(), MAX_SAMPLE_JSON_CHARS), small);
+    }
 
     fn sample(n: usize) -> Sample {
         Sample {

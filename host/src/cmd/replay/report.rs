@@ -17,7 +17,11 @@ use serde_json::{Value, json};
 
 use crate::contract::compare::Comparison;
 use crate::contract::intent::Outcome;
+use crate::ops::printable;
 use crate::recording::Recording;
+
+/// Longest plugin message a report line repeats.
+const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// What one version did with one reconcile.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -49,8 +53,10 @@ impl Answer {
                 }
                 text
             }
-            Answer::Error(message) => format!("error: {message}"),
-            Answer::Failure(message) => format!("failed: {message}"),
+            Answer::Error(message) => format!("error: {}", printable(message, MAX_MESSAGE_CHARS)),
+            Answer::Failure(message) => {
+                format!("failed: {}", printable(message, MAX_MESSAGE_CHARS))
+            }
             Answer::NotCalled => "not called".into(),
         }
     }
