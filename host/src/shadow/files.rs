@@ -369,6 +369,31 @@ fn load_blocking(runtime: &Runtime, shadow: &Path) -> Result<LoadedPlugin, Plugi
     })
 }
 
+/// Promotes the shadow `NAME.next.wasm` as [`promote_shadow`] does, if it
+/// still holds the component whose SHA-256 (hex) is `compared`: the host
+/// promotes by itself only what it compared, not a file replaced since.
+pub fn promote_compared(shadow: &Path, compared: &str) -> std::io::Result<PathBuf> {
+    match std::fs::File::open(shadow) {
+        Ok(mut file) => {
+            let mut hash = Sha256::new();
+            std::io::copy(&mut file, &mut hash)?;
+            let now = hex::encode(hash.finalize());
+            if now != compared {
+                return Err(std::io::Error::other(format!(
+                    "{} changed since it was compared (now {}, compared {}); not promoted",
+                    shadow.display(),
+                    &now[..12],
+                    &compared[..compared.len().min(12)]
+                )));
+            }
+        }
+        // Gone: an interrupted promotion is finished, or nothing is left.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    promote_shadow(shadow)
+}
+
 /// Promotes the shadow `NAME.next.wasm`: renames it over `NAME.wasm`, then
 /// its settings (if it has its own) over `NAME.settings.json`, and returns
 /// `NAME.wasm`. Finishes a promotion interrupted between the two renames.
@@ -424,6 +449,30 @@ mod tests {
         assert_eq!(settings_file(&shadow), d.join("p.settings.json"));
         std::fs::write(d.join("p.next.settings.json"), "{}").unwrap();
         assert_eq!(settings_file(&shadow), d.join("p.next.settings.json"));
+    }
+
+    #[test]
+    fn the_host_promotes_only_the_component_it_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("p.wasm"), "old").unwrap();
+        std::fs::write(d.join("p.next.wasm"), "compared").unwrap();
+        let compared = hex::encode(Sha256::digest(b"compared"));
+        std::fs::write(d.join("p.next.wasm"), "replaced").unwrap();
+        let refused = promote_compared(&d.join("p.next.wasm"), &compared).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("changed since it was compared"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("p.wasm")).unwrap(), "old");
+        std::fs::write(d.join("p.next.wasm"), "compared").unwrap();
+        promote_compared(&d.join("p.next.wasm"), &compared).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("p.wasm")).unwrap(),
+            "compared"
+        );
     }
 
     #[test]

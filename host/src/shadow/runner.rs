@@ -121,9 +121,11 @@ async fn promote(shadow: &Shadow) {
         tracing::info!(plugin = %id, streak = shadow.streak(), "shadow promoted: the plugin resource's spec is patched next");
         return;
     };
-    let renamed = tokio::task::spawn_blocking(move || super::files::promote_shadow(&source))
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    let compared = shadow.loaded.plugin.digest().to_string();
+    let renamed =
+        tokio::task::spawn_blocking(move || super::files::promote_compared(&source, &compared))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
     match renamed {
         Ok(serving) => tracing::info!(
             plugin = %id,
