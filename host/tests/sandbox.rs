@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::{CacheStats, CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
-use support::{ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET, SlowReader, event};
+use support::{
+    ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET, SlowReader, access, event, load,
+};
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
@@ -21,16 +23,6 @@ fn runtime() -> Runtime {
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
-}
-
-fn access() -> ReadAccess {
-    ReadAccess::offline("{}")
-}
-
-fn load(runtime: &Runtime, name: &str, body: &str) -> kubewasm::runtime::Plugin {
-    runtime
-        .load(name, &support::plugin(name, body))
-        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
 }
 
 /// A healthy plugin still answers after a hostile call on the same runtime.
@@ -515,74 +507,19 @@ fn time_spent_in_host_calls_counts_toward_the_timeout() {
     assert_still_serving(&runtime);
 }
 
-/// WIT for the parts of WASI stderr a plugin uses, as Rust's std does.
-const WASI_IO: &str = r#"
-    package wasi:io@0.2.6;
-    interface error { resource error; }
-    interface streams {
-        use error.{error};
-        variant stream-error { last-operation-failed(error), closed }
-        resource output-stream {
-            blocking-write-and-flush: func(contents: list<u8>) -> result<_, stream-error>;
-        }
-    }
-"#;
-const WASI_CLI: &str = r#"
-    package wasi:cli@0.2.6;
-    interface stderr {
-        use wasi:io/streams@0.2.6.{output-stream};
-        get-stderr: func() -> output-stream;
-    }
-    world chatty-plugin {
-        import stderr;
-        include kubewasm:plugin/plugin@0.1.0;
-    }
-"#;
-
 #[test]
 fn a_chatty_stderr_never_traps_a_call() {
     let runtime = runtime();
-    // Writes 300 chunks of 4 KiB (1.2 MiB) to stderr and, like Rust's
-    // `eprintln!`, traps if a write fails; then ends "done" and returns Ok.
-    let imports = r#"
-        (import "wasi:cli/stderr@0.2.6" "get-stderr" (func $get_stderr (result i32)))
-        (import "wasi:io/streams@0.2.6" "[method]output-stream.blocking-write-and-flush"
-            (func $write (param i32 i32 i32 i32)))"#;
-    let body = format!(
-        "(local $stream i32) (local $i i32)
-        (local.set $stream (call $get_stderr))
-        (memory.fill (i32.const 0x10000) (i32.const 0x78) (i32.const 4096))
-        (block $done (loop $chunk
-          (br_if $done (i32.ge_u (local.get $i) (i32.const 300)))
-          (call $write (local.get $stream) (i32.const 0x10000) (i32.const 4096) (i32.const {scratch}))
-          (if (i32.load8_u (i32.const {scratch})) (then unreachable))
-          (local.set $i (i32.add (local.get $i) (i32.const 1)))
-          (br $chunk)))
-        (call $write (local.get $stream) (i32.const 0x1500) (i32.const 4) (i32.const {scratch}))
-        (if (i32.load8_u (i32.const {scratch})) (then unreachable))
-        (i32.const {OK_REQUEUE_RET})",
-        scratch = support::SCRATCH
-    );
-    let core = support::core_module(
-        "chatty",
-        imports,
-        &body,
-        r#"(data (i32.const 0x1500) "done")"#,
-    );
-    let bytes = support::componentize(&core, "chatty-plugin", &[WASI_IO, WASI_CLI]);
-    let plugin = runtime.load("chatty.wasm", &bytes).unwrap();
+    let plugin = runtime
+        .load("chatty.wasm", &support::chatty("chatty", true))
+        .unwrap();
     let outcome = plugin.reconcile(&event(), access()).unwrap();
     assert_eq!(outcome.requeue_after_ms, Some(5000));
 
     // The kept tail still reaches a trap's report.
-    let core = support::core_module(
-        "chatty-trap",
-        imports,
-        &body.replace(&format!("(i32.const {OK_REQUEUE_RET})"), "unreachable"),
-        r#"(data (i32.const 0x1500) "done")"#,
-    );
-    let bytes = support::componentize(&core, "chatty-plugin", &[WASI_IO, WASI_CLI]);
-    let plugin = runtime.load("chatty-trap.wasm", &bytes).unwrap();
+    let plugin = runtime
+        .load("chatty-trap.wasm", &support::chatty("chatty-trap", false))
+        .unwrap();
     let CallError::Trap { stderr, .. } = plugin.reconcile(&event(), access()).unwrap_err() else {
         panic!("expected a trap");
     };

@@ -227,10 +227,9 @@ impl Controller {
         self.registry.load().get(&kind.group, &kind.kind).is_some()
     }
 
-    /// Calls the plugin on a blocking thread, with the object and a cache
-    /// reader confined to its grant. Not on this async worker: wasmtime-wasi's
-    /// synchronous bindings enter the ambient tokio runtime for every WASI
-    /// call (`block_on`), which panics on a runtime thread.
+    /// Calls the plugin on this async worker, with the object and a cache
+    /// reader confined to its grant (the call yields while it runs; see
+    /// [`crate::runtime::Plugin::reconcile_async`]).
     async fn call(
         &self,
         loaded: &LoadedPlugin,
@@ -264,30 +263,27 @@ impl Controller {
             access.clock = Clock::Fixed(now_ms);
             (tap, capture, now_ms)
         });
-        let plugin = loaded.plugin.clone();
-        let called = tokio::task::spawn_blocking(move || {
-            let outcome = plugin.reconcile(&event, access);
-            (outcome, event)
-        })
-        .await;
-        let outcome = match called {
-            Ok((outcome, event)) => {
-                if let (Some((tap, capture, now_ms)), Ok(outcome)) = (shadow, &outcome) {
-                    tap.offer(Job {
-                        event,
-                        now_ms,
-                        reads: capture.take(),
-                        serving: outcome.clone(),
-                        serving_digest: digest.to_string(),
-                    });
-                }
-                outcome
-            }
-            Err(join) => {
-                tracing::error!(error = %join, "reconcile task failed");
+        // A panic in the host's call path (a host function's bug) fails this
+        // reconcile, as it did when the call ran on a thread of its own, and
+        // leaves the worker serving.
+        let call = std::panic::AssertUnwindSafe(loaded.plugin.reconcile_async(&event, access));
+        let outcome = match futures::FutureExt::catch_unwind(call).await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let message = crate::ops::panic_message(&*panic);
+                tracing::error!(error = %message, "reconcile task failed");
                 return Err(ReconcileResult::TaskFailed);
             }
         };
+        if let (Some((tap, capture, now_ms)), Ok(outcome)) = (shadow, &outcome) {
+            tap.offer(Job {
+                event,
+                now_ms,
+                reads: capture.take(),
+                serving: outcome.clone(),
+                serving_digest: digest.to_string(),
+            });
+        }
         outcome.map_err(|error| {
             tracing::warn!(error = %crate::ops::error_chain(&error), kind = error.metric_label(), "reconcile failed");
             ReconcileResult::CallFailed(error.metric_label())

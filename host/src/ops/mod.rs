@@ -38,6 +38,18 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The message a panic carried (its `&str` or `String` payload), else a
+/// placeholder.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "a panic without a message"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

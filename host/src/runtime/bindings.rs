@@ -157,6 +157,24 @@ macro_rules! outcome_conversions {
     };
 }
 
+/// The world at `path` with its exports called asynchronously, reusing the
+/// types and host interface of the enclosing version's synchronous bindings
+/// (one set of types, one host implementation).
+macro_rules! serving_bindings {
+    ($path:literal) => {
+        wasmtime::component::bindgen!({
+            path: $path,
+            world: "plugin",
+            imports: { default: trappable },
+            exports: { default: async },
+            with: {
+                "kubewasm:plugin/types": super::kubewasm::plugin::types,
+                "kubewasm:plugin/host": super::kubewasm::plugin::host,
+            },
+        });
+    };
+}
+
 /// `kubewasm:plugin@0.2.0`, the current contract.
 pub mod v0_2 {
     use super::*;
@@ -172,6 +190,12 @@ pub mod v0_2 {
 
     pub use self::kubewasm::plugin::host;
     pub use self::kubewasm::plugin::types as wit;
+
+    /// The same world with its exports called asynchronously: the bindings
+    /// of serving reconciles, which run on the host's async workers.
+    pub mod serving {
+        serving_bindings!("../wit");
+    }
 
     outcome_conversions!();
 
@@ -239,6 +263,12 @@ pub mod v0_1 {
 
     pub use self::kubewasm::plugin::host;
     pub use self::kubewasm::plugin::types as wit;
+
+    /// The same world with its exports called asynchronously (see
+    /// [`super::v0_2::serving`]).
+    pub mod serving {
+        serving_bindings!("../wit/v0.1.0");
+    }
 
     outcome_conversions!();
 

@@ -5,7 +5,8 @@
 //! call takes one of `budget / max_memory_bytes` permits before its instance
 //! is created and gives it back when its `Store` is dropped, so linear memory
 //! in use by all calls together never exceeds the budget. A call that finds
-//! no permit waits for one; every holder is bounded by the call timeout, so
+//! no permit waits for one (a serving call on an async worker yields while
+//! it waits, [`MemoryBudget::acquire_async`]); every holder is bounded by the call timeout, so
 //! the wait is too. The wait does not count toward the caller's own timeout.
 //!
 //! The budget also keeps the numbers the runtime reports: linear memory in
@@ -21,6 +22,8 @@ pub struct MemoryBudget {
     permits: usize,
     taken: Mutex<usize>,
     returned: Condvar,
+    /// Wakes async waiters when a permit is returned.
+    freed: tokio::sync::Notify,
     in_use: AtomicUsize,
     peak: AtomicUsize,
     peak_calls: AtomicUsize,
@@ -43,6 +46,7 @@ impl MemoryBudget {
                 permits,
                 taken: Mutex::new(0),
                 returned: Condvar::new(),
+                freed: tokio::sync::Notify::new(),
                 in_use: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
                 peak_calls: AtomicUsize::new(0),
@@ -50,7 +54,7 @@ impl MemoryBudget {
         })
     }
 
-    /// Waits for a permit.
+    /// Waits for a permit, blocking the thread.
     pub fn acquire(self: &Arc<Self>) -> Permit {
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         while *taken >= self.permits {
@@ -59,6 +63,29 @@ impl MemoryBudget {
                 .wait(taken)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        self.take(&mut taken)
+    }
+
+    /// Waits for a permit without blocking the thread.
+    pub async fn acquire_async(self: &Arc<Self>) -> Permit {
+        loop {
+            // Registered before the check, so a permit returned between the
+            // check and the wait still wakes this one.
+            let freed = self.freed.notified();
+            if let Some(permit) = self.try_acquire() {
+                return permit;
+            }
+            freed.await;
+        }
+    }
+
+    /// A permit if one is free now.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        (*taken < self.permits).then(|| self.take(&mut taken))
+    }
+
+    fn take(self: &Arc<Self>, taken: &mut usize) -> Permit {
         *taken += 1;
         self.peak_calls.fetch_max(*taken, Ordering::Relaxed);
         Permit {
@@ -96,6 +123,7 @@ impl Drop for Permit {
             .unwrap_or_else(PoisonError::into_inner);
         *taken = taken.saturating_sub(1);
         self.budget.returned.notify_one();
+        self.budget.freed.notify_waiters();
     }
 }
 
@@ -134,6 +162,23 @@ mod tests {
         drop(held);
         waiter.join().unwrap();
         assert_eq!(budget.stats().peak_concurrent_calls, 3);
+    }
+
+    #[tokio::test]
+    async fn an_async_waiter_is_woken_when_a_permit_returns() {
+        let budget = MemoryBudget::new(200, 100).unwrap();
+        let held: Vec<Permit> = (0..2).map(|_| budget.acquire()).collect();
+        assert!(budget.try_acquire().is_none());
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { drop(budget.acquire_async().await) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "a third call must wait");
+        drop(held);
+        waiter.await.unwrap();
+        assert_eq!(budget.stats().peak_concurrent_calls, 2);
+        assert!(budget.try_acquire().is_some());
     }
 
     #[test]

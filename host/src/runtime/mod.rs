@@ -16,6 +16,19 @@
 //! `host/benches/README.md` for the measurements behind this choice.
 //! [`Session`] reuses one instance and exists for that comparison.
 //!
+//! # Two ways to call
+//!
+//! [`Plugin::reconcile_async`] is how the host serves: the call runs on the
+//! async worker that took the object from the queue (on a fiber of its own,
+//! yielding every epoch tick while it runs), with WASI bound asynchronously.
+//! Handing each call to a blocking thread instead cost about a fifth of the
+//! host's CPU in thread wake-ups (docs/benchmarks.md, 2026-12-05). The
+//! synchronous calls ([`Plugin::reconcile`], `describe`,
+//! `validate-settings`) are for threads that may block: loading, offline
+//! commands, tests. They use a second linker with wasmtime-wasi's
+//! synchronous bindings, which enter the ambient tokio runtime for every
+//! WASI call and so must never run on an async worker.
+//!
 //! # Limits
 //!
 //! Per call ([`RuntimeConfig`], flags in `host/src/cmd/cli.rs`):
@@ -72,12 +85,15 @@ use budget::MemoryBudget;
 pub use compile_cache::CacheStats;
 use compile_cache::CompileCache;
 use host_functions::CallState;
-use plugin::PluginPre;
+use plugin::{PluginPre, ServingPre};
 
 /// How often the epoch advances; the granularity of call time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Table elements a call may grow to.
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Bytes of a serving call's fiber stack kept mapped when the pool reuses
+/// it, so the next call does not fault its top pages in again.
+const ASYNC_STACK_KEEP_RESIDENT: usize = 64 << 10;
 
 /// Limits and tuning of the runtime.
 #[derive(Clone, Debug)]
@@ -144,7 +160,10 @@ pub struct Runtime {
 
 struct RuntimeInner {
     engine: Engine,
+    /// Synchronous WASI: for calls on threads that may block.
     linker: Linker<CallState>,
+    /// Asynchronous WASI: for serving calls on async workers.
+    serving_linker: Linker<CallState>,
     config: RuntimeConfig,
     pooling: bool,
     cache: Option<CompileCache>,
@@ -180,6 +199,9 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
             // core module; wasmtime's 1 MiB default is too small for the
             // 12-18 MB interpreters of JS and Python plugins.
             .max_core_instance_size(8 << 20)
+            // One fiber stack per serving call in flight.
+            .total_stacks(n)
+            .async_stack_keep_resident(ASYNC_STACK_KEEP_RESIDENT)
             // Pages kept mapped when a slot is reused, so a small plugin's
             // next call does not fault its memory in again; larger memories
             // are reset by unmapping.
@@ -228,15 +250,13 @@ impl Runtime {
             Some(dir) => Some(CompileCache::open(dir, &engine, metrics)?),
             None => None,
         };
+        let engine_error = |e: wasmtime::Error| RuntimeError::Engine(e.into());
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.into()))?;
-        // Both contract versions' host interfaces, side by side: each
-        // component links against the one it imports.
-        v0_2::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Engine(e.into()))?;
-        v0_1::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Engine(e.into()))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        add_contract(&mut linker).map_err(engine_error)?;
+        let mut serving_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut serving_linker).map_err(engine_error)?;
+        add_contract(&mut serving_linker).map_err(engine_error)?;
         if config.epoch_interruption {
             spawn_epoch_ticker(&engine);
         }
@@ -244,6 +264,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                serving_linker,
                 config,
                 pooling,
                 cache,
@@ -309,18 +330,30 @@ impl Runtime {
             origin: origin_s.clone(),
             source: e.into(),
         };
-        let instance_pre = self
+        let blocking = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(link)?;
-        let pre = match version {
-            V0_1 => PluginPre::V0_1(v0_1::PluginPre::new(instance_pre).map_err(link)?),
-            _ => PluginPre::V0_2(v0_2::PluginPre::new(instance_pre).map_err(link)?),
+        let serving = self
+            .inner
+            .serving_linker
+            .instantiate_pre(&component)
+            .map_err(link)?;
+        let (pre, serving) = match version {
+            V0_1 => (
+                PluginPre::V0_1(v0_1::PluginPre::new(blocking).map_err(link)?),
+                ServingPre::V0_1(v0_1::serving::PluginPre::new(serving).map_err(link)?),
+            ),
+            _ => (
+                PluginPre::V0_2(v0_2::PluginPre::new(blocking).map_err(link)?),
+                ServingPre::V0_2(v0_2::serving::PluginPre::new(serving).map_err(link)?),
+            ),
         };
         let mut plugin = Plugin {
             runtime: self.clone(),
             pre,
+            serving,
             info: Arc::new(PluginInfo {
                 name: origin_s.clone(),
                 ..PluginInfo::default()
@@ -377,6 +410,13 @@ impl Runtime {
         }
         Ok(version)
     }
+}
+
+/// Both contract versions' host interfaces, side by side: each component
+/// links against the one it imports.
+fn add_contract(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    v0_2::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+    v0_1::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
 }
 
 /// Tells a non-Wasm file and a core module apart from a component before

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{v0_1, v0_2};
+use super::budget::Permit;
 use super::host_functions::{CallLimits, CallState, MAX_LOG_RECORDS};
 use super::{CallError, Clock, ReadAccess, Runtime};
 use super::{EPOCH_TICK, MAX_TABLE_ELEMENTS, sandbox};
@@ -18,6 +19,22 @@ use crate::contract::{Event, ParsedSubscriptions, PluginInfo};
 pub(super) enum PluginPre {
     V0_1(v0_1::PluginPre<CallState>),
     V0_2(v0_2::PluginPre<CallState>),
+}
+
+/// The same component pre-instantiated for serving calls (asynchronous
+/// WASI, see the module documentation of [`super`]).
+#[derive(Clone)]
+pub(super) enum ServingPre {
+    V0_1(v0_1::serving::PluginPre<CallState>),
+    V0_2(v0_2::serving::PluginPre<CallState>),
+}
+
+/// How a call's store runs: on a thread that may block, or on an async
+/// worker, where it must yield while it runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Calling {
+    Blocking,
+    Serving,
 }
 
 /// An instance of a plugin, of the version its component targets.
@@ -61,6 +78,7 @@ impl RawOutcome {
 pub struct Plugin {
     pub(super) runtime: Runtime,
     pub(super) pre: PluginPre,
+    pub(super) serving: ServingPre,
     pub(super) info: Arc<PluginInfo>,
     /// `info`'s subscriptions with their label selectors parsed at load.
     pub(super) subscriptions: Arc<ParsedSubscriptions>,
@@ -124,12 +142,17 @@ impl Plugin {
         }
     }
 
-    /// A store for one call. Waits for a permit of the host memory budget
-    /// first (the wait is not part of the call's time).
+    /// A store for one call on a thread that may block. Waits for a permit
+    /// of the host memory budget first (the wait is not part of the call's
+    /// time).
     fn new_store(&self, access: ReadAccess) -> Store<CallState> {
+        let permit = self.runtime.inner.budget.acquire();
+        self.store_with(access, permit, Calling::Blocking)
+    }
+
+    fn store_with(&self, access: ReadAccess, permit: Permit, calling: Calling) -> Store<CallState> {
         let inner = &self.runtime.inner;
         let config = &inner.config;
-        let permit = inner.budget.acquire();
         let limits = CallLimits {
             limiter: sandbox::Limiter::new(
                 config.max_memory_bytes,
@@ -143,8 +166,25 @@ impl Plugin {
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         if config.epoch_interruption {
-            store.epoch_deadline_trap();
             self.arm_deadline(&mut store, config.call_timeout);
+            if calling == Calling::Serving {
+                // Every tick: stop the call past its deadline, else let the
+                // worker run other tasks for a moment.
+                store.epoch_deadline_callback(|mut store| {
+                    let state = store.data_mut();
+                    if state.deadline.is_none_or(|d| Instant::now() >= d) {
+                        state.deadline_exceeded = true;
+                        return Ok(UpdateDeadline::Interrupt);
+                    }
+                    Ok(UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(tokio::task::yield_now()),
+                    ))
+                });
+                store.set_epoch_deadline(1);
+            } else {
+                store.epoch_deadline_trap();
+            }
         }
         store
     }
@@ -256,7 +296,6 @@ impl Plugin {
         instance: &Instance,
         event: &Event,
     ) -> Result<Outcome, CallError> {
-        let plugin = || self.info.name.clone();
         let result = match instance {
             Instance::V0_1(i) => i
                 .kubewasm_plugin_reconciler()
@@ -266,9 +305,51 @@ impl Plugin {
                 .kubewasm_plugin_reconciler()
                 .call_reconcile(&mut *store, &v0_2::event_to_wit(event))
                 .map(|r| r.map(RawOutcome::V0_2).map_err(|e| e.message)),
-        }
-        .map_err(|e| self.call_error(store, e))?;
+        };
+        self.checked(store, result)
+    }
 
+    /// Reconciles one event in a fresh instance on this async worker: the
+    /// call yields every epoch tick while it runs, and waits for a permit
+    /// of the host memory budget without blocking the thread. How the host
+    /// serves; the same checks and errors as [`Plugin::reconcile`].
+    pub async fn reconcile_async(
+        &self,
+        event: &Event,
+        access: ReadAccess,
+    ) -> Result<Outcome, CallError> {
+        let permit = self.runtime.inner.budget.acquire_async().await;
+        let mut store = self.store_with(access, permit, Calling::Serving);
+        let result = match &self.serving {
+            ServingPre::V0_1(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(i) => i
+                    .kubewasm_plugin_reconciler()
+                    .call_reconcile(&mut store, &v0_1::event_to_wit(event))
+                    .await
+                    .map(|r| r.map(RawOutcome::V0_1).map_err(|e| e.message)),
+                Err(e) => Err(e),
+            },
+            ServingPre::V0_2(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(i) => i
+                    .kubewasm_plugin_reconciler()
+                    .call_reconcile(&mut store, &v0_2::event_to_wit(event))
+                    .await
+                    .map(|r| r.map(RawOutcome::V0_2).map_err(|e| e.message)),
+                Err(e) => Err(e),
+            },
+        };
+        self.checked(&store, result)
+    }
+
+    /// The plugin's answer, or the error that stopped the call; then the
+    /// limits on what it returned, and its intents parsed and validated.
+    fn checked(
+        &self,
+        store: &Store<CallState>,
+        result: Result<Result<RawOutcome, String>, wasmtime::Error>,
+    ) -> Result<Outcome, CallError> {
+        let plugin = || self.info.name.clone();
+        let result = result.map_err(|e| self.call_error(store, e))?;
         if store.data().logs_dropped > 0 {
             tracing::warn!(
                 plugin = %self.info.name,

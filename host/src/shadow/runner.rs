@@ -161,13 +161,9 @@ async fn reconcile(shadow: &Arc<Shadow>, job: Job, context: &Context) -> Verdict
         settings: loaded.settings.clone(),
         clock: Clock::Fixed(job.now_ms),
     };
-    let plugin = loaded.plugin.clone();
     let event = job.event;
-    let called = tokio::task::spawn_blocking(move || {
-        let outcome = plugin.reconcile(&event, access);
-        (outcome, event)
-    })
-    .await;
+    let call = std::panic::AssertUnwindSafe(loaded.plugin.reconcile_async(&event, access));
+    let called = futures::FutureExt::catch_unwind(call).await;
     let fell_through = replay.fell_through();
     if fell_through > 0 {
         shadow.uncaptured(fell_through);
@@ -177,13 +173,16 @@ async fn reconcile(shadow: &Arc<Shadow>, job: Job, context: &Context) -> Verdict
             .with_label_values(&[&loaded.id])
             .inc_by(fell_through);
     }
-    let (outcome, event) = match called {
-        Ok((Ok(outcome), event)) => (outcome, event),
-        Ok((Err(error), _)) => {
+    let outcome = match called {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(error)) => {
             let reason = printable(&error_chain(&error), state::MAX_SUMMARY_CHARS);
             return Verdict::Failed(error.metric_label(), reason);
         }
-        Err(join) => return Verdict::Failed("task_failed", join.to_string()),
+        Err(panic) => {
+            let reason = printable(crate::ops::panic_message(&*panic), state::MAX_SUMMARY_CHARS);
+            return Verdict::Failed("task_failed", reason);
+        }
     };
     if (context.refuses)(loaded.plugin.info(), &loaded.grant, &outcome) {
         return Verdict::Failed(

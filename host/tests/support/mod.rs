@@ -24,6 +24,7 @@ use kubewasm::cluster::object::CachedObject;
 use kubewasm::contract::GroupKind;
 use kubewasm::contract::selector::LabelSelector;
 use kubewasm::contract::{Event, EventType, ResourceKind};
+use kubewasm::runtime::{Plugin, ReadAccess, Runtime};
 use serde_json::{Value, json};
 
 pub const EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";
@@ -186,6 +187,21 @@ pub fn plugin(name: &str, reconcile_body: &str) -> Vec<u8> {
     componentize(&core_module(name, "", reconcile_body, ""), "plugin", &[])
 }
 
+/// [`plugin`] loaded by `runtime`.
+pub fn load(runtime: &Runtime, name: &str, reconcile_body: &str) -> Plugin {
+    runtime
+        .load(name, &plugin(name, reconcile_body))
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+/// Reads of nothing, settings `{}`.
+pub fn access() -> ReadAccess {
+    ReadAccess::offline("{}")
+}
+
+/// A plugin that loops until it is stopped.
+pub const LOOP_BODY: &str = "(loop $forever (br $forever)) unreachable";
+
 /// An `applied` event of a core `v1` ConfigMap carrying `object`.
 pub fn configmap_event(object: Value) -> Event {
     Event {
@@ -240,4 +256,58 @@ impl ObjectReader for SlowReader {
         })));
         Ok(vec![object; self.count])
     }
+}
+
+/// WIT for the parts of WASI stderr a plugin uses, as Rust's std does.
+const WASI_IO: &str = r#"
+    package wasi:io@0.2.6;
+    interface error { resource error; }
+    interface streams {
+        use error.{error};
+        variant stream-error { last-operation-failed(error), closed }
+        resource output-stream {
+            blocking-write-and-flush: func(contents: list<u8>) -> result<_, stream-error>;
+        }
+    }
+"#;
+const WASI_CLI: &str = r#"
+    package wasi:cli@0.2.6;
+    interface stderr {
+        use wasi:io/streams@0.2.6.{output-stream};
+        get-stderr: func() -> output-stream;
+    }
+    world chatty-plugin {
+        import stderr;
+        include kubewasm:plugin/plugin@0.1.0;
+    }
+"#;
+
+/// A plugin that writes 300 chunks of 4 KiB (1.2 MiB) to stderr through
+/// WASI and then "done" and, like Rust's `eprintln!`, traps if a write
+/// fails; then returns Ok with a requeue of 5 s (`ok`) or traps.
+pub fn chatty(name: &str, ok: bool) -> Vec<u8> {
+    let imports = r#"
+        (import "wasi:cli/stderr@0.2.6" "get-stderr" (func $get_stderr (result i32)))
+        (import "wasi:io/streams@0.2.6" "[method]output-stream.blocking-write-and-flush"
+            (func $write (param i32 i32 i32 i32)))"#;
+    let end = match ok {
+        true => format!("(i32.const {OK_REQUEUE_RET})"),
+        false => "unreachable".to_string(),
+    };
+    let body = format!(
+        "(local $stream i32) (local $i i32)
+        (local.set $stream (call $get_stderr))
+        (memory.fill (i32.const 0x10000) (i32.const 0x78) (i32.const 4096))
+        (block $done (loop $chunk
+          (br_if $done (i32.ge_u (local.get $i) (i32.const 300)))
+          (call $write (local.get $stream) (i32.const 0x10000) (i32.const 4096) (i32.const {SCRATCH}))
+          (if (i32.load8_u (i32.const {SCRATCH})) (then unreachable))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $chunk)))
+        (call $write (local.get $stream) (i32.const 0x1500) (i32.const 4) (i32.const {SCRATCH}))
+        (if (i32.load8_u (i32.const {SCRATCH})) (then unreachable))
+        {end}"
+    );
+    let core = core_module(name, imports, &body, r#"(data (i32.const 0x1500) "done")"#);
+    componentize(&core, "chatty-plugin", &[WASI_IO, WASI_CLI])
 }
