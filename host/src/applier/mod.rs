@@ -63,6 +63,7 @@ mod patch;
 mod plan;
 mod report;
 mod retry;
+mod written;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -81,6 +82,7 @@ use crate::contract::{PluginInfo, ResourceKind, split_api_version};
 use crate::ops::error_chain;
 use crate::ops::metrics::Metrics;
 use crate::plugins::grant::Grant;
+use written::WrittenObject;
 
 pub use error::{ApplyError, IntentSite};
 pub use finalizer::{
@@ -302,6 +304,19 @@ impl Applier {
     }
 
     fn api(&self, kind: &ResourceKind, target: &ObjectRef) -> Api<DynamicObject> {
+        self.api_of(kind, target)
+    }
+
+    /// [`Applier::api`] for writes whose answer only its `uid` and
+    /// `resourceVersion` are read from ([`written`]).
+    fn written_api(&self, kind: &ResourceKind, target: &ObjectRef) -> Api<WrittenObject> {
+        self.api_of(kind, target)
+    }
+
+    fn api_of<K>(&self, kind: &ResourceKind, target: &ObjectRef) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
+    {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
         match &target.namespace {

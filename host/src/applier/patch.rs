@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::core::Status;
 use serde::Serialize;
 
@@ -11,6 +11,7 @@ use super::Applier;
 use super::error::{ApplyError, Call, IntentSite, is_unexplained_invalid};
 use super::plan::{JsonPatchWrite, MergePatchWrite, Planned};
 use super::report::{IntentResult, Written};
+use super::written::WrittenObject;
 use crate::contract::ResourceKind;
 use crate::contract::intent::ObjectRef;
 
@@ -100,8 +101,8 @@ impl Applier {
         p: &Planned<'_>,
         to: &PatchTarget<'_>,
         patch: &Patch<P>,
-    ) -> Result<DynamicObject, ApplyError> {
-        let api = self.api(to.kind, &p.target);
+    ) -> Result<WrittenObject, ApplyError> {
+        let api = self.written_api(to.kind, &p.target);
         let params = PatchParams {
             dry_run: self.options.dry_run,
             force: to.force,
