@@ -7,9 +7,6 @@
 //! these two fields to be read. [`WrittenObject`] skims the rest.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::ApiResource;
-use kube::core::DynamicResourceScope;
-use kube::core::Resource;
 use serde::Deserialize;
 
 /// A written object: its metadata's `uid` and `resourceVersion` only.
@@ -46,39 +43,8 @@ impl From<Wire> for WrittenObject {
     }
 }
 
-/// Addressed like a `DynamicObject`: by the [`ApiResource`] of its kind.
-impl Resource for WrittenObject {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn kind(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
-        dt.kind.as_str().into()
-    }
-
-    fn group(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
-        dt.group.as_str().into()
-    }
-
-    fn version(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
-        dt.version.as_str().into()
-    }
-
-    fn api_version(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
-        dt.api_version.as_str().into()
-    }
-
-    fn plural(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
-        dt.plural.as_str().into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+// Addressed like a `DynamicObject`: by the `ApiResource` of its kind.
+crate::cluster::dynamic_resource!(WrittenObject);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,48 @@
 //! - [`leader`]: the Lease that lets one replica of several write, and the
 //!   [`gate`] it opens for the workers and the write fence.
 
+/// Implements `kube::Resource` for a type with a `metadata: ObjectMeta`
+/// field that stands for objects of any kind, addressed (like
+/// `DynamicObject`) by the `ApiResource` of its kind: the host's own
+/// decodings of what the API server sends.
+macro_rules! dynamic_resource {
+    ($ty:ty) => {
+        impl kube::Resource for $ty {
+            type DynamicType = kube::api::ApiResource;
+            type Scope = kube::core::DynamicResourceScope;
+
+            fn kind(dt: &kube::api::ApiResource) -> std::borrow::Cow<'_, str> {
+                dt.kind.as_str().into()
+            }
+
+            fn group(dt: &kube::api::ApiResource) -> std::borrow::Cow<'_, str> {
+                dt.group.as_str().into()
+            }
+
+            fn version(dt: &kube::api::ApiResource) -> std::borrow::Cow<'_, str> {
+                dt.version.as_str().into()
+            }
+
+            fn api_version(dt: &kube::api::ApiResource) -> std::borrow::Cow<'_, str> {
+                dt.api_version.as_str().into()
+            }
+
+            fn plural(dt: &kube::api::ApiResource) -> std::borrow::Cow<'_, str> {
+                dt.plural.as_str().into()
+            }
+
+            fn meta(&self) -> &kube::api::ObjectMeta {
+                &self.metadata
+            }
+
+            fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(crate) use dynamic_resource;
+
 pub mod cache;
 pub mod client;
 pub mod discovery;

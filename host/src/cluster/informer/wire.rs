@@ -10,12 +10,9 @@
 //! its identity (read without descending into its content) and the reason,
 //! and the informer skips and reports it.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use kube::Resource;
-use kube::api::{ApiResource, ObjectMeta};
-use kube::core::DynamicResourceScope;
+use kube::api::ObjectMeta;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -110,41 +107,11 @@ impl<'de> Deserialize<'de> for WireObject {
     }
 }
 
-impl Resource for WireObject {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
-        dt.group.as_str().into()
-    }
-
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.version.as_str().into()
-    }
-
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
-        dt.kind.as_str().into()
-    }
-
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.api_version.as_str().into()
-    }
-
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
-        dt.plural.as_str().into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::cluster::dynamic_resource!(WireObject);
 
 #[cfg(test)]
 mod tests {
+    use kube::Resource;
     use kube::core::{ObjectList, WatchEvent};
 
     use super::*;
