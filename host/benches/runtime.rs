@@ -119,23 +119,41 @@ fn rss_mib() -> f64 {
     status_mib("VmRSS")
 }
 
+/// CPU time (user and system, all threads) this process has used, in ms,
+/// from `/proc/self/stat` (fields 14 and 15, in ticks of 1/100 s).
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    ticks * 10.0
+}
+
 /// `--compile-once`: one cold load in this (fresh) process; prints
-/// `compile-once MS RSS_BEFORE_MIB PEAK_RSS_MIB` for the parent.
+/// `compile-once MS RSS_BEFORE_MIB PEAK_RSS_MIB CPU_MS` for the parent.
 fn compile_once(strategy: CompilerStrategy, name: &str, bytes: &[u8]) {
     let rt = runtime(strategy, true, true, None);
     let before = rss_mib();
+    let cpu = cpu_ms();
     let start = Instant::now();
     rt.load(name, bytes).expect("load");
     let ms = start.elapsed().as_secs_f64() * 1e3;
     println!(
-        "compile-once {ms:.0} {before:.1} {:.1}",
-        status_mib("VmHWM")
+        "compile-once {ms:.0} {before:.1} {:.1} {:.0}",
+        status_mib("VmHWM"),
+        cpu_ms() - cpu
     );
 }
 
 /// Cold loads, each in a fresh process of this binary: (milliseconds,
-/// resident MiB before the load, peak resident MiB) per run.
-fn cold_loads(runs: usize, strategy: &str, plugin_args: &[String]) -> Vec<(f64, f64, f64)> {
+/// resident MiB before the load, peak resident MiB, CPU milliseconds) per
+/// run.
+fn cold_loads(runs: usize, strategy: &str, plugin_args: &[String]) -> Vec<(f64, f64, f64, f64)> {
     let exe = std::env::current_exe().expect("own path");
     (0..runs)
         .map(|_| {
@@ -158,7 +176,7 @@ fn cold_loads(runs: usize, strategy: &str, plugin_args: &[String]) -> Vec<(f64, 
                 .split(' ')
                 .map(|v| v.parse().expect("number"))
                 .collect();
-            (n[0], n[1], n[2])
+            (n[0], n[1], n[2], n[3])
         })
         .collect()
 }
@@ -289,6 +307,7 @@ fn main() {
     let (_, before_median) = min_median(cold.iter().map(|c| c.1).collect());
     let (_, peak_median) = min_median(cold.iter().map(|c| c.2).collect());
     let peak_max = cold.iter().map(|c| c.2).fold(0.0, f64::max);
+    let (_, cpu_median) = min_median(cold.iter().map(|c| c.3).collect());
     let cache_parent = tempfile::tempdir().expect("tempdir");
     let cache = cache_parent.path().join("compiled");
     runtime(strategy, true, true, Some(cache.clone()))
@@ -301,7 +320,7 @@ fn main() {
     });
     println!(
         "\nload (compile + validate + describe), {compile_runs} fresh processes: \
-         min {cold_min:.0} ms, median {cold_median:.0} ms"
+         min {cold_min:.0} ms, median {cold_median:.0} ms (CPU, all threads: median {cpu_median:.0} ms)"
     );
     println!(
         "peak RSS of those processes: median {peak_median:.1} MiB, max {peak_max:.1} MiB \
