@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo bench -p kubewasm --bench runtime -- [--strategy cranelift|winch]
-//!     [--compile-runs N] [--keep-resident-mib 1,8,32] [PLUGIN.wasm [SETTINGS.json]]
+//!     [--compile-runs N] [--keep-resident-mib 1,8,32] [--interleave]
+//!     [PLUGIN.wasm [SETTINGS.json]]
 //! ```
 //!
 //! Without arguments it uses `plugins/dist/label-propagator.wasm` when built
@@ -15,8 +16,10 @@
 //! its time and peak resident memory (`VmHWM`). With
 //! `--keep-resident-mib 1,8,32,64` it also measures fresh-instance calls for
 //! each pooling `linear_memory_keep_resident` value, and the process's RSS
-//! after 16 slots were used. Results and their interpretation are in
-//! `host/benches/README.md`.
+//! after 16 slots were used. `--interleave` instead compares fresh-instance
+//! calls of the plugin compiled by Cranelift and by Winch, in alternating
+//! rounds (the per-call ratio on a busy machine). Results and their
+//! interpretation are in `host/benches/README.md`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -232,6 +235,63 @@ fn keep_resident(
     }
 }
 
+/// `--interleave`: fresh-instance calls (pooling, epochs on) of the plugin
+/// compiled by Cranelift and by Winch, alternating in rounds so that load
+/// from other processes falls on both alike; median / p90 of each and the
+/// ratio of the medians.
+fn interleaved(name: &str, bytes: &[u8], settings: &str) {
+    const ROUNDS: usize = 5;
+    let plugins: Vec<Plugin> = [CompilerStrategy::Cranelift, CompilerStrategy::Winch]
+        .into_iter()
+        .map(|s| {
+            runtime(s, true, true, None)
+                .load(name, bytes)
+                .expect("load")
+        })
+        .collect();
+    println!(
+        "\nfresh instance per call, interleaved ({ROUNDS} rounds of {} calls each; median / p90, µs)",
+        CALLS / ROUNDS
+    );
+    println!(
+        "{:<8} {:>18} {:>18} {:>14}",
+        "object", "cranelift", "winch", "winch / cran."
+    );
+    for size in [1024, 10 * 1024] {
+        let ev = event(size);
+        let first = plugins[0].reconcile(&ev, access(settings)).expect("call");
+        assert_eq!(
+            plugins[1].reconcile(&ev, access(settings)).expect("call"),
+            first,
+            "the two compilers' outcomes differ"
+        );
+        let mut samples = [Vec::new(), Vec::new()];
+        for _ in 0..ROUNDS {
+            for (plugin, samples) in plugins.iter().zip(samples.iter_mut()) {
+                for _ in 0..CALLS / ROUNDS / 10 {
+                    plugin.reconcile(&ev, access(settings)).expect("call");
+                }
+                for _ in 0..CALLS / ROUNDS {
+                    let start = Instant::now();
+                    plugin.reconcile(&ev, access(settings)).expect("call");
+                    samples.push(start.elapsed());
+                }
+            }
+        }
+        let [c, w] = samples.map(|mut v| {
+            v.sort();
+            (v[v.len() / 2], v[v.len() * 9 / 10])
+        });
+        println!(
+            "{:<8} {:>18} {:>18} {:>14.2}",
+            format!("{} KB", size / 1024),
+            format!("{} / {}", us(c.0), us(c.1)),
+            format!("{} / {}", us(w.0), us(w.1)),
+            w.0.as_secs_f64() / c.0.as_secs_f64()
+        );
+    }
+}
+
 /// Flags that take a value; everything else starting with `--` is a switch
 /// (cargo passes `--bench`).
 const VALUED: &[&str] = &["--keep-resident-mib", "--strategy", "--compile-runs"];
@@ -294,6 +354,10 @@ fn main() {
         None => "{}".to_string(),
     };
     println!("plugin: {name} ({} KiB)", bytes.len() / 1024);
+    if argv.iter().any(|a| a == "--interleave") {
+        interleaved(&name, &bytes, &settings);
+        return;
+    }
     println!(
         "machine: {} cores; compiler: {strategy_name}",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -1,8 +1,9 @@
 //! The gate for Winch as the first compiler of large components
 //! (docs/design/performance.md §5.3): under `CompilerStrategy::Winch` the
 //! call limits hold exactly as under Cranelift, the compile cache keeps the
-//! two compilers' artefacts apart, and real plugins (Rust, and the 12 MB
-//! JavaScript one) return what they return under Cranelift.
+//! two compilers' artefacts apart, and real plugins (Rust, the 12 MB
+//! JavaScript and the 18 MB Python one) return what they return under
+//! Cranelift.
 //!
 //! wasmtime 48's `Config::epoch_interruption` doc says it is "not compatible
 //! with the Winch compiler"; winch-codegen 48 emits the epoch check at every
@@ -184,4 +185,12 @@ fn the_rust_plugin_returns_the_same_intents_under_winch() {
 #[test]
 fn the_javascript_plugin_returns_the_same_intents_under_winch() {
     same_outcomes_under_both("configmap-hasher", "plugins/js/configmap-hasher/fixtures");
+}
+
+#[test]
+fn the_python_plugin_returns_the_same_intents_under_winch() {
+    same_outcomes_under_both(
+        "configmap-validator",
+        "plugins/python/configmap-validator/fixtures",
+    );
 }
