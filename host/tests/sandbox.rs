@@ -10,7 +10,8 @@ use std::time::Duration;
 use kubewasm::ops::metrics::Metrics;
 use kubewasm::runtime::{CacheStats, CallError, LoadError, ReadAccess, Runtime, RuntimeConfig};
 use support::{
-    ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET, SlowReader, access, event, load,
+    ERR_RET, MALFORMED_RET, OK_REQUEUE_RET, OVERSIZED_RET, SlowReader, access,
+    assert_still_serving, event, load,
 };
 
 fn runtime() -> Runtime {
@@ -23,13 +24,6 @@ fn runtime() -> Runtime {
         ..RuntimeConfig::default()
     })
     .expect("runtime starts")
-}
-
-/// A healthy plugin still answers after a hostile call on the same runtime.
-fn assert_still_serving(runtime: &Runtime) {
-    let healthy = load(runtime, "healthy", &format!("(i32.const {OK_REQUEUE_RET})"));
-    let outcome = healthy.reconcile(&event(), access()).expect("healthy call");
-    assert_eq!(outcome.requeue_after_ms, Some(5000));
 }
 
 #[test]
@@ -71,11 +65,7 @@ fn a_trap_fails_only_that_call() {
 #[test]
 fn an_infinite_loop_is_interrupted_at_the_time_limit() {
     let runtime = runtime();
-    let plugin = load(
-        &runtime,
-        "looper",
-        "(loop $forever (br $forever)) unreachable",
-    );
+    let plugin = load(&runtime, "looper", support::LOOP_FOREVER);
     let err = plugin.reconcile(&event(), access()).unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
     assert_eq!(
@@ -88,27 +78,9 @@ fn an_infinite_loop_is_interrupted_at_the_time_limit() {
 #[test]
 fn unbounded_memory_growth_hits_the_memory_limit() {
     let runtime = runtime();
-    let plugin = load(
-        &runtime,
-        "hog",
-        "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable",
-    );
+    let plugin = load(&runtime, "hog", support::GROW_FOREVER);
     let err = plugin.reconcile(&event(), access()).unwrap_err();
-    let CallError::MemoryLimit {
-        plugin: name,
-        limit,
-        requested,
-    } = &err
-    else {
-        panic!("expected a memory limit error, got {err:?}");
-    };
-    assert_eq!(name, "hog");
-    assert_eq!(*limit, 16 << 20);
-    assert!(*requested > 16 << 20);
-    assert!(
-        err.to_string()
-            .starts_with("plugin hog exceeded its memory limit of 16777216 bytes")
-    );
+    support::assert_memory_limit(&err, "hog", 16 << 20);
     assert_still_serving(&runtime);
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kubewasm::runtime::{CallError, Runtime, RuntimeConfig};
-use support::{LOOP_BODY, OK_REQUEUE_RET, access, event, load};
+use support::{GROW_FOREVER, LOOP_FOREVER, OK_REQUEUE_RET, access, event, load};
 
 fn runtime(call_timeout: Duration, memory_budget_bytes: usize) -> Runtime {
     Runtime::new(RuntimeConfig {
@@ -76,18 +76,14 @@ async fn serving_and_blocking_calls_agree() {
         "plugin trapper trapped: wasm `unreachable` instruction executed"
     );
 
-    let grower = load(
-        &runtime,
-        "grower",
-        "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable",
-    );
+    let grower = load(&runtime, "grower", GROW_FOREVER);
     let error = grower
         .reconcile_async(&event(), access())
         .await
         .unwrap_err();
     assert!(matches!(error, CallError::MemoryLimit { .. }), "{error:?}");
 
-    let looper = load(&runtime, "looper", LOOP_BODY);
+    let looper = load(&runtime, "looper", LOOP_FOREVER);
     let error = looper
         .reconcile_async(&event(), access())
         .await
@@ -155,7 +151,7 @@ async fn start_looping(
     tokio::task::JoinHandle<Result<kubewasm::contract::intent::Outcome, CallError>>,
     kubewasm::runtime::Plugin,
 ) {
-    let looper = load(runtime, "looper", LOOP_BODY);
+    let looper = load(runtime, "looper", LOOP_FOREVER);
     let healthy = load(runtime, "healthy", &format!("(i32.const {OK_REQUEUE_RET})"));
     let looping = tokio::spawn(async move { looper.reconcile_async(&event(), access()).await });
     while runtime.memory_stats().peak_concurrent_calls == 0 {

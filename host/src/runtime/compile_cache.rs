@@ -6,7 +6,10 @@
 //!
 //! - an entry is `<sha256(engine fingerprint, component bytes)>.cwasm` in the
 //!   cache directory; it holds a magic header, an HMAC-SHA256 tag and the
-//!   artefact from `Component::serialize`;
+//!   artefact from `Component::serialize`. The engine fingerprint is
+//!   wasmtime's compatibility hash (target, compiler flags, `Tunables`,
+//!   features, version), so Cranelift and Winch artefacts of one component
+//!   get different names: `Tunables::winch_callable` differs between them;
 //! - the tag covers the entry's name and the artefact, keyed by a secret of
 //!   32 random bytes in a key file kept *outside* the cache directory
 //!   (`DIR.key` beside `DIR`), created `0600` and refused when another user
@@ -385,6 +388,28 @@ mod tests {
             key_path(Path::new("/var/cache/kubewasm/compiled")).unwrap(),
             Path::new("/var/cache/kubewasm/compiled.key")
         );
+    }
+
+    /// The strategy is not part of the name explicitly: wasmtime's
+    /// compatibility hash already tells the two compilers apart. If a
+    /// wasmtime upgrade changed that, this fails before artefacts mix.
+    #[test]
+    fn cranelift_and_winch_artefacts_get_different_entries() {
+        use super::super::{CompilerStrategy, RuntimeConfig, engine_config};
+        let dir = tempfile::tempdir().unwrap();
+        let name = |strategy| {
+            let config = RuntimeConfig {
+                strategy,
+                ..RuntimeConfig::default()
+            };
+            let engine = Engine::new(&engine_config(&config, false)).unwrap();
+            let cache =
+                CompileCache::open(&dir.path().join("compiled"), &engine, Arc::default()).unwrap();
+            cache.entry_name(&[1; 32])
+        };
+        let cranelift = name(CompilerStrategy::Cranelift);
+        assert_eq!(cranelift, name(CompilerStrategy::Cranelift));
+        assert_ne!(cranelift, name(CompilerStrategy::Winch));
     }
 
     #[test]

@@ -132,6 +132,25 @@ pub struct RuntimeConfig {
     /// (so the next call does not fault them in again). Memory of a larger
     /// instance is reset by unmapping.
     pub pool_keep_resident_bytes: usize,
+    /// The compiler that turns components into machine code.
+    pub strategy: CompilerStrategy,
+}
+
+/// Which of wasmtime's compilers the runtime uses.
+///
+/// Not a CLI flag yet: Winch is measured as the first tier of large
+/// components (docs/design/performance.md §5.3, `host/benches/README.md`).
+/// Artefacts of the two never share a compile-cache entry: the engine's
+/// compatibility hash, part of every entry's name, covers wasmtime's
+/// `Tunables`, whose `winch_callable` is set only under Winch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompilerStrategy {
+    /// The optimizing compiler: slower to compile, faster code.
+    #[default]
+    Cranelift,
+    /// The baseline compiler (x86_64 only in wasmtime 48): one pass, fast
+    /// to compile, slower code; no tail calls, exceptions or GC.
+    Winch,
 }
 
 impl Default for RuntimeConfig {
@@ -148,6 +167,7 @@ impl Default for RuntimeConfig {
             pool_instances: 64,
             epoch_interruption: true,
             pool_keep_resident_bytes: 1 << 20,
+            strategy: CompilerStrategy::Cranelift,
         }
     }
 }
@@ -179,7 +199,11 @@ impl Drop for RuntimeInner {
 fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
-        .epoch_interruption(config.epoch_interruption);
+        .epoch_interruption(config.epoch_interruption)
+        .strategy(match config.strategy {
+            CompilerStrategy::Cranelift => wasmtime::Strategy::Cranelift,
+            CompilerStrategy::Winch => wasmtime::Strategy::Winch,
+        });
     if pooling {
         let n = config.pool_instances;
         let mut pool = wasmtime::PoolingAllocationConfig::new();

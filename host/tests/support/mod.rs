@@ -24,7 +24,7 @@ use kubewasm::cluster::object::CachedObject;
 use kubewasm::contract::GroupKind;
 use kubewasm::contract::selector::LabelSelector;
 use kubewasm::contract::{Event, EventType, ResourceKind};
-use kubewasm::runtime::{Plugin, ReadAccess, Runtime};
+use kubewasm::runtime::{CallError, Plugin, ReadAccess, Runtime};
 use serde_json::{Value, json};
 
 pub const EXPORT: &str = "kubewasm:plugin/reconciler@0.1.0";
@@ -182,12 +182,37 @@ pub fn componentize(core_wat: &str, world: &str, extra_wit: &[&str]) -> Vec<u8> 
         .expect("component encodes")
 }
 
+/// A `reconcile` body that never returns.
+pub const LOOP_FOREVER: &str = "(loop $forever (br $forever)) unreachable";
+/// A `reconcile` body that grows memory by 1 MiB until refused, then traps.
+pub const GROW_FOREVER: &str =
+    "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
+
+/// `err` is the memory limit error of `plugin` whose limit is `limit` bytes,
+/// for a request past it.
+pub fn assert_memory_limit(err: &CallError, plugin: &str, limit: usize) {
+    let CallError::MemoryLimit {
+        plugin: name,
+        limit: actual,
+        requested,
+    } = err
+    else {
+        panic!("expected a memory limit error, got {err:?}");
+    };
+    assert_eq!(name, plugin);
+    assert_eq!(*actual, limit);
+    assert!(*requested > limit);
+    assert!(err.to_string().starts_with(&format!(
+        "plugin {plugin} exceeded its memory limit of {limit} bytes"
+    )));
+}
+
 /// A kubewasm plugin component whose `reconcile` runs `reconcile_body`.
 pub fn plugin(name: &str, reconcile_body: &str) -> Vec<u8> {
     componentize(&core_module(name, "", reconcile_body, ""), "plugin", &[])
 }
 
-/// [`plugin`] loaded by `runtime`.
+/// Loads the plugin [`plugin`] builds, or panics with why not.
 pub fn load(runtime: &Runtime, name: &str, reconcile_body: &str) -> Plugin {
     runtime
         .load(name, &plugin(name, reconcile_body))
@@ -199,8 +224,12 @@ pub fn access() -> ReadAccess {
     ReadAccess::offline("{}")
 }
 
-/// A plugin that loops until it is stopped.
-pub const LOOP_BODY: &str = "(loop $forever (br $forever)) unreachable";
+/// A healthy plugin still answers after a hostile call on the same runtime.
+pub fn assert_still_serving(runtime: &Runtime) {
+    let healthy = load(runtime, "healthy", &format!("(i32.const {OK_REQUEUE_RET})"));
+    let outcome = healthy.reconcile(&event(), access()).expect("healthy call");
+    assert_eq!(outcome.requeue_after_ms, Some(5000));
+}
 
 /// An `applied` event of a core `v1` ConfigMap carrying `object`.
 pub fn configmap_event(object: Value) -> Event {

@@ -33,7 +33,7 @@ use crate::cmd::check::{OfflineError, kind_of_object, load_plugin, new_runtime, 
 use crate::cmd::cli::{RuntimeArgs, TestArgs};
 use crate::contract::intent;
 use crate::contract::{Event, EventType};
-use crate::runtime::{CallError, Clock, Plugin, ReadAccess};
+use crate::runtime::{CallError, Clock, Plugin, ReadAccess, Runtime};
 
 /// Where a run finds the component and the cases.
 #[derive(Clone, Debug)]
@@ -132,10 +132,21 @@ pub fn run_suite(
     bless: bool,
     on_case: &mut dyn FnMut(&CaseResult),
 ) -> Result<SuiteReport, OfflineError> {
+    let runtime = new_runtime(runtime)?;
+    run_suite_on(&runtime, suite, bless, on_case)
+}
+
+/// [`run_suite`] on a runtime built by the caller (a configuration the CLI
+/// does not offer, e.g. another compiler strategy).
+pub fn run_suite_on(
+    runtime: &Runtime,
+    suite: &Suite,
+    bless: bool,
+    on_case: &mut dyn FnMut(&CaseResult),
+) -> Result<SuiteReport, OfflineError> {
     let started = Instant::now();
     let cases = case_dirs(&suite.fixtures)?;
-    let runtime = new_runtime(runtime)?;
-    let plugin = load_plugin(&runtime, &suite.component)?;
+    let plugin = load_plugin(runtime, &suite.component)?;
     let mut results = Vec::with_capacity(cases.len());
     for dir in &cases {
         let case_started = Instant::now();
