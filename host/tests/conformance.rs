@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubewasm::cmd::cli::RuntimeArgs;
+use kubewasm::cmd::cli::{BaselineCompile, RuntimeArgs};
 use kubewasm::cmd::test::{Suite, SuiteReport, Verdict, run_suite};
 use serde_json::Value;
 
@@ -47,6 +47,7 @@ fn runtime_args() -> RuntimeArgs {
         max_plugin_file_mib: 64,
         compile_cache: None,
         no_compile_cache: false,
+        baseline_compile: BaselineCompile::Never,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kubewasm::cmd::cli::RuntimeArgs;
+use kubewasm::cmd::cli::{BaselineCompile, RuntimeArgs};
 use kubewasm::cmd::replay::{Answer, Reconcile, Version, load_version, replay};
 use kubewasm::recording::{
     Change, FORMAT_VERSION, Header, Limits, RecordedKind, Recording, StopReason, Writer, rfc3339,
@@ -37,6 +37,7 @@ fn runtime() -> kubewasm::Runtime {
         max_plugin_file_mib: 64,
         compile_cache: None,
         no_compile_cache: false,
+        baseline_compile: BaselineCompile::Never,
     };
     kubewasm::Runtime::new(args.runtime_config()).unwrap()
 }

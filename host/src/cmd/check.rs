@@ -160,8 +160,13 @@ fn render<T: Serialize>(value: &T, format: OutputFormat) -> Result<String, Offli
     }
 }
 
+/// The runtime of an offline command: its plugin is compiled optimized
+/// (a command runs once; a baseline tier would only add a compile).
 pub(crate) fn new_runtime(args: &crate::cmd::cli::RuntimeArgs) -> Result<Runtime, OfflineError> {
-    Ok(Runtime::new(args.runtime_config())?)
+    Ok(Runtime::new(crate::runtime::RuntimeConfig {
+        baseline_min_bytes: None,
+        ..args.runtime_config()
+    })?)
 }
 
 #[derive(Serialize)]

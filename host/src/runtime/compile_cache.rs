@@ -152,6 +152,14 @@ impl CompileCache {
         format!("{}.cwasm", hex::encode(hash.finalize()))
     }
 
+    /// Whether the component whose SHA-256 is `digest` is among the last
+    /// loaded or has an entry (not yet verified: a refused entry is
+    /// recompiled when it is read).
+    pub fn holds(&self, digest: &[u8; 32]) -> bool {
+        let name = self.entry_name(digest);
+        self.recent(&name).is_some() || self.dir.join(&name).is_file()
+    }
+
     fn recent(&self, name: &str) -> Option<Component> {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent

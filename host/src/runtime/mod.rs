@@ -58,9 +58,10 @@ mod error;
 mod host_functions;
 mod plugin;
 mod sandbox;
+mod tier;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -79,6 +80,7 @@ pub use sandbox::{
 };
 
 use crate::contract::PluginInfo;
+use crate::ops::error_chain;
 use crate::ops::metrics::Metrics;
 use bindings::{v0_1, v0_2};
 use budget::MemoryBudget;
@@ -86,6 +88,8 @@ pub use compile_cache::CacheStats;
 use compile_cache::CompileCache;
 use host_functions::CallState;
 use plugin::{PluginPre, ServingPre};
+pub use tier::Tier;
+use tier::{Code, Compiled};
 
 /// How often the epoch advances; the granularity of call time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -134,6 +138,12 @@ pub struct RuntimeConfig {
     pub pool_keep_resident_bytes: usize,
     /// The compiler that turns components into machine code.
     pub strategy: CompilerStrategy,
+    /// Components at least this many bytes long that miss the compile cache
+    /// are compiled by Winch first, served, and replaced by Cranelift's code
+    /// when it is ready (see [`tier`]); `None` compiles every component with
+    /// `strategy` only. Off by default; the host turns it on
+    /// (`--baseline-compile`).
+    pub baseline_min_bytes: Option<usize>,
 }
 
 /// Which of wasmtime's compilers the runtime uses.
@@ -168,6 +178,7 @@ impl Default for RuntimeConfig {
             epoch_interruption: true,
             pool_keep_resident_bytes: 1 << 20,
             strategy: CompilerStrategy::Cranelift,
+            baseline_min_bytes: None,
         }
     }
 }
@@ -188,6 +199,11 @@ struct RuntimeInner {
     pooling: bool,
     cache: Option<CompileCache>,
     budget: Arc<MemoryBudget>,
+    /// Winch's runtime, with the same limits and budget, when large
+    /// components are compiled by it first.
+    baseline: Option<Runtime>,
+    /// Held by the one optimizing compile that runs at a time.
+    optimizing: Mutex<()>,
 }
 
 impl Drop for RuntimeInner {
@@ -259,6 +275,38 @@ impl Runtime {
                 per_call: config.max_memory_bytes,
             },
         )?;
+        let baseline = match config.baseline_min_bytes {
+            Some(_) if config.strategy == CompilerStrategy::Cranelift => {
+                // Same limits and budget; nothing of it is cached (the
+                // optimized artefact replaces it).
+                let winch = RuntimeConfig {
+                    strategy: CompilerStrategy::Winch,
+                    cache_dir: None,
+                    baseline_min_bytes: None,
+                    ..config.clone()
+                };
+                match Self::build(winch, metrics.clone(), budget.clone(), None, false) {
+                    Ok(runtime) => Some(runtime),
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "baseline compiler unavailable; every component is compiled optimized before it serves");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Self::build(config, metrics, budget, baseline, true)
+    }
+
+    /// A runtime of `config`'s compiler; `tick` starts the epoch ticker,
+    /// which also ticks the `baseline` runtime's engine.
+    fn build(
+        config: RuntimeConfig,
+        metrics: Arc<Metrics>,
+        budget: Arc<MemoryBudget>,
+        baseline: Option<Runtime>,
+        tick: bool,
+    ) -> Result<Self, RuntimeError> {
         let pooling_wanted = config.pool_instances > 0;
         let (engine, pooling) = match Engine::new(&engine_config(&config, pooling_wanted)) {
             Ok(engine) => (engine, pooling_wanted),
@@ -281,8 +329,10 @@ impl Runtime {
         let mut serving_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut serving_linker).map_err(engine_error)?;
         add_contract(&mut serving_linker).map_err(engine_error)?;
-        if config.epoch_interruption {
-            spawn_epoch_ticker(&engine);
+        if config.epoch_interruption && tick {
+            let mut engines = vec![engine.weak()];
+            engines.extend(baseline.as_ref().map(|b| b.inner.engine.weak()));
+            spawn_epoch_ticker(engines);
         }
         Ok(Self {
             inner: Arc::new(RuntimeInner {
@@ -293,6 +343,8 @@ impl Runtime {
                 pooling,
                 cache,
                 budget,
+                baseline,
+                optimizing: Mutex::new(()),
             }),
         })
     }
@@ -330,18 +382,73 @@ impl Runtime {
     /// errors (usually its path). CPU-heavy on a cache miss: call it off the
     /// async runtime (`spawn_blocking`).
     pub fn load(&self, origin: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
-        let origin_s = origin.to_string();
         check_header(origin, bytes)?;
         // Hashed once: the cache entry's name and the plugin's digest.
         let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let compiled = match self.baseline_for(bytes.len(), &digest) {
+            Some(baseline) => match baseline.compile(origin, bytes, &digest, Tier::Baseline) {
+                Ok(compiled) => compiled,
+                // Only the compiler's own failure (a proposal Winch lacks)
+                // is worth a second compile; a component of another world
+                // or asking for too much is refused by either.
+                Err(e @ LoadError::Compile { .. }) => {
+                    tracing::debug!(plugin = origin, error = %error_chain(&e), "the baseline compiler cannot compile this component; compiling it optimized");
+                    self.compile(origin, bytes, &digest, Tier::Optimized)?
+                }
+                Err(e) => return Err(e),
+            },
+            None => self.compile(origin, bytes, &digest, Tier::Optimized)?,
+        };
+        let tier = compiled.code.tier;
+        let mut plugin = Plugin {
+            runtime: self.clone(),
+            code: Arc::new(RwLock::new(Arc::new(compiled.code))),
+            version: compiled.version,
+            info: Arc::new(PluginInfo {
+                name: origin.to_string(),
+                ..PluginInfo::default()
+            }),
+            subscriptions: Arc::default(),
+            digest: hex::encode(digest),
+            interfaces: Arc::new(compiled.interfaces),
+        };
+        let info = plugin.describe().map_err(|source| LoadError::Describe {
+            origin: origin.to_string(),
+            source,
+        })?;
+        let subscriptions = info
+            .validated()
+            .map_err(|reason| LoadError::InvalidDescription {
+                origin: origin.to_string(),
+                reason,
+            })?;
+        plugin.info = Arc::new(info);
+        plugin.subscriptions = Arc::new(subscriptions);
+        if tier == Tier::Baseline {
+            tracing::info!(plugin = %plugin.info.name, "serving the baseline compiler's code while the optimizing compiler runs");
+            self.optimize_later(&plugin, bytes.to_vec(), digest);
+        }
+        Ok(plugin)
+    }
+
+    /// Compiles (or takes from the compile cache) a component with this
+    /// runtime's compiler, checks what it imports and exports, and
+    /// pre-instantiates it for both ways of calling.
+    fn compile(
+        &self,
+        origin: &str,
+        bytes: &[u8],
+        digest: &[u8; 32],
+        tier: Tier,
+    ) -> Result<Compiled, LoadError> {
         let engine = &self.inner.engine;
         let compile = || Component::new(engine, bytes);
         let component = match &self.inner.cache {
-            Some(cache) => cache.get_or_compile(engine, origin, &digest, compile),
+            Some(cache) => cache.get_or_compile(engine, origin, digest, compile),
             None => compile(),
         }
         .map_err(|e| LoadError::Compile {
-            origin: origin_s.clone(),
+            origin: origin.to_string(),
             source: e.into(),
         })?;
         let version = self.check_imports_and_exports(origin, &component)?;
@@ -351,7 +458,7 @@ impl Runtime {
             exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
         };
         let link = |e: wasmtime::Error| LoadError::Link {
-            origin: origin_s.clone(),
+            origin: origin.to_string(),
             source: e.into(),
         };
         let blocking = self
@@ -374,31 +481,16 @@ impl Runtime {
                 ServingPre::V0_2(v0_2::serving::PluginPre::new(serving).map_err(link)?),
             ),
         };
-        let mut plugin = Plugin {
-            runtime: self.clone(),
-            pre,
-            serving,
-            info: Arc::new(PluginInfo {
-                name: origin_s.clone(),
-                ..PluginInfo::default()
-            }),
-            subscriptions: Arc::default(),
-            digest: hex::encode(digest),
-            interfaces: Arc::new(interfaces),
-        };
-        let info = plugin.describe().map_err(|source| LoadError::Describe {
-            origin: origin_s.clone(),
-            source,
-        })?;
-        let subscriptions = info
-            .validated()
-            .map_err(|reason| LoadError::InvalidDescription {
-                origin: origin_s,
-                reason,
-            })?;
-        plugin.info = Arc::new(info);
-        plugin.subscriptions = Arc::new(subscriptions);
-        Ok(plugin)
+        Ok(Compiled {
+            code: Code {
+                runtime: self.clone(),
+                pre,
+                serving,
+                tier,
+            },
+            interfaces,
+            version,
+        })
     }
 
     /// Finds the contract version the component targets (by the reconciler
@@ -460,15 +552,16 @@ fn check_header(origin: &str, bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
+/// Advances the engines' epoch every [`EPOCH_TICK`] until the first (the
+/// runtime's own) is gone.
+fn spawn_epoch_ticker(engines: Vec<wasmtime::EngineWeak>) {
     let spawned = std::thread::Builder::new()
         .name("kubewasm-epoch".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
+            while engines[0].upgrade().is_some() {
+                for engine in engines.iter().filter_map(wasmtime::EngineWeak::upgrade) {
+                    engine.increment_epoch();
+                }
                 std::thread::sleep(EPOCH_TICK);
             }
         });

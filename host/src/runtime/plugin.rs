@@ -9,6 +9,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::bindings::{v0_1, v0_2};
 use super::budget::Permit;
 use super::host_functions::{CallLimits, CallState, MAX_LOG_RECORDS};
+use super::tier::{self, Code, CodeCell, Tier};
 use super::{CallError, Clock, ReadAccess, Runtime};
 use super::{EPOCH_TICK, MAX_TABLE_ELEMENTS, sandbox};
 use crate::contract::intent::Outcome;
@@ -77,8 +78,11 @@ impl RawOutcome {
 #[derive(Clone)]
 pub struct Plugin {
     pub(super) runtime: Runtime,
-    pub(super) pre: PluginPre,
-    pub(super) serving: ServingPre,
+    /// The code calls run: the baseline compiler's until the optimized
+    /// code replaces it (see [`super::tier`]); shared by every clone.
+    pub(super) code: CodeCell,
+    /// The contract version the component targets.
+    pub(super) version: &'static str,
     pub(super) info: Arc<PluginInfo>,
     /// `info`'s subscriptions with their label selectors parsed at load.
     pub(super) subscriptions: Arc<ParsedSubscriptions>,
@@ -136,21 +140,30 @@ impl Plugin {
     /// The version of the contract (`kubewasm:plugin@…`) the component
     /// targets, e.g. `0.2.0`.
     pub fn contract_version(&self) -> &'static str {
-        match self.pre {
-            PluginPre::V0_1(_) => sandbox::V0_1,
-            PluginPre::V0_2(_) => sandbox::WORLD_VERSION,
-        }
+        self.version
+    }
+
+    /// Which compiler made the code calls run now.
+    pub fn tier(&self) -> Tier {
+        tier::current(&self.code).tier
     }
 
     /// A store for one call on a thread that may block. Waits for a permit
     /// of the host memory budget first (the wait is not part of the call's
     /// time).
-    fn new_store(&self, access: ReadAccess) -> Store<CallState> {
+    fn new_store(&self, code: &Code, access: ReadAccess) -> Store<CallState> {
         let permit = self.runtime.inner.budget.acquire();
-        self.store_with(access, permit, Calling::Blocking)
+        self.store_with(code, access, permit, Calling::Blocking)
     }
 
-    fn store_with(&self, access: ReadAccess, permit: Permit, calling: Calling) -> Store<CallState> {
+    /// A store of the engine that compiled `code`.
+    fn store_with(
+        &self,
+        code: &Code,
+        access: ReadAccess,
+        permit: Permit,
+        calling: Calling,
+    ) -> Store<CallState> {
         let inner = &self.runtime.inner;
         let config = &inner.config;
         let limits = CallLimits {
@@ -163,7 +176,7 @@ impl Plugin {
             permit,
         };
         let state = CallState::new(self.info.clone(), access, limits);
-        let mut store = Store::new(&inner.engine, state);
+        let mut store = Store::new(&code.runtime.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         if config.epoch_interruption {
             self.arm_deadline(&mut store, config.call_timeout);
@@ -241,8 +254,12 @@ impl Plugin {
         }
     }
 
-    fn instantiate(&self, store: &mut Store<CallState>) -> Result<Instance, CallError> {
-        let instance = match &self.pre {
+    fn instantiate(
+        &self,
+        code: &Code,
+        store: &mut Store<CallState>,
+    ) -> Result<Instance, CallError> {
+        let instance = match &code.pre {
             PluginPre::V0_1(pre) => pre.instantiate(&mut *store).map(Instance::V0_1),
             PluginPre::V0_2(pre) => pre.instantiate(&mut *store).map(Instance::V0_2),
         };
@@ -250,8 +267,9 @@ impl Plugin {
     }
 
     pub(super) fn describe(&self) -> Result<PluginInfo, CallError> {
-        let mut store = self.new_store(ReadAccess::offline("{}"));
-        let info = match self.instantiate(&mut store)? {
+        let code = tier::current(&self.code);
+        let mut store = self.new_store(&code, ReadAccess::offline("{}"));
+        let info = match self.instantiate(&code, &mut store)? {
             Instance::V0_1(i) => i
                 .kubewasm_plugin_reconciler()
                 .call_describe(&mut store)
@@ -266,8 +284,9 @@ impl Plugin {
 
     /// Asks the plugin whether `settings` (JSON) are acceptable.
     pub fn validate_settings(&self, settings: &str) -> Result<(), CallError> {
-        let mut store = self.new_store(ReadAccess::offline(settings));
-        let verdict = match self.instantiate(&mut store)? {
+        let code = tier::current(&self.code);
+        let mut store = self.new_store(&code, ReadAccess::offline(settings));
+        let verdict = match self.instantiate(&code, &mut store)? {
             Instance::V0_1(i) => i
                 .kubewasm_plugin_reconciler()
                 .call_validate_settings(&mut store, settings),
@@ -285,8 +304,9 @@ impl Plugin {
 
     /// Reconciles one event in a fresh instance.
     pub fn reconcile(&self, event: &Event, access: ReadAccess) -> Result<Outcome, CallError> {
-        let mut store = self.new_store(access);
-        let instance = self.instantiate(&mut store)?;
+        let code = tier::current(&self.code);
+        let mut store = self.new_store(&code, access);
+        let instance = self.instantiate(&code, &mut store)?;
         self.reconcile_in(&mut store, &instance, event)
     }
 
@@ -318,9 +338,10 @@ impl Plugin {
         event: &Event,
         access: ReadAccess,
     ) -> Result<Outcome, CallError> {
+        let code = tier::current(&self.code);
         let permit = self.runtime.inner.budget.acquire_async().await;
-        let mut store = self.store_with(access, permit, Calling::Serving);
-        let result = match &self.serving {
+        let mut store = self.store_with(&code, access, permit, Calling::Serving);
+        let result = match &code.serving {
             ServingPre::V0_1(pre) => match pre.instantiate_async(&mut store).await {
                 Ok(i) => i
                     .kubewasm_plugin_reconciler()
@@ -388,8 +409,9 @@ impl Plugin {
 
     /// Creates one instance to be reused across calls (see [`Session`]).
     pub fn session(&self, access: ReadAccess) -> Result<Session, CallError> {
-        let mut store = self.new_store(access);
-        let instance = self.instantiate(&mut store)?;
+        let code = tier::current(&self.code);
+        let mut store = self.new_store(&code, access);
+        let instance = self.instantiate(&code, &mut store)?;
         Ok(Session {
             plugin: self.clone(),
             store,

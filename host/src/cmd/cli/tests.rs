@@ -153,6 +153,32 @@ fn limits_become_runtime_config() {
 }
 
 #[test]
+fn large_plugins_compile_baseline_first_unless_told_never() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["kubewasm", "run", "--plugins", "."];
+        args.extend_from_slice(extra);
+        let Command::Run(args) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("parsed as another command")
+        };
+        args.runtime.runtime_config().baseline_min_bytes
+    };
+    let auto = cfg!(target_arch = "x86_64").then_some(super::BASELINE_MIN_BYTES);
+    assert_eq!(run(&[]), auto);
+    assert_eq!(run(&["--baseline-compile", "never"]), None);
+    assert!(
+        Cli::try_parse_from([
+            "kubewasm",
+            "run",
+            "--plugins",
+            ".",
+            "--baseline-compile",
+            "x"
+        ])
+        .is_err()
+    );
+}
+
+#[test]
 fn no_client_rate_limit_unless_asked_for() {
     let parse = |extra: &[&str]| {
         let mut args = vec!["kubewasm", "run", "--plugins", "."];
