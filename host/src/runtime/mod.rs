@@ -89,7 +89,7 @@ use compile_cache::CompileCache;
 use host_functions::CallState;
 use plugin::{PluginPre, ServingPre};
 pub use tier::Tier;
-use tier::{Code, Compiled};
+use tier::{Code, Compiled, InFlight};
 
 /// How often the epoch advances; the granularity of call time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -204,6 +204,8 @@ struct RuntimeInner {
     baseline: Option<Runtime>,
     /// Held by the one optimizing compile that runs at a time.
     optimizing: Mutex<()>,
+    /// The baseline runtime's components whose optimizing compile runs.
+    in_flight: InFlight,
 }
 
 impl Drop for RuntimeInner {
@@ -345,6 +347,7 @@ impl Runtime {
                 budget,
                 baseline,
                 optimizing: Mutex::new(()),
+                in_flight: InFlight::default(),
             }),
         })
     }
@@ -445,6 +448,7 @@ impl Runtime {
         let compile = || Component::new(engine, bytes);
         let component = match &self.inner.cache {
             Some(cache) => cache.get_or_compile(engine, origin, digest, compile),
+            None if tier == Tier::Baseline => self.inner.in_flight.get_or_compile(digest, compile),
             None => compile(),
         }
         .map_err(|e| LoadError::Compile {

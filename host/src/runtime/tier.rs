@@ -16,10 +16,12 @@
 //! Winch cannot compile (a proposal it lacks, or a platform it does not
 //! support) is compiled by Cranelift at once.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use super::plugin::{PluginPre, ServingPre};
+use wasmtime::component::Component;
+
 use super::{ComponentInterfaces, Plugin, Runtime};
 
 /// Which compiler made the code a plugin runs now.
@@ -91,13 +93,22 @@ impl Runtime {
                     .optimizing
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
+                let forget = || {
+                    if let Some(baseline) = &runtime.inner.baseline {
+                        baseline.inner.in_flight.forget(&digest);
+                    }
+                };
                 if cell.strong_count() == 0 {
+                    forget();
                     tracing::debug!(plugin = %name, "plugin replaced before its optimizing compile began");
                     return;
                 }
                 let started = Instant::now();
                 let compiled = runtime.compile(&name, &bytes, &digest, Tier::Optimized);
                 let seconds = started.elapsed().as_secs_f64();
+                // The optimized artefact is cached now (or failed): a load of
+                // the same bytes no longer needs the baseline code kept.
+                forget();
                 match (compiled, cell.upgrade()) {
                     (Ok(compiled), Some(cell)) => {
                         *cell.write().unwrap_or_else(PoisonError::into_inner) =
@@ -115,7 +126,42 @@ impl Runtime {
                 }
             });
         if let Err(e) = spawned {
+            if let Some(baseline) = &self.inner.baseline {
+                baseline.inner.in_flight.forget(&digest);
+            }
             tracing::warn!(plugin = %plugin.info.name, error = %e, "cannot start the optimizing compile; the baseline compiler's code keeps serving");
         }
+    }
+}
+
+/// Baseline-compiled components whose optimizing compile has not ended,
+/// by content hash: a load of the same bytes meanwhile (the plugin's
+/// settings changed, a shadow of the same build) reuses Winch's code
+/// instead of compiling it again next to the running Cranelift compile.
+/// Only the baseline runtime fills it; an entry leaves when its optimizing
+/// compile ends, so what it holds is bounded by the compiles queued.
+#[derive(Default)]
+pub(super) struct InFlight(Mutex<Vec<([u8; 32], Component)>>);
+
+impl InFlight {
+    pub(super) fn get_or_compile(
+        &self,
+        digest: &[u8; 32],
+        compile: impl FnOnce() -> wasmtime::Result<Component>,
+    ) -> wasmtime::Result<Component> {
+        if let Some(component) = self.entries().iter().find(|(d, _)| d == digest) {
+            return Ok(component.1.clone());
+        }
+        let component = compile()?;
+        self.entries().push((*digest, component.clone()));
+        Ok(component)
+    }
+
+    fn forget(&self, digest: &[u8; 32]) {
+        self.entries().retain(|(d, _)| d != digest);
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<([u8; 32], Component)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
