@@ -6,10 +6,11 @@
 //! they prove the compiled components, the WIT bindings on both sides and the
 //! host's conversions agree, for Rust, JavaScript and Python alike.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubewasm::cmd::cli::{BaselineCompile, RuntimeArgs};
 use kubewasm::cmd::test::{Suite, SuiteReport, Verdict, run_suite};
 use serde_json::Value;
 
@@ -35,22 +36,6 @@ fn component(name: &str) -> PathBuf {
     path
 }
 
-fn runtime_args() -> RuntimeArgs {
-    RuntimeArgs {
-        max_memory_mib: 128,
-        // Generous: a loaded 2-core CI machine, and JavaScript components.
-        call_timeout_ms: 10_000,
-        max_result_kib: 4096,
-        max_intents: 1000,
-        max_host_read_mib: 64,
-        plugin_memory_budget_mib: 1024,
-        max_plugin_file_mib: 64,
-        compile_cache: None,
-        no_compile_cache: false,
-        baseline_compile: BaselineCompile::Never,
-    }
-}
-
 /// Runs every case under `fixtures` against the component `plugin` through
 /// `kubewasm test`'s runner, and fails with each failed case's diff.
 fn run_fixtures(plugin: &str, fixtures: &str) -> SuiteReport {
@@ -58,7 +43,7 @@ fn run_fixtures(plugin: &str, fixtures: &str) -> SuiteReport {
         component: component(plugin),
         fixtures: repo().join(fixtures),
     };
-    let report = run_suite(&suite, &runtime_args(), false, &mut |_| {})
+    let report = run_suite(&suite, &support::runtime_args(), false, &mut |_| {})
         .unwrap_or_else(|e| panic!("{plugin}: {}", kubewasm::error_chain(&e)));
     let failures: Vec<String> = report
         .cases

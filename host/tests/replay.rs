@@ -4,9 +4,10 @@
 //! deletion under the plugin's finalizer is `finalizing`, a deletion is
 //! `deleted`), at the recorded time, and two replays are identical.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use kubewasm::cmd::cli::{BaselineCompile, RuntimeArgs};
 use kubewasm::cmd::replay::{Answer, Reconcile, Version, load_version, replay};
 use kubewasm::recording::{
     Change, FORMAT_VERSION, Header, Limits, RecordedKind, Recording, StopReason, Writer, rfc3339,
@@ -27,18 +28,7 @@ fn component(name: &str) -> PathBuf {
 }
 
 fn runtime() -> kubewasm::Runtime {
-    let args = RuntimeArgs {
-        max_memory_mib: 128,
-        call_timeout_ms: 10_000,
-        max_result_kib: 4096,
-        max_intents: 1000,
-        max_host_read_mib: 64,
-        plugin_memory_budget_mib: 1024,
-        max_plugin_file_mib: 64,
-        compile_cache: None,
-        no_compile_cache: false,
-        baseline_compile: BaselineCompile::Never,
-    };
+    let args = support::runtime_args();
     kubewasm::Runtime::new(args.runtime_config()).unwrap()
 }
 

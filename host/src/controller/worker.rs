@@ -270,7 +270,7 @@ impl Controller {
         let outcome = match futures::FutureExt::catch_unwind(call).await {
             Ok(outcome) => outcome,
             Err(panic) => {
-                let message = crate::ops::panic_message(&*panic);
+                let message = crate::ops::printable(crate::ops::panic_message(&*panic), 1024);
                 tracing::error!(error = %message, "reconcile task failed");
                 return Err(ReconcileResult::TaskFailed);
             }

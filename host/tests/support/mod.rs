@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use kubewasm::cluster::cache::{ObjectReader, ReadError};
 use kubewasm::cluster::object::CachedObject;
+use kubewasm::cmd::cli::{BaselineCompile, RuntimeArgs};
 use kubewasm::contract::GroupKind;
 use kubewasm::contract::selector::LabelSelector;
 use kubewasm::contract::{Event, EventType, ResourceKind};
@@ -339,4 +340,22 @@ pub fn chatty(name: &str, ok: bool) -> Vec<u8> {
     );
     let core = core_module(name, imports, &body, r#"(data (i32.const 0x1500) "done")"#);
     componentize(&core, "chatty-plugin", &[WASI_IO, WASI_CLI])
+}
+
+/// The CLI's runtime flags at their defaults but a generous call timeout
+/// (a loaded 2-core CI machine, JavaScript components) and no baseline
+/// compile (offline runs compile optimized).
+pub fn runtime_args() -> RuntimeArgs {
+    RuntimeArgs {
+        max_memory_mib: 128,
+        call_timeout_ms: 10_000,
+        max_result_kib: 4096,
+        max_intents: 1000,
+        max_host_read_mib: 64,
+        plugin_memory_budget_mib: 1024,
+        max_plugin_file_mib: 64,
+        compile_cache: None,
+        no_compile_cache: false,
+        baseline_compile: BaselineCompile::Never,
+    }
 }
